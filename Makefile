@@ -1,0 +1,47 @@
+# slimaudio: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export PYTHONHASHSEED := 0
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU build of torch first, so nothing pulls the CUDA one
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(STAMP) ## Create the virtual environment (.venv) with pinned dependencies
+
+repro: venv ## Set up and run the whole pipeline (dvc repro) on the synthetic default
+	$(VENV)/bin/dvc repro
+
+repro-paper: venv ## Run the studies at the papers' scale (profile=paper; hours, not minutes)
+	$(VENV)/bin/dvc exp run -S profile=paper
+
+test: venv ## Set up and run the whole test suite (unit, real-data and end-to-end)
+	$(VENV)/bin/pytest -q
+
+test-fast: venv ## Unit tests only (skips the slow end-to-end runs)
+	$(VENV)/bin/pytest -q -m "not slow"
+
+lint: venv ## ruff
+	$(VENV)/bin/ruff check .
+
+mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 with the project's store
+	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+
+bench: venv ## Print latency benchmarks of every study's variants (no assertions)
+	$(PY) -m slimaudio.bench
+
+clean: ## Remove generated data, models and reports (keeps the venv)
+	rm -rf data/speakers data/sounds data/distill models/* reports/*/ mlflow.db
+
+.PHONY: help venv repro repro-paper test test-fast lint mlflow-ui bench clean

@@ -1,0 +1,10 @@
+from slimaudio.config import Field, register
+
+register("base", {
+    "seed": Field(int, lo=0, doc="master seed for every random choice"),
+    "sample_rate": Field(int, choices=[8000, 16000, 22050, 32000, 44100, 48000],
+                         doc="pipeline rate; all audio is resampled to it on load"),
+    "on_bad_audio": Field(str, choices=["skip", "fail"],
+                          doc="skip-and-count a bad file (default) or stop on it"),
+    "threads": Field(int, lo=1, hi=64, doc="CPU threads for latency measurement (one phone core)"),
+})

@@ -1,0 +1,65 @@
+"""Plumbing shared by the thin scripts in stages/.
+
+A stage script declares the params sections it reads (SECTIONS) and the paths it takes
+(all passed in by dvc.yaml, never hard-coded), then calls the library. `cli` turns a
+SlimAudioError into one `error: ...` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+from collections.abc import Callable, Sequence
+
+from slimaudio.config import Params, load_params
+from slimaudio.errors import SlimAudioError
+
+
+def parse_args(description: str | None, paths: Sequence[str],
+               argv: Sequence[str] | None = None,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """--params plus one required --<name> option per input/output path."""
+    p = argparse.ArgumentParser(description=(description or "").strip().splitlines()[0])
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    for name in paths:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True)
+    if extra:
+        extra(p)
+    return p.parse_args(argv)
+
+
+def setup(params_path: str, sections: Sequence[str]) -> Params:
+    """Validate params, configure logging and seed every RNG from base.seed."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    params = load_params(params_path, sections)
+    if "base" in params.sections:
+        seed_everything(int(params["base"]["seed"]))
+    return params
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def cli(main: Callable[[], None]) -> None:
+    """Run a stage's main(); user errors become one line on stderr and exit 2."""
+    try:
+        main()
+    except SlimAudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: outputs are written atomically, nothing half-written was left",
+              file=sys.stderr)
+        sys.exit(130)
