@@ -1,0 +1,1 @@
+"""Compression methods: approximations, ONNX and TFLite quantization."""

@@ -1,0 +1,1 @@
+"""Speaker verification: training, embedding extraction, scoring."""
