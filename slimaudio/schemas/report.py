@@ -1,0 +1,5 @@
+from slimaudio.config import Field, register
+
+register("report", {
+    "title": Field(str, doc="title of reports/index.html"),
+})
