@@ -24,8 +24,15 @@ DB_NAME = "mlflow.db"
 
 
 def repo_root(start: Path | None = None) -> Path:
-    """The DVC/git root: nearest parent holding dvc.yaml (falls back to the cwd)."""
+    """The project root: nearest parent holding dvc.yaml (falls back to the cwd).
+
+    `dvc exp run --queue` runs each experiment in a copy under <repo>/.dvc/tmp/exps/; its runs
+    belong in the main repo's store, so a path inside a `.dvc` folder resolves to that repo.
+    """
     here = (start or Path.cwd()).resolve()
+    for cand in (here, *here.parents):
+        if cand.name == ".dvc" and (cand.parent / "dvc.yaml").exists():
+            return cand.parent
     for cand in (here, *here.parents):
         if (cand / "dvc.yaml").exists():
             return cand
@@ -114,11 +121,14 @@ def flush(study: str, rec: RunRecord, attempts: int = 6) -> bool:
     """Write a RunRecord tree to MLflow; retries on a locked SQLite store; never raises."""
     for attempt in range(attempts):
         try:
-            _write(study, rec)
+            with _store_lock():
+                _write(study, rec)
             return True
         except Exception as exc:  # noqa: BLE001 - tracking must never fail a stage
-            locked = "locked" in str(exc).lower()
-            if locked and attempt < attempts - 1:
+            # Concurrent queue workers can hit a locked SQLite file or race on creating the
+            # schema or an experiment; both succeed on a retry.
+            transient = any(w in str(exc).lower() for w in ("locked", "already exists", "unique constraint"))
+            if (transient and attempt < attempts - 1) or attempt == 0:
                 time.sleep(0.5 * (2**attempt) + random.random())
                 continue
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -126,6 +136,29 @@ def flush(study: str, rec: RunRecord, attempts: int = 6) -> bool:
                   "the stage's outputs are complete", file=sys.stderr)
             return False
     return False
+
+
+@contextlib.contextmanager
+def _store_lock() -> Iterator[None]:
+    """Serialise writers of one SQLite store across processes (two `dvc queue` workers).
+
+    MLflow creates and migrates the schema on first use; two processes doing that at once
+    corrupt the migration, so the whole (short) flush holds an exclusive lock beside the file.
+    """
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _write(study: str, rec: RunRecord) -> None:

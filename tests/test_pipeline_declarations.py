@@ -63,7 +63,7 @@ def test_stage_declares_what_it_reads(stage) -> None:
         f"{stage.addressing}: the profile overlay is not a dep"
 
     # params: `profile` plus every section the script may read
-    sections = set(getattr(_script_module(script), "SECTIONS"))
+    sections = set(_script_module(script).SECTIONS)
     declared = _declared_params(stage)
     assert "profile" in declared, f"{stage.addressing}: does not declare param 'profile'"
     missing = sections - declared

@@ -92,3 +92,37 @@ def test_default_uri_is_repo_sqlite(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.chdir(tmp_path / "sub")
     assert tracking.tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     assert os.environ.get("MLFLOW_TRACKING_URI") is None
+
+
+def test_queue_workspace_resolves_to_main_repo(tmp_path: Path) -> None:
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    exp = tmp_path / ".dvc" / "tmp" / "exps" / "tmpabc"
+    exp.mkdir(parents=True)
+    (exp / "dvc.yaml").write_text("stages: {}\n")
+    assert tracking.repo_root(exp) == tmp_path.resolve()
+    assert tracking.repo_root(tmp_path / ".dvc") == tmp_path.resolve()
+
+
+def test_concurrent_flushes_all_land(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes flushing into one fresh SQLite store (as two dvc queue workers do)."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'shared.db'}"
+    code = (
+        "import sys; from slimaudio import tracking\n"
+        "for i in range(3):\n"
+        "    with tracking.stage_run('q', f'w{sys.argv[1]}-{i}') as r:\n"
+        "        r.log_metrics({'eer': i}); r.child('v').log_metrics({'f1': 0.5})\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(w)], env=env, stderr=subprocess.PIPE,
+                              text=True) for w in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert not any("tracking failed" in e for e in errs), errs
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["q"])
+    assert len(runs) == 12
