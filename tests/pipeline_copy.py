@@ -1,0 +1,81 @@
+"""A throwaway copy of the project in which end-to-end tests run real `dvc` commands."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update({"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+                "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class ProjectCopy:
+    root: Path
+
+    def run(self, *args: str, check: bool = True, timeout: int = 900,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(list(args), cwd=self.root, env=_env(env), capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        return proc
+
+    def dvc(self, *args: str, **kw) -> subprocess.CompletedProcess[str]:
+        return self.run(str(VENV_BIN / "dvc"), *args, **kw)
+
+    def timed_dvc(self, *args: str, **kw) -> tuple[float, subprocess.CompletedProcess[str]]:
+        t0 = time.perf_counter()
+        proc = self.dvc(*args, **kw)
+        return time.perf_counter() - t0, proc
+
+    def set_params(self, **updates: object) -> None:
+        """Set dotted keys in params.yaml (e.g. profile='tiny')."""
+        path = self.root / "params.yaml"
+        data = yaml.safe_load(path.read_text())
+        for dotted, value in updates.items():
+            node = data
+            *parents, last = dotted.replace("__", ".").split(".")
+            for key in parents:
+                node = node[key]
+            node[last] = value
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def commit(self, message: str = "snapshot") -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-qm", message, "--allow-empty")
+
+
+def make_copy(dest: Path, profile: str = "tiny") -> ProjectCopy:
+    """Copy tracked and untracked-but-not-ignored files, as a fresh clone would have them."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if not src.is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / rel)
+    proj = ProjectCopy(dest)
+    proj.run("git", "init", "-q")
+    proj.set_params(profile=profile)
+    proj.commit("copy")
+    return proj

@@ -1,0 +1,195 @@
+"""The whole pipeline on the tiny profile, as a user drives it: repro, no-op repro, MLflow UI,
+the HTML report in a browser, a one-param sweep, two queued experiments, the paper profile plan.
+
+One tiny `dvc repro` runs once for the module; the tests then inspect and extend it in order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from pipeline_copy import VENV_BIN, ProjectCopy, make_copy
+
+pytestmark = pytest.mark.slow
+
+STUDY_REPORTS = {
+    "pwl_softmax": ["table.csv", "table.md", "metrics.json"],
+    "ptq_layerwise": ["table.csv", "table.md", "metrics.json"],
+    "tflite_quant": ["table.csv", "table.md", "metrics.json"],
+    "distill": ["students.csv", "regression.csv", "table.md", "metrics.json", "pareto.png"],
+}
+EXPERIMENTS = ("data", "ecapa", "pwl_softmax", "ptq_layerwise", "tflite_quant", "distill", "summary")
+SOUND_STAGES = {"prepare_sounds", "train_resnet", "tflite_quant"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
+    proj = make_copy(tmp_path_factory.mktemp("tiny"), profile="tiny")
+    secs, proc = proj.timed_dvc("repro")
+    print(f"\ntiny dvc repro: {secs:.1f} s")
+    proj.commit("tiny run")  # queued experiments start from a commit with the results
+    return proj
+
+
+def _ran(proc: subprocess.CompletedProcess[str]) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", proc.stdout + proc.stderr))
+
+
+def test_every_report_is_produced(tiny: ProjectCopy) -> None:
+    reports = tiny.root / "reports"
+    for study, files in STUDY_REPORTS.items():
+        for f in files:
+            assert (reports / study / f).is_file(), f"missing reports/{study}/{f}"
+    for f in ("summary.md", "index.html", "cross_study.png", "data/metrics.json"):
+        assert (reports / f).is_file(), f"missing reports/{f}"
+    summary = (reports / "summary.md").read_text()
+    for study in STUDY_REPORTS:
+        assert "does not hold" in summary or "holds" in summary
+        assert f"({study}/" in summary or study in summary
+
+
+def test_second_repro_does_nothing(tiny: ProjectCopy) -> None:
+    secs, proc = tiny.timed_dvc("repro")
+    print(f"\nno-op dvc repro: {secs:.1f} s")
+    assert not _ran(proc), f"stages re-ran: {_ran(proc)}"
+
+
+def test_metrics_and_plots_are_declared(tiny: ProjectCopy) -> None:
+    shown = tiny.dvc("metrics", "show", "--json").stdout
+    data = json.loads(shown)
+    files = set(next(iter(data.values()))["data"].keys())
+    for study in ("ecapa", "pwl_softmax", "ptq_layerwise", "tflite_quant", "distill"):
+        assert any(f.startswith(f"reports/{study}/") for f in files), f"no dvc metrics for {study}"
+    plots = tiny.dvc("plots", "show", "--json").stdout
+    assert "reports/" in plots
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_mlflow_ui_serves_every_study(tiny: ProjectCopy) -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri",
+         f"sqlite:///{tiny.root / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        cwd=tiny.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("MLflow server did not come up")
+        exps = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 100})
+        by_name = {e["name"]: e["experiment_id"] for e in exps.get("experiments", [])}
+        for name in EXPERIMENTS:
+            assert name in by_name, f"no MLflow experiment {name!r} (have {sorted(by_name)})"
+            runs = _post(f"{base}/api/2.0/mlflow/runs/search",
+                         {"experiment_ids": [by_name[name]], "max_results": 500}).get("runs", [])
+            assert runs, f"experiment {name} has no runs"
+            assert any(r["data"].get("metrics") for r in runs), f"experiment {name} has no metrics"
+            tags = {t["key"]: t["value"] for t in runs[0]["data"].get("tags", [])}
+            assert {"git_commit", "stage", "dvc_experiment"} <= tags.keys()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("Chromium is not installed (make test installs Debian's chromium)")
+
+
+def test_index_html_renders_in_chromium(tiny: ProjectCopy, tmp_path: Path) -> None:
+    browser = _chromium()
+    page = tmp_path / "index.html"
+    probe = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-probe',"
+             "JSON.stringify({tables:document.querySelectorAll('table').length,"
+             "images:[...document.images].map(i=>i.complete&&i.naturalWidth>0)}))});</script>")
+    page.write_text((tiny.root / "reports" / "index.html").read_text().replace("</body>", probe + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    m = re.search(r'data-probe="([^"]+)"', dom)
+    assert m, "the page's load handler never ran"
+    probe_data = json.loads(m.group(1).replace("&quot;", '"'))
+    assert probe_data["tables"] >= 4
+    assert len(probe_data["images"]) >= 5 and all(probe_data["images"]), probe_data
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    assert shot.is_file() and shot.stat().st_size > 20_000
+
+
+def test_one_ecapa_param_reruns_only_speaker_stages(tiny: ProjectCopy) -> None:
+    before = json.loads(tiny.dvc("metrics", "show", "--json").stdout)
+    proc = tiny.dvc("exp", "run", "-S", "train_ecapa.seed_offset=1")
+    ran = _ran(proc)
+    assert "train_ecapa" in ran and "report" in ran
+    assert not ran & SOUND_STAGES, f"sound stages re-ran: {ran & SOUND_STAGES}"
+    assert "prepare_speakers" not in ran
+    diff = tiny.dvc("metrics", "diff", "--json").stdout
+    assert "reports/ecapa/metrics.json" in diff, diff
+    del before
+
+
+def test_two_queued_experiments_run_in_parallel_and_land_in_mlflow(tiny: ProjectCopy) -> None:
+    import mlflow
+
+    tiny.dvc("exp", "apply", "HEAD", check=False)
+    tiny.run("git", "checkout", "--", ".", check=False)
+    for title in ("queued A", "queued B"):
+        tiny.dvc("exp", "run", "--queue", "-S", f"report.title={title}")
+    tiny.dvc("queue", "start", "-j", "2")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = tiny.dvc("queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    status = tiny.dvc("queue", "status").stdout
+    assert status.count("Success") >= 2, status
+    tiny.dvc("queue", "stop", check=False)
+    mlflow.set_tracking_uri(f"sqlite:///{tiny.root / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["summary"])
+    titles = set(runs.get("params.report.title", []))
+    assert {"queued A", "queued B"} <= titles, titles
+
+
+def test_paper_profile_validates_and_plans_every_stage(tmp_path: Path) -> None:
+    proj = make_copy(tmp_path / "paper", profile="paper")
+    from slimaudio import config
+
+    merged = config.resolve(proj.root / "params.yaml")
+    assert merged["profile"] == "paper"
+    plan = proj.dvc("repro", "--dry").stdout
+    planned = set(re.findall(r"Running stage '([^']+)'", plan))
+    for stage in ("prepare_speakers", "prepare_sounds", "train_ecapa", "pwl_softmax",
+                  "ptq_layerwise", "train_resnet", "tflite_quant", "distill_report", "report"):
+        assert stage in planned, f"paper profile does not plan {stage}"
