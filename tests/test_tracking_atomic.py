@@ -126,3 +126,15 @@ def test_concurrent_flushes_all_land(tmp_path: Path, monkeypatch: pytest.MonkeyP
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["q"])
     assert len(runs) == 12
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    try:
+        atomic.write_text(tmp_path / "f.txt", "x")
+        with atomic.atomic_dir(tmp_path / "d") as d:
+            (d / "a").write_text("1")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
