@@ -1,0 +1,195 @@
+"""Sound-event corpora: synthetic, ESC-50 (or its ESC-10 part), UrbanSound8K, folder-per-class.
+
+A reader returns an `EventCorpus`: class names in label order and the clips with their label
+and source recording (`group`): clips cut from one recording share a group, and the splits
+keep a group whole so no recording has frames in both train and test.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimaudio.audio import AudioChecks, load_audio, resample, validate
+from slimaudio.errors import DataError
+
+EVENT_KINDS = ("synthetic", "esc50", "urbansound8k", "folder")
+
+
+@dataclass(frozen=True)
+class Clip:
+    clip_id: str
+    label: int
+    class_name: str
+    group: str                 # source recording
+    path: str | None = None
+    spec: Any = None           # the synth ClipSpec, for the synthetic corpus
+
+    @property
+    def source(self) -> str:
+        return self.path if self.path is not None else f"synthetic:seed={self.spec.seed}"
+
+
+@dataclass
+class EventCorpus:
+    kind: str
+    root: str | None
+    classes: list[str]
+    clips: list[Clip]
+    synth_cfg: Any = None
+
+    def load(self, clip: Clip, sample_rate: int, checks: AudioChecks) -> np.ndarray:
+        """float32 mono audio at sample_rate, validated (raises slimaudio.audio.BadAudio)."""
+        if clip.path is not None:
+            return load_audio(clip.path, sample_rate, checks)
+        from slimaudio.synth import events
+
+        audio = np.asarray(events.render(clip.spec, self.synth_cfg).audio, dtype=np.float32)
+        audio = resample(audio, int(self.synth_cfg.sample_rate), sample_rate)
+        return validate(audio, sample_rate, clip.clip_id, checks)
+
+
+def _root(path: str | Path | None, kind: str) -> Path:
+    if path is None:
+        raise DataError(f"corpus kind '{kind}' needs corpus.path (the corpus directory)")
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: corpus directory for '{kind}' not found")
+    return root
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise DataError(f"{path}: metadata file not found")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = [c for c in required if rows and c not in rows[0]] or ([] if rows else ["(rows)"])
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    return rows
+
+
+def _labelled(kind: str, root: str | None, items: list[tuple[int, str, dict[str, Any]]]) -> EventCorpus:
+    """Map original class ids (sorted) to contiguous labels 0..K-1."""
+    ids = sorted({orig for orig, _, _ in items})
+    names = {orig: name for orig, name, _ in items}
+    to_label = {orig: i for i, orig in enumerate(ids)}
+    clips = [Clip(label=to_label[orig], class_name=name, **kw) for orig, name, kw in items]
+    return EventCorpus(kind, root, [names[o] for o in ids], clips)
+
+
+# --- readers ------------------------------------------------------------------------------------
+
+def synthetic_config(knobs: dict[str, Any], sample_rate: int, seed: int) -> Any:
+    from slimaudio.synth import events
+
+    knobs = dict(knobs)
+    if knobs.get("classes") is None:
+        knobs["classes"] = tuple(events.EVENT_CLASSES)
+    else:
+        knobs["classes"] = tuple(knobs["classes"])
+    return events.EventCorpusConfig(**knobs, sample_rate=sample_rate, seed=seed)
+
+
+def read_synthetic(cfg: Any) -> EventCorpus:
+    from slimaudio.synth import events
+
+    specs = events.plan_corpus(cfg)
+    classes = list(cfg.classes)
+    clips = [Clip(clip_id=s.clip_id, label=int(s.label), class_name=str(s.class_name),
+                  group=s.clip_id, spec=s) for s in specs]
+    for c in clips:
+        if classes[c.label] != c.class_name:
+            raise DataError(f"synthetic clip {c.clip_id}: label {c.label} is not class {c.class_name}")
+    return EventCorpus("synthetic", None, classes, clips, synth_cfg=cfg)
+
+
+def read_esc50(path: str | Path, esc10_only: bool = False) -> EventCorpus:
+    """ESC-50: meta/esc50.csv (filename, fold, target, category, esc10, src_file, take) + audio/.
+
+    esc10_only keeps the rows whose esc10 column is True (the ESC-10 subset, 10 classes).
+    """
+    root = _root(path, "esc50")
+    rows = _read_csv(root / "meta" / "esc50.csv",
+                     ("filename", "fold", "target", "category", "esc10", "src_file"))
+    items = []
+    for r in rows:
+        if esc10_only and r["esc10"].strip().lower() != "true":
+            continue
+        fname = r["filename"]
+        items.append((int(r["target"]), r["category"],
+                      {"clip_id": Path(fname).stem, "group": f"esc50:{r['src_file']}",
+                       "path": str(root / "audio" / fname)}))
+    if not items:
+        raise DataError(f"{root}: meta/esc50.csv lists no clips" + (" with esc10=True" if esc10_only else ""))
+    return _labelled("esc50", str(root), items)
+
+
+def read_urbansound8k(path: str | Path) -> EventCorpus:
+    """UrbanSound8K: metadata/UrbanSound8K.csv + audio/fold<N>/<slice_file_name>.
+
+    Slices cut from one freesound recording (fsID) share a group.
+    """
+    root = _root(path, "urbansound8k")
+    rows = _read_csv(root / "metadata" / "UrbanSound8K.csv",
+                     ("slice_file_name", "fsID", "fold", "classID", "class"))
+    items = [(int(r["classID"]), r["class"],
+              {"clip_id": Path(r["slice_file_name"]).stem, "group": f"us8k:{r['fsID']}",
+               "path": str(root / "audio" / f"fold{r['fold']}" / r["slice_file_name"])})
+             for r in rows]
+    if not items:
+        raise DataError(f"{root}: metadata/UrbanSound8K.csv lists no clips")
+    return _labelled("urbansound8k", str(root), items)
+
+
+def read_folder(path: str | Path) -> EventCorpus:
+    """One sub-folder per class (sorted names = labels); every non-hidden file in it is a clip
+    (a non-audio file is then reported as an unsupported format, not silently ignored)."""
+    root = _root(path, "folder")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    items = []
+    for label, d in enumerate(class_dirs):
+        for f in sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            rel = f.relative_to(root).with_suffix("").as_posix()
+            items.append((label, d.name, {"clip_id": rel, "group": rel, "path": str(f)}))
+    if not items:
+        raise DataError(f"{root}: no class folders with files (folder layout: <root>/<class>/<clip>)")
+    return _labelled("folder", str(root), items)
+
+
+def cap_clips(corpus: EventCorpus, max_clips_per_class: int | None, seed: int) -> EventCorpus:
+    """Keep at most max_clips_per_class clips of each class (seeded), for quick subsets."""
+    if max_clips_per_class is None:
+        return corpus
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for i, c in enumerate(corpus.clips):
+        by_label[c.label].append(i)
+    keep: list[int] = []
+    for lab, idx in sorted(by_label.items()):
+        if len(idx) > max_clips_per_class:
+            rng = np.random.default_rng([seed, 11, lab])
+            idx = sorted(rng.choice(idx, size=max_clips_per_class, replace=False).tolist())
+        keep.extend(idx)
+    return replace(corpus, clips=[corpus.clips[i] for i in sorted(keep)])
+
+
+def read_event_corpus(corpus: dict[str, Any], synthetic: dict[str, Any], sample_rate: int,
+                      seed: int) -> EventCorpus:
+    """Dispatch on params `corpus.kind`, then apply corpus.max_clips_per_class."""
+    kind = corpus["kind"]
+    if kind == "synthetic":
+        out = read_synthetic(synthetic_config(synthetic, sample_rate, seed))
+    elif kind == "esc50":
+        out = read_esc50(corpus["path"], bool(corpus.get("esc10_only", False)))
+    elif kind == "urbansound8k":
+        out = read_urbansound8k(corpus["path"])
+    elif kind == "folder":
+        out = read_folder(corpus["path"])
+    else:
+        raise DataError(f"unknown sound corpus kind '{kind}' (known: {', '.join(EVENT_KINDS)})")
+    return cap_clips(out, corpus.get("max_clips_per_class"), seed)

@@ -1,0 +1,114 @@
+"""Schemas of the data stages: prepare_speakers and prepare_sounds."""
+
+from slimaudio.config import Field, register
+
+_pos_int = Field(int, lo=1)
+_opt_pos_int = Field(int, lo=1, nullable=True)
+_prob = Field(float, lo=0.0, hi=1.0)
+_db = Field(float, lo=-30.0, hi=80.0)
+_dur = Field(float, lo=0.05, hi=120.0)
+
+
+def _features(n_mels_default_doc: str) -> dict:
+    return {
+        "n_mels": Field(int, lo=8, hi=256, doc=n_mels_default_doc),
+        "n_fft": Field(int, choices=[128, 256, 512, 1024, 2048, 4096], doc="DFT points"),
+        "win_length": Field(int, lo=16, hi=4096, doc="STFT window in samples (<= n_fft)"),
+        "hop_length": Field(int, lo=1, hi=4096, doc="STFT hop in samples"),
+        "f_min": Field(float, lo=0.0, doc="lowest mel filter edge (Hz)"),
+        "f_max": Field(float, lo=100.0, doc="highest mel filter edge (Hz, <= sample_rate / 2)"),
+    }
+
+
+def _audio_checks() -> dict:
+    return {
+        "silence_dbfs": Field(float, lo=-150.0, hi=0.0,
+                              doc="a file whose peak is below this level is all-silent (bad)"),
+        "min_duration_s": Field(float, lo=0.0, hi=60.0,
+                                doc="shorter files are bad (never less than one STFT window)"),
+    }
+
+
+register("prepare_speakers", {
+    "corpus": {
+        "kind": Field(str, choices=["synthetic", "voxceleb", "librispeech", "fsdd"]),
+        "path": Field(str, nullable=True, doc="corpus root for the real kinds; null for synthetic"),
+        "trial_list": Field(str, nullable=True,
+                            doc="voxceleb: trial list file name (null: veri_test2.txt or "
+                                "veri_test.txt when present)"),
+        "max_speakers": _opt_pos_int,
+        "max_utts_per_speaker": _opt_pos_int,
+    },
+    # mirrors slimaudio.synth.speech.SpeechCorpusConfig (sample_rate and seed come from base)
+    "synthetic": {
+        "n_speakers": Field(int, lo=2, hi=100000),
+        "utts_per_speaker": Field(int, lo=1, hi=10000),
+        "sessions_per_speaker": _pos_int,
+        "min_dur_s": _dur,
+        "max_dur_s": _dur,
+        "snr_db_min": _db,
+        "snr_db_max": _db,
+        "masked_prob": _prob,
+        "arousal_prob": _prob,
+        "trait_spread": Field(float, lo=0.0, hi=10.0),
+        "session_var": Field(float, lo=0.0, hi=10.0),
+        "utt_var": Field(float, lo=0.0, hi=10.0),
+        "channel_eq_db": Field(float, lo=0.0, hi=40.0),
+        "rt60_max_s": Field(float, lo=0.1, hi=3.0),
+        "mask_db_min": Field(float, lo=0.0, hi=60.0),
+        "mask_db_max": Field(float, lo=0.0, hi=60.0),
+        "arousal_strength": Field(float, lo=0.0, hi=10.0),
+    },
+    "features": _features("log-mel bands (80 for ECAPA-TDNN)"),
+    "split": {
+        "test_speakers": Field(float, lo=0.0, doc="test speakers: a count (>= 1) or a fraction (< 1)"),
+    },
+    "trials": {
+        "n_trials": Field(int, lo=2, doc="generated trials, half target, half non-target "
+                                        "(ignored when the corpus ships a trial list)"),
+    },
+    "audio": _audio_checks(),
+})
+
+register("prepare_sounds", {
+    "corpus": {
+        "kind": Field(str, choices=["synthetic", "esc50", "urbansound8k", "folder"]),
+        "path": Field(str, nullable=True, doc="corpus root for the real kinds; null for synthetic"),
+        "esc10_only": Field(bool, doc="esc50: keep only the ESC-10 rows"),
+        "max_clips_per_class": _opt_pos_int,
+    },
+    # mirrors slimaudio.synth.events.EventCorpusConfig (sample_rate and seed come from base)
+    "synthetic": {
+        "classes": Field(list, nullable=True, item=Field(str), min_len=2,
+                         doc="class names (null: all of slimaudio.synth.events.EVENT_CLASSES)"),
+        "clips_per_class_max": _pos_int,
+        "imbalance": Field(float, lo=0.001, hi=1.0,
+                           doc="smallest class = imbalance * largest (geometric in between)"),
+        "min_dur_s": _dur,
+        "max_dur_s": _dur,
+        "snr_db_min": _db,
+        "snr_db_max": _db,
+        "min_occupancy": Field(float, lo=0.05, hi=1.0),
+        "variability": Field(float, lo=0.0, hi=10.0),
+    },
+    "features": _features("log-mel bands (64 for the ResNet50 sound model)"),
+    "framing": {
+        "window_s": Field(float, lo=0.1, hi=30.0, doc="frame (model input) length"),
+        "stride_s": Field(float, lo=0.05, hi=30.0, doc="hop between frames"),
+        "short_clip": Field(str, choices=["pad", "drop"],
+                            doc="a clip shorter than one frame: zero-pad it to one frame, or "
+                                "drop it (counted as a too_short file)"),
+        "drop_silent_frames": Field(bool, doc="drop frames whose peak is below audio.silence_dbfs"),
+    },
+    "split": {
+        "val_fraction": Field(float, lo=0.0, hi=0.5),
+        "test_fraction": Field(float, lo=0.0, hi=0.5),
+    },
+    "undersample": {
+        "cap": Field(int, lo=1, nullable=True,
+                     doc="most train frames kept per class (random, seeded); null keeps all"),
+    },
+    "class_weights": Field(str, choices=["balanced", "none"],
+                           doc="balanced: n / (n_classes * count), on the undersampled train split"),
+    "audio": _audio_checks(),
+})

@@ -1,0 +1,27 @@
+"""Stage prepare_sounds: a sound-event corpus -> framed log-mel frames, undersampled, with weights."""
+
+from __future__ import annotations
+
+from slimaudio import atomic, tracking
+from slimaudio.prepare.sounds import prepare_sounds
+from slimaudio.stage import cli, parse_args, setup
+
+SECTIONS = ("base", "prepare_sounds")
+
+
+def main() -> None:
+    args = parse_args(__doc__, ["out_dir", "metrics"])
+    params = setup(args.params, SECTIONS)
+    with tracking.stage_run("data", "prepare_sounds", params.flat()) as run:
+        result = prepare_sounds(params["prepare_sounds"], params["base"], args.out_dir)
+        atomic.write_json(args.metrics, result.metrics)
+        run.log_metrics(result.metrics)
+        run.log_artifact(f"{args.out_dir}/info.json")
+    c = result.info["counts"]
+    print(f"prepare_sounds: {len(result.info['classes'])} classes, frames before/after "
+          f"undersampling {c['frames_before']} / {c['frames_after']}, "
+          f"{result.info['skipped']['total']} file(s) skipped -> {args.out_dir}")
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,27 @@
+"""Stage prepare_speakers: a speaker corpus -> log-mel features, int16 audio, manifest and trials."""
+
+from __future__ import annotations
+
+from slimaudio import atomic, tracking
+from slimaudio.prepare.speakers import prepare_speakers
+from slimaudio.stage import cli, parse_args, setup
+
+SECTIONS = ("base", "prepare_speakers")
+
+
+def main() -> None:
+    args = parse_args(__doc__, ["out_dir", "metrics"])
+    params = setup(args.params, SECTIONS)
+    with tracking.stage_run("data", "prepare_speakers", params.flat()) as run:
+        result = prepare_speakers(params["prepare_speakers"], params["base"], args.out_dir)
+        atomic.write_json(args.metrics, result.metrics)
+        run.log_metrics(result.metrics)
+        run.log_artifact(f"{args.out_dir}/info.json")
+    c = result.info["counts"]
+    print(f"prepare_speakers: {c['utterances']} utterances of {c['speakers']} speakers "
+          f"({c['hours']:.2f} h), {c['trials']} trials, "
+          f"{result.info['skipped']['total']} file(s) skipped -> {args.out_dir}")
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,293 @@
+"""Corpus readers on real recordings (../shared/data) and on fake VoxCeleb/UrbanSound8K layouts.
+
+Real samples: FSDD (8 kHz, clips shorter than a 2 s frame), LibriSpeech train-clean-100 one
+utterance per speaker (flat flac, 16 kHz, SPEAKERS.TXT), ESC-10 in the ESC-50 layout (44.1 kHz,
+5 s). Small subsets keep the tests fast.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from slimaudio.audio import AudioChecks
+from slimaudio.corpora import events, speakers
+from slimaudio.errors import DataError
+from slimaudio.features import MelConfig, frame_signal, log_mel, n_windows
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+FSDD = SHARED / "fsdd"
+LIBRI = SHARED / "librispeech-train-clean-100-1utt"
+ESC = SHARED / "esc10"
+SR = 16000
+SPK_MEL = MelConfig()
+SND_MEL = MelConfig(n_mels=64, n_fft=1024, win_length=640, hop_length=320, f_min=20.0, f_max=8000.0)
+WINDOW, STRIDE = 2 * SR, int(1.6 * SR)
+
+
+def need(path: Path) -> None:
+    if not path.is_dir():
+        pytest.skip(f"real-data sample {path} is absent (see ../shared/data/README.md)")
+
+
+# --- FSDD ---------------------------------------------------------------------------------
+
+def test_fsdd_reader_load_resample_frame_featurise():
+    need(FSDD)
+    corpus = speakers.read_fsdd(FSDD)
+    assert len(corpus.utterances) == 3000
+    assert corpus.speakers == ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+    sub = speakers.subset(corpus, max_speakers=3, max_utts_per_speaker=4, seed=1)
+    assert len(sub.speakers) == 3 and len(sub.utterances) == 12
+    checks = AudioChecks(silence_dbfs=-60.0, min_duration_s=0.05)
+    for u in sub.utterances:
+        assert sf.info(u.path).samplerate == 8000
+        x = sub.load(u, SR, checks)
+        native = sf.info(u.path).frames
+        assert abs(x.size - 2 * native) <= 1  # 8 kHz -> 16 kHz
+        assert x.size < WINDOW  # every FSDD clip is shorter than one 2 s frame
+        assert n_windows(x.size, WINDOW, STRIDE, "drop") == 0
+        framed = frame_signal(x, WINDOW, STRIDE, "pad")
+        assert framed.shape == (1, WINDOW) and not framed[0, x.size:].any()
+        feats = log_mel(x, SPK_MEL)
+        assert feats.shape == (SPK_MEL.n_frames(x.size), 80) and np.isfinite(feats).all()
+
+
+def test_fsdd_through_prepare_speakers(tmp_path):
+    need(FSDD)
+    from slimaudio.prepare.speakers import prepare_speakers
+
+    section = _speaker_section("fsdd", FSDD, test_speakers=2, max_utts=6)
+    section["audio"]["min_duration_s"] = 0.05
+    res = prepare_speakers(section, _base(), tmp_path / "spk", workers=1, progress=False)
+    m = pd.read_csv(tmp_path / "spk" / "manifest.csv")
+    assert len(m) == 36 and set(m.split) == {"train", "test"}
+    assert m[m.split == "test"].speaker.nunique() == 2
+    trials = (tmp_path / "spk" / "trials.txt").read_text().split("\n")
+    assert res.info["counts"]["trials"] == len([t for t in trials if t])
+    feats = np.load(tmp_path / "spk" / "feats.npy", mmap_mode="r")
+    assert feats.shape == (m.feat_frames.sum(), 80)
+
+
+# --- LibriSpeech --------------------------------------------------------------------------
+
+def test_librispeech_reader_groups_from_speakers_txt():
+    need(LIBRI)
+    corpus = speakers.read_librispeech(LIBRI)
+    assert len(corpus.utterances) == 251 and len(corpus.speakers) == 251
+    groups = {u.group for u in corpus.utterances}
+    assert groups == {"f", "m"}
+    u = next(u for u in corpus.utterances if u.utt_id == "103-1240-0000")
+    assert (u.speaker, u.session, u.group) == ("103", "1240", "f")
+    for u in speakers.subset(corpus, max_speakers=3, max_utts_per_speaker=None, seed=2).utterances:
+        x = corpus.load(u, SR, AudioChecks())
+        assert x.size == sf.info(u.path).frames  # already 16 kHz: no resampling
+        assert log_mel(x, SPK_MEL).shape[1] == 80
+
+
+def test_librispeech_one_utterance_per_speaker_cannot_make_target_trials(tmp_path):
+    need(LIBRI)
+    from slimaudio.prepare.speakers import prepare_speakers
+
+    section = _speaker_section("librispeech", LIBRI, test_speakers=3, max_speakers=8)
+    with pytest.raises(DataError, match="no target or no non-target pair"):
+        prepare_speakers(section, _base(), tmp_path / "spk", workers=1, progress=False)
+    assert not (tmp_path / "spk").exists()  # atomic: nothing half-written
+
+
+def test_librispeech_nested_layout(tmp_path):
+    root = tmp_path / "LibriSpeech" / "train-clean-100"
+    for spk, chap in (("19", "198"), ("26", "495")):
+        d = root / spk / chap
+        d.mkdir(parents=True)
+        for n in range(2):
+            sf.write(d / f"{spk}-{chap}-{n:04d}.flac", _noise(1.0, n), SR)
+        (d / f"{spk}-{chap}.trans.txt").write_text("transcript\n")
+    (tmp_path / "LibriSpeech" / "SPEAKERS.TXT").write_text(
+        ";ID  |SEX| SUBSET |MINUTES| NAME\n19   | F | train-clean-100 | 25.19 | A\n"
+        "26   | M | train-clean-100 | 25.08 | B\n")
+    corpus = speakers.read_librispeech(root)
+    assert [(u.utt_id, u.group) for u in corpus.utterances] == [
+        ("19-198-0000", "f"), ("19-198-0001", "f"), ("26-495-0000", "m"), ("26-495-0001", "m")]
+
+
+# --- ESC-10 -------------------------------------------------------------------------------
+
+def test_esc10_reader_resample_frame_featurise():
+    need(ESC)
+    corpus = events.read_esc50(ESC, esc10_only=True)
+    assert len(corpus.clips) == 83 and len(corpus.classes) == 10
+    assert corpus.classes[0] == "dog" and "chainsaw" in corpus.classes
+    sub = events.cap_clips(corpus, 1, seed=0)
+    assert len(sub.clips) == 10 and {c.label for c in sub.clips} == set(range(10))
+    for c in sub.clips[:4]:
+        assert sf.info(c.path).samplerate == 44100
+        x = sub.load(c, SR, AudioChecks())
+        assert x.size == 5 * SR  # 5 s at 44.1 kHz -> 16 kHz
+        frames = frame_signal(x, WINDOW, STRIDE)
+        assert frames.shape == (2, WINDOW)
+        f = log_mel(frames[0], SND_MEL)
+        assert f.shape == (99, 64) and np.isfinite(f).all()
+
+
+def test_esc10_through_prepare_sounds(tmp_path):
+    need(ESC)
+    from slimaudio.prepare.sounds import prepare_sounds
+
+    section = _sound_section("esc50", ESC, esc10_only=True, max_clips=4)
+    res = prepare_sounds(section, _base(), tmp_path / "snd", workers=1, progress=False)
+    m = pd.read_csv(tmp_path / "snd" / "manifest.csv")
+    frames = np.load(tmp_path / "snd" / "frames.npy", mmap_mode="r")
+    assert frames.shape == (len(m), 64, 99) and frames.dtype == np.float16
+    assert res.info["counts"]["corpus_clips"] == 40
+    # split by source recording: no ESC-50 source file in two splits
+    src = m.clip_id.str.split("-").str[1]
+    assert (m.assign(src=src).groupby("src").split.nunique() == 1).all()
+
+
+def test_near_silent_esc_clip_frames_are_dropped_by_threshold(tmp_path):
+    """A raised silence threshold drops quiet frames (and counts them) rather than failing."""
+    need(ESC)
+    from slimaudio.prepare.sounds import prepare_sounds
+
+    section = _sound_section("esc50", ESC, esc10_only=True, max_clips=2)
+    section["audio"]["silence_dbfs"] = -14.0   # some clock_tick frames peak below -14 dBFS
+    res = prepare_sounds(section, _base(), tmp_path / "snd", workers=1, progress=False)
+    assert res.info["framing"]["silent_frames_dropped"] + res.info["skipped"]["by_reason"].get("silent", 0) > 0
+
+
+# --- fake layouts: VoxCeleb and UrbanSound8K ---------------------------------------------
+
+def _noise(dur: float, seed: int) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(dur * SR))).astype(np.float32)
+
+
+def _fake_voxceleb(root: Path, with_trials: bool = True) -> Path:
+    n = 0
+    for spk in ("id10001", "id10002", "id10003", "id10004"):
+        for video in ("vidA", "vidB"):
+            d = root / "wav" / spk / video
+            d.mkdir(parents=True)
+            for k in (1, 2):
+                sf.write(d / f"{k:05d}.wav", _noise(0.6, n), SR)
+                n += 1
+    (root / "vox1_meta.csv").write_text(
+        "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
+        "id10001\tA\tm\tUSA\tdev\nid10002\tB\tf\tUSA\tdev\nid10003\tC\tf\tUK\ttest\n"
+        "id10004\tD\tm\tUK\ttest\n")
+    if with_trials:
+        (root / "veri_test2.txt").write_text(
+            "1 id10003/vidA/00001.wav id10003/vidB/00002.wav\n"
+            "0 id10003/vidA/00001.wav id10004/vidA/00002.wav\n"
+            "1 id10004/vidA/00001.wav id10004/vidB/00001.wav\n"
+            "0 id10004/vidB/00002.wav id10003/vidB/00001.wav\n")
+    return root
+
+
+def test_voxceleb_reader_with_official_trials(tmp_path):
+    root = _fake_voxceleb(tmp_path / "vox1")
+    corpus = speakers.read_voxceleb(root)
+    assert len(corpus.utterances) == 16
+    u = corpus.utterances[0]
+    assert (u.utt_id, u.speaker, u.session, u.group) == ("id10001/vidA/00001", "id10001", "vidA", "m")
+    assert corpus.trials[0] == (1, "id10003/vidA/00001", "id10003/vidB/00002")
+    assert speakers.trial_speakers(corpus) == {"id10003", "id10004"}
+    assert corpus.load(u, SR, AudioChecks()).size == int(0.6 * SR)
+
+
+def test_voxceleb_official_trials_define_the_test_split(tmp_path):
+    from slimaudio.prepare.speakers import prepare_speakers
+
+    root = _fake_voxceleb(tmp_path / "vox1")
+    bad = root / "wav" / "id10004" / "vidB" / "00002.wav"
+    sf.write(bad, np.zeros(SR, dtype=np.float32), SR)  # all-silent: skipped, its trial dropped
+    section = _speaker_section("voxceleb", root, test_speakers=1)
+    res = prepare_speakers(section, _base(), tmp_path / "spk", workers=1, progress=False)
+    m = pd.read_csv(tmp_path / "spk" / "manifest.csv")
+    assert sorted(m[m.split == "test"].speaker.unique()) == ["id10003", "id10004"]
+    assert res.info["corpus"]["trials"].endswith("veri_test2.txt")
+    lines = (tmp_path / "spk" / "trials.txt").read_text().splitlines()
+    assert lines == ["1 id10003/vidA/00001 id10003/vidB/00002",
+                     "0 id10003/vidA/00001 id10004/vidA/00002",
+                     "1 id10004/vidA/00001 id10004/vidB/00001"]
+    assert res.info["counts"]["trials_dropped"] == 1
+    assert res.info["skipped"]["by_reason"] == {"silent": 1}
+
+
+def test_voxceleb_without_trial_list_and_missing_named_list(tmp_path):
+    root = _fake_voxceleb(tmp_path / "vox", with_trials=False)
+    assert speakers.read_voxceleb(root).trials is None
+    with pytest.raises(DataError, match="trial list 'nope.txt' not found"):
+        speakers.read_voxceleb(root, trial_list="nope.txt")
+    with pytest.raises(DataError, match="VoxCeleb layout"):
+        speakers.read_voxceleb(tmp_path)
+
+
+def test_urbansound8k_reader_groups_by_recording(tmp_path):
+    root = tmp_path / "UrbanSound8K"
+    rows = [("100032-3-0-0.wav", 100032, 1, 3, "dog_bark"),
+            ("100032-3-0-1.wav", 100032, 1, 3, "dog_bark"),
+            ("100263-2-0-117.wav", 100263, 5, 2, "children_playing"),
+            ("102305-6-0-0.wav", 102305, 2, 6, "gun_shot")]
+    for i, (name, _, fold, _, _) in enumerate(rows):
+        d = root / "audio" / f"fold{fold}"
+        d.mkdir(parents=True, exist_ok=True)
+        sf.write(d / name, _noise(0.5 * 22050 / SR, i), 22050)  # 0.5 s at 22.05 kHz
+    (root / "metadata").mkdir()
+    (root / "metadata" / "UrbanSound8K.csv").write_text(
+        "slice_file_name,fsID,start,end,salience,fold,classID,class\n"
+        + "".join(f"{n},{fs},0,0.5,1,{fold},{cid},{cls}\n" for n, fs, fold, cid, cls in rows))
+    corpus = events.read_urbansound8k(root)
+    assert corpus.classes == ["children_playing", "dog_bark", "gun_shot"]
+    assert [c.label for c in corpus.clips] == [1, 1, 0, 2]
+    assert corpus.clips[0].group == corpus.clips[1].group != corpus.clips[2].group
+    x = corpus.load(corpus.clips[2], SR, AudioChecks())
+    assert abs(x.size - SR // 2) <= 1  # 22.05 kHz -> 16 kHz
+    with pytest.raises(DataError, match="UrbanSound8K.csv"):
+        events.read_urbansound8k(tmp_path)
+
+
+def test_folder_reader_one_folder_per_class(tmp_path):
+    for cls, n in (("beep", 2), ("alarm", 1)):
+        (tmp_path / cls).mkdir()
+        for k in range(n):
+            sf.write(tmp_path / cls / f"c{k}.wav", _noise(0.3, k), SR)
+    (tmp_path / "beep" / "notes.txt").write_text("not audio")
+    corpus = events.read_folder(tmp_path)
+    assert corpus.classes == ["alarm", "beep"]
+    assert [(c.clip_id, c.label) for c in corpus.clips] == [
+        ("alarm/c0", 0), ("beep/c0", 1), ("beep/c1", 1), ("beep/notes", 1)]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def _params() -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def _base() -> dict:
+    return {"seed": 123, "sample_rate": SR, "on_bad_audio": "skip", "threads": 1}
+
+
+def _speaker_section(kind: str, path: Path, test_speakers: float, max_speakers: int | None = None,
+                     max_utts: int | None = None) -> dict:
+    sec = copy.deepcopy(_params()["prepare_speakers"])
+    sec["corpus"].update(kind=kind, path=str(path), max_speakers=max_speakers,
+                         max_utts_per_speaker=max_utts)
+    sec["split"]["test_speakers"] = test_speakers
+    sec["trials"]["n_trials"] = 40
+    return sec
+
+
+def _sound_section(kind: str, path: Path, esc10_only: bool = False, max_clips: int | None = None) -> dict:
+    sec = copy.deepcopy(_params()["prepare_sounds"])
+    sec["corpus"].update(kind=kind, path=str(path), esc10_only=esc10_only, max_clips_per_class=max_clips)
+    return sec
