@@ -75,6 +75,24 @@ def test_every_class_renders(name: str) -> None:
             assert len(clip.audio) == round(dur * SR)
             assert np.all(np.isfinite(clip.audio))
             assert 0.2 < np.max(np.abs(clip.audio)) <= 1.0
+            parts = events.render_parts(replace(spec, duration_s=dur), cfg, background=False)
+            assert dsp.power(parts.event) > 0  # the event always sounds inside its span
+    low = replace(cfg, sample_rate=8000)
+    spec = next(s for s in events.plan_corpus(low) if s.class_name == name)
+    clip = events.render(spec, low)
+    assert len(clip.audio) == round(spec.duration_s * 8000) and np.all(np.isfinite(clip.audio))
+
+
+def test_short_clips_always_contain_their_event() -> None:
+    # Cadenced classes (alarms, rings, chimes) must sound even in the shortest clip.
+    cfg = events.EventCorpusConfig()
+    for name in events.EVENT_CLASSES:
+        for k in range(12):
+            spec = events.ClipSpec(f"{name}-t{k}", name, 0, cfg.min_dur_s, 0.0, "traffic",
+                                   dsp.derive_seed(99, name, k))
+            ev = events.render_parts(spec, cfg, background=False).event
+            frames = ev[: len(ev) // 400 * 400].reshape(-1, 400)
+            assert np.max(np.mean(frames**2, axis=1)) > 0.1, (name, k)
 
 
 def test_render_is_deterministic_and_order_independent() -> None:

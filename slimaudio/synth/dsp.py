@@ -108,21 +108,11 @@ def shaped_stft_noise(rng: np.random.Generator, n_samples: int, gain: np.ndarray
 
 
 # --------------------------------------------------------------------------- spectral shapes
-def resonance_gain(freqs: np.ndarray, fc: np.ndarray, bw: np.ndarray) -> np.ndarray:
-    """|H| of a 2-pole resonator normalised to 1 at DC (cascade formant model).
-
-    fc, bw broadcast against freqs (e.g. fc [T, 1] with freqs [K] -> [T, K]).
-    """
-    f2 = freqs * freqs
-    c2 = fc * fc
-    return c2 / np.sqrt((c2 - f2) ** 2 + (bw * freqs) ** 2 + _EPS)
-
-
 def formant_envelope(freqs: np.ndarray, fc: np.ndarray, bw: np.ndarray) -> np.ndarray:
     """|H| [T, K] of a cascade of resonators with per-frame centres/bandwidths fc, bw [T, J].
 
-    Multiplies the inverse squared magnitudes and takes one square root at the end, which is
-    about twice as fast as a product of `resonance_gain`s.
+    Each resonator is the 2-pole magnitude normalised to 1 at DC (|H| = fc^2 / |fc^2 - f^2 + j f bw|);
+    the inverse squared magnitudes are multiplied and one square root is taken at the end.
     """
     f2 = (freqs * freqs).astype(np.float32)[None, :]
     fb = freqs.astype(np.float32)[None, :]
@@ -185,16 +175,6 @@ def random_eq_gain(rng: np.random.Generator, freqs: np.ndarray, depth_db: float,
     return (10.0 ** (np.clip(db, -2 * depth_db - 1, 2 * depth_db + 1) / 20.0)).astype(np.float32)
 
 
-def apply_gain_curve(x: np.ndarray, gain_fn, sr: int) -> np.ndarray:
-    """Filter a whole signal by a zero-phase magnitude curve gain_fn(freqs) with one FFT."""
-    n = len(x)
-    m = sfft.next_fast_len(n, real=True)
-    spec = sfft.rfft(x, n=m)
-    spec *= gain_fn(sfft.rfftfreq(m, 1.0 / sr))
-    return sfft.irfft(spec, n=m)[:n].astype(np.float32)
-
-
-# --------------------------------------------------------------------------- noise
 @functools.lru_cache(maxsize=64)
 def _rfftfreq(m: int, sr: int) -> np.ndarray:
     f = sfft.rfftfreq(m, 1.0 / sr).astype(np.float32)

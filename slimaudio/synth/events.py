@@ -142,6 +142,14 @@ def _first_on(r: _Var, n: int, sr: int, pattern_s: float) -> float:
     return float(r.rng.uniform(-0.5 * pattern_s, min(0.25 * n / sr, 0.5)))
 
 
+def _butter(order: int, lo_hz: float, hi_hz: float, sr: int) -> np.ndarray:
+    """Band-pass (lo_hz > 0) or low-pass SOS with the edges kept below Nyquist at any rate."""
+    hi = min(hi_hz, 0.45 * sr)
+    if lo_hz <= 0:
+        return signal.butter(order, hi, fs=sr, output="sos")
+    return signal.butter(order, [min(lo_hz, 0.7 * hi), hi], btype="bandpass", fs=sr, output="sos")
+
+
 def _resonate(x: np.ndarray, sr: int, centres: list[float], bws: list[float],
               gains: list[float] | None = None) -> np.ndarray:
     """Parallel 2-pole band-pass resonators (formants of barks and cries)."""
@@ -150,7 +158,7 @@ def _resonate(x: np.ndarray, sr: int, centres: list[float], bws: list[float],
         lo, hi = max(fc - bw / 2, 40.0), min(fc + bw / 2, 0.45 * sr)
         if hi <= lo:
             continue
-        sos = signal.butter(1, [lo, hi], btype="bandpass", fs=sr, output="sos")
+        sos = _butter(1, lo, hi, sr)
         out += (gains[k] if gains else 1.0) * signal.sosfilt(sos, x).astype(np.float32)
     return out
 
@@ -235,7 +243,7 @@ def knocking(r: _Var, n: int, sr: int) -> np.ndarray:
     out = np.zeros(n, np.float32)
     f_res = r.u(80, 300)
     lp = r.u(800, 3000)
-    sos = signal.butter(2, lp, fs=sr, output="sos")
+    sos = _butter(2, 0, lp, sr)
     t_knock = int(0.12 * sr)
     t = r.u(0.0, 0.3)
     interval = r.u(0.12, 0.25)
@@ -409,8 +417,8 @@ def footsteps(r: _Var, n: int, sr: int) -> np.ndarray:
     rate = r.u(1.4, 2.3)
     hard = r.rng.random() < 0.5  # hard floors add a click
     lp = r.u(250, 800)
-    sos = signal.butter(2, lp, fs=sr, output="sos")
-    sos_hi = signal.butter(2, [2000, 6000], btype="bandpass", fs=sr, output="sos")
+    sos = _butter(2, 0, lp, sr)
+    sos_hi = _butter(2, 2000, 6000, sr)
     step_n = int(0.2 * sr)
     ts = _t(step_n, sr)
     t = r.u(0.0, 0.4)
@@ -497,7 +505,7 @@ def rain(r: _Var, n: int, sr: int) -> np.ndarray:
     drops = np.zeros(n, np.float32)
     n_d = int(n / sr * r.u(50, 400))
     drops[r.rng.integers(0, n, n_d)] = r.rng.uniform(-1, 1, n_d)
-    sos = signal.butter(2, [r.u(1500, 3000), 7000], btype="bandpass", fs=sr, output="sos")
+    sos = _butter(2, r.u(1500, 3000), 7000, sr)
     return x + 20 * signal.sosfilt(sos, drops).astype(np.float32)
 
 
@@ -575,3 +583,21 @@ def render(spec: ClipSpec, cfg: EventCorpusConfig) -> SynthClip:
     parts = render_parts(spec, cfg)
     peak = dsp.rng_for(spec.seed, "peak").uniform(0.3, 0.95)
     return SynthClip(spec=spec, audio=dsp.normalise_peak(parts.event + parts.background, peak))
+
+
+def benchmark(clips_per_class: int = 4, seed: int = 0) -> dict[str, float]:
+    """Render clips of every class in this process; real-time factor on CPU time."""
+    import time
+
+    cfg = EventCorpusConfig(clips_per_class_max=clips_per_class, imbalance=1.0, seed=seed)
+    plan = plan_corpus(cfg)
+    render(plan[0], cfg)
+    t0 = time.process_time()
+    audio_s = sum(render(s, cfg).spec.duration_s for s in plan)
+    cpu_s = time.process_time() - t0
+    return {"audio_s": audio_s, "cpu_s": cpu_s, "realtime_factor": audio_s / max(cpu_s, 1e-9)}
+
+
+if __name__ == "__main__":  # python -m slimaudio.synth.events
+    r = benchmark()
+    print(f"events: {r['audio_s']:.0f} s of audio in {r['cpu_s']:.2f} s CPU -> {r['realtime_factor']:.0f}x real time per core")

@@ -43,8 +43,8 @@ class SpeechCorpusConfig:
     utt_var: float = 1.0               # within-speaker drift per utterance (larger = harder)
     channel_eq_db: float = 6.0         # depth of the random per-session channel EQ (larger = harder)
     rt60_max_s: float = 0.5            # longest per-session reverberation time (rt60 uniform in [0.1, this])
-    mask_db_min: float = 3.0           # weakest mask attenuation of high frequencies (smaller = mask harder to detect)
-    mask_db_max: float = 12.0          # strongest mask attenuation
+    mask_db_min: float = 8.0           # weakest mask attenuation of high frequencies (smaller = mask harder to detect)
+    mask_db_max: float = 24.0          # strongest mask attenuation
     arousal_strength: float = 1.0      # scales the pitch-range / pitch-rate / rate / effort changes of arousal
     channel_pool: int = 64             # distinct recording setups shared by all sessions (0: every session its own)
 
@@ -448,6 +448,7 @@ class Channel:
     hum_hz: float
 
 
+@functools.lru_cache(maxsize=1024)
 def channel(cfg: SpeechCorpusConfig, speaker: int, session: int) -> Channel:
     """The setup of one session: from a shared pool (cfg.channel_pool > 0) or its own."""
     if cfg.channel_pool > 0:
@@ -493,10 +494,10 @@ def render(spec: UttSpec, cfg: SpeechCorpusConfig) -> SynthUtterance:
     # Arousal: higher, wider and faster-moving pitch, more effort, slightly faster speech.
     a = cfg.arousal_strength * r_arousal.uniform(0.5, 1.0) if spec.arousal else 0.0
     dv = Delivery(
-        f0_offset_st=3.5 * a,
-        effort=s_effort + u_effort + 0.8 * a,
-        rate_factor=1.0 + 0.15 * a,
-        range_factor=1.0 + 1.2 * a,
+        f0_offset_st=5.0 * a,
+        effort=s_effort + u_effort + 1.5 * a,
+        rate_factor=1.0 + 0.2 * a,
+        range_factor=1.0 + 2.0 * a,
         wander_hz=0.6 * (1.0 + 2.0 * a),
         wander_st=0.6 * (1.0 + 1.0 * a),
         formant_shift=1.0,
@@ -504,7 +505,7 @@ def render(spec: UttSpec, cfg: SpeechCorpusConfig) -> SynthUtterance:
     )
     # Mask: muffles the highs and damps the upper formants.
     m_db = r_mask.uniform(cfg.mask_db_min, cfg.mask_db_max)
-    m_fc = r_mask.uniform(1000.0, 2500.0)
+    m_fc = r_mask.uniform(600.0, 1600.0)
     m_bw = r_mask.uniform(1.2, 1.8)
     gain = ch.eq
     bw_extra = None
@@ -522,3 +523,21 @@ def render(spec: UttSpec, cfg: SpeechCorpusConfig) -> SynthUtterance:
         noise += (10 ** (ch.hum_db / 20) * hum / np.sqrt(np.mean(hum**2))).astype(np.float32)
     mix = dsp.mix_at_snr(speech, noise, snr)
     return SynthUtterance(spec=spec, audio=dsp.normalise_peak(mix, peak))
+
+
+def benchmark(n_utts: int = 40, seed: int = 0) -> dict[str, float]:
+    """Render n_utts default utterances in this process; real-time factor on CPU time."""
+    import time
+
+    cfg = SpeechCorpusConfig(seed=seed)
+    plan = plan_corpus(cfg)[:n_utts]
+    render(plan[0], cfg)  # warm caches
+    t0 = time.process_time()
+    audio_s = sum(render(s, cfg).spec.duration_s for s in plan)
+    cpu_s = time.process_time() - t0
+    return {"audio_s": audio_s, "cpu_s": cpu_s, "realtime_factor": audio_s / max(cpu_s, 1e-9)}
+
+
+if __name__ == "__main__":  # python -m slimaudio.synth.speech
+    r = benchmark()
+    print(f"speech: {r['audio_s']:.0f} s of audio in {r['cpu_s']:.2f} s CPU -> {r['realtime_factor']:.0f}x real time per core")
