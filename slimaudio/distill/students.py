@@ -1,0 +1,149 @@
+"""Train, convert and measure one student (one DVC stage, one MLflow run).
+
+Training: MSE between the student's output and the teacher's standardised embedding of the
+same patch (FRILL), Adam, a fixed number of steps of random mini-batches.
+Deployment: TFLite float32; QAT students also int8 (weights and activations, float I/O), and
+their int8 model is the one measured and probed (float32 kept beside it for comparison).
+Quality: the probe suite on the TFLite model's embeddings (what a phone would run).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimaudio.distill import probes
+from slimaudio.distill.teacher import DistillData
+from slimaudio.models.mobilenet_students import StudentConfig
+
+DEPLOYED = "model.tflite"          # what the study measures: int8 for QAT students, else float32
+FLOAT32 = "model_fp32.tflite"      # QAT students' float32 conversion, for comparison
+
+
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int
+            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless shuffled mini-batches (a new permutation per epoch)."""
+    rng = np.random.default_rng([seed, 6, 3])
+    n = len(x)
+    if n == 0:
+        raise ValueError("no training patches")
+    while True:
+        order = rng.permutation(n)
+        for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+            idx = np.sort(order[i:i + batch_size])
+            yield np.asarray(x[idx], dtype=np.float32), np.asarray(y[idx], dtype=np.float32)
+
+
+def standardised_targets(data: DistillData) -> np.ndarray:
+    mu = np.asarray(data.info["target_mean"], dtype=np.float32)
+    sd = np.asarray(data.info["target_std"], dtype=np.float32)
+    return (np.asarray(data.train_targets, dtype=np.float32) - mu) / sd
+
+
+def set_tf_threads(threads: int) -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised in this process
+        pass
+
+
+def tflite_embed(model: bytes | str | os.PathLike[str], inputs: np.ndarray,
+                 progress: bool = False) -> np.ndarray:
+    """Run a TFLite student over inputs one at a time (batch 1, as deployed)."""
+    from tqdm import tqdm
+
+    from slimaudio.latency import litert_interpreter
+
+    interp = litert_interpreter(model, threads=1)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    res = []
+    for i in tqdm(range(len(inputs)), desc="probe embeddings", disable=not progress, leave=False):
+        interp.set_tensor(inp["index"], np.asarray(inputs[i:i + 1], dtype=inp["dtype"]))
+        interp.invoke()
+        res.append(np.array(interp.get_tensor(out["index"])[0], dtype=np.float32))
+    return np.stack(res)
+
+
+@dataclass
+class StudentResult:
+    cfg: StudentConfig
+    metrics: dict[str, float]
+    losses: list[float]
+    files: dict[str, Path] = field(default_factory=dict)
+    probe_results: dict[str, probes.ProbeResult] = field(default_factory=dict)
+
+
+def run_student(cfg: StudentConfig, data: DistillData, train: Mapping[str, Any],
+                probe: Mapping[str, Any], out_dir: str | os.PathLike[str], seed: int,
+                latency_threads: int, progress: bool = True) -> StudentResult:
+    """Train one student, convert it, measure size/latency, probe its TFLite embeddings."""
+    from tqdm import tqdm
+
+    from slimaudio import latency
+    from slimaudio.metrics import file_size
+    from slimaudio.models import mobilenet_students as ms
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    set_tf_threads(int(train["threads"]))
+    t0 = time.perf_counter()
+    x_train = data.inputs(cfg.frontend, "train")
+    y_train = standardised_targets(data)
+    model = ms.build_student(cfg, data.mel, int(data.info["frames"]), y_train.shape[1],
+                             norm=tuple(data.info["input_norm"]), seed=seed)
+    steps = int(train["steps"])
+    bar = tqdm(total=steps, desc=f"train {cfg.label}", disable=not progress, leave=False)
+
+    def on_step(i: int, loss: float) -> None:
+        bar.update(1)
+        if i % 10 == 0:
+            bar.set_postfix(mse=f"{loss:.3f}")
+
+    losses = ms.train_mse(model, batches(x_train, y_train, int(train["batch_size"]), seed),
+                          steps, float(train["lr"]), on_step)
+    bar.close()
+    train_s = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    files = {"float32": out / (FLOAT32 if cfg.qat else DEPLOYED)}
+    files["float32"].write_bytes(ms.to_tflite(model))
+    if cfg.qat:
+        rng = np.random.default_rng([seed, 6, 4])
+        calib = x_train[np.sort(rng.choice(len(x_train), size=min(int(train["calibration"]),
+                                                                 len(x_train)), replace=False))]
+        files["int8"] = out / DEPLOYED
+        files["int8"].write_bytes(ms.to_tflite(model, int8=True, representative=calib))
+    convert_s = time.perf_counter() - t1
+
+    deployed = out / DEPLOYED
+    x_probe = data.inputs(cfg.frontend, "probe")
+    emb = tflite_embed(deployed, x_probe, progress)
+    if not np.isfinite(emb).all():
+        raise FloatingPointError(f"student {cfg.label}: TFLite embeddings contain NaN/inf")
+    utt = probes.utterance_embeddings(emb, data.probe_utt, len(data.probe_utts))
+    results = probes.evaluate(utt, data.probe_utts, data.info["tasks"], float(probe["c"]), seed)
+
+    runners = {fmt: latency.litert_runner(path, [x_probe[:1]], threads=latency_threads)
+               for fmt, path in files.items()}
+    lat = latency.measure_interleaved(runners, warmup=int(train["latency"]["warmup"]),
+                                      repeats=int(train["latency"]["repeats"]),
+                                      threads=latency_threads)
+    fmt = "int8" if cfg.qat else "float32"
+    metrics: dict[str, float] = {
+        **file_size(deployed), **lat[fmt].as_dict(), **probes.accuracy_columns(results),
+        "params": ms.count_params(model), "final_mse": float(np.mean(losses[-20:])),
+        "train_seconds": train_s, "convert_seconds": convert_s,
+    }
+    if cfg.qat:
+        metrics.update({"fp32_size_bytes": file_size(files["float32"])["size_bytes"],
+                        "fp32_latency_ms": lat["float32"].median_ms})
+    return StudentResult(cfg, metrics, losses, files, results)

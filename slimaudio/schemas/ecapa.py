@@ -1,0 +1,71 @@
+"""Schemas of the ECAPA-TDNN sections: `ecapa` (model, training, evaluation), `pwl_fit` and
+`pwl_softmax` (the piecewise-linear softmax study)."""
+
+from slimaudio.config import Field, register
+
+register("ecapa", {
+    "model": {
+        "channels": Field(int, lo=8, hi=4096, doc="C, the SE-Res2Block width (paper: 1024)"),
+        "mfa_channels": Field(int, lo=8, hi=8192, doc="output of the aggregation conv (paper: 1536)"),
+        "attention_channels": Field(int, lo=4, hi=1024, doc="attention bottleneck (paper: 128)"),
+        "embedding_dim": Field(int, choices=[192], doc="the embedding size the contract fixes"),
+        "scale": Field(int, lo=2, hi=16, doc="Res2Net scale (must divide channels)"),
+        "se_bottleneck": Field(int, lo=4, hi=1024, doc="squeeze-excitation bottleneck"),
+    },
+    "train": {
+        "steps": Field(int, lo=1, doc="optimizer steps"),
+        "batch_size": Field(int, lo=2, hi=1024),
+        "crop_s": Field(float, lo=0.2, hi=10.0, doc="random crop length in seconds"),
+        "lr": Field(float, lo=1e-6, hi=1.0, doc="peak Adam learning rate"),
+        "lr_min": Field(float, lo=0.0, hi=1.0, doc="learning rate at the end of the cosine decay"),
+        "warmup_steps": Field(int, lo=0, doc="linear warm-up steps"),
+        "weight_decay": Field(float, lo=0.0, hi=1.0),
+        "margin": Field(float, lo=0.0, hi=1.0, doc="AAM-softmax margin"),
+        "margin_warmup_steps": Field(int, lo=0, doc="steps over which the margin ramps up from 0"),
+        "scale": Field(float, lo=1.0, hi=100.0, doc="AAM-softmax scale"),
+        "noise_prob": Field(float, lo=0.0, hi=1.0, doc="share of crops given additive noise"),
+        "snr_db": Field(list, item=Field(float, lo=-20.0, hi=60.0), min_len=2,
+                        doc="[low, high] SNR range of the noise augmentation"),
+        "log_every": Field(int, lo=1, doc="steps between training-curve points"),
+        "threads": Field(int, lo=1, hi=64, doc="torch threads for training"),
+    },
+    "eval": {
+        "onnx_opset": Field(int, lo=17, hi=21),
+        "onnx_max_eer_diff": Field(float, lo=0.0, hi=100.0,
+                                   doc="largest allowed |EER(torch) - EER(onnx)| in points"),
+    },
+})
+
+register("pwl_fit", {
+    "crops": Field(int, lo=1, doc="training crops whose attention logits are collected"),
+    "crop_s": Field(float, lo=0.2, hi=10.0),
+    "max_columns": Field(int, lo=100, doc="(utterance, channel) logit rows kept for fitting"),
+    "bins": Field(int, lo=20, hi=5000, doc="histogram bins of z = e - max e"),
+    "segments": Field(list, item=Field(int, lo=1, hi=32), min_len=2,
+                      doc="k of every fitted pwl<k>; must include 1 and 2"),
+    "min_floor": Field(float, lo=1e-8, hi=1.0, doc="lower bound of fitted floors"),
+})
+
+register("pwl_softmax", {
+    "learnable_segments": Field(int, lo=1, hi=32,
+                                doc="segments of `learnable`, initialised from pwl<k>'s fit"),
+    "learnable_lr_mult": Field(float, lo=0.0, hi=1000.0,
+                               doc="learning-rate multiplier of the PWL coefficients"),
+    "overrides": Field(dict, doc="{method: {c0|s0|d|t|floor: value}} replacing fitted values"),
+    "ft": {
+        "scope": Field(str, choices=["head", "all"],
+                       doc="head: asp, bn_asp, fc, bn_fc and the AAM head train on cached "
+                           "frozen-trunk features; all: the whole model"),
+        "steps": Field(int, lo=0, doc="fine-tuning steps (identical for every method)"),
+        "batch_size": Field(int, lo=2, hi=1024),
+        "lr": Field(float, lo=1e-7, hi=1.0),
+        "lr_min": Field(float, lo=0.0, hi=1.0),
+        "cache_crops": Field(int, lo=2, doc="scope=head: noisy training crops cached once"),
+    },
+    "latency": {
+        "frames": Field(int, lo=10, doc="whole-model input length (300 = 3 s)"),
+        "warmup": Field(int, lo=1),
+        "repeats": Field(int, lo=30),
+        "softmax_repeats": Field(int, lo=30, doc="repeats of the softmax-alone timing"),
+    },
+})

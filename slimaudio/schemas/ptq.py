@@ -1,0 +1,50 @@
+"""Schema of the `ptq` section: the per-layer INT8 post-training quantization study."""
+
+from slimaudio.config import Field, register
+
+ABLATIONS = ["s8s8", "s8s8_native", "qoperator", "per_tensor", "reduce_range", "full_range",
+             "all_ops"]
+
+register("ptq", {
+    "calibration": {
+        "utterances": Field(int, lo=1, hi=100000,
+                            doc="train-split utterances used for calibration (never test)"),
+        "crop_frames": Field(int, lo=20, hi=100000,
+                             doc="fixed-length random crop per calibration utterance (frames)"),
+        "method": Field(str, choices=["MinMax", "Entropy", "Percentile"],
+                        doc="ORT calibration method for activation ranges"),
+        "percentile": Field(float, lo=90.0, hi=100.0, doc="Percentile method: kept percentile"),
+    },
+    "activation_type": Field(str, choices=["uint8", "int8"],
+                             doc="8-bit activations: uint8 (U8S8, what ORT's x86 integer kernels "
+                                 "run) or int8 (S8S8)"),
+    "per_channel": Field(bool, doc="symmetric INT8 weights per output channel (else per tensor)"),
+    "reduce_range": Field(bool, doc="7-bit weights: ORT's advice for x86 without VNNI, where the "
+                                    "U8S8 kernels' 16-bit pair sums can saturate"),
+    "quant_format": Field(str, choices=["QDQ", "QOperator"], doc="ORT static quantization format"),
+    "op_types": Field(list, item=Field(str), nullable=True, min_len=1,
+                      doc="ONNX op types quantized inside the chosen groups (null: every type "
+                          "ORT can quantize, Softmax, Mul, Sigmoid, BN and reductions included)"),
+    "budget_eer": Field(float, lo=0.0, hi=100.0,
+                        doc="largest EER increase (points) the `proposed` row may have"),
+    "eval": {
+        "threads": Field(int, lo=1, hi=64, doc="ORT threads while scoring trials (not latency)"),
+        "max_frames": Field(int, lo=20, nullable=True,
+                            doc="crop test utterances to their first N frames (null: whole)"),
+    },
+    "error_analysis": {
+        "utterances": Field(int, lo=1, hi=10000,
+                            doc="test utterances (3 s crops) for the per-group activation error"),
+    },
+    "latency": {
+        "frames": Field(int, lo=20, hi=100000, doc="input length (300 frames = 3 s)"),
+        "warmup": Field(int, lo=0, hi=1000),
+        "repeats": Field(int, lo=30, hi=100000),
+    },
+    "profile_runs": Field(int, lo=1, hi=1000, doc="ORT profiler runs per profiled model"),
+    "ablation": Field(list, item=Field(str, choices=ABLATIONS),
+                      doc="variants of `all` with one setting changed (size, latency)"),
+    "ablation_eer": Field(list, item=Field(str, choices=ABLATIONS),
+                          doc="ablation variants whose EER is measured too (the others: "
+                              "embedding cosine only)"),
+})

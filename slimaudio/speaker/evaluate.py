@@ -1,0 +1,113 @@
+"""Verification evaluation: embed whole test utterances (batch 1), cosine-score the trials,
+EER / minDCF (slimaudio.metrics) and DET curves."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from slimaudio import metrics
+from slimaudio.speaker.data import SpeakerData
+from slimaudio.speaker.scoring import Trials, cosine_scores, embed_all
+
+
+@dataclass
+class Verification:
+    metrics: dict[str, float]    # eer (percent), min_dcf, min_dcf_p05
+    scores: np.ndarray
+    labels: np.ndarray
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.metrics, "scores": self.scores, "labels": self.labels}
+
+
+def score_trials(embeddings: Mapping[str, np.ndarray], trials: Trials) -> Verification:
+    scores = cosine_scores(embeddings, trials)
+    return Verification(metrics.verification_metrics(scores, trials.labels), scores,
+                        np.asarray(trials.labels))
+
+
+def torch_embedder(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    model.eval()
+
+    def embed(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)[None]).numpy()[0]
+
+    return embed
+
+
+def evaluate_torch(model: nn.Module, data: SpeakerData, progress: bool = True) -> Verification:
+    emb = embed_all(torch_embedder(model), ids=data.trials.utterances, loader=data.utterance,
+                    progress=progress)
+    return score_trials(emb, data.trials)
+
+
+# -------------------------------------------------------- frozen-trunk caching (PWL study)
+
+
+def trunk_cache(model: nn.Module, data: SpeakerData, progress: bool = True) -> dict[str, torch.Tensor]:
+    """Trunk outputs [1, mfa_channels, frames] of every trial utterance, for head-only scoring."""
+    from tqdm import tqdm
+
+    model.eval()
+    out: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for u in tqdm(data.trials.utterances, desc="trunk", disable=not progress, leave=False):
+            out[u] = model.trunk(torch.from_numpy(data.utterance(u))[None]).clone()
+    return out
+
+
+def evaluate_head(model: nn.Module, cache: Mapping[str, torch.Tensor], trials: Trials) -> Verification:
+    """Score with the model's head on cached trunk outputs (same numbers as the full model)."""
+    model.eval()
+    with torch.inference_mode():
+        emb = {u: model.head(x).numpy()[0] for u, x in cache.items()}
+    return score_trials(emb, trials)
+
+
+# ------------------------------------------------------------------------------- DET plots
+
+
+def det_frame(scores: np.ndarray, labels: np.ndarray, max_points: int = 400) -> pd.DataFrame:
+    """DET points (FAR, FRR in percent), thinned to at most `max_points` rows."""
+    d = metrics.det_curve(scores, labels)
+    idx = np.unique(np.linspace(0, len(d.far) - 1, min(max_points, len(d.far))).astype(int))
+    return pd.DataFrame({"far": 100 * d.far[idx], "frr": 100 * d.frr[idx]})
+
+
+def plot_det(curves: Mapping[str, Verification], path: str | os.PathLike[str],
+             title: str = "DET") -> None:
+    """DET curves on normal-deviate axes, one line per system, EER in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    from slimaudio.atomic import save_figure
+
+    ticks = np.array([0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40])
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    clip = (1e-4, 1 - 1e-4)
+    for name, v in curves.items():
+        d = metrics.det_curve(v.scores, v.labels)
+        ax.plot(norm.ppf(np.clip(d.far, *clip)), norm.ppf(np.clip(d.frr, *clip)),
+                label=f"{name} (EER {v.metrics['eer']:.2f}%)", lw=1.2)
+    pos = norm.ppf(ticks / 100)
+    ax.set_xticks(pos, [f"{t:g}" for t in ticks])
+    ax.set_yticks(pos, [f"{t:g}" for t in ticks])
+    ax.set_xlim(pos[0], pos[-1])
+    ax.set_ylim(pos[0], pos[-1])
+    ax.set_xlabel("false alarm rate (%)")
+    ax.set_ylabel("miss rate (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(path, fig)

@@ -1,0 +1,208 @@
+"""Training of ECAPA-TDNN with AAM-softmax: Adam, linear warm-up then cosine decay, random
+crops with noise augmentation. Also used for whole-model fine-tuning in the PWL study."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from slimaudio.models.ecapa import EcapaConfig, EcapaTdnn
+from slimaudio.speaker.aamsoftmax import AAMSoftmax
+from slimaudio.speaker.data import CropSampler, NoiseConfig, SpeakerData
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int
+    crop_frames: int
+    lr: float
+    lr_min: float = 0.0
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    margin: float = 0.2
+    margin_warmup_steps: int = 0
+    scale: float = 30.0
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    log_every: int = 10
+    threads: int = 2
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, train: Mapping[str, Any], data: SpeakerData, seed: int) -> TrainConfig:
+        lo, hi = (float(v) for v in train["snr_db"][:2])
+        return cls(steps=int(train["steps"]), batch_size=int(train["batch_size"]),
+                   crop_frames=data.frames(float(train["crop_s"])), lr=float(train["lr"]),
+                   lr_min=float(train["lr_min"]), warmup_steps=int(train["warmup_steps"]),
+                   weight_decay=float(train["weight_decay"]), margin=float(train["margin"]),
+                   margin_warmup_steps=int(train["margin_warmup_steps"]),
+                   scale=float(train["scale"]),
+                   noise=NoiseConfig(prob=float(train["noise_prob"]), snr_db=(lo, hi)),
+                   log_every=int(train["log_every"]), threads=int(train["threads"]), seed=seed)
+
+
+def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float:
+    """Linear warm-up to `lr`, then cosine decay to `lr_min` at the last step."""
+    if warmup and step < warmup:
+        return lr * (step + 1) / warmup
+    span = max(steps - warmup, 1)
+    frac = min(max(step - warmup, 0) / span, 1.0)
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * frac))
+
+
+def model_config(model_params: Mapping[str, Any], n_mels: int) -> EcapaConfig:
+    return EcapaConfig(n_mels=n_mels, channels=int(model_params["channels"]),
+                       mfa_channels=int(model_params["mfa_channels"]),
+                       attention_channels=int(model_params["attention_channels"]),
+                       embedding_dim=int(model_params["embedding_dim"]),
+                       scale=int(model_params["scale"]),
+                       se_bottleneck=int(model_params["se_bottleneck"]))
+
+
+@dataclass
+class TrainResult:
+    curve: list[dict[str, float]]
+    seconds: float
+
+
+def fit(step_fn: Callable[[int, float], tuple[float, float]], steps: int,
+        lr_fn: Callable[[int], float], optimizer: torch.optim.Optimizer, log_every: int,
+        desc: str, progress: bool = True,
+        on_log: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+    """Run `step_fn(step, lr) -> (loss, acc)` for `steps` steps with a scheduled lr;
+    `on_log` sees every curve point (e.g. for a periodic validation)."""
+    from tqdm import tqdm
+
+    curve: list[dict[str, float]] = []
+    acc_loss, acc_acc, n = 0.0, 0.0, 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        lr = lr_fn(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_mult", 1.0)
+        loss, acc = step_fn(step, lr)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"{desc}: loss became {loss} at step {step}")
+        acc_loss, acc_acc, n = acc_loss + loss, acc_acc + acc, n + 1
+        if (step + 1) % log_every == 0 or step == steps - 1:
+            curve.append({"step": step + 1, "loss": acc_loss / n, "accuracy": acc_acc / n,
+                          "lr": lr, "seconds": time.perf_counter() - t0,
+                          "cpu_seconds": time.process_time() - c0})
+            bar.set_postfix(loss=f"{acc_loss / n:.3f}", acc=f"{acc_acc / n:.2f}")
+            if on_log is not None:
+                on_log(curve[-1])
+            acc_loss, acc_acc, n = 0.0, 0.0, 0
+    return TrainResult(curve, time.perf_counter() - t0)
+
+
+def train(model: nn.Module, aam: AAMSoftmax, sampler: CropSampler, cfg: TrainConfig,
+          params: Iterable[Any] | None = None, desc: str = "train",
+          progress: bool = True,
+          on_log: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+    """Train `params` (default: model and AAM head) on random crops from `sampler`."""
+    torch.set_num_threads(cfg.threads)
+    groups = list(params) if params is not None else [
+        {"params": list(model.parameters()) + list(aam.parameters())}]
+    opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model.train()
+    aam.train()
+
+    def step_fn(step: int, lr: float) -> tuple[float, float]:
+        if cfg.margin_warmup_steps:  # AAM margin ramped up linearly: early steps learn faster
+            aam.set_margin(cfg.margin * min(1.0, step / cfg.margin_warmup_steps))
+        x, y = sampler.batch(cfg.batch_size)
+        loss, acc = aam(model(torch.from_numpy(x)), torch.from_numpy(y))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach()), float(acc)
+
+    res = fit(step_fn, cfg.steps,
+              lambda s: lr_at(s, cfg.steps, cfg.lr, cfg.lr_min, cfg.warmup_steps),
+              opt, cfg.log_every, desc, progress, on_log)
+    aam.set_margin(cfg.margin)
+    model.eval()
+    return res
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | Path, model: EcapaTdnn, aam: AAMSoftmax, speakers: list[str],
+                    extra: Mapping[str, Any] | None = None) -> None:
+    from slimaudio.atomic import atomic_path
+
+    blob = {"model_cfg": model.cfg.as_dict(), "model": model.state_dict(),
+            "aam": aam.state_dict(), "aam_cfg": {"margin": aam.margin, "scale": aam.scale},
+            "speakers": list(speakers), "extra": dict(extra or {})}
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def load_checkpoint(path: str | Path) -> tuple[EcapaTdnn, AAMSoftmax, dict[str, Any]]:
+    """(model in eval mode with the softmax normaliser, AAM head, the raw checkpoint)."""
+    from slimaudio.errors import DataError
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise DataError(f"{path}: cannot load checkpoint ({exc})") from None
+    model = EcapaTdnn(EcapaConfig.from_dict(blob["model_cfg"]))
+    model.load_state_dict(blob["model"])
+    model.eval()
+    n_classes, dim = blob["aam"]["weight"].shape
+    aam = AAMSoftmax(dim, n_classes, **blob["aam_cfg"])
+    aam.load_state_dict(blob["aam"])
+    return model, aam, blob
+
+
+def seed_torch(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+# ---------------------------------------------------------------------------- the baseline
+
+
+def train_baseline(data: SpeakerData, ecapa: Mapping[str, Any], seed: int,
+                   progress: bool = True) -> tuple[EcapaTdnn, AAMSoftmax, CropSampler, TrainResult]:
+    """Build ECAPA-TDNN from params `ecapa.model` and train it per `ecapa.train`."""
+    seed_torch(seed)
+    cfg = TrainConfig.from_params(ecapa["train"], data, seed)
+    model = EcapaTdnn(model_config(ecapa["model"], data.n_mels))
+    sampler = CropSampler(data, cfg.crop_frames, seed, cfg.noise)
+    aam = AAMSoftmax(model.cfg.embedding_dim, sampler.n_classes, cfg.margin, cfg.scale)
+    result = train(model, aam, sampler, cfg, progress=progress)
+    return model, aam, sampler, result
+
+
+def write_curve(curve: list[dict[str, float]], csv_path: str | Path, png_path: str | Path,
+                title: str = "ECAPA-TDNN training") -> None:
+    """The training curve as a DVC-plots CSV (step, loss, accuracy, lr) and a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from slimaudio.atomic import save_figure, write_csv
+
+    df = pd.DataFrame(curve, columns=["step", "loss", "accuracy", "lr", "seconds", "cpu_seconds"])
+    write_csv(csv_path, df)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, col in zip(axes, ("loss", "accuracy", "lr"), strict=True):
+        ax.plot(df["step"], df[col], lw=1.3)
+        ax.set_xlabel("step")
+        ax.set_ylabel(col)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(title)
+    save_figure(png_path, fig)

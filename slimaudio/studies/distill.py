@@ -1,0 +1,328 @@
+"""Study 4 (FRILL): aggregate the students, re-time them beside the teacher, find the
+quality-latency frontier, pick the FRILL analogue, regress quality/latency/size on the
+hyperparameters, and render students.csv, regression.csv, table.md, metrics.json and
+pareto.png.
+
+Latency in students.csv is re-measured here, every student's TFLite model and the teacher's
+ONNX model interleaved in one process (slimaudio.latency), so ratios are fair under load; the
+per-student stages' own timings (in their MLflow runs) are standalone.
+
+The chosen student (the FRILL analogue) follows FRILL's rule: FRILL is the best model under
+a latency budget (10 ms on a Pixel 1, about 1/32 of TRILL). Here the budget is relative:
+the frontier student with the best mean accuracy among those at most
+`choose.max_latency_fraction` x the teacher's latency; if none is that fast, the fastest
+frontier student. Size and accuracy are then reported, not used to choose.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from slimaudio import papers
+from slimaudio.distill import grid as grid_mod
+from slimaudio.distill.pareto import frontier, frontier_order
+from slimaudio.distill.regression import fit
+from slimaudio.errors import DataError, ParamError
+from slimaudio.metrics import MIB
+
+HYPER = list(grid_mod.FACTORS)
+TARGETS = {"quality": "mean_accuracy", "latency": "latency_ms", "size": "size_mib"}
+
+
+@dataclass
+class StudyResult:
+    table: pd.DataFrame                    # students + teacher, one row each
+    regression: pd.DataFrame               # target, hyperparameter, weight
+    chosen: str | None
+    metrics: dict[str, Any]
+    tasks: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def read_student(folder: Path, sid: str, expect: Mapping[str, Any]) -> dict[str, Any]:
+    path = folder / "metrics.json"
+    if not path.exists():
+        raise DataError(f"{path}: missing (run the distill_student@{sid} stage)")
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    have = rec.get("hyperparameters", {})
+    for k in HYPER:
+        if grid_mod._key(have.get(k)) != grid_mod._key(expect[k]):
+            raise DataError(f"{path}: trained with {k}={have.get(k)!r} but params say "
+                            f"{expect[k]!r}; re-run distill_student@{sid}")
+    return rec
+
+
+def measure_all(models: Mapping[str, Path], teacher: Path, teacher_frames: int,
+                teacher_mels: int, threads: int, warmup: int, repeats: int,
+                seed: int) -> dict[str, Any]:
+    """Interleaved batch-1 latency of every TFLite model and the teacher (ONNX Runtime)."""
+    from slimaudio import latency
+    from slimaudio.distill.teacher import teacher_session
+    from slimaudio.latency import litert_interpreter
+
+    rng = np.random.default_rng([seed, 6, 5])
+    runners = {}
+    for name, path in models.items():
+        interp = litert_interpreter(path, threads)
+        shape = interp.get_input_details()[0]["shape"]
+        x = (0.1 * rng.standard_normal(shape)).astype(np.float32)
+        runners[name] = latency.litert_runner(interp, [x], threads)
+    sess = teacher_session(teacher, threads)
+    feats = rng.standard_normal((1, teacher_frames, teacher_mels)).astype(np.float32)
+    runners["teacher"] = latency.onnx_runner(sess, {sess.get_inputs()[0].name: feats})
+    return latency.measure_interleaved(runners, warmup=warmup, repeats=repeats, threads=threads,
+                                       seed=seed)
+
+
+def build_table(students: Mapping[str, Mapping[str, Any]], records: Mapping[str, dict[str, Any]],
+                teacher: Mapping[str, Any], lat: Mapping[str, Any], tasks: Sequence[str],
+                teacher_size: int) -> pd.DataFrame:
+    rows = []
+    for sid, hp in students.items():
+        m = records[sid]["metrics"]
+        row: dict[str, Any] = {"student": sid, "label": records[sid]["label"], **{k: hp[k] for k in HYPER}}
+        row["format"] = "int8" if hp["qat"] else "float32"
+        row["params"] = int(m["params"])
+        row["size_bytes"] = int(m["size_bytes"])
+        row["size_mib"] = m["size_bytes"] / MIB
+        row["latency_ms"] = lat[sid].median_ms
+        row["latency_p90_ms"] = lat[sid].p90_ms
+        row["fp32_size_bytes"] = int(m.get("fp32_size_bytes", m["size_bytes"]))
+        row["fp32_latency_ms"] = lat[f"{sid}:fp32"].median_ms if f"{sid}:fp32" in lat else lat[sid].median_ms
+        for t in tasks:
+            row[f"acc_{t}"] = m[f"acc_{t}"]
+        row["mean_accuracy"] = m["mean_accuracy"]
+        row["final_mse"] = m.get("final_mse", math.nan)
+        rows.append(row)
+    t_acc = teacher["accuracy"]
+    trow: dict[str, Any] = {"student": "teacher", "label": "ECAPA-TDNN (ONNX Runtime)",
+                            **{k: None for k in HYPER}, "format": "onnx-float32",
+                            "params": int(teacher["teacher"]["params"]), "size_bytes": teacher_size,
+                            "size_mib": teacher_size / MIB, "latency_ms": lat["teacher"].median_ms,
+                            "latency_p90_ms": lat["teacher"].p90_ms,
+                            "fp32_size_bytes": teacher_size,
+                            "fp32_latency_ms": lat["teacher"].median_ms,
+                            **{f"acc_{t}": t_acc[f"acc_{t}"] for t in tasks},
+                            "mean_accuracy": t_acc["mean_accuracy"], "final_mse": math.nan}
+    df = pd.DataFrame(rows + [trow])
+    is_student = df["student"] != "teacher"
+    mask = np.zeros(len(df), dtype=bool)
+    mask[is_student.to_numpy()] = frontier(df.loc[is_student, "latency_ms"].to_numpy(),
+                                           df.loc[is_student, "mean_accuracy"].to_numpy())
+    df["on_frontier"] = mask
+    t_lat, t_acc_m = lat["teacher"].median_ms, t_acc["mean_accuracy"]
+    df["speedup"] = t_lat / df["latency_ms"]
+    df["size_fraction"] = df["size_bytes"] / teacher_size
+    df["accuracy_retention"] = df["mean_accuracy"] / t_acc_m if t_acc_m > 0 else math.nan
+    return df
+
+
+def choose(df: pd.DataFrame, max_latency_fraction: float) -> tuple[str | None, str]:
+    """The FRILL analogue (see the module docstring) and a sentence on how it was chosen."""
+    front = df[(df["student"] != "teacher") & df["on_frontier"]]
+    if front.empty:
+        return None, "no students"
+    t_lat = float(df.loc[df["student"] == "teacher", "latency_ms"].iloc[0])
+    budget = max_latency_fraction * t_lat
+    fast = front[front["latency_ms"] <= budget]
+    if not fast.empty:
+        best = fast.sort_values(["mean_accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+        return str(best["student"]), (f"best frontier student within the latency budget "
+                                      f"({max_latency_fraction:g} x teacher = {budget:.3f} ms)")
+    best = front.sort_values("latency_ms").iloc[0]
+    return str(best["student"]), (f"no frontier student within the latency budget "
+                                  f"({budget:.3f} ms); the fastest frontier student")
+
+
+def regressions(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    st = df[df["student"] != "teacher"]
+    x, names = grid_mod.encode({r["student"]: r for r in st.to_dict("records")})
+    rows, extra = [], {}
+    for target, col in TARGETS.items():
+        f = fit(x, st[col].to_numpy(dtype=float), names)
+        for name, w in zip(names, f.weights, strict=True):
+            rows.append({"target": target, "hyperparameter": name, "weight": float(w)})
+        extra[f"regression_{target}_r2"] = f.r2
+        extra["regression_dof"] = f.dof
+    return pd.DataFrame(rows, columns=["target", "hyperparameter", "weight"]), extra
+
+
+def run(students: Mapping[str, Mapping[str, Any]], levels: Mapping[str, Sequence[Any]],
+        models_dir: Path, teacher_info: Mapping[str, Any], teacher_model: Path,
+        section: Mapping[str, Any], threads: int, seed: int) -> StudyResult:
+    if not students:
+        raise ParamError("params: distill_students is empty")
+    if section["require_full_grid"] and not grid_mod.is_full(students, levels):
+        raise ParamError(
+            f"params: distill_report.require_full_grid is set (profile paper) but distill_students "
+            f"has {len(students)} of the {len(grid_mod.full_grid(levels))} grid students; run "
+            "`python -m slimaudio.distill.grid --design full --write` first")
+    notes = []
+    missing = grid_mod.covers_all_levels(students, levels)
+    if missing:
+        notes.append(f"levels not covered by any student: {', '.join(missing)}")
+    records = {sid: read_student(models_dir / sid, sid, hp) for sid, hp in students.items()}
+    models: dict[str, Path] = {}
+    for sid, hp in students.items():
+        models[sid] = models_dir / sid / "model.tflite"
+        if hp["qat"]:
+            models[f"{sid}:fp32"] = models_dir / sid / "model_fp32.tflite"
+    for name, path in models.items():
+        if not path.exists():
+            raise DataError(f"{path}: missing (run distill_student@{name.split(':')[0]})")
+    tasks = list(teacher_info["tasks"])
+    lat = measure_all(models, teacher_model, int(teacher_info["frames"]),
+                      int(teacher_info["teacher"]["n_mels"]),
+                      threads, int(section["latency"]["warmup"]), int(section["latency"]["repeats"]),
+                      seed)
+    teacher_size = int(teacher_model.stat().st_size)
+    df = build_table(students, records, teacher_info, lat, tasks, teacher_size)
+    chosen, how = choose(df, float(section["choose"]["max_latency_fraction"]))
+    df["chosen"] = df["student"] == chosen
+    reg, extra = regressions(df)
+    metrics = summary_metrics(df, chosen, extra)
+    notes.append(f"chosen: {how}")
+    return StudyResult(df, reg, chosen, metrics, tasks, notes)
+
+
+def summary_metrics(df: pd.DataFrame, chosen: str | None, extra: Mapping[str, float]) -> dict[str, Any]:
+    t = df[df["student"] == "teacher"].iloc[0]
+    st = df[df["student"] != "teacher"]
+    out: dict[str, Any] = {
+        "n_students": len(st), "n_frontier": int(st["on_frontier"].sum()),
+        "teacher_latency_ms": float(t["latency_ms"]), "teacher_size_mib": float(t["size_mib"]),
+        "teacher_mean_accuracy": float(t["mean_accuracy"]),
+        "best_student_mean_accuracy": float(st["mean_accuracy"].max()),
+        **{k: float(v) for k, v in extra.items()},
+    }
+    if chosen is not None:
+        c = df[df["student"] == chosen].iloc[0]
+        out.update({
+            "chosen": chosen, "chosen_label": str(c["label"]),
+            "chosen_latency_ms": float(c["latency_ms"]), "chosen_size_mib": float(c["size_mib"]),
+            "chosen_mean_accuracy": float(c["mean_accuracy"]),
+            "chosen_speedup": float(c["speedup"]), "chosen_size_fraction": float(c["size_fraction"]),
+            "chosen_accuracy_retention": float(c["accuracy_retention"]),
+            "chosen_accuracy_drop": float(1.0 - c["accuracy_retention"]),
+        })
+        out["done_when"] = {
+            "speedup_at_least_10x": bool(c["speedup"] >= 10.0),
+            "size_at_most_40pct": bool(c["size_fraction"] <= 0.40),
+            "accuracy_at_least_95pct": bool(c["accuracy_retention"] >= 0.95),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------ rendering
+
+
+def render_markdown(res: StudyResult) -> str:
+    df, m = res.table, res.metrics
+    ref = papers.FRILL
+    t = df[df["student"] == "teacher"].iloc[0]
+    lines = ["# FRILL-style distillation: teacher vs the chosen frontier student", "",
+             f"{m['n_students']} students ({m['n_frontier']} on the quality-latency frontier); "
+             f"the paper trained {ref['students']}.", ""]
+    if res.chosen is None:
+        return "\n".join(lines + ["No student was measured."]) + "\n"
+    c = df[df["student"] == res.chosen].iloc[0]
+    lines += [
+        "| | teacher | chosen student | ours (student / teacher) | paper (FRILL / TRILL) |",
+        "|---|---|---|---|---|",
+        f"| model | ECAPA-TDNN, ONNX Runtime float32 | `{c['label']}` ({c['student']}), TFLite {c['format']} | | MobileNetV3 / ResNet50 |",
+        f"| latency, batch 1, 1 thread (ms) | {t['latency_ms']:.3f} | {c['latency_ms']:.3f} | "
+        f"**{c['speedup']:.1f}x faster** | {ref['speedup']:.0f}x faster |",
+        f"| size (MiB) | {t['size_mib']:.3f} | {c['size_mib']:.3f} | "
+        f"**{100 * c['size_fraction']:.0f}% of the size** | {100 * ref['size_fraction']:.0f}% of the size |",
+        f"| mean accuracy | {t['mean_accuracy']:.3f} | {c['mean_accuracy']:.3f} | "
+        f"**{100 * (c['accuracy_retention'] - 1):+.1f}%** | about {-100 * ref['accuracy_drop']:.0f}% |",
+    ]
+    for task in res.tasks:
+        lines.append(f"| accuracy: {task} | {t[f'acc_{task}']:.3f} | {c[f'acc_{task}']:.3f} | "
+                     f"{c[f'acc_{task}'] - t[f'acc_{task}']:+.3f} | |")
+    lines += ["", *[f"- {n}" for n in res.notes],
+              "- Latency: every model timed interleaved in one process (batch 1, one input "
+              "patch of 0.96 s, base.threads threads); students with LiteRT, the teacher with "
+              "ONNX Runtime (it takes 80-band log-mel features, so its frontend is outside, like "
+              "the `outside` students').",
+              "", "## Frontier", "",
+              "| student | label | latency (ms) | size (MiB) | mean accuracy |", "|---|---|---|---|---|"]
+    st = df[df["student"] != "teacher"]
+    for i in frontier_order(st["latency_ms"].to_numpy(), st["mean_accuracy"].to_numpy()):
+        r = st.iloc[i]
+        lines.append(f"| {r['student']} | `{r['label']}` | {r['latency_ms']:.3f} | "
+                     f"{r['size_mib']:.3f} | {r['mean_accuracy']:.3f} |")
+    lines += ["", "## Regression on standardised hyperparameters", "",
+              "Weight = change of the target for +1 standard deviation of the hyperparameter "
+              "(positive = larger, on, GAP, inside). "
+              f"R^2: quality {m['regression_quality_r2']:.2f}, latency "
+              f"{m['regression_latency_r2']:.2f}, size {m['regression_size_r2']:.2f}; "
+              f"residual degrees of freedom {m['regression_dof']:.0f}"
+              + (" (an exact fit: more students are needed to test it)." if m["regression_dof"] <= 0 else "."),
+              "", "| hyperparameter | quality (accuracy) | latency (ms) | size (MiB) |", "|---|---|---|---|"]
+    wide = res.regression.pivot(index="hyperparameter", columns="target", values="weight")
+    for name in wide.index:
+        lines.append(f"| {name} | {wide.loc[name, 'quality']:+.4f} | {wide.loc[name, 'latency']:+.4f} | "
+                     f"{wide.loc[name, 'size']:+.4f} |")
+    lines += ["", "Paper: QAT, bottleneck compression and global average pooling cut latency "
+              "the most; compression cost the most quality and pooling the least; the width "
+              "multiplier mattered most for size."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_pareto(res: StudyResult):  # -> matplotlib Figure
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = res.table
+    st, t = df[df["student"] != "teacher"], df[df["student"] == "teacher"].iloc[0]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    off = st[~st["on_frontier"]]
+    ax.scatter(off["latency_ms"], off["mean_accuracy"], c="0.6", s=30, label="student")
+    on = st.iloc[frontier_order(st["latency_ms"].to_numpy(), st["mean_accuracy"].to_numpy())]
+    ax.step(on["latency_ms"], on["mean_accuracy"], where="post", c="C0", lw=1.2)
+    ax.scatter(on["latency_ms"], on["mean_accuracy"], c="C0", s=45, label="frontier")
+    for _, r in on.iterrows():
+        ax.annotate(r["student"], (r["latency_ms"], r["mean_accuracy"]), fontsize=7,
+                    xytext=(3, -9), textcoords="offset points")
+    if res.chosen is not None:
+        c = df[df["student"] == res.chosen].iloc[0]
+        ax.scatter([c["latency_ms"]], [c["mean_accuracy"]], s=160, facecolors="none",
+                   edgecolors="C3", lw=1.8, label=f"chosen ({c['label']})")
+    ax.scatter([t["latency_ms"]], [t["mean_accuracy"]], marker="*", s=220, c="C1",
+               edgecolors="k", label="teacher (ECAPA-TDNN, ONNX Runtime)")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency, batch 1, one 0.96 s patch (ms, median, log)")
+    ax.set_ylabel("mean probe accuracy")
+    ax.set_title("Distilled MobileNetV3 students: quality vs latency")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def flat_metrics(row: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, float]:
+    keys = ["size_bytes", "size_mib", "latency_ms", "latency_p90_ms", "mean_accuracy",
+            "speedup", "size_fraction", "accuracy_retention", *[f"acc_{t}" for t in tasks]]
+    return {k: float(row[k]) for k in keys if row.get(k) is not None and pd.notna(row.get(k))}
+
+
+def describe(res: StudyResult) -> list[str]:
+    m = res.metrics
+    out = [f"distill: {m['n_students']} students, {m['n_frontier']} on the frontier; teacher "
+           f"{m['teacher_latency_ms']:.3f} ms, {m['teacher_size_mib']:.3f} MiB, "
+           f"accuracy {m['teacher_mean_accuracy']:.3f}"]
+    if res.chosen is not None:
+        out.append(f"chosen {res.chosen} ({m['chosen_label']}): {m['chosen_speedup']:.1f}x faster, "
+                   f"{100 * m['chosen_size_fraction']:.0f}% of the size, "
+                   f"{100 * m['chosen_accuracy_retention']:.1f}% of the teacher's accuracy")
+    return out

@@ -1,0 +1,45 @@
+"""Stage distill_report: the quality-latency frontier, the chosen student vs the teacher, and
+the hyperparameter regression over every student."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from slimaudio import atomic, tracking
+from slimaudio.stage import cli, parse_args, setup
+
+SECTIONS = ("base", "distill_grid", "distill_report")
+
+
+def main() -> None:
+    args = parse_args(__doc__, ["data", "teacher", "models", "students_csv", "regression",
+                                "table", "metrics", "pareto"])
+    params = setup(args.params, SECTIONS)
+    from slimaudio.distill.teacher import load_distill
+    from slimaudio.studies import distill as study
+
+    grid, base = params["distill_grid"], params["base"]
+    info = load_distill(args.data).info
+    with tracking.stage_run("distill", "distill_report", params.flat()) as run:
+        res = study.run(grid["students"], grid["levels"], Path(args.models), info,
+                        Path(args.teacher), params["distill_report"], int(base["threads"]),
+                        int(base["seed"]))
+        atomic.write_csv(args.students_csv, res.table)
+        atomic.write_csv(args.regression, res.regression)
+        atomic.write_text(args.table, study.render_markdown(res))
+        atomic.write_json(args.metrics, res.metrics)
+        atomic.save_figure(args.pareto, study.plot_pareto(res))
+        run.log_metrics({k: v for k, v in res.metrics.items() if isinstance(v, int | float)})
+        for row in res.table.to_dict("records"):
+            child = run.child(f"{row['student']} {row['label']}")
+            child.log_metrics(study.flat_metrics(row, res.tasks))
+            child.set_tags({"on_frontier": row["on_frontier"], "chosen": row["chosen"]})
+        for path in (args.students_csv, args.regression, args.table, args.pareto):
+            run.log_artifact(path)
+    print("\n".join(study.describe(res)))
+    print(json.dumps(res.metrics.get("done_when", {})))
+
+
+if __name__ == "__main__":
+    cli(main)

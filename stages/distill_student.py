@@ -1,0 +1,58 @@
+"""Stage distill_student: train one MobileNetV3 student on the teacher's embeddings, convert
+it to TFLite, time it and probe its embeddings."""
+
+from __future__ import annotations
+
+import argparse
+
+from slimaudio import atomic, tracking
+from slimaudio.errors import ParamError
+from slimaudio.stage import cli, parse_args, setup
+
+# The stage declares only distill_grid.students.<id> in dvc.yaml and reads nothing else there.
+SECTIONS = ("base", "distill", "distill_student", "distill_grid")
+
+
+def _student_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--student", required=True, help="student id in distill_grid.students")
+
+
+def main() -> None:
+    args = parse_args(__doc__, ["data", "out_dir"], extra=_student_arg)
+    params = setup(args.params, SECTIONS)
+    students = params["distill_grid"]["students"]
+    if args.student not in students:
+        raise ParamError(f"params: distill_grid.students has no student '{args.student}'")
+    from slimaudio.distill.students import run_student
+    from slimaudio.distill.teacher import load_distill
+    from slimaudio.models.mobilenet_students import StudentConfig
+
+    cfg = StudentConfig.from_dict(students[args.student])
+    base, train = params["base"], params["distill_student"]
+    run_params = {"student": args.student, "label": cfg.label, "profile": params.profile,
+                  **{f"hp.{k}": v for k, v in cfg.as_dict().items()},
+                  **{f"distill_student.{k}": v for k, v in params.flat().items()
+                     if k.startswith("distill_student.")}}
+    with tracking.stage_run("distill", f"{args.student} {cfg.label}", run_params) as run, \
+            atomic.atomic_dir(args.out_dir) as tmp:
+        data = load_distill(args.data)
+        res = run_student(cfg, data, train, params["distill"]["probe"], tmp, int(base["seed"]),
+                          int(base["threads"]))
+        atomic.write_json(tmp / "metrics.json", {"student": args.student, "label": cfg.label,
+                                                 "hyperparameters": cfg.as_dict(),
+                                                 "metrics": res.metrics})
+        run.log_metrics(res.metrics)
+        for i, loss in enumerate(res.losses):
+            if i % 10 == 0 or i == len(res.losses) - 1:
+                run.log_metric_step("mse", loss, i + 1)
+        run.set_tags({"role": "student", "student": args.student, "format":
+                      "int8" if cfg.qat else "float32"})
+    m = res.metrics
+    print(f"distill_student {args.student} ({cfg.label}): {m['params']:.0f} params, "
+          f"{m['size_mib']:.3f} MiB, {m['latency_ms']:.3f} ms, mean accuracy "
+          f"{m['mean_accuracy']:.3f}, final mse {m['final_mse']:.3f}, "
+          f"train {m['train_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,47 @@
+"""Stage eval_ecapa: EER/minDCF of the baseline in torch, ONNX export, and the ONNX EER check."""
+
+from __future__ import annotations
+
+from slimaudio import atomic, tracking
+from slimaudio.speaker import data as sdata
+from slimaudio.speaker.evaluate import Verification, det_frame, evaluate_torch, plot_det
+from slimaudio.speaker.export import ExportMismatch, evaluate_onnx, export_onnx
+from slimaudio.speaker.train import load_checkpoint
+from slimaudio.stage import cli, parse_args, setup
+
+SECTIONS = ("base", "ecapa")
+
+
+def main() -> None:
+    args = parse_args(__doc__, ["data", "model", "onnx", "metrics", "det", "det_plot"])
+    params = setup(args.params, SECTIONS)
+    ev, threads = params["ecapa"]["eval"], int(params["ecapa"]["train"]["threads"])
+    with tracking.stage_run("ecapa", "eval_ecapa", params.flat()) as run:
+        import torch
+
+        torch.set_num_threads(threads)
+        data = sdata.load(args.data)
+        model, _, _ = load_checkpoint(args.model)
+        ver = evaluate_torch(model, data)
+        export_onnx(model, args.onnx, data.n_mels, int(ev["onnx_opset"]))
+        onx = evaluate_onnx(args.onnx, data, threads=threads)
+        diff = abs(onx["eer"] - ver.metrics["eer"])
+        metrics = {**ver.metrics, "eer_onnx": onx["eer"], "min_dcf_onnx": onx["min_dcf"],
+                   "eer_onnx_diff": diff, "n_trials": len(data.trials)}
+        atomic.write_json(args.metrics, metrics)
+        atomic.write_csv(args.det, det_frame(ver.scores, ver.labels))
+        plot_det({"ECAPA-TDNN (torch)": ver,
+                  "ECAPA-TDNN (ONNX)": Verification({"eer": onx["eer"]}, onx["scores"], onx["labels"])},
+                 args.det_plot, title="ECAPA-TDNN baseline")
+        run.log_metrics(metrics)
+        run.log_artifact(args.det_plot)
+        if diff > float(ev["onnx_max_eer_diff"]):
+            raise ExportMismatch(f"{args.onnx}: ONNX EER {onx['eer']:.4f}% differs from torch "
+                                 f"{ver.metrics['eer']:.4f}% by {diff:.4f} points (> "
+                                 f"ecapa.eval.onnx_max_eer_diff = {ev['onnx_max_eer_diff']})")
+    print(f"eval_ecapa: EER {ver.metrics['eer']:.3f}% (ONNX {onx['eer']:.3f}%), minDCF "
+          f"{ver.metrics['min_dcf']:.3f} / {ver.metrics['min_dcf_p05']:.3f} -> {args.metrics}")
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,173 @@
+"""Distillation study: frontier, regression, student grid, probes, params (no TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from slimaudio import config
+from slimaudio.distill import grid, pareto, probes, regression
+from slimaudio.errors import ParamError
+
+LEVELS = {"arch": ["small", "large"], "width": [0.5, 0.75, 1.0], "bottleneck": [16, 64, 192],
+          "pool": ["gap", "flatten"], "qat": [False, True], "frontend": ["outside", "inside"]}
+
+
+# ------------------------------------------------------------------------------ frontier
+
+
+def test_frontier_on_hand_made_points() -> None:
+    #                 A    B    C    D    E    F
+    lat = np.array([1.0, 2.0, 3.0, 2.5, 4.0, 1.0])
+    acc = np.array([0.5, 0.7, 0.9, 0.6, 0.9, 0.4])
+    # D is beaten by B (faster and better); E by C (same accuracy, faster); F by A (same
+    # latency, worse). A, B, C form the staircase.
+    assert pareto.frontier(lat, acc).tolist() == [True, True, True, False, False, False]
+    assert pareto.frontier_order(lat, acc).tolist() == [0, 1, 2]
+
+
+def test_frontier_keeps_exact_duplicates_and_single_points() -> None:
+    assert pareto.frontier([1.0, 1.0], [0.5, 0.5]).tolist() == [True, True]
+    assert pareto.frontier([3.0], [0.1]).tolist() == [True]
+    with pytest.raises(ValueError):
+        pareto.frontier([1.0, np.nan], [0.5, 0.5])
+
+
+# ------------------------------------------------------------------------------ regression
+
+
+def test_regression_recovers_known_weights_on_standardised_inputs() -> None:
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.integers(0, 2, 60), rng.choice([0.5, 0.75, 1.0], 60),
+                         rng.normal(5, 3, 60)]).astype(float)
+    z = (x - x.mean(0)) / x.std(0)
+    true_w = np.array([2.0, -0.5, 0.25])
+    y = 7.0 + z @ true_w + rng.normal(0, 1e-3, 60)
+    f = regression.fit(x, y, ["a", "b", "c"])
+    np.testing.assert_allclose(f.weights, true_w, atol=5e-3)
+    assert f.intercept == pytest.approx(7.0, abs=5e-3)
+    assert f.r2 > 0.999 and f.dof == 60 - 4
+
+
+def test_regression_gives_a_constant_column_zero_weight() -> None:
+    x = np.column_stack([np.arange(10.0), np.ones(10)])
+    y = 3.0 * (x[:, 0] - x[:, 0].mean()) / x[:, 0].std()
+    f = regression.fit(x, y, ["varies", "constant"])
+    assert f.weights[1] == 0.0
+    assert f.weights[0] == pytest.approx(3.0)
+
+
+# ------------------------------------------------------------------------------ grid
+
+
+def test_full_grid_is_frills_144_with_stable_ids() -> None:
+    g = grid.full_grid(LEVELS)
+    assert len(g) == 144
+    assert list(g)[:2] == ["s000", "s001"]
+    assert g["s000"] == {"arch": "small", "width": 0.5, "bottleneck": 16, "pool": "gap",
+                         "qat": False, "frontend": "outside"}
+    assert g["s143"]["arch"] == "large" and g["s143"]["frontend"] == "inside"
+    assert grid.is_full(g, LEVELS)
+
+
+def test_fractional_design_covers_every_level_and_uses_grid_ids() -> None:
+    d = grid.fractional(LEVELS, 8, seed=0, restarts=4)
+    assert len(d) == 8
+    assert grid.covers_all_levels(d, LEVELS) == []
+    full = grid.full_grid(LEVELS)
+    assert all(full[sid] == hp for sid, hp in d.items())
+    assert not grid.is_full(d, LEVELS)
+    x, _ = grid.encode(d)
+    assert np.linalg.matrix_rank(np.column_stack([np.ones(8), x])) == 7  # estimable main effects
+    with pytest.raises(ParamError):
+        grid.fractional(LEVELS, 2)
+
+
+def test_rewrite_params_replaces_only_the_students_block() -> None:
+    text = ("a: 1\n# >>> distill\ndistill_grid:\n  levels: {}\n  # old header\n"
+            "  students:\n    s001: {arch: small}\n# <<< distill\nafter: 2\n")
+    block = grid.render({"s005": grid.full_grid(LEVELS)["s005"]}, "new header")
+    out = grid.rewrite_params(text, block)
+    assert "old header" not in out and "new header" in out
+    assert out.startswith("a: 1\n# >>> distill\ndistill_grid:\n  levels: {}\n")
+    assert out.endswith("# <<< distill\nafter: 2\n")
+    parsed = yaml.safe_load(out)
+    assert parsed["distill_grid"]["students"]["s005"]["frontend"] == "inside"
+    with pytest.raises(ParamError):
+        grid.rewrite_params("nothing: here\n", block)
+
+
+def test_default_params_train_at_least_8_students_covering_every_level(repo) -> None:
+    merged = config.resolve(repo / "params.yaml")
+    students = merged["distill_grid"]["students"]
+    assert len(students) >= 8
+    assert grid.covers_all_levels(students, merged["distill_grid"]["levels"]) == []
+
+
+def test_paper_profile_requires_the_full_grid(repo) -> None:
+    paper = config.read_yaml(repo / "profiles" / "paper.yaml")
+    assert paper["distill_report"]["require_full_grid"] is True
+
+
+def test_a_bad_student_entry_is_named(repo, tmp_path) -> None:
+    raw = config.read_yaml(repo / "params.yaml")
+    sid = next(iter(raw["distill_grid"]["students"]))
+    raw["distill_grid"]["students"][sid]["pool"] = "max"
+    with pytest.raises(ParamError, match=f"distill_grid.students.{sid}.pool"):
+        config.validate(raw)
+    raw["distill_grid"]["students"] = {"student1": raw["distill_grid"]["students"][sid]}
+    with pytest.raises(ParamError, match="s007"):
+        config.validate(raw)
+
+
+# ------------------------------------------------------------------------------ probes
+
+
+def _utts(n_spk: int = 6, per_spk: int = 6, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_spk):
+        for u in range(per_spk):
+            rows.append({"utt_id": f"spk{s}-u{u}", "speaker": f"spk{s}",
+                         "masked": int(rng.random() < 0.5), "arousal": int(rng.random() < 0.5),
+                         "group": "AB"[s % 2]})
+    return probes.assign_roles(pd.DataFrame(rows), seed)
+
+
+def test_probe_roles_split_speakers_for_labels_and_utterances_for_speaker_id() -> None:
+    u = _utts()
+    tr_spk = set(u.loc[u.role_label == "train", "speaker"])
+    te_spk = set(u.loc[u.role_label == "test", "speaker"])
+    assert tr_spk and te_spk and not tr_spk & te_spk
+    for _, g in u.groupby("speaker"):
+        assert set(g.role_speaker) == {"train", "test"}
+
+
+def test_probes_read_linearly_encoded_labels_and_fail_on_noise() -> None:
+    u = _utts(n_spk=8, per_spk=10)
+    rng = np.random.default_rng(1)
+    spk = u["speaker"].str[3:].astype(int).to_numpy()
+    emb = np.column_stack([np.eye(8)[spk] * 1.5, u["masked"] * 4.0, u["arousal"] * 4.0,
+                           (u["group"] == "A") * 4.0]) + rng.normal(0, 0.3, (len(u), 11))
+    res = probes.evaluate(emb, u, probes.TASKS)
+    assert all(r.accuracy > 0.9 for r in res.values()), res
+    noise = probes.evaluate(rng.normal(size=(len(u), 11)), u, ["masked"])
+    assert noise["masked"].accuracy < 0.85
+    cols = probes.accuracy_columns(res)
+    assert cols["mean_accuracy"] == pytest.approx(np.mean([r.accuracy for r in res.values()]))
+    with pytest.raises(ParamError):
+        probes.evaluate(emb, u, ["emotion"])
+
+
+def test_probe_with_one_training_class_is_the_majority_rule() -> None:
+    r = probes.probe(np.zeros((3, 2)), np.array(["a"] * 3), np.zeros((4, 2)),
+                     np.array(["a", "a", "b", "b"]))
+    assert r.accuracy == 0.5 and r.n_classes == 1
+
+
+def test_utterance_embeddings_average_patches() -> None:
+    emb = np.array([[1.0, 0.0], [3.0, 2.0], [5.0, 5.0]])
+    out = probes.utterance_embeddings(emb, np.array([0, 0, 1]), 2)
+    np.testing.assert_allclose(out, [[2.0, 1.0], [5.0, 5.0]])

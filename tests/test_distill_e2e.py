@@ -1,0 +1,158 @@
+"""A tiny teacher and two tiny students through the three distill stage scripts, end to end,
+on a synthetic speaker folder built here (random voices, the data/speakers layout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from slimaudio.audio import to_int16
+from slimaudio.features import MelConfig, log_mel
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 16000
+
+
+def make_speakers(root: Path, n_train: int = 4, n_test: int = 4, per_spk: int = 4,
+                  seed: int = 0) -> Path:
+    """A data/speakers folder: each speaker a harmonic voice at its own pitch, with noise."""
+    rng = np.random.default_rng(seed)
+    mel = MelConfig(n_mels=80)
+    rows, audio, feats = [], [], []
+    a_off = f_off = 0
+    for s in range(n_train + n_test):
+        f0 = 90 + 25 * s
+        for u in range(per_spk):
+            n = int(SR * rng.uniform(1.1, 1.6))
+            t = np.arange(n) / SR
+            masked, arousal = int(rng.random() < 0.5), int(rng.random() < 0.5)
+            x = sum(np.sin(2 * np.pi * f0 * (1 + 0.2 * arousal) * k * t) / k for k in range(1, 6))
+            x = 0.2 * x / (1 + 2 * masked) + 0.01 * rng.standard_normal(n)
+            pcm = to_int16(x)
+            f = log_mel(pcm.astype(np.float32) / 32767.0, mel)
+            rows.append({"utt_id": f"spk{s}-u{u}", "speaker": f"spk{s}",
+                         "split": "train" if s < n_train else "test", "session": 1,
+                         "group": "AB"[s % 2], "masked": masked, "arousal": arousal,
+                         "duration_s": n / SR, "feat_offset": f_off, "feat_frames": len(f),
+                         "audio_offset": a_off, "audio_samples": n, "source": "test"})
+            audio.append(pcm)
+            feats.append(f.astype(np.float16))
+            a_off += n
+            f_off += len(f)
+    root.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    np.save(root / "audio.npy", np.concatenate(audio))
+    np.save(root / "feats.npy", np.concatenate(feats))
+    (root / "info.json").write_text(json.dumps({
+        "sample_rate": SR, "n_mels": 80, "n_fft": 512, "win_length": 400, "hop_length": 160,
+        "f_min": 20.0, "f_max": 7600.0}))
+    (root / "trials.txt").write_text("")
+    return root
+
+
+def make_teacher(path: Path, n_mels: int = 80, dim: int = 12) -> Path:
+    """A tiny torch embedding model exported like models/ecapa/ecapa.onnx."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(n_mels, 16, 3, padding=1)
+            self.fc = nn.Linear(32, dim)
+
+        def forward(self, feats: torch.Tensor) -> torch.Tensor:
+            x = feats.transpose(1, 2)
+            x = torch.relu(self.conv(x - x.mean(dim=2, keepdim=True)))
+            return self.fc(torch.cat([x.mean(dim=2), x.std(dim=2)], dim=1))
+
+    torch.manual_seed(0)
+    torch.onnx.export(Tiny().eval(), (torch.randn(1, 96, n_mels),), str(path),
+                      input_names=["feats"], output_names=["embedding"],
+                      dynamic_axes={"feats": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    return path
+
+
+def test_batch_log_mel_equals_the_features_definition() -> None:
+    from slimaudio.distill.teacher import batch_log_mel
+
+    mel = MelConfig(n_mels=64)
+    x = np.random.default_rng(0).standard_normal((3, 15600)) * 0.1
+    np.testing.assert_allclose(batch_log_mel(x, mel), np.stack([log_mel(v, mel) for v in x]),
+                               atol=1e-5)
+
+
+@pytest.mark.slow
+def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
+    speakers = make_speakers(tmp_path / "speakers")
+    teacher = make_teacher(tmp_path / "teacher.onnx")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["profile"] = "tiny"
+    params["distill_grid"]["students"] = {
+        "s000": {"arch": "small", "width": 0.5, "bottleneck": 16, "pool": "gap", "qat": False,
+                 "frontend": "outside"},
+        "s143": {"arch": "large", "width": 0.5, "bottleneck": 8, "pool": "flatten", "qat": True,
+                 "frontend": "inside"},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "profiles").symlink_to(REPO / "profiles")
+    p = ["--params", str(tmp_path / "params.yaml")]
+    data, models, rep = tmp_path / "distill", tmp_path / "models", tmp_path / "reports"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    def stage(*args: str) -> str:
+        proc = subprocess.run([sys.executable, *args, *p], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc.stdout
+
+    out = stage("stages/distill_teacher.py", "--speakers", str(speakers), "--teacher",
+                str(teacher), "--out-dir", str(data))
+    assert "distill_teacher:" in out
+    info = json.loads((data / "teacher.json").read_text())
+    assert info["teacher"]["runtime"] == "ONNX Runtime" and info["teacher"]["embedding_dim"] == 12
+    assert np.load(data / "train_patches.npy").shape == (48, 96, 64)
+    assert np.load(data / "train_waves.npy").shape == (48, 15600)
+    for sid in ("s000", "s143"):
+        stage("stages/distill_student.py", "--student", sid, "--data", str(data),
+              "--out-dir", str(models / sid))
+        assert (models / sid / "model.tflite").is_file()
+    assert (models / "s143" / "model_fp32.tflite").is_file()  # QAT: int8 plus the float32
+    paths = {"students_csv": rep / "students.csv", "regression": rep / "regression.csv",
+             "table": rep / "table.md", "metrics": rep / "metrics.json", "pareto": rep / "pareto.png"}
+    stage("stages/distill_report.py", "--data", str(data), "--teacher", str(teacher),
+          "--models", str(models), *[a for k, v in paths.items()
+                                     for a in (f"--{k.replace('_', '-')}", str(v))])
+
+    df = pd.read_csv(paths["students_csv"])
+    assert list(df["student"]) == ["s000", "s143", "teacher"]
+    for col in ("arch", "width", "bottleneck", "pool", "qat", "frontend", "size_bytes",
+                "size_mib", "latency_ms", "acc_speaker", "acc_masked", "acc_arousal",
+                "acc_group", "mean_accuracy", "on_frontier"):
+        assert col in df, col
+    assert (df["latency_ms"] > 0).all() and (df["size_bytes"] > 0).all()
+    assert df.loc[df.student == "s143", "format"].item() == "int8"
+    assert df.loc[df.student != "teacher", "on_frontier"].any()
+    reg = pd.read_csv(paths["regression"])
+    assert set(reg["target"]) == {"quality", "latency", "size"}
+    assert list(reg.columns) == ["target", "hyperparameter", "weight"]
+    metrics = json.loads(paths["metrics"].read_text())
+    assert {"chosen_speedup", "chosen_size_fraction", "chosen_accuracy_drop"} <= set(metrics)
+    assert "32x" in paths["table"].read_text()
+    assert paths["pareto"].stat().st_size > 1000
+
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["distill"])
+    names = set(runs["tags.mlflow.runName"])
+    assert "distill_teacher" in names and "distill_report" in names
+    assert any(n.startswith("s000 ") for n in names) and any(n.startswith("s143 ") for n in names)
