@@ -114,8 +114,11 @@ def torch_runner(model: Any, *inputs: Any, threads: int = 1) -> Runner:
 
 
 def onnx_session(model: str | os.PathLike[str] | bytes, threads: int = 1,
-                 optimization: str = "all") -> Any:
-    """An ONNX Runtime CPU session with a fixed thread count and no thread spinning."""
+                 optimization: str = "all", config: Mapping[str, str] | None = None) -> Any:
+    """An ONNX Runtime CPU session with a fixed thread count and no thread spinning.
+
+    `config`: extra ORT session config entries (e.g. `session.qdqisint8allowed`).
+    """
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -130,6 +133,8 @@ def onnx_session(model: str | os.PathLike[str] | bytes, threads: int = 1,
     }[optimization]
     # Spinning threads burn the other core and distort interleaved comparisons.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    for key, value in (config or {}).items():
+        so.add_session_config_entry(key, value)
     so.log_severity_level = 3
     src = model if isinstance(model, bytes) else os.fspath(model)
     return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])

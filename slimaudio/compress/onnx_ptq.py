@@ -460,26 +460,11 @@ def ort_session(model: str | os.PathLike[str] | bytes, threads: int = 1,
     """slimaudio.latency.onnx_session, plus ORT session config entries when given.
 
     The entries are what an ablation changes about the runtime (for instance
-    `session.qdqisint8allowed`); everything else (threads, no spinning, sequential execution,
-    every graph optimisation) is the same as for every other row.
+    `session.qdqisint8allowed`); everything else is the same as for every other row.
     """
     from slimaudio.latency import onnx_session
 
-    if not config:
-        return onnx_session(model, threads)
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    for k, v in config.items():
-        so.add_session_config_entry(k, v)
-    so.log_severity_level = 3
-    src = model if isinstance(model, bytes) else os.fspath(model)
-    return ort.InferenceSession(src, sess_options=so, providers=["CPUExecutionProvider"])
+    return onnx_session(model, threads, config=config)
 
 
 # ----------------------------------------------------------------------------- inspection

@@ -515,11 +515,15 @@ def metrics_summary(res: StudyResult) -> dict[str, Any]:
         out |= {f"{k}_{n}": m[k] for k in ("eer", "delta_eer", "size_ratio", "speedup")}
     out["rows"] = {n: row.metrics for n, row in r.items()}
     if len(res.errors) > 2:
+        import warnings
+
         from scipy.stats import spearmanr
 
         d = [r[e.group].metrics["delta_eer"] for e in res.errors]
         for key in ("out_rel_err", "emb_rel_err"):
-            rho = spearmanr([getattr(e, key) for e in res.errors], d).statistic
+            with warnings.catch_warnings():  # all-equal ΔEERs: no correlation, NaN below
+                warnings.simplefilter("ignore")
+                rho = spearmanr([getattr(e, key) for e in res.errors], d).statistic
             out[f"spearman_{key}_vs_delta_eer"] = None if np.isnan(rho) else float(rho)
     return out
 
