@@ -173,7 +173,12 @@ def litert_runner(model: str | os.PathLike[str] | bytes | Any, inputs: Sequence[
     if len(details) != len(inputs):
         raise ValueError(f"model has {len(details)} inputs, got {len(inputs)}")
     for d, x in zip(details, inputs, strict=True):
-        interp.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]))
+        x = np.asarray(x)
+        if np.issubdtype(d["dtype"], np.integer) and np.issubdtype(x.dtype, np.floating):
+            # Casting floats to int8 is the naive path that collapses a full-int model.
+            raise ValueError(f"input {d['name']!r} is {np.dtype(d['dtype']).name}: quantize float "
+                             "features with the tensor's scale and zero point first")
+        interp.set_tensor(d["index"], x.astype(d["dtype"], copy=False))
     out_idx = interp.get_output_details()[0]["index"]
 
     def run() -> Any:

@@ -59,3 +59,24 @@ def test_litert_runner(tmp_path) -> None:
     blob = conv.convert()
     run = latency.litert_runner(blob, [np.arange(4, dtype=np.float32)[None]], threads=1)
     np.testing.assert_allclose(run(), [[1, 3, 5, 7]])
+
+
+def test_litert_runner_refuses_float_for_int8_input() -> None:
+    tf = pytest.importorskip("tensorflow")
+
+    class Lin(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+        def __call__(self, x):
+            return {"y": x * 2.0}
+
+    m = Lin()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([m.__call__.get_concrete_function()], m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([np.full((1, 4), v, np.float32)] for v in np.linspace(-1, 1, 8))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    blob = conv.convert()
+    with pytest.raises(ValueError, match="quantize float features"):
+        latency.litert_runner(blob, [np.zeros((1, 4), np.float32)])
+    latency.litert_runner(blob, [np.zeros((1, 4), np.int8)])()

@@ -119,11 +119,12 @@ def test_naive_path_differs_and_is_kept_apart(tiny: dict) -> None:
 def test_no_public_way_to_skip_input_quantization() -> None:
     assert not any("naive" in n or "unquantized" in n for n in tfl.__all__)
     assert tfl._study_only_predict_unquantized_input.__name__.startswith("_")
+    assert not any(n.startswith("_") for n in tfl.__all__)
     for name, member in inspect.getmembers(tfl.TFLiteClassifier):
         if callable(member) and not name.startswith("__"):
             params = set(inspect.signature(member).parameters)
             assert not params & {"quantize", "raw", "naive", "skip_quantization"}, name
     # only the library module that defines it and the study may reference the naive path
     users = {p.relative_to(REPO).as_posix() for p in (REPO / "slimaudio").rglob("*.py")
-             if re.search(r"_study_only_predict_unquantized_input", p.read_text(encoding="utf-8"))}
+             if re.search(r"_study_only_", p.read_text(encoding="utf-8"))}
     assert users == {"slimaudio/compress/tflite.py", "slimaudio/studies/tflite_quant.py"}

@@ -4,6 +4,7 @@ the library end to end, and the two stage scripts as dvc runs them."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +53,8 @@ TINY_RESNET = {"depths": [1, 1], "width": 8, "expansion": 2, "dropout": 0.0, "ep
 TINY_STUDY = {"representative_samples": 16,
               "calibration_probes": [{"source": "uniform_noise", "samples": 2},
                                      {"source": "one_class", "samples": 2}],
-              "latency": {"warmup": 1, "repeats": 30, "builtin_kernels": True},
+              "latency": {"warmup": 1, "repeats": 30, "builtin_kernels": True,
+                          "kernel_probe": True},
               "eval_threads": 1, "eval_batch_size": 16}
 
 
@@ -132,7 +134,9 @@ def test_stage_scripts_write_every_output(tmp_path: Path) -> None:
     sounds = write_fake_sounds(tmp_path / "sounds")
     params = _params_file(tmp_path)
     rep, mdl = tmp_path / "reports", tmp_path / "models"
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "SLIMAUDIO_NO_MLFLOW": "1", "PATH": "/usr/bin:/bin"}
+    # the autouse fixture in conftest points MLFLOW_TRACKING_URI at a throwaway store
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin",
+           "MLFLOW_TRACKING_URI": os.environ["MLFLOW_TRACKING_URI"]}
     train = [sys.executable, str(REPO / "stages/train_resnet.py"), "--params", str(params),
              "--sounds", str(sounds), "--model-dir", str(mdl / "resnet"),
              "--history", str(rep / "training_history.csv"), "--curves", str(rep / "training_curves.png"),
@@ -156,6 +160,16 @@ def test_stage_scripts_write_every_output(tmp_path: Path) -> None:
     table = pd.read_csv(rep / "table.csv")
     assert {"basic", "int", "full_int", "float16", "dynamic_range", "full_int_naive",
             "original"} <= set(table["variant"])
+
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["tflite_quant"])
+    names = set(runs["tags.mlflow.runName"])
+    assert {"train_resnet", "tflite_quant"} <= names
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert set(children["tags.mlflow.runName"]) == set(table["variant"])
+    assert children["metrics.f1"].notna().all() and children["metrics.size_bytes"].notna().all()
 
     # a missing input folder is one clear line, not a traceback
     bad = [*quant]

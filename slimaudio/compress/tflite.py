@@ -155,8 +155,8 @@ def input_code_range(interp: Any) -> tuple[float, float] | None:
 def op_summary(model: str | os.PathLike[str] | bytes, threads: int = 1) -> dict[str, int]:
     """Op counts of the graph, plus `DELEGATE`: how many partitions XNNPACK took over.
 
-    More than one delegate partition means some ops fall back to the reference kernels,
-    with a tensor hand-off at each boundary: the usual reason an int8 model is not faster.
+    More than one delegate partition means some ops fall back to the built-in kernels,
+    with a tensor hand-off at each boundary.
     """
     interp = litert_interpreter(model, threads)
     counts: dict[str, int] = {}
@@ -239,6 +239,15 @@ class TFLiteClassifier:
                              self.threads)
 
 
+def _study_only_cast_unquantized(x: np.ndarray, dtype: Any) -> np.ndarray:
+    """STUDY ONLY: the naive app's input step, `x.astype(int8)`, with no scale or zero point."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.integer):
+        raise ValueError("the unquantized-input reproduction applies to integer-input models only")
+    with np.errstate(invalid="ignore", over="ignore"):  # out-of-range casts wrap, as in the app
+        return np.asarray(x, dtype=np.float32).astype(dtype)
+
+
 def _study_only_predict_unquantized_input(model: str | os.PathLike[str] | bytes, x: np.ndarray,
                                           batch_size: int = 64, threads: int = 1) -> np.ndarray:
     """STUDY ONLY - NOT A DEPLOYABLE PATH. Reproduces the paper's full-int collapse.
@@ -250,11 +259,7 @@ def _study_only_predict_unquantized_input(model: str | os.PathLike[str] | bytes,
     """
     interp = litert_interpreter(model, threads)
     d = io_details(interp)
-    dtype = np.dtype(d["input_dtype"])
-    if not np.issubdtype(dtype, np.integer):
-        raise ValueError("the unquantized-input reproduction applies to integer-input models only")
-    with np.errstate(invalid="ignore", over="ignore"):  # out-of-range casts wrap, as in the app
-        raw = np.asarray(x, dtype=np.float32).astype(dtype)
+    raw = _study_only_cast_unquantized(x, np.dtype(d["input_dtype"]))
     out = _run_batches(interp, raw, batch_size)
     scale, zp = d["output_quant"]
     return dequantize(out, scale, zp) if np.issubdtype(out.dtype, np.integer) else out

@@ -43,6 +43,8 @@ register("tflite_quant", {
         "repeats": Field(int, lo=30, hi=100000, doc="timed batch-1 calls per variant (>= 30)"),
         "builtin_kernels": Field(bool, doc="also time the TFLite variants with XNNPACK off "
                                            "(built-in kernels), to explain int8 speed"),
+        "kernel_probe": Field(bool, doc="time one 3x3 convolution as float32 and int8: the "
+                                        "CPU's raw int8-versus-float32 kernel throughput"),
     },
     "eval_threads": Field(int, lo=1, hi=64, doc="threads for the test-set pass (not for latency)"),
     "eval_batch_size": Field(int, lo=1, hi=4096),
