@@ -15,7 +15,8 @@ SECTIONS = ("base", "ecapa")
 def main() -> None:
     args = parse_args(__doc__, ["data", "model", "onnx", "metrics", "det", "det_plot"])
     params = setup(args.params, SECTIONS)
-    ev, threads = params["ecapa"]["eval"], int(params["ecapa"]["train"]["threads"])
+    ev = params["ecapa"]["eval"]
+    threads = int(ev["threads"])
     with tracking.stage_run("ecapa", "eval_ecapa", params.flat()) as run:
         import torch
 

@@ -26,7 +26,8 @@ def main() -> None:
         fit_res = study.load_fit(args.fit)
         train_cfg = TrainConfig.from_params(ecapa["train"], data, int(base["seed"]))
         res = study.run_study(model, aam, data, fit_res, cfg, train_cfg, int(base["threads"]),
-                              int(base["seed"]), int(ecapa["eval"]["onnx_opset"]))
+                              int(base["seed"]), int(ecapa["eval"]["onnx_opset"]),
+                              threads_eval=int(ecapa["eval"]["threads"]))
         with atomic.atomic_dir(args.onnx_dir) as tmp:
             for name, blob in res.onnx.items():
                 (Path(tmp) / f"{name}.onnx").write_bytes(blob)

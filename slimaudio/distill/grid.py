@@ -66,12 +66,13 @@ def covers_all_levels(students: Mapping[str, Mapping[str, Any]],
     """The (factor=level) pairs the students miss; empty when every level is covered."""
     missing = []
     for f in FACTORS:
-        seen = {_key(s[f]) for s in students.values()}
-        missing += [f"{f}={v}" for v in levels[f] if _key(v) not in seen]
+        seen = {norm_value(s[f]) for s in students.values()}
+        missing += [f"{f}={v}" for v in levels[f] if norm_value(v) not in seen]
     return missing
 
 
-def _key(v: Any) -> Any:
+def norm_value(v: Any) -> Any:
+    """Numbers compare as floats (YAML may give 1 or 1.0), everything else as is."""
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
@@ -132,8 +133,8 @@ def design(levels: Mapping[str, Sequence[Any]], kind: str, runs: int = 8,
 
 
 def is_full(students: Mapping[str, Mapping[str, Any]], levels: Mapping[str, Sequence[Any]]) -> bool:
-    want = {tuple(_key(v) for v in s.values()) for s in full_grid(levels).values()}
-    have = {tuple(_key(s[f]) for f in FACTORS) for s in students.values()}
+    want = {tuple(norm_value(v) for v in s.values()) for s in full_grid(levels).values()}
+    have = {tuple(norm_value(s[f]) for f in FACTORS) for s in students.values()}
     return want <= have
 
 

@@ -99,7 +99,8 @@ def run_student(cfg: StudentConfig, data: DistillData, train: Mapping[str, Any],
     x_train = data.inputs(cfg.frontend, "train")
     y_train = standardised_targets(data)
     model = ms.build_student(cfg, data.mel, int(data.info["frames"]), y_train.shape[1],
-                             norm=tuple(data.info["input_norm"]), seed=seed)
+                             norm=tuple(data.info["input_norm"]), seed=seed,
+                             bn_momentum=float(train["bn_momentum"]))
     steps = int(train["steps"])
     bar = tqdm(total=steps, desc=f"train {cfg.label}", disable=not progress, leave=False)
 

@@ -221,9 +221,14 @@ def LogMelLayer(mel: MelConfig, **kwargs: Any) -> Any:  # noqa: N802 - a layer f
 
 
 def build_student(cfg: StudentConfig, mel: MelConfig, frames: int, out_dim: int,
-                  norm: tuple[float, float] = (0.0, 1.0), seed: int = 0) -> Any:
+                  norm: tuple[float, float] = (0.0, 1.0), seed: int = 0,
+                  bn_momentum: float | None = None) -> Any:
     """The Keras student (fake-quantizing layers when cfg.qat). Input: [B, frames, n_mels]
-    log-mel patches (frontend outside) or [B, samples] waveforms in [-1, 1] (inside)."""
+    log-mel patches (frontend outside) or [B, samples] waveforms in [-1, 1] (inside).
+
+    bn_momentum replaces keras.applications' 0.999: after a few hundred steps, moving
+    statistics with momentum 0.999 are still mostly their initial values, so the inference
+    graph (and its TFLite conversion) would normalise with the wrong statistics."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -248,7 +253,21 @@ def build_student(cfg: StudentConfig, mel: MelConfig, frames: int, out_dim: int,
     x = keras.layers.Dense(cfg.bottleneck, name="bottleneck")(x)
     out = keras.layers.Dense(out_dim, name="embedding")(x)
     model = keras.Model(inp, out, name=f"student_{cfg.label}")
-    return with_fake_quant(model) if cfg.qat else model
+    model = with_fake_quant(model) if cfg.qat else model
+    if bn_momentum is not None:
+        for layer in _all_layers(model):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = float(bn_momentum)
+    return model
+
+
+def _all_layers(model: Any) -> list[Any]:
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out += _all_layers(layer)
+    return out
 
 
 def count_params(model: Any) -> int:

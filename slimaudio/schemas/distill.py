@@ -72,6 +72,9 @@ register("distill_student", {
     "steps": Field(int, lo=1, hi=10_000_000, doc="Adam steps of MSE distillation"),
     "batch_size": Field(int, lo=1, hi=4096),
     "lr": Field(float, lo=1e-7, hi=1.0, doc="Adam learning rate (FRILL: 1e-3)"),
+    "bn_momentum": Field(float, lo=0.0, hi=0.9999,
+                         doc="batch-norm moving-average momentum (keras.applications: 0.999, "
+                             "too slow for a few hundred steps)"),
     "threads": Field(int, lo=1, hi=64, doc="TensorFlow threads for training"),
     "calibration": Field(int, lo=1, hi=100000, doc="training inputs calibrating the int8 model"),
     "latency": _LATENCY,

@@ -30,6 +30,7 @@ register("ecapa", {
         "threads": Field(int, lo=1, hi=64, doc="torch threads for training"),
     },
     "eval": {
+        "threads": Field(int, lo=1, hi=64, doc="threads for embedding test utterances (batch 1)"),
         "onnx_opset": Field(int, lo=17, hi=21),
         "onnx_max_eer_diff": Field(float, lo=0.0, hi=100.0,
                                    doc="largest allowed |EER(torch) - EER(onnx)| in points"),

@@ -54,7 +54,7 @@ def read_student(folder: Path, sid: str, expect: Mapping[str, Any]) -> dict[str,
     rec = json.loads(path.read_text(encoding="utf-8"))
     have = rec.get("hyperparameters", {})
     for k in HYPER:
-        if grid_mod._key(have.get(k)) != grid_mod._key(expect[k]):
+        if grid_mod.norm_value(have.get(k)) != grid_mod.norm_value(expect[k]):
             raise DataError(f"{path}: trained with {k}={have.get(k)!r} but params say "
                             f"{expect[k]!r}; re-run distill_student@{sid}")
     return rec
