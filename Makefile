@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 help: ## Show this help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,8 +28,11 @@ repro: venv ## Set up and run the whole pipeline (dvc repro) on the synthetic de
 repro-paper: venv ## Run the studies at the papers' scale (profile=paper; hours, not minutes)
 	$(VENV)/bin/dvc exp run -S profile=paper
 
-test: venv browser ## Set up and run the whole test suite (unit, real-data and end-to-end)
-	$(VENV)/bin/pytest -q
+test: venv ## Set up and run the test suite (unit, real-data, data and distillation end-to-end)
+	$(VENV)/bin/pytest -q -m "not e2e_full"
+
+test-e2e: venv browser ## The whole pipeline driven like a user: MLflow UI, Chromium, sweeps, queue
+	$(VENV)/bin/pytest -q -m e2e_full
 
 test-fast: venv ## Unit tests only (skips the slow end-to-end runs)
 	$(VENV)/bin/pytest -q -m "not slow"
@@ -50,4 +53,4 @@ bench: venv ## Print latency benchmarks of every study's variants (no assertions
 clean: ## Remove generated data, models and reports (keeps the venv)
 	rm -rf data/speakers data/sounds data/distill models/* reports/*/ mlflow.db
 
-.PHONY: help venv repro repro-paper test test-fast browser lint mlflow-ui bench clean
+.PHONY: help venv repro repro-paper test test-e2e test-fast browser lint mlflow-ui bench clean

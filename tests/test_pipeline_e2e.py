@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from pipeline_copy import VENV_BIN, ProjectCopy, make_copy
 
-pytestmark = pytest.mark.slow
+# Not yet in `make test`: see the e2e_full marker in pyproject.toml and `make test-e2e`.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e_full]
 
 STUDY_REPORTS = {
     "pwl_softmax": ["table.csv", "table.md", "metrics.json"],
