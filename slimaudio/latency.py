@@ -152,10 +152,14 @@ def onnx_runner(model: str | os.PathLike[str] | bytes | Any, feeds: Mapping[str,
     return run
 
 
-def litert_interpreter(model: str | os.PathLike[str] | bytes, threads: int = 1) -> Any:
-    from ai_edge_litert.interpreter import Interpreter
+def litert_interpreter(model: str | os.PathLike[str] | bytes, threads: int = 1,
+                       default_delegates: bool = True) -> Any:
+    """A LiteRT interpreter; default_delegates=False runs the builtin kernels without XNNPACK."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kw: dict[str, Any] = {"num_threads": threads}
+    if not default_delegates:
+        kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     if isinstance(model, bytes):
         kw["model_content"] = model
     else:

@@ -13,7 +13,7 @@ def test_interleaved_orders_by_cost() -> None:
         time.sleep(0.0005)
 
     def slow() -> None:
-        time.sleep(0.003)
+        time.sleep(0.010)
 
     res = latency.measure_interleaved({"fast": fast, "slow": slow}, warmup=2, repeats=30)
     assert res["fast"].repeats == res["slow"].repeats == 30

@@ -121,17 +121,7 @@ def builtin_interpreter(model: str | os.PathLike[str] | bytes, threads: int = 1)
     Used to explain latency: it shows what int8 arithmetic gains when float32 does not get
     XNNPACK's kernels.
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    kw: dict[str, Any] = {"num_threads": threads, "experimental_op_resolver_type":
-                          OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-    if isinstance(model, bytes):
-        kw["model_content"] = model
-    else:
-        kw["model_path"] = os.fspath(model)
-    interp = Interpreter(**kw)
-    interp.allocate_tensors()
-    return interp
+    return litert_interpreter(model, threads, default_delegates=False)
 
 
 def input_code_range(interp: Any) -> tuple[float, float] | None:
