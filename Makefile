@@ -25,7 +25,8 @@ venv: $(STAMP) ## Create the virtual environment (.venv) with pinned dependencie
 repro: venv ## Set up and run the whole pipeline (dvc repro) on the synthetic default
 	$(VENV)/bin/dvc repro
 
-repro-paper: venv ## Run the studies at the papers' scale (profile=paper; hours, not minutes)
+repro-paper: venv ## Run the studies at the papers' scale (profile=paper, full student grid; hours)
+	$(PY) -m slimaudio.distill.grid --design full --write
 	$(VENV)/bin/dvc exp run -S profile=paper
 
 test: venv ## Set up and run the test suite (unit, real-data, data and distillation end-to-end)

@@ -46,6 +46,15 @@ def standardised_targets(data: DistillData) -> np.ndarray:
     return (np.asarray(data.train_targets, dtype=np.float32) - mu) / sd
 
 
+def input_norm(data: DistillData, cmn: bool) -> tuple[float, float]:
+    """The model's fixed input normalisation: global log-mel mean/std of the training patches,
+    measured after the per-patch mean removal when the model does it (cmn)."""
+    if not cmn:
+        return float(data.info["input_norm"][0]), float(data.info["input_norm"][1])
+    p = np.asarray(data.train_patches[:1000], dtype=np.float32)
+    return 0.0, float(max((p - p.mean(axis=1, keepdims=True)).std(), 1e-6))
+
+
 def set_tf_threads(threads: int) -> None:
     import tensorflow as tf
 
@@ -99,8 +108,8 @@ def run_student(cfg: StudentConfig, data: DistillData, train: Mapping[str, Any],
     x_train = data.inputs(cfg.frontend, "train")
     y_train = standardised_targets(data)
     model = ms.build_student(cfg, data.mel, int(data.info["frames"]), y_train.shape[1],
-                             norm=tuple(data.info["input_norm"]), seed=seed,
-                             bn_momentum=float(train["bn_momentum"]))
+                             norm=input_norm(data, bool(train["cmn"])), seed=seed,
+                             bn_momentum=float(train["bn_momentum"]), cmn=bool(train["cmn"]))
     steps = int(train["steps"])
     bar = tqdm(total=steps, desc=f"train {cfg.label}", disable=not progress, leave=False)
 

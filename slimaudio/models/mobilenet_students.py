@@ -3,6 +3,7 @@
 A student maps one 0.96 s patch to the teacher's embedding space:
 
   [frontend]   LogMelLayer: waveform [B, samples] -> log-mel [B, 96, 64]  (frontend="inside")
+  [cmn]        subtract the patch's mean over time per band (cmn=True; ECAPA does the same)
   normalise    (x - mean) / std with the training patches' global statistics (fixed constants)
   backbone     keras.applications MobileNetV3Small/Large(alpha=width, include_top=False,
                weights=None) on [96, 64, 1]; its last 1x1 conv (576/960 x width channels)
@@ -213,6 +214,18 @@ def _logmel_layer_class() -> type:
     return LogMelLayer
 
 
+def _cmn_layer() -> type:
+    import keras
+
+    class CMN(keras.layers.Layer):
+        """Per-patch mean normalisation over time, per band (the teacher does the same)."""
+
+        def call(self, x: Any) -> Any:
+            return x - keras.ops.mean(x, axis=1, keepdims=True)
+
+    return CMN
+
+
 def LogMelLayer(mel: MelConfig, **kwargs: Any) -> Any:  # noqa: N802 - a layer factory
     return _logmel_layer_class()(mel.as_dict(), **kwargs)
 
@@ -222,7 +235,7 @@ def LogMelLayer(mel: MelConfig, **kwargs: Any) -> Any:  # noqa: N802 - a layer f
 
 def build_student(cfg: StudentConfig, mel: MelConfig, frames: int, out_dim: int,
                   norm: tuple[float, float] = (0.0, 1.0), seed: int = 0,
-                  bn_momentum: float | None = None) -> Any:
+                  bn_momentum: float | None = None, cmn: bool = False) -> Any:
     """The Keras student (fake-quantizing layers when cfg.qat). Input: [B, frames, n_mels]
     log-mel patches (frontend outside) or [B, samples] waveforms in [-1, 1] (inside).
 
@@ -239,6 +252,8 @@ def build_student(cfg: StudentConfig, mel: MelConfig, frames: int, out_dim: int,
     else:
         inp = keras.Input((frames, mel.n_mels), name="logmel_patch")
         x = inp
+    if cmn:
+        x = _cmn_layer()(name="cmn")(x)
     x = keras.layers.Reshape((frames, mel.n_mels, 1), name="to_image")(x)
     x = keras.layers.Rescaling(1.0 / std, offset=-mean / std, name="normalise")(x)
     app = keras.applications.MobileNetV3Small if cfg.arch == "small" \

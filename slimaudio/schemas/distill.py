@@ -75,6 +75,8 @@ register("distill_student", {
     "bn_momentum": Field(float, lo=0.0, hi=0.9999,
                          doc="batch-norm moving-average momentum (keras.applications: 0.999, "
                              "too slow for a few hundred steps)"),
+    "cmn": Field(bool, doc="subtract each patch's mean over time per band in the model "
+                           "(the ECAPA teacher does the same to its input)"),
     "threads": Field(int, lo=1, hi=64, doc="TensorFlow threads for training"),
     "calibration": Field(int, lo=1, hi=100000, doc="training inputs calibrating the int8 model"),
     "latency": _LATENCY,
