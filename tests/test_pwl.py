@@ -62,10 +62,15 @@ def test_pwl_is_continuous_at_every_breakpoint(coeffs: PwlCoeffs) -> None:
 
 @pytest.mark.parametrize("name", list(_modules()))
 def test_weights_are_non_negative_and_sum_to_one(name: str) -> None:
-    w = _modules()[name](_logits())
+    mod = _modules()[name]
+    e = _logits()
+    w = mod(e)
     assert torch.isfinite(w).all()
     assert (w >= 0).all()
     torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]), atol=1e-5, rtol=0)
+    with torch.no_grad():  # the in-place inference path computes the same weights
+        torch.testing.assert_close(mod(e.clone()), w.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(e, _logits())  # and never writes into its input
 
 
 def test_numpy_reference_matches_modules() -> None:

@@ -94,7 +94,15 @@ class PwlCoeffs:
 # --------------------------------------------------------------------------- modules
 
 
+def _inplace_ok() -> bool:
+    """In-place updates of fresh intermediates save allocations and passes in eager torch;
+    they are only used where no autograd graph is recorded (inference, ONNX tracing)."""
+    return not torch.is_grad_enabled()
+
+
 def _normalise(g: torch.Tensor) -> torch.Tensor:
+    if _inplace_ok():  # one reciprocal per row, then one multiply per element
+        return g.mul_(g.sum(dim=-1, keepdim=True).reciprocal_())
     return g / g.sum(dim=-1, keepdim=True)
 
 
@@ -110,7 +118,7 @@ class ClipSoftmax(nn.Module):
         self.floor = float(floor)
 
     def unnormalised(self, e: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(e, min=self.floor)
+        return torch.clamp(e, min=self.floor)  # a fresh tensor: _normalise may reuse it
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         return _normalise(self.unnormalised(e))
@@ -143,8 +151,12 @@ class PwlSoftmax(nn.Module):
             self.c0, self.s0 = coeffs.c0, coeffs.s0
             self.d = list(coeffs.d)
             self.t = list(coeffs.t)
+        self.single = self.convex and coeffs.segments == 1
 
     def unnormalised(self, e: torch.Tensor) -> torch.Tensor:
+        if self.single and _inplace_ok():  # the hot path of pwl1: 4 kernels, 1 allocation
+            return torch.sub(e, e.amax(dim=-1, keepdim=True).sub_(self.shifts[0])).clamp_min_(
+                self.floor)
         m = e.amax(dim=-1, keepdim=True)
         if not self.convex:
             z = e - m
@@ -152,7 +164,14 @@ class PwlSoftmax(nn.Module):
             for dj, tj in zip(self.d, self.t, strict=True):
                 f = f + dj * torch.relu(z - tj)
             return torch.clamp(f, min=self.floor)
-        g = e - (m - self.shifts[0])  # first line has slope 1 after the rescale
+        if _inplace_ok():  # same ops, without extra allocations
+            lines = list(zip(self.slopes[1:], self.shifts[1:], strict=True))
+            # first line: slope 1 after the rescale; its offset folds into the per-row max
+            g = torch.sub(e, m - self.shifts[0] if lines else m.sub_(self.shifts[0]))
+            for a, b in lines:
+                g.clamp_min_(torch.sub(e, m - b).mul_(a))  # in-place maximum
+            return g.clamp_min_(self.floor)
+        g = e - (m - self.shifts[0])
         for a, b in zip(self.slopes[1:], self.shifts[1:], strict=True):
             g = torch.maximum(g, (e - (m - b)) * a)
         return torch.clamp(g, min=self.floor)

@@ -129,7 +129,7 @@ def plot_fit(fit_res: FitResult, path: str | Path) -> None:
     from slimaudio.atomic import save_figure
 
     h = fit_res.hist
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.45})
     zc = h.z_centres
     widths = np.diff(h.z_edges)
     axh = ax.twinx()
