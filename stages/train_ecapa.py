@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slimaudio import tracking
+from slimaudio import atomic, tracking
 from slimaudio.speaker import data as sdata
 from slimaudio.speaker.train import save_checkpoint, train_baseline, write_curve
 from slimaudio.stage import cli, parse_args, setup
@@ -11,7 +11,7 @@ SECTIONS = ("base", "ecapa")
 
 
 def main() -> None:
-    args = parse_args(__doc__, ["data", "model", "curve", "curve_plot"])
+    args = parse_args(__doc__, ["data", "model", "curve", "curve_plot", "metrics"])
     params = setup(args.params, SECTIONS)
     ecapa = params["ecapa"]
     with tracking.stage_run("ecapa", "train_ecapa", params.flat()) as run:
@@ -21,8 +21,10 @@ def main() -> None:
                         extra={"train_seconds": res.seconds, "n_mels": data.n_mels})
         write_curve(res.curve, args.curve, args.curve_plot)
         last = res.curve[-1]
-        run.log_metrics({"train_loss": last["loss"], "train_accuracy": last["accuracy"],
-                         "train_seconds": res.seconds, "n_speakers": sampler.n_classes})
+        summary = {"train_loss": last["loss"], "train_accuracy": last["accuracy"],
+                   "train_seconds": res.seconds, "n_speakers": sampler.n_classes}
+        atomic.write_json(args.metrics, summary)
+        run.log_metrics(summary)
         for p in res.curve:
             run.log_metric_step("loss", p["loss"], int(p["step"]))
             run.log_metric_step("accuracy", p["accuracy"], int(p["step"]))

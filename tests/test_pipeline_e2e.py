@@ -149,15 +149,14 @@ def test_index_html_renders_in_chromium(tiny: ProjectCopy, tmp_path: Path) -> No
 
 
 def test_one_ecapa_param_reruns_only_speaker_stages(tiny: ProjectCopy) -> None:
-    before = json.loads(tiny.dvc("metrics", "show", "--json").stdout)
     proc = tiny.dvc("exp", "run", "-S", "ecapa.train.lr=0.002")
     ran = _ran(proc)
     assert "train_ecapa" in ran and "report" in ran
     assert not ran & SOUND_STAGES, f"sound stages re-ran: {ran & SOUND_STAGES}"
     assert "prepare_speakers" not in ran
-    diff = tiny.dvc("metrics", "diff", "--json").stdout
-    assert "reports/ecapa/metrics.json" in diff, diff
-    del before
+    # the tiny model's EER sits at chance, but its training loss moves with the learning rate
+    diff = json.loads(tiny.dvc("metrics", "diff", "--json").stdout or "{}")
+    assert any(f.startswith("reports/ecapa/") for f in diff), diff
 
 
 def test_two_queued_experiments_run_in_parallel_and_land_in_mlflow(tiny: ProjectCopy) -> None:
@@ -183,13 +182,18 @@ def test_two_queued_experiments_run_in_parallel_and_land_in_mlflow(tiny: Project
     assert {"queued A", "queued B"} <= titles, titles
 
 
-def test_paper_profile_validates_and_plans_every_stage(tmp_path: Path) -> None:
-    proj = make_copy(tmp_path / "paper", profile="paper")
+def test_paper_profile_validates_and_plans_every_stage(tiny: ProjectCopy) -> None:
+    # On the tiny run's workspace: `dvc repro --dry` cannot plan past a stage whose upstream
+    # outputs do not exist yet (treeverse/dvc#9021), so a fresh copy would stop at data_report.
     from slimaudio import config
 
-    merged = config.resolve(proj.root / "params.yaml")
-    assert merged["profile"] == "paper"
-    plan = proj.dvc("repro", "--dry").stdout
+    tiny.set_params(profile="paper")
+    try:
+        merged = config.resolve(tiny.root / "params.yaml")
+        assert merged["profile"] == "paper" and merged["ecapa"]["model"]["channels"] == 1024
+        plan = tiny.dvc("repro", "--dry").stdout
+    finally:
+        tiny.run("git", "checkout", "--", "params.yaml")
     planned = set(re.findall(r"Running stage '([^']+)'", plan))
     for stage in ("prepare_speakers", "prepare_sounds", "train_ecapa", "pwl_softmax",
                   "ptq_layerwise", "train_resnet", "tflite_quant", "distill_report", "report"):
