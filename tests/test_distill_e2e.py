@@ -59,7 +59,7 @@ def make_speakers(root: Path, n_train: int = 4, n_test: int = 4, per_spk: int = 
 
 
 def make_teacher(path: Path, n_mels: int = 80, dim: int = 12) -> Path:
-    """A tiny torch embedding model exported like models/ecapa/ecapa.onnx."""
+    """A tiny torch embedding model exported like models/teacher/teacher.onnx."""
     torch = pytest.importorskip("torch")
     from torch import nn
 
@@ -164,7 +164,7 @@ def test_dvc_exp_run_on_one_student_reruns_only_that_student(tmp_path: Path) -> 
     hyperparameter re-runs that student and the report, nothing else.
 
     The copy keeps only the distill stages of dvc.yaml; their upstream inputs
-    (data/speakers, models/ecapa/ecapa.onnx) are the synthetic ones made here."""
+    (data/speakers, models/teacher/teacher.onnx) are the synthetic ones made here."""
     import re
 
     from pipeline_copy import make_copy
@@ -174,8 +174,8 @@ def test_dvc_exp_run_on_one_student_reruns_only_that_student(tmp_path: Path) -> 
     dvc_yaml["stages"] = {k: v for k, v in dvc_yaml["stages"].items() if k.startswith("distill")}
     (proj.root / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
     make_speakers(proj.root / "data" / "speakers")
-    (proj.root / "models" / "ecapa").mkdir(parents=True)
-    make_teacher(proj.root / "models" / "ecapa" / "ecapa.onnx")
+    (proj.root / "models" / "teacher").mkdir(parents=True)
+    make_teacher(proj.root / "models" / "teacher" / "teacher.onnx")
     proj.commit("distill stages only")
     proj.dvc("repro", "distill_report")
     proj.commit("tiny distill run")

@@ -1,7 +1,7 @@
 """The teacher side of the study: patches, the teacher's embeddings of them, its cost.
 
-Distillation targets are per patch, as in FRILL/TRILL: the teacher (the ECAPA-TDNN ONNX
-export) embeds each 0.96 s patch on its own (96 frames of its 80 log-mel bands, read from
+Distillation targets are per patch, as in FRILL/TRILL: the teacher (a wider ECAPA-TDNN from
+the train_teacher stage, as ONNX) embeds each 0.96 s patch on its own (96 frames of its 80 log-mel bands, read from
 data/speakers/feats.npy), and the student learns to reproduce that embedding from the same
 0.96 s (its own 64-band log-mel, or the waveform). A patch starting at STFT frame f covers
 samples [f * hop, f * hop + win + 95 * hop) of its utterance, which are exactly the samples

@@ -1,5 +1,6 @@
 """Sections of the FRILL-style distillation study.
 
+train_teacher    the teacher: an ECAPA-TDNN wider than the study-1 baseline, trained apart
 distill          teacher targets, patches and the probe suite (stage distill_teacher; the
                  student stages read `probe` too)
 distill_student  how every student is trained, converted and timed
@@ -17,6 +18,7 @@ from slimaudio.config import Field, _validate_mapping, register
 from slimaudio.distill.probes import TASKS
 from slimaudio.errors import ParamError
 from slimaudio.models.mobilenet_students import ARCHS, FRONTENDS, POOLS
+from slimaudio.schemas.ecapa import MODEL, TRAIN
 
 _LATENCY = {
     "warmup": Field(int, lo=1, hi=10000),
@@ -101,4 +103,10 @@ register("distill_report", {
     },
     "latency": _LATENCY,
     "require_full_grid": Field(bool, doc="fail unless distill_grid.students is the full grid"),
+})
+
+register("train_teacher", {
+    "model": MODEL,
+    "train": TRAIN,
+    "onnx_opset": Field(int, lo=17, hi=21),
 })

@@ -1,0 +1,38 @@
+"""Stage train_teacher: the distillation teacher, an ECAPA-TDNN wider than the study-1
+baseline, trained on the same speakers and exported to ONNX (FRILL distils a large teacher;
+the deployable study-1 model is itself mobile-sized, so it would be a poor one)."""
+
+from __future__ import annotations
+
+from slimaudio import atomic, tracking
+from slimaudio.speaker import data as sdata
+from slimaudio.speaker.export import export_onnx
+from slimaudio.speaker.train import train_baseline, write_curve
+from slimaudio.stage import cli, parse_args, setup
+
+SECTIONS = ("base", "train_teacher")
+
+
+def main() -> None:
+    args = parse_args(__doc__, ["data", "onnx", "curve", "curve_plot", "metrics"])
+    params = setup(args.params, SECTIONS)
+    section = params["train_teacher"]
+    with tracking.stage_run("distill", "train_teacher", params.flat()) as run:
+        data = sdata.load(args.data)
+        model, _, sampler, res = train_baseline(data, section, int(params["base"]["seed"]))
+        export_onnx(model, args.onnx, data.n_mels, int(section["onnx_opset"]))
+        write_curve(res.curve, args.curve, args.curve_plot, title="Distillation teacher training")
+        last = res.curve[-1]
+        summary = {"train_loss": last["loss"], "train_accuracy": last["accuracy"],
+                   "train_seconds": res.seconds, "n_speakers": sampler.n_classes,
+                   "params": sum(p.numel() for p in model.parameters())}
+        atomic.write_json(args.metrics, summary)
+        run.log_metrics(summary)
+        run.set_tags({"role": "teacher"})
+        run.log_artifact(args.curve_plot)
+    print(f"train_teacher: {summary['params']} parameters, loss {last['loss']:.3f}, acc "
+          f"{last['accuracy']:.3f}, {res.seconds:.1f} s -> {args.onnx}")
+
+
+if __name__ == "__main__":
+    cli(main)
