@@ -67,6 +67,9 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
     children: list[RunRecord] = field(default_factory=list)
+    # When the work ran (ms since the epoch): runs are written after it, with these times.
+    start_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    end_ms: int | None = None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         self.params.update({k: _short(v) for k, v in params.items()})
@@ -112,6 +115,8 @@ def stage_run(study: str, stage: str, params: Mapping[str, Any] | None = None) -
         "dvc_exp_baseline": os.environ.get("DVC_EXP_BASELINE_REV", ""),
     })
     yield rec
+    rec.end_ms = int(time.time() * 1000)
+    rec.metrics.setdefault("stage_seconds", (rec.end_ms - rec.start_ms) / 1000)
     if os.environ.get("SLIMAUDIO_NO_MLFLOW") == "1":
         return
     flush(study, rec)
@@ -174,24 +179,33 @@ def _write(study: str, rec: RunRecord) -> None:
         # Keep artifacts beside the default SQLite store rather than in the stage's cwd.
         loc = None if os.environ.get("MLFLOW_TRACKING_URI") else (repo_root() / "mlartifacts").as_uri()
         exp_id = mlflow.create_experiment(study, artifact_location=loc)
-    with mlflow.start_run(experiment_id=exp_id, run_name=rec.name) as parent:
-        _log_one(mlflow, rec)
-        for child in rec.children:
-            with mlflow.start_run(experiment_id=exp_id, run_name=child.name, nested=True):
-                child.tags.setdefault("stage", rec.tags.get("stage", ""))
-                child.tags.setdefault("git_commit", rec.tags.get("git_commit", ""))
-                child.tags.setdefault("dvc_experiment", rec.tags.get("dvc_experiment", ""))
-                child.tags.setdefault("variant", child.name)
-                _log_one(mlflow, child)
-        del parent
+    client = mlflow.tracking.MlflowClient()
+    parent_id = _create(client, exp_id, rec, {})
+    for child in rec.children:
+        for key in ("stage", "git_commit", "dvc_experiment"):
+            child.tags.setdefault(key, rec.tags.get(key, ""))
+        child.tags.setdefault("variant", child.name)
+        child.start_ms, child.end_ms = rec.start_ms, rec.end_ms
+        _create(client, exp_id, child, {"mlflow.parentRunId": parent_id})
 
 
-def _log_one(mlflow: Any, rec: RunRecord) -> None:
+def _create(client: Any, exp_id: str, rec: RunRecord, tags: dict[str, str]) -> str:
+    """One finished run carrying the record's own start and end times."""
+    run = client.create_run(exp_id, start_time=rec.start_ms, tags=tags, run_name=rec.name)
+    run_id = run.info.run_id
+    try:
+        _log_one(client, run_id, rec)
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED", end_time=rec.end_ms or int(time.time() * 1000))
+    return run_id
+
+
+def _log_one(client: Any, run_id: str, rec: RunRecord) -> None:
     from mlflow.entities import Metric, Param, RunTag
 
-    run_id = mlflow.active_run().info.run_id
-    client = mlflow.tracking.MlflowClient()
-    now = int(time.time() * 1000)
+    now = rec.end_ms or int(time.time() * 1000)
     metrics = [Metric(k, v, now, 0) for k, v in rec.metrics.items()]
     for k, pts in rec.series.items():
         metrics += [Metric(k, v, now, s) for s, v in pts]
@@ -205,6 +219,6 @@ def _log_one(mlflow: Any, rec: RunRecord) -> None:
     client.log_batch(run_id, tags=tags)
     for path, sub in rec.artifacts:
         if path.is_dir():
-            mlflow.log_artifacts(str(path), artifact_path=sub)
+            client.log_artifacts(run_id, str(path), artifact_path=sub)
         elif path.exists():
-            mlflow.log_artifact(str(path), artifact_path=sub)
+            client.log_artifact(run_id, str(path), artifact_path=sub)

@@ -16,9 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from pipeline_copy import VENV_BIN, ProjectCopy, make_copy
 
-# Not yet in `make test`: see the e2e_full marker in pyproject.toml and `make test-e2e`.
+# `make test-e2e` (run by .ci/run after `make test`): a whole tiny pipeline takes minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.e2e_full]
 
 STUDY_REPORTS = {
@@ -157,6 +158,16 @@ def test_one_ecapa_param_reruns_only_speaker_stages(tiny: ProjectCopy) -> None:
     # the tiny model's EER sits at chance, but its training loss moves with the learning rate
     diff = json.loads(tiny.dvc("metrics", "diff", "--json").stdout or "{}")
     assert any(f.startswith("reports/ecapa/") for f in diff), diff
+
+
+def test_one_student_param_reruns_only_that_student(tiny: ProjectCopy) -> None:
+    # each student stage declares only its own distill_grid.students.<id> entry
+    students = yaml.safe_load((tiny.root / "params.yaml").read_text())["distill_grid"]["students"]
+    assert len(students) >= 8
+    sid, hp = next(iter(students.items()))
+    width = 0.75 if hp["width"] != 0.75 else 0.5
+    ran = _ran(tiny.dvc("exp", "run", "-S", f"distill_grid.students.{sid}.width={width}"))
+    assert ran == {f"distill_student@{sid}", "distill_report", "report"}, ran
 
 
 def test_two_queued_experiments_run_in_parallel_and_land_in_mlflow(tiny: ProjectCopy) -> None:
