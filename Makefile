@@ -29,10 +29,10 @@ repro-paper: venv ## Run the studies at the papers' scale (profile=paper, full s
 	$(PY) -m slimaudio.distill.grid --design full --write
 	$(VENV)/bin/dvc exp run -S profile=paper
 
-test: venv ## Set up and run the test suite (unit, real-data, data and distillation end-to-end)
+test: venv ## Set up and run the test suite (unit, real-data samples, stage-level end-to-end; < 10 min)
 	$(VENV)/bin/pytest -q -m "not e2e_full"
 
-test-e2e: venv browser ## The whole pipeline driven like a user: MLflow UI, Chromium, sweeps, queue
+test-e2e: venv browser ## Whole tiny pipelines like a user: sweeps, queue, MLflow UI, Chromium, real data
 	$(VENV)/bin/pytest -q -m e2e_full
 
 test-fast: venv ## Unit tests only (skips the slow end-to-end runs)

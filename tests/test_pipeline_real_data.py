@@ -4,6 +4,7 @@ mostly silent). Every stage must run and every report must be written."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,15 +27,18 @@ def test_tiny_pipeline_on_fsdd_and_esc10(tmp_path: Path) -> None:
     proj.set_params(**{
         "prepare_speakers.corpus.kind": "fsdd",
         "prepare_speakers.corpus.path": str(SHARED / "fsdd"),
-        "prepare_speakers.corpus.max_utts_per_speaker": 12,
+        "prepare_speakers.corpus.max_utts_per_speaker": 24,
         "prepare_speakers.audio.min_duration_s": 0.05,
         "prepare_sounds.corpus.kind": "esc50",
         "prepare_sounds.corpus.path": str(SHARED / "esc10"),
         "prepare_sounds.corpus.esc10_only": True,
         "prepare_sounds.corpus.max_clips_per_class": 4,
+        # spoken digits last 0.14-2.3 s: FRILL's 0.96 s patch would exclude most of them
+        "distill.patches.frames": 40,
     })
     proc = proj.dvc("repro", timeout=1800)
     for rel in REPORTS:
         assert (proj.root / "reports" / rel).is_file(), f"missing reports/{rel}\n{proc.stdout[-3000:]}"
-    info = (proj.root / "reports" / "data" / "prepare_speakers.json").read_text()
-    assert "fsdd" in info
+    data = json.loads((proj.root / "reports" / "data" / "metrics.json").read_text())
+    assert (data["speakers"]["corpus"], data["sounds"]["corpus"]) == ("fsdd", "esc50")
+    assert "speakers: fsdd" in (proj.root / "reports" / "summary.md").read_text()
