@@ -5,9 +5,10 @@ the deployable study-1 model is itself mobile-sized, so it would be a poor one).
 from __future__ import annotations
 
 from slimaudio import atomic, tracking
+from slimaudio.models.ecapa import n_params
 from slimaudio.speaker import data as sdata
 from slimaudio.speaker.export import export_onnx
-from slimaudio.speaker.train import train_baseline, write_curve
+from slimaudio.speaker.train import log_curve, train_baseline, training_summary, write_curve
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "train_teacher")
@@ -22,16 +23,14 @@ def main() -> None:
         model, _, sampler, res = train_baseline(data, section, int(params["base"]["seed"]))
         export_onnx(model, args.onnx, data.n_mels, int(section["onnx_opset"]))
         write_curve(res.curve, args.curve, args.curve_plot, title="Distillation teacher training")
-        last = res.curve[-1]
-        summary = {"train_loss": last["loss"], "train_accuracy": last["accuracy"],
-                   "train_seconds": res.seconds, "n_speakers": sampler.n_classes,
-                   "params": sum(p.numel() for p in model.parameters())}
+        summary = {**training_summary(res, sampler.n_classes), "params": n_params(model)}
         atomic.write_json(args.metrics, summary)
         run.log_metrics(summary)
+        log_curve(run, res.curve)
         run.set_tags({"role": "teacher"})
         run.log_artifact(args.curve_plot)
-    print(f"train_teacher: {summary['params']} parameters, loss {last['loss']:.3f}, acc "
-          f"{last['accuracy']:.3f}, {res.seconds:.1f} s -> {args.onnx}")
+    print(f"train_teacher: {summary['params']} parameters, loss {summary['train_loss']:.3f}, "
+          f"acc {summary['train_accuracy']:.3f}, {res.seconds:.1f} s -> {args.onnx}")
 
 
 if __name__ == "__main__":

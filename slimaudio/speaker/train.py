@@ -206,3 +206,17 @@ def write_curve(curve: list[dict[str, float]], csv_path: str | Path, png_path: s
         ax.grid(alpha=0.3)
     axes[0].set_title(title)
     save_figure(png_path, fig)
+
+
+def training_summary(res: TrainResult, n_classes: int) -> dict[str, float]:
+    """The metrics a training stage writes for `dvc metrics` and logs to MLflow."""
+    last = res.curve[-1]
+    return {"train_loss": last["loss"], "train_accuracy": last["accuracy"],
+            "train_seconds": res.seconds, "n_speakers": n_classes}
+
+
+def log_curve(run: Any, curve: Iterable[Mapping[str, float]]) -> None:
+    """Loss, accuracy and learning rate per logged step, on a tracking.RunRecord."""
+    for p in curve:
+        for key in ("loss", "accuracy", "lr"):
+            run.log_metric_step(key, p[key], int(p["step"]))
