@@ -9,6 +9,8 @@ STFT), which is an order of magnitude faster than block-wise IIR filtering in Py
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import fft as sfft
@@ -363,3 +365,15 @@ def envelope_adsr(n: int, sr: int, attack_s: float, release_s: float) -> np.ndar
     if r > 0:
         env[n - r:] = 0.5 + 0.5 * np.cos(np.pi * np.arange(r) / r)
     return env
+
+
+def realtime_factor(render: Callable[[Any], Any], specs: Sequence[Any]) -> dict[str, float]:
+    """Render every spec in this process (the first twice, to warm caches): seconds of audio
+    per CPU second. `render(spec)` returns an object with `.spec.duration_s`."""
+    import time
+
+    render(specs[0])
+    t0 = time.process_time()
+    audio_s = sum(render(s).spec.duration_s for s in specs)
+    cpu_s = time.process_time() - t0
+    return {"audio_s": audio_s, "cpu_s": cpu_s, "realtime_factor": audio_s / max(cpu_s, 1e-9)}

@@ -587,15 +587,8 @@ def render(spec: ClipSpec, cfg: EventCorpusConfig) -> SynthClip:
 
 def benchmark(clips_per_class: int = 4, seed: int = 0) -> dict[str, float]:
     """Render clips of every class in this process; real-time factor on CPU time."""
-    import time
-
     cfg = EventCorpusConfig(clips_per_class_max=clips_per_class, imbalance=1.0, seed=seed)
-    plan = plan_corpus(cfg)
-    render(plan[0], cfg)
-    t0 = time.process_time()
-    audio_s = sum(render(s, cfg).spec.duration_s for s in plan)
-    cpu_s = time.process_time() - t0
-    return {"audio_s": audio_s, "cpu_s": cpu_s, "realtime_factor": audio_s / max(cpu_s, 1e-9)}
+    return dsp.realtime_factor(lambda spec: render(spec, cfg), plan_corpus(cfg))
 
 
 if __name__ == "__main__":  # python -m slimaudio.synth.events

@@ -527,15 +527,8 @@ def render(spec: UttSpec, cfg: SpeechCorpusConfig) -> SynthUtterance:
 
 def benchmark(n_utts: int = 40, seed: int = 0) -> dict[str, float]:
     """Render n_utts default utterances in this process; real-time factor on CPU time."""
-    import time
-
     cfg = SpeechCorpusConfig(seed=seed)
-    plan = plan_corpus(cfg)[:n_utts]
-    render(plan[0], cfg)  # warm caches
-    t0 = time.process_time()
-    audio_s = sum(render(s, cfg).spec.duration_s for s in plan)
-    cpu_s = time.process_time() - t0
-    return {"audio_s": audio_s, "cpu_s": cpu_s, "realtime_factor": audio_s / max(cpu_s, 1e-9)}
+    return dsp.realtime_factor(lambda spec: render(spec, cfg), plan_corpus(cfg)[:n_utts])
 
 
 if __name__ == "__main__":  # python -m slimaudio.synth.speech
