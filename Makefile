@@ -48,8 +48,9 @@ lint: venv ## ruff
 mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 with the project's store
 	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
 
-bench: venv ## Print latency benchmarks of every study's variants (no assertions)
+bench: venv ## Print latency benchmarks of every study's variants, and INT8 size vs ECAPA width (no assertions)
 	$(PY) -m slimaudio.bench
+	$(PY) -m slimaudio.compress.size_scaling
 
 clean: ## Remove generated data, models and reports (keeps the venv)
 	rm -rf data/speakers data/sounds data/distill models/* reports/*/ mlflow.db

@@ -171,3 +171,31 @@ def test_utterance_embeddings_average_patches() -> None:
     emb = np.array([[1.0, 0.0], [3.0, 2.0], [5.0, 5.0]])
     out = probes.utterance_embeddings(emb, np.array([0, 0, 1]), 2)
     np.testing.assert_allclose(out, [[2.0, 1.0], [5.0, 5.0]])
+
+
+# ------------------------------------------------------------------------------ targets
+
+
+def _data_with_targets(targets: np.ndarray):
+    from types import SimpleNamespace
+
+    from slimaudio.distill.teacher import target_stats
+
+    mu, sd = target_stats(targets)
+    return SimpleNamespace(train_targets=targets,
+                           info={"target_mean": mu.tolist(), "target_std": sd.tolist()})
+
+
+def test_l2_targets_ignore_embedding_length_and_are_standardised() -> None:
+    from slimaudio.distill.students import standardised_targets
+
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(200, 8))
+    scaled = t * rng.uniform(0.2, 5.0, size=(200, 1))      # same directions, other lengths
+    y, y_scaled = (standardised_targets(_data_with_targets(a), l2=True) for a in (t, scaled))
+    np.testing.assert_allclose(y, y_scaled, atol=1e-5)
+    np.testing.assert_allclose(y.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(y.std(0), 1.0, atol=1e-4)
+    # without l2 the length is part of the target
+    raw, raw_scaled = (standardised_targets(_data_with_targets(a)) for a in (t, scaled))
+    assert not np.allclose(raw, raw_scaled, atol=1e-2)

@@ -523,3 +523,16 @@ def test_study_refuses_features_of_another_width(work, tmp_path) -> None:
     with pytest.raises(DataError, match="mel bands"):
         study.run_study(cfg, {"seed": 0, "threads": 1}, work["raw"], data, tmp_path / "m",
                         progress=False)
+
+
+def test_size_scaling_quantizes_every_weight_and_shrinks_with_width() -> None:
+    from slimaudio.compress import size_scaling
+
+    settings = ptq.QuantSettings(per_channel=True, reduce_range=True,
+                                 op_types=("Conv", "Gemm", "MatMul", "Relu", "Add"))
+    small, wide = (size_scaling.measure(c, settings, n_mels=20) for c in (32, 128))
+    for r in (small, wide):
+        assert r["int8_bytes"] < r["float_bytes"]
+        assert r["int8_breakdown"]["init_int8"] > 0
+    # per-channel metadata grows as C, weights as C^2: a wider model compresses better
+    assert wide["ratio"] < small["ratio"] and wide["ratio"] < 0.5

@@ -79,6 +79,8 @@ register("distill_student", {
                              "too slow for a few hundred steps)"),
     "cmn": Field(bool, doc="subtract each patch's mean over time per band in the model "
                            "(the ECAPA teacher does the same to its input)"),
+    "l2_targets": Field(bool, doc="regress the teacher's unit-length embeddings (its length "
+                                  "carries no identity for a cosine-scored teacher)"),
     "threads": Field(int, lo=1, hi=64, doc="TensorFlow threads for training"),
     "calibration": Field(int, lo=1, hi=100000, doc="training inputs calibrating the int8 model"),
     "latency": _LATENCY,
