@@ -46,7 +46,7 @@ def standardised_targets(data: DistillData, l2: bool = False) -> np.ndarray:
     With l2 they are first scaled to unit length. The teacher is an ECAPA-TDNN scored by
     cosine, so an embedding's length carries no speaker information, yet it is a large share
     of the variance an MSE student would otherwise spend its few hundred steps on. Measured
-    on the default corpus (small w1.0 student, 9,600 patches seen): speaker-probe accuracy
+    on the default corpus (small w1.0 student, 200 steps of 32): speaker-probe accuracy
     0.33 -> 0.42, the other tasks unchanged."""
     if not l2:
         mu = np.asarray(data.info["target_mean"], dtype=np.float32)
