@@ -346,6 +346,14 @@ class QuantSettings:
     quant_format: str = "QDQ"
     op_types: tuple[str, ...] | None = None  # None: every op type ORT can quantize
 
+    @classmethod
+    def from_params(cls, ptq: Mapping[str, Any]) -> QuantSettings:
+        """The settings of the `ptq` params section."""
+        return cls(method=ptq["calibration"]["method"], activation_type=ptq["activation_type"],
+                   per_channel=bool(ptq["per_channel"]), reduce_range=bool(ptq["reduce_range"]),
+                   quant_format=ptq["quant_format"],
+                   op_types=tuple(ptq["op_types"]) if ptq["op_types"] else None)
+
 
 def quantize_static_nodes(model: str | os.PathLike[str], out: str | os.PathLike[str],
                           cache: str | os.PathLike[str], nodes: Sequence[str] | None,

@@ -4,7 +4,7 @@
 
 For each width C it builds an ECAPA-TDNN (MFA 3C, the default's proportions; untrained: file
 sizes do not depend on the weights' values), exports it as the study does, and quantizes every
-group with the `ptq` section's settings, calibrated on random inputs. It prints the float and
+group with the `ptq` section's settings, calibrated (MinMax ranges) on random inputs. It prints the float and
 INT8 file sizes, their ratio and where the INT8 bytes go. Why it exists: weights grow as C^2
 but biases, batch-norm vectors, per-channel scales and the graph grow as C, so the study's
 `all` ratio at the default C=128 cannot reach what a paper-size model reaches. It asserts
@@ -72,11 +72,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     cfg = config.load_params(args.params, ("ptq",))["ptq"]
-    settings = ptq.QuantSettings(
-        method="MinMax", activation_type=cfg["activation_type"],
-        per_channel=bool(cfg["per_channel"]), reduce_range=bool(cfg["reduce_range"]),
-        quant_format=cfg["quant_format"],
-        op_types=tuple(cfg["op_types"]) if cfg["op_types"] else None)
+    # the study's settings; sizes do not depend on the calibration method
+    settings = ptq.QuantSettings.from_params(cfg)
     print(f"{'C':>5} {'float MiB':>10} {'int8 MiB':>9} {'ratio':>6}  int8 bytes by kind")
     for c in args.channels:
         r = measure(c, settings)

@@ -208,10 +208,10 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def target_stats(targets: np.ndarray, l2: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def target_stats(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean and std: students regress standardised targets, so every
-    embedding dimension weighs the same in the MSE. With l2, of the unit-length targets."""
-    t = l2_normalise(targets) if l2 else np.asarray(targets, dtype=np.float64)
+    embedding dimension weighs the same in the MSE."""
+    t = np.asarray(targets, dtype=np.float64)
     return t.mean(0), np.maximum(t.std(0), 1e-6)
 
 

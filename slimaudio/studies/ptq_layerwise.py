@@ -287,10 +287,7 @@ def run_study(cfg: Mapping[str, Any], base: Mapping[str, Any], model: str | os.P
     cache = ptq.calibrate(float_path, reader, cal["method"], models_dir / "calibration.json",
                           percentile=cal["percentile"])
     lap("calibrate", t0)
-    settings = ptq.QuantSettings(method=cal["method"], activation_type=cfg["activation_type"],
-                                 per_channel=cfg["per_channel"], reduce_range=cfg["reduce_range"],
-                                 quant_format=cfg["quant_format"],
-                                 op_types=tuple(cfg["op_types"]) if cfg["op_types"] else None)
+    settings = ptq.QuantSettings.from_params(cfg)
     threads_eval = int(cfg["eval"]["threads"])
 
     rows: dict[str, Row] = {}
