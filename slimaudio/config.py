@@ -96,6 +96,8 @@ def register(section: str, schema: Schema) -> None:
 
 
 def _load_schemas() -> None:
+    """Import every schema module (each registers its sections). Not skipped when SCHEMAS is
+    merely non-empty: importing one schema module elsewhere registers only its own sections."""
     import slimaudio.schemas as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
@@ -207,8 +209,7 @@ def resolve(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 
 def validate(merged: Mapping[str, Any]) -> None:
-    if not SCHEMAS:
-        _load_schemas()
+    _load_schemas()                      # cheap after the first call: imports are cached
     for key in merged:
         if key != "profile" and key not in SCHEMAS:
             close = _closest(str(key), SCHEMAS.keys())
