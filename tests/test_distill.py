@@ -85,6 +85,37 @@ def test_fractional_design_covers_every_level_and_uses_grid_ids() -> None:
         grid.fractional(LEVELS, 2)
 
 
+def test_step_cost_orders_students_by_training_compute() -> None:
+    g = grid.full_grid(LEVELS)
+    costs = {sid: grid.step_cost(s) for sid, s in g.items()}
+    small, large = g["s000"], g["s143"]  # small w0.5 f32 outside; large w1.0 qat inside
+    assert costs["s143"] > 3 * costs["s000"]
+    assert grid.step_cost({**small, "qat": True}) > grid.step_cost(small)
+    assert grid.step_cost({**small, "frontend": "inside"}) > grid.step_cost(small)
+    assert grid.step_cost({**large, "width": 0.75}) < grid.step_cost(large)
+    with pytest.raises(ParamError):
+        grid.step_cost({**small, "arch": "huge"})
+
+
+def test_compute_aware_design_is_cheaper_and_still_covers_every_level() -> None:
+    plain = grid.fractional(LEVELS, 8, seed=0, restarts=4, cost_weight=0.0)
+    cheap = grid.fractional(LEVELS, 8, seed=0, restarts=4, cost_weight=1.0)
+
+    def cost(d: dict) -> float:
+        return sum(grid.step_cost(s) for s in d.values())
+
+    def logdet(d: dict) -> float:
+        x, _ = grid.encode(grid.full_grid(LEVELS))
+        mu, sd = x.mean(0), x.std(0)
+        xd, _ = grid.encode(d)
+        return grid._logdet((xd - mu) / sd)
+
+    assert grid.covers_all_levels(cheap, LEVELS) == []
+    assert cost(cheap) < 0.8 * cost(plain)
+    assert logdet(cheap) <= logdet(plain) + 1e-9   # the plain design is the more informative
+    assert np.isfinite(logdet(cheap))
+
+
 def test_rewrite_params_replaces_only_the_students_block() -> None:
     text = ("a: 1\n# >>> distill\ndistill_grid:\n  levels: {}\n  # old header\n"
             "  students:\n    s001: {arch: small}\n# <<< distill\nafter: 2\n")
@@ -199,3 +230,23 @@ def test_l2_targets_ignore_embedding_length_and_are_standardised() -> None:
     # without l2 the length is part of the target
     raw, raw_scaled = (standardised_targets(_data_with_targets(a)) for a in (t, scaled))
     assert not np.allclose(raw, raw_scaled, atol=1e-2)
+
+
+def test_choose_applies_the_latency_and_size_budgets() -> None:
+    from slimaudio.studies.distill import choose
+
+    df = pd.DataFrame([
+        {"student": "teacher", "latency_ms": 10.0, "size_bytes": 1000, "mean_accuracy": 0.8,
+         "on_frontier": False},
+        {"student": "fast_big", "latency_ms": 0.5, "size_bytes": 600, "mean_accuracy": 0.7,
+         "on_frontier": True},
+        {"student": "fast_small", "latency_ms": 0.4, "size_bytes": 300, "mean_accuracy": 0.6,
+         "on_frontier": True},
+        {"student": "slow", "latency_ms": 2.0, "size_bytes": 100, "mean_accuracy": 0.75,
+         "on_frontier": True},
+    ])
+    assert choose(df, 0.1)[0] == "fast_big"                 # latency budget only
+    sid, how = choose(df, 0.1, 0.4)
+    assert sid == "fast_small" and "size <= 0.4" in how     # the size budget rules out fast_big
+    sid, how = choose(df, 0.01, 0.4)                        # nobody is 100x faster
+    assert sid == "fast_small" and how.startswith("no frontier student")

@@ -136,13 +136,15 @@ def run_student(cfg: StudentConfig, data: DistillData, train: Mapping[str, Any],
 
     t1 = time.perf_counter()
     files = {"float32": out / (FLOAT32 if cfg.qat else DEPLOYED)}
-    files["float32"].write_bytes(ms.to_tflite(model))
+    float_model = ms.to_tflite(model)
+    files["float32"].write_bytes(float_model)
     if cfg.qat:
         rng = np.random.default_rng([seed, 6, 4])
         calib = x_train[np.sort(rng.choice(len(x_train), size=min(int(train["calibration"]),
                                                                  len(x_train)), replace=False))]
         files["int8"] = out / DEPLOYED
-        files["int8"].write_bytes(ms.to_tflite(model, int8=True, representative=calib))
+        files["int8"].write_bytes(ms.to_tflite(model, int8=True, representative=calib,
+                                               float_model=float_model))
     convert_s = time.perf_counter() - t1
 
     deployed = out / DEPLOYED

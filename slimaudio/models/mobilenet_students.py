@@ -369,10 +369,12 @@ def _frozen_function(model: Any) -> Any:
     return convert_variables_to_constants_v2(fn.get_concrete_function())
 
 
-def to_tflite(model: Any, int8: bool = False, representative: np.ndarray | None = None) -> bytes:
+def to_tflite(model: Any, int8: bool = False, representative: np.ndarray | None = None,
+              float_model: bytes | None = None) -> bytes:
     """Convert a student to a TFLite flatbuffer: float32, or int8 weights and activations
     (float32 input/output, calibrated on `representative` inputs) with the log-mel frontend,
-    if any, left in float."""
+    if any, left in float. `float_model`, the model's float32 conversion when already made,
+    saves converting it again to find the frontend's ops."""
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_concrete_functions([_frozen_function(model)])
@@ -395,8 +397,10 @@ def to_tflite(model: Any, int8: bool = False, representative: np.ndarray | None 
             return bytes(conv.convert())
         # Keep every op of the frontend float: the selective-quantization path of the
         # converter's QuantizationDebugger, with the frontend's nodes denylisted.
-        float_ops = _frontend_node_names(bytes(tf.lite.TFLiteConverter.from_concrete_functions(
-            [_frozen_function(model)]).convert()))
+        if float_model is None:
+            float_model = bytes(tf.lite.TFLiteConverter.from_concrete_functions(
+                [_frozen_function(model)]).convert())
+        float_ops = _frontend_node_names(float_model)
         opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_ops)
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=conv, debug_dataset=gen, debug_options=opts)

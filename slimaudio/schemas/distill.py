@@ -102,6 +102,9 @@ register("distill_report", {
     "choose": {
         "max_latency_fraction": Field(float, lo=1e-4, hi=1.0,
                                       doc="latency budget of the chosen student, x the teacher's"),
+        "max_size_fraction": Field(float, lo=1e-4, hi=1.0, nullable=True,
+                                   doc="size budget of the chosen student, x the teacher's "
+                                       "(null: none)"),
     },
     "latency": _LATENCY,
     "require_full_grid": Field(bool, doc="fail unless distill_grid.students is the full grid"),
