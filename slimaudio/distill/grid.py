@@ -16,8 +16,9 @@ A fractional design covers every level of every hyperparameter and, among such s
 maximises the information the study's standardised main-effects regression gets per unit of
 training compute: det(X'X)^(1/p) / (sum of the students' relative step costs), by coordinate
 exchange from several seeded random starts. Pure D-optimality (`--cost-weight 0`) spends
-most of the default profile's budget on large width-1.0 students, each 3x the training time of a
-small one; the compute-aware design keeps every level and buys the time back. Each student stage declares only `distill_grid.students.<id>`, so
+most of the default profile's budget on large width-1.0 students, each about 3.5x the
+training time of a small width-0.5 one; the compute-aware design keeps every level and buys
+the time back. Each student stage declares only `distill_grid.students.<id>`, so
 `dvc exp run -S distill_grid.students.s037.width=1.0` re-runs that student and the report only.
 """
 
@@ -100,6 +101,15 @@ def step_cost(s: Mapping[str, Any]) -> float:
             + (INSIDE_MS if s["frontend"] == "inside" else 0.0))
 
 
+def standardised(students: Mapping[str, Mapping[str, Any]],
+                 levels: Mapping[str, Sequence[Any]]) -> np.ndarray:
+    """The students' design matrix standardised with the full grid's mean and std, the scale
+    on which designs are compared."""
+    x_all, _ = encode(full_grid(levels))
+    mu, sd = x_all.mean(0), np.where(x_all.std(0) > 0, x_all.std(0), 1.0)
+    return (encode(students)[0] - mu) / sd
+
+
 def _logdet(x: np.ndarray) -> float:
     z = np.column_stack([np.ones(len(x)), x])
     sign, val = np.linalg.slogdet(z.T @ z + 1e-9 * np.eye(z.shape[1]))
@@ -117,8 +127,7 @@ def fractional(levels: Mapping[str, Sequence[Any]], runs: int, seed: int = 0,
         return grid
     if runs < max(len(levels[f]) for f in FACTORS):
         raise ParamError(f"distill grid: {runs} students cannot cover every level")
-    x_all, _ = encode(grid)
-    x_all = (x_all - x_all.mean(0)) / np.where(x_all.std(0) > 0, x_all.std(0), 1.0)
+    x_all = standardised(grid, levels)
     n_coef = x_all.shape[1] + 1
     cost = np.array([step_cost(grid[i]) for i in ids])
     rng = np.random.default_rng(seed)

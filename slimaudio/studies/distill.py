@@ -194,7 +194,7 @@ def run(students: Mapping[str, Mapping[str, Any]], levels: Mapping[str, Sequence
     teacher_size = int(teacher_model.stat().st_size)
     df = build_table(students, records, teacher_info, lat, tasks, teacher_size)
     budgets = section["choose"]
-    size_budget = budgets.get("max_size_fraction")
+    size_budget = budgets["max_size_fraction"]
     chosen, how = choose(df, float(budgets["max_latency_fraction"]),
                          None if size_budget is None else float(size_budget))
     df["chosen"] = df["student"] == chosen
