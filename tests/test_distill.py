@@ -136,7 +136,7 @@ def test_default_params_train_at_least_8_students_covering_every_level(repo) -> 
 
 def test_paper_profile_requires_the_full_grid(repo) -> None:
     paper = config.read_yaml(repo / "profiles" / "paper.yaml")
-    assert paper["distill_report"]["require_full_grid"] is True
+    assert paper["distill_select"]["require_full_grid"] is True
 
 
 def test_a_bad_student_entry_is_named(repo, tmp_path) -> None:
@@ -247,3 +247,37 @@ def test_choose_applies_the_latency_and_size_budgets() -> None:
     assert sid == "fast_small" and "size <= 0.4" in how     # the size budget rules out fast_big
     sid, how = choose(df, 0.01, 0.4)                        # nobody is 100x faster
     assert sid == "fast_small" and how.startswith("no frontier student")
+
+
+def test_choice_holds_only_what_decides_the_final_training() -> None:
+    from slimaudio.studies.distill import Selection
+
+    students = {"s001": {"arch": "small", "width": 0.5, "bottleneck": 16, "pool": "gap",
+                         "qat": False, "frontend": "outside"}}
+
+    def sel(latency: float) -> Selection:
+        df = pd.DataFrame([{"student": "s001", "latency_ms": latency, "mean_accuracy": 0.5}])
+        return Selection(df, "s001", f"within {latency} ms")
+
+    # a re-timing that keeps the choice must leave choice.json (distill_final's dep) unchanged
+    assert sel(0.31).choice(students) == sel(0.29).choice(students) == {
+        "student": "s001", "hyperparameters": students["s001"]}
+
+
+def test_the_report_refuses_a_final_student_trained_for_another_choice(tmp_path) -> None:
+    import json
+
+    from slimaudio.errors import DataError
+    from slimaudio.studies.distill import read_final
+
+    hp = {"arch": "small", "width": 0.5, "bottleneck": 16, "pool": "gap", "qat": False,
+          "frontend": "outside"}
+    (tmp_path / "metrics.json").write_text(json.dumps(
+        {"student": "s001", "hyperparameters": hp, "metrics": {}}))
+    assert read_final(tmp_path, {"student": "s001", "hyperparameters": hp})["student"] == "s001"
+    with pytest.raises(DataError, match="re-run distill_final"):
+        read_final(tmp_path, {"student": "s002", "hyperparameters": hp})
+    with pytest.raises(DataError, match="re-run distill_final"):
+        read_final(tmp_path, {"student": "s001", "hyperparameters": {**hp, "width": 0.75}})
+    with pytest.raises(DataError, match="run the distill_final stage"):
+        read_final(tmp_path / "nowhere", {"student": "s001", "hyperparameters": hp})

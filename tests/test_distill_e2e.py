@@ -1,4 +1,4 @@
-"""A tiny teacher and two tiny students through the three distill stage scripts, end to end,
+"""A tiny teacher and two tiny students through the distill stage scripts, end to end,
 on a synthetic speaker folder built here (random voices, the data/speakers layout)."""
 
 from __future__ import annotations
@@ -127,14 +127,30 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
               "--out-dir", str(models / sid))
         assert (models / sid / "model.tflite").is_file()
     assert (models / "s143" / "model_fp32.tflite").is_file()  # QAT: int8 plus the float32
+    sel = {"grid": tmp_path / "select" / "grid.csv", "choice": tmp_path / "select" / "choice.json",
+           "selection": tmp_path / "select" / "selection.json"}
+    sel_args = [a for k, v in sel.items() for a in (f"--{k}", str(v))]
+    out = stage("stages/distill_select.py", "--data", str(data), "--teacher", str(teacher),
+                "--models", str(models), *sel_args)
+    choice = json.loads(sel["choice"].read_text())
+    assert set(choice) == {"student", "hyperparameters"} and choice["student"] in ("s000", "s143")
+    assert f"chose {choice['student']}" in out
+    final = tmp_path / "final"
+    out = stage("stages/distill_final.py", "--data", str(data), "--choice", str(sel["choice"]),
+                "--out-dir", str(final))
+    assert "3 steps" in out                              # tiny profile: distill_final.steps
+    assert json.loads((final / "metrics.json").read_text())["metrics"]["train_steps"] == 3
     paths = {"students_csv": rep / "students.csv", "regression": rep / "regression.csv",
              "table": rep / "table.md", "metrics": rep / "metrics.json", "pareto": rep / "pareto.png"}
     stage("stages/distill_report.py", "--data", str(data), "--teacher", str(teacher),
-          "--models", str(models), *[a for k, v in paths.items()
-                                     for a in (f"--{k.replace('_', '-')}", str(v))])
+          "--models", str(models), *sel_args, "--final", str(final),
+          *[a for k, v in paths.items() for a in (f"--{k.replace('_', '-')}", str(v))])
 
     df = pd.read_csv(paths["students_csv"])
-    assert list(df["student"]) == ["s000", "s143", "teacher"]
+    assert list(df["student"]) == ["s000", "s143", "teacher", "final"]
+    assert list(df["role"]) == ["grid", "grid", "teacher", "final"]
+    assert df.loc[df.student == "final", "label"].item() == \
+        df.loc[df.student == choice["student"], "label"].item()
     for col in ("arch", "width", "bottleneck", "pool", "qat", "frontend", "size_bytes",
                 "size_mib", "latency_ms", "acc_speaker", "acc_masked", "acc_arousal",
                 "acc_group", "mean_accuracy", "on_frontier"):
@@ -147,6 +163,7 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
     assert list(reg.columns) == ["target", "hyperparameter", "weight"]
     metrics = json.loads(paths["metrics"].read_text())
     assert {"chosen_speedup", "chosen_size_fraction", "chosen_accuracy_drop"} <= set(metrics)
+    assert metrics["chosen"] == choice["student"] and metrics["chosen_train_steps"] == 3
     assert "32x" in paths["table"].read_text()
     assert paths["pareto"].stat().st_size > 1000
 
@@ -154,7 +171,8 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
 
     runs = mlflow.search_runs(experiment_names=["distill"])
     names = set(runs["tags.mlflow.runName"])
-    assert "distill_teacher" in names and "distill_report" in names
+    assert {"distill_teacher", "distill_select", "distill_report"} <= names
+    assert any(n.startswith(f"final {choice['student']} ") for n in names)
     assert any(n.startswith("s000 ") for n in names) and any(n.startswith("s143 ") for n in names)
 
 

@@ -166,8 +166,14 @@ def test_one_student_param_reruns_only_that_student(tiny: ProjectCopy) -> None:
     assert len(students) >= 8
     sid, hp = next(iter(students.items()))
     width = 0.75 if hp["width"] != 0.75 else 0.5
+    choice = tiny.root / "models" / "distill_select" / "choice.json"
+    before = choice.read_text()
     ran = _ran(tiny.dvc("exp", "run", "-S", f"distill_grid.students.{sid}.width={width}"))
-    assert ran == {f"distill_student@{sid}", "distill_report", "report"}, ran
+    assert {r for r in ran if r.startswith("distill_student@")} == {f"distill_student@{sid}"}, ran
+    # the final student is trained again only if the selection changed its choice
+    downstream = {"distill_select", "distill_report", "report"}
+    changed = choice.read_text() != before
+    assert ran == {f"distill_student@{sid}", *downstream, *(["distill_final"] if changed else [])}, ran
 
 
 def test_two_queued_experiments_run_in_parallel_and_land_in_mlflow(tiny: ProjectCopy) -> None:
@@ -207,5 +213,6 @@ def test_paper_profile_validates_and_plans_every_stage(tiny: ProjectCopy) -> Non
         tiny.run("git", "checkout", "--", "params.yaml")
     planned = set(re.findall(r"Running stage '([^']+)'", plan))
     for stage in ("prepare_speakers", "prepare_sounds", "train_ecapa", "pwl_softmax",
-                  "ptq_layerwise", "train_resnet", "tflite_quant", "distill_report", "report"):
+                  "ptq_layerwise", "train_resnet", "tflite_quant", "distill_select", "distill_final",
+                  "distill_report", "report"):
         assert stage in planned, f"paper profile does not plan {stage}"

@@ -66,12 +66,15 @@ def input_norm(data: DistillData, cmn: bool) -> tuple[float, float]:
     return 0.0, float(max((p - p.mean(axis=1, keepdims=True)).std(), 1e-6))
 
 
-def set_tf_threads(threads: int) -> None:
+def set_tf_threads(intra: int, inter: int = 1) -> None:
+    """TensorFlow's thread pools. A MobileNetV3 training step is ~2,000 small ops, so running
+    independent ops side by side (inter) beats splitting each op (intra): 1 x 2 took 26 ms a
+    step of 16 where 2 x 1 took 34 ms on the 2-core machine (measured)."""
     import tensorflow as tf
 
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
     except RuntimeError:  # already initialised in this process
         pass
 
@@ -114,7 +117,7 @@ def run_student(cfg: StudentConfig, data: DistillData, train: Mapping[str, Any],
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    set_tf_threads(int(train["threads"]))
+    set_tf_threads(int(train["intra_threads"]), int(train["inter_threads"]))
     t0 = time.perf_counter()
     x_train = data.inputs(cfg.frontend, "train")
     y_train = standardised_targets(data, bool(train["l2_targets"]))
@@ -164,6 +167,7 @@ def run_student(cfg: StudentConfig, data: DistillData, train: Mapping[str, Any],
     metrics: dict[str, float] = {
         **file_size(deployed), **lat[fmt].as_dict(), **probes.accuracy_columns(results),
         "params": ms.count_params(model), "final_mse": float(np.mean(losses[-20:])),
+        "train_steps": steps, "batch_size": int(train["batch_size"]),
         "train_seconds": train_s, "convert_seconds": convert_s,
     }
     if cfg.qat:

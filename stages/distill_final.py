@@ -1,0 +1,56 @@
+"""Stage distill_final: train the configuration distill_select chose again, for
+distill_final.steps, then convert, time and probe it like every student."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from slimaudio import atomic, tracking
+from slimaudio.errors import DataError
+from slimaudio.stage import cli, parse_args, setup
+
+SECTIONS = ("base", "distill", "distill_student", "distill_final")
+
+
+def main() -> None:
+    args = parse_args(__doc__, ["data", "choice", "out_dir"])
+    params = setup(args.params, SECTIONS)
+    path = Path(args.choice)
+    if not path.exists():
+        raise DataError(f"{path}: missing (run the distill_select stage)")
+    choice = json.loads(path.read_text(encoding="utf-8"))
+    from slimaudio.distill.students import run_student
+    from slimaudio.distill.teacher import load_distill
+    from slimaudio.models.mobilenet_students import StudentConfig
+
+    sid = str(choice["student"])
+    cfg = StudentConfig.from_dict(choice["hyperparameters"])
+    base = params["base"]
+    # distill_final overrides steps, batch size and learning rate; the rest is distill_student's
+    train = {**params["distill_student"], **params["distill_final"]}
+    run_params = {"student": sid, "label": cfg.label, "profile": params.profile,
+                  **{f"hp.{k}": v for k, v in cfg.as_dict().items()},
+                  **{f"train.{k}": v for k, v in train.items() if not isinstance(v, dict)}}
+    with tracking.stage_run("distill", f"final {sid} {cfg.label}", run_params) as run, \
+            atomic.atomic_dir(args.out_dir) as tmp:
+        data = load_distill(args.data)
+        res = run_student(cfg, data, train, params["distill"]["probe"], tmp, int(base["seed"]),
+                          int(base["threads"]))
+        atomic.write_json(tmp / "metrics.json", {"student": sid, "label": cfg.label,
+                                                 "hyperparameters": cfg.as_dict(),
+                                                 "metrics": res.metrics})
+        run.log_metrics(res.metrics)
+        for i, loss in enumerate(res.losses):
+            if i % 10 == 0 or i == len(res.losses) - 1:
+                run.log_metric_step("mse", loss, i + 1)
+        run.set_tags({"role": "final", "student": sid,
+                      "format": "int8" if cfg.qat else "float32"})
+    m = res.metrics
+    print(f"distill_final {sid} ({cfg.label}), {m['train_steps']} steps: {m['size_mib']:.3f} MiB, "
+          f"{m['latency_ms']:.3f} ms, mean accuracy {m['mean_accuracy']:.3f}, final mse "
+          f"{m['final_mse']:.3f}, train {m['train_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    cli(main)

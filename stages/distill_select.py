@@ -1,0 +1,40 @@
+"""Stage distill_select: time every grid student beside the teacher, find the quality-latency
+frontier and choose the FRILL analogue for distill_final."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slimaudio import atomic, tracking
+from slimaudio.stage import cli, parse_args, setup
+
+SECTIONS = ("base", "distill_grid", "distill_select")
+
+
+def main() -> None:
+    args = parse_args(__doc__, ["data", "teacher", "models", "grid", "choice", "selection"])
+    params = setup(args.params, SECTIONS)
+    from slimaudio.distill.teacher import load_distill
+    from slimaudio.studies import distill as study
+
+    grid, base = params["distill_grid"], params["base"]
+    info = load_distill(args.data).info
+    with tracking.stage_run("distill", "distill_select", params.flat()) as run:
+        sel = study.select(grid["students"], grid["levels"], Path(args.models), info,
+                           Path(args.teacher), params["distill_select"], int(base["threads"]),
+                           int(base["seed"]))
+        atomic.write_csv(args.grid, sel.table)
+        atomic.write_json(args.selection, sel.info())
+        atomic.write_json(args.choice, sel.choice(grid["students"]))
+        c = sel.table[sel.table["student"] == sel.chosen].iloc[0]
+        run.log_metrics({"n_students": int((sel.table["student"] != "teacher").sum()),
+                         "n_frontier": int(sel.table["on_frontier"].sum()),
+                         "grid_chosen_mean_accuracy": float(c["mean_accuracy"]),
+                         "grid_chosen_latency_ms": float(c["latency_ms"])})
+        run.set_tags({"chosen": sel.chosen})
+    print(f"distill_select: chose {sel.chosen} ({c['label']}), {sel.how}; grid run "
+          f"{c['latency_ms']:.3f} ms, mean accuracy {c['mean_accuracy']:.3f}")
+
+
+if __name__ == "__main__":
+    cli(main)
