@@ -20,7 +20,7 @@ def main() -> None:
     if not path.exists():
         raise DataError(f"{path}: missing (run the distill_select stage)")
     choice = json.loads(path.read_text(encoding="utf-8"))
-    from slimaudio.distill.students import run_student
+    from slimaudio.distill.students import record, run_student
     from slimaudio.distill.teacher import load_distill
     from slimaudio.models.mobilenet_students import StudentConfig
 
@@ -37,15 +37,7 @@ def main() -> None:
         data = load_distill(args.data)
         res = run_student(cfg, data, train, params["distill"]["probe"], tmp, int(base["seed"]),
                           int(base["threads"]))
-        atomic.write_json(tmp / "metrics.json", {"student": sid, "label": cfg.label,
-                                                 "hyperparameters": cfg.as_dict(),
-                                                 "metrics": res.metrics})
-        run.log_metrics(res.metrics)
-        for i, loss in enumerate(res.losses):
-            if i % 10 == 0 or i == len(res.losses) - 1:
-                run.log_metric_step("mse", loss, i + 1)
-        run.set_tags({"role": "final", "student": sid,
-                      "format": "int8" if cfg.qat else "float32"})
+        record(res, sid, "final", tmp, run)
     m = res.metrics
     print(f"distill_final {sid} ({cfg.label}), {m['train_steps']} steps: {m['size_mib']:.3f} MiB, "
           f"{m['latency_ms']:.3f} ms, mean accuracy {m['mean_accuracy']:.3f}, final mse "

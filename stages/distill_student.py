@@ -23,7 +23,7 @@ def main() -> None:
     students = params["distill_grid"]["students"]
     if args.student not in students:
         raise ParamError(f"params: distill_grid.students has no student '{args.student}'")
-    from slimaudio.distill.students import run_student
+    from slimaudio.distill.students import record, run_student
     from slimaudio.distill.teacher import load_distill
     from slimaudio.models.mobilenet_students import StudentConfig
 
@@ -38,15 +38,7 @@ def main() -> None:
         data = load_distill(args.data)
         res = run_student(cfg, data, train, params["distill"]["probe"], tmp, int(base["seed"]),
                           int(base["threads"]))
-        atomic.write_json(tmp / "metrics.json", {"student": args.student, "label": cfg.label,
-                                                 "hyperparameters": cfg.as_dict(),
-                                                 "metrics": res.metrics})
-        run.log_metrics(res.metrics)
-        for i, loss in enumerate(res.losses):
-            if i % 10 == 0 or i == len(res.losses) - 1:
-                run.log_metric_step("mse", loss, i + 1)
-        run.set_tags({"role": "student", "student": args.student, "format":
-                      "int8" if cfg.qat else "float32"})
+        record(res, args.student, "student", tmp, run)
     m = res.metrics
     print(f"distill_student {args.student} ({cfg.label}): {m['params']:.0f} params, "
           f"{m['size_mib']:.3f} MiB, {m['latency_ms']:.3f} ms, mean accuracy "

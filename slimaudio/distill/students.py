@@ -174,3 +174,19 @@ def run_student(cfg: StudentConfig, data: DistillData, train: Mapping[str, Any],
         metrics.update({"fp32_size_bytes": file_size(files["float32"])["size_bytes"],
                         "fp32_latency_ms": lat["float32"].median_ms})
     return StudentResult(cfg, metrics, losses, files, results)
+
+
+def record(res: StudentResult, sid: str, role: str, out_dir: str | os.PathLike[str],
+           run: Any) -> None:
+    """Write a trained student's metrics.json into its (staging) folder and log it to its
+    MLflow run: the metrics, the loss curve (every 10th step) and its role tags."""
+    from slimaudio import atomic
+
+    atomic.write_json(Path(out_dir) / "metrics.json", {
+        "student": sid, "label": res.cfg.label, "hyperparameters": res.cfg.as_dict(),
+        "metrics": res.metrics})
+    run.log_metrics(res.metrics)
+    for i, loss in enumerate(res.losses):
+        if i % 10 == 0 or i == len(res.losses) - 1:
+            run.log_metric_step("mse", loss, i + 1)
+    run.set_tags({"role": role, "student": sid, "format": "int8" if res.cfg.qat else "float32"})
