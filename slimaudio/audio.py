@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 import os
+import stat
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +24,11 @@ from slimaudio.errors import BadAudioError
 SUPPORTED_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
 MIN_RATE, MAX_RATE = 4000, 192000
 
-# Reasons a file is rejected (the keys of the skipped-files counts).
-REASONS = ("unreadable", "unsupported_format", "bad_sample_rate", "empty", "non_finite",
-           "silent", "too_short")
+# Reasons a file is rejected (the keys of the skipped-files counts): 'missing' (no such file),
+# 'unreadable' (permission, not a regular file, dangling symlink), 'corrupt' (the decoder
+# refused the content), 'unrecognised_name' (a corpus reader found a file its layout cannot name).
+REASONS = ("missing", "unreadable", "corrupt", "unsupported_format", "bad_sample_rate", "empty",
+           "non_finite", "silent", "too_short", "unrecognised_name")
 
 
 class BadAudio(BadAudioError):
@@ -85,12 +90,34 @@ def validate(x: np.ndarray, sample_rate: int, name: str | os.PathLike[str],
     return x
 
 
+def access_problem(path: Path) -> BadAudio | None:
+    """Why `path` cannot be opened at all, or None. Checked before decoding: libsndfile says
+    only 'System error.' for these, and would block reading a FIFO."""
+    if not os.path.lexists(path):
+        return BadAudio(path, "missing", "no such file")
+    if path.is_symlink() and not path.exists():
+        return BadAudio(path, "unreadable", f"dangling symlink (to {os.readlink(path)})")
+    try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a special file"
+            return BadAudio(path, "unreadable", f"not a regular file ({kind})")
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        return BadAudio(path, "unreadable", f"cannot open ({exc.strerror or type(exc).__name__})")
+    return None
+
+
 def load_audio(path: str | os.PathLike[str], sample_rate: int,
                checks: AudioChecks = AudioChecks()) -> np.ndarray:
     """Read `path` as float32 mono at `sample_rate`, validated; raise BadAudio otherwise."""
     import soundfile as sf
 
     path = Path(path)
+    access = access_problem(path)
+    if access is not None:
+        raise access
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise BadAudio(path, "unsupported_format",
@@ -99,8 +126,12 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int,
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadAudio(path, "unreadable", f"cannot read audio ({first})") from None
+        # error_string is the decoder's own words, without the 'Error opening <path>:' prefix
+        text = str(getattr(exc, "error_string", "") or exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        # the file opened above, so a bare system error here is I/O trouble, not bad content
+        reason = "unreadable" if first == "System error." else "corrupt"
+        raise BadAudio(path, reason, f"cannot read audio ({first})") from None
     if not MIN_RATE <= rate <= MAX_RATE:
         raise BadAudio(path, "bad_sample_rate",
                        f"sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
@@ -108,6 +139,35 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int,
     if x.size and np.all(np.isfinite(x)):  # resampling NaNs would smear them; validate reports them
         x = resample(x, rate, sample_rate)
     return validate(np.ascontiguousarray(x, dtype=np.float32), sample_rate, path, checks)
+
+
+def describe_dir(root: Path, limit: int = 100_000) -> str:
+    """What a directory holds, for layout errors: file counts by extension, the busiest
+    folders and one example path, e.g. '35 file(s): 35 .wav; in audio/fold3 (20); e.g. ...'."""
+    entries = list(islice(root.rglob("*"), limit))  # bounded: a huge tree is not walked whole
+    found = sorted(p.relative_to(root) for p in entries if not p.is_dir())
+    if not found:
+        return "no files"
+    exts = Counter(f.suffix.lower() or "(no extension)" for f in found)
+    dirs = Counter(f.parent.as_posix() for f in found)
+    common = exts.most_common(1)[0][0]
+    example = next(f for f in found if (f.suffix.lower() or "(no extension)") == common)
+    count = f"{'at least ' if len(entries) >= limit else ''}{len(found)} file(s)"
+    return (f"{count}: {', '.join(f'{k} {e}' for e, k in exts.most_common())}; "
+            f"in {', '.join(f'{d} ({k})' for d, k in dirs.most_common(3))}; "
+            f"e.g. {example.as_posix()}")
+
+
+def describe_not_dir(path: Path) -> str:
+    """What is at (or nearest above) a path that is not the directory asked for."""
+    if path.exists():
+        return "it is a file, not a directory"
+    parent = next((p for p in path.parents if p.is_dir()), None)
+    if parent is None:
+        return "no such directory"
+    names = sorted(c.name for c in parent.iterdir() if not c.name.startswith("."))
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"no such directory; {parent} holds: {shown or 'nothing'}"
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 A stage script declares the params sections it reads (SECTIONS) and the paths it takes
 (all passed in by dvc.yaml, never hard-coded), then calls the library. `cli` turns a
-SlimAudioError into one `error: ...` line and exit status 2.
+SlimAudioError into one `error: ...` line and exit status 2, on a line of its own even when
+a tqdm progress bar was being drawn.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def parse_args(description: str | None, paths: Sequence[str],
 
 def setup(params_path: str, sections: Sequence[str]) -> Params:
     """Validate params, configure logging and seed every RNG from base.seed."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+                        handlers=[_BarSafeHandler()])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     params = load_params(params_path, sections)
     if "base" in params.sections:
@@ -52,14 +54,42 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
+class _BarSafeHandler(logging.StreamHandler):
+    """Writes log lines through tqdm while a bar is drawn, so a warning (e.g. a skipped file)
+    gets its own line instead of being glued to the bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm = sys.modules.get("tqdm")  # never imported here: only if a stage drew a bar
+        if tqdm is None or not getattr(tqdm.tqdm, "_instances", None):
+            super().emit(record)
+            return
+        try:
+            tqdm.tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
+
+
+def end_progress_bars() -> None:
+    """Close every open tqdm bar, keeping its last state on a finished line: a bar stays open
+    when an exception leaves its generator suspended, and its line has no newline yet."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is None:
+        return
+    for bar in sorted(getattr(tqdm.tqdm, "_instances", ()), key=lambda b: -abs(b.pos)):
+        bar.leave = True  # leave=True ends the bar's line with '\n'
+        bar.close()
+
+
 def cli(main: Callable[[], None]) -> None:
     """Run a stage's main(); user errors become one line on stderr and exit 2."""
     try:
         main()
     except SlimAudioError as exc:
+        end_progress_bars()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
+        end_progress_bars()
         print("interrupted: outputs are written atomically, nothing half-written was left",
               file=sys.stderr)
         sys.exit(130)

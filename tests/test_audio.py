@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -73,7 +75,7 @@ def _write_bad(tmp_path, kind: str):
 
 
 CASES = {
-    "corrupt": ("unreadable", "cannot read audio"),
+    "corrupt": ("corrupt", "cannot read audio (Error in WAV"),
     "unsupported": ("unsupported_format", "unsupported format '.mp4'"),
     "empty": ("empty", "no audio samples"),
     "silent": ("silent", "all-silent"),
@@ -116,3 +118,54 @@ def test_int16_round_trip_and_resample_identity():
     assert resample(x, SR, SR) is x
     y = to_int16(np.array([-2.0, -1.0, 0.0, 1.0, 2.0]))
     assert y.tolist() == [-32768, -32767, 0, 32767, 32767]
+
+
+# --- what libsndfile's bare "System error." hides -------------------------------------------
+
+def _access_case(tmp_path, kind: str):
+    if kind == "missing":
+        return tmp_path / "gone.wav"
+    p = tmp_path / f"{kind}.wav"
+    if kind == "dangling_symlink":
+        p.symlink_to(tmp_path / "nowhere.wav")
+    elif kind == "directory":
+        p.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(p)  # decoding it would block: refused before libsndfile sees it
+    return p
+
+
+ACCESS = {"missing": ("missing", "no such file"),
+          "dangling_symlink": ("unreadable", "dangling symlink (to "),
+          "directory": ("unreadable", "not a regular file (a directory)"),
+          "fifo": ("unreadable", "not a regular file (a special file)")}
+
+
+@pytest.mark.parametrize("kind", sorted(ACCESS))
+def test_missing_or_unopenable_file_says_what_happened(tmp_path, kind):
+    path = _access_case(tmp_path, kind)
+    with pytest.raises(BadAudio) as info:
+        load_audio(path, SR)
+    reason, text = ACCESS[kind]
+    assert info.value.reason == reason
+    assert str(info.value) == f"{path}: {info.value.detail}" and text in str(info.value)
+    assert "System error" not in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_permission_denied_is_unreadable(tmp_path):
+    path = tmp_path / "locked.wav"
+    sf.write(path, tone(300, 0.5, SR), SR)
+    path.chmod(0)
+    with pytest.raises(BadAudio) as info:
+        load_audio(path, SR)
+    assert info.value.reason == "unreadable" and "Permission denied" in str(info.value)
+
+
+def test_corrupt_content_gives_the_decoders_message_once(tmp_path):
+    path = _write_bad(tmp_path, "corrupt")
+    with pytest.raises(BadAudio) as info:
+        load_audio(path, SR)
+    assert info.value.reason == "corrupt"
+    # the decoder's words, without libsndfile's "Error opening '<path>':" repeating the path
+    assert str(info.value).count(str(path)) == 1 and "Error in WAV" in info.value.detail

@@ -117,6 +117,62 @@ def test_librispeech_nested_layout(tmp_path):
         ("19-198-0000", "f"), ("19-198-0001", "f"), ("26-495-0000", "m"), ("26-495-0001", "m")]
 
 
+def test_librispeech_speaker_folders_without_chapter_level(tmp_path, shared_data):
+    """<speaker>/<spk>-<ch>-<n>.flac (chapter level dropped) is read, from real files."""
+    src = shared_data / "librispeech-train-clean-100-1utt"
+    need(src)
+    real = sorted(src.glob("*.flac"))[:3]
+    for f in real:  # symlinks: the samples stay in ../shared/data, nothing is copied
+        (tmp_path / f.name.split("-")[0]).mkdir()
+        (tmp_path / f.name.split("-")[0] / f.name).symlink_to(f)
+    corpus = speakers.read_librispeech(tmp_path)
+    assert [u.utt_id for u in corpus.utterances] == [f.stem for f in real]
+    assert [u.session for u in corpus.utterances] == [f.stem.split("-")[1] for f in real]
+    assert corpus.skipped == []
+    assert corpus.load(corpus.utterances[0], SR, AudioChecks()).size > 0
+
+
+def test_librispeech_misnamed_audio_is_reported_not_dropped(tmp_path):
+    (tmp_path / "19").mkdir()
+    sf.write(tmp_path / "19" / "19-198-0000.flac", _noise(0.5, 0), SR)
+    sf.write(tmp_path / "19" / "intro.flac", _noise(0.5, 1), SR)
+    corpus = speakers.read_librispeech(tmp_path)
+    assert [u.utt_id for u in corpus.utterances] == ["19-198-0000"]
+    assert corpus.skipped == [("unrecognised_name", f"{tmp_path / '19' / 'intro.flac'}: name does "
+                               "not match <speaker>-<chapter>-<n> (LibriSpeech); not used")]
+
+
+# every layout error says what was looked for and what was found instead
+LAYOUT_ERRORS = {
+    "voxceleb": (speakers.read_voxceleb, "no idXXXXX/<video>/<n>.wav files (VoxCeleb layout)"),
+    "librispeech": (speakers.read_librispeech, "no <speaker>-<chapter>-<n>.flac/.wav files"),
+    "fsdd": (speakers.read_fsdd, "no <digit>_<speaker>_<n>.wav files (FSDD layout)"),
+    "esc50": (events.read_esc50, "meta/esc50.csv not found (metadata file)"),
+    "urbansound8k": (events.read_urbansound8k, "metadata/UrbanSound8K.csv not found (metadata file)"),
+    "folder": (events.read_folder, "no class folders (folder layout: <root>/<class>/<clip>)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LAYOUT_ERRORS))
+def test_layout_errors_say_what_was_expected_and_what_was_found(tmp_path, kind):
+    for name in ("a.mp3", "b.mp3", "notes.txt"):
+        (tmp_path / name).write_bytes(b"ID3")
+    reader, expected = LAYOUT_ERRORS[kind]
+    with pytest.raises(DataError) as info:
+        reader(tmp_path)
+    msg = str(info.value)
+    assert expected in msg and "\n" not in msg, msg
+    assert msg.endswith("found 3 file(s): 2 .mp3, 1 .txt; in . (3); e.g. a.mp3"), msg
+
+
+def test_missing_corpus_directory_says_what_is_there(tmp_path):
+    (tmp_path / "LibriSpeech").mkdir()
+    with pytest.raises(DataError) as info:
+        speakers.read_librispeech(tmp_path / "Librispeech")
+    assert str(info.value) == (f"{tmp_path / 'Librispeech'}: corpus directory for 'librispeech' "
+                               f"not found (no such directory; {tmp_path} holds: LibriSpeech)")
+
+
 # --- ESC-10 -------------------------------------------------------------------------------
 
 def test_esc10_reader_resample_frame_featurise():
@@ -251,6 +307,60 @@ def test_urbansound8k_reader_groups_by_recording(tmp_path):
     assert abs(x.size - SR // 2) <= 1  # 22.05 kHz -> 16 kHz
     with pytest.raises(DataError, match="UrbanSound8K.csv"):
         events.read_urbansound8k(tmp_path)
+
+
+def _fake_us8k(root: Path, csv_fold: int, disk_folds: list[int]) -> Path:
+    """Four dog_bark/gun_shot slices the CSV puts in fold<csv_fold>, written to disk_folds."""
+    names = [("100032-3-0-0.wav", 3, "dog_bark"), ("100032-3-0-1.wav", 3, "dog_bark"),
+             ("102305-6-0-0.wav", 6, "gun_shot"), ("102305-6-0-1.wav", 6, "gun_shot")]
+    for i, ((name, _, _), fold) in enumerate(zip(names, disk_folds, strict=True)):
+        (root / "audio" / f"fold{fold}").mkdir(parents=True, exist_ok=True)
+        sf.write(root / "audio" / f"fold{fold}" / name, _noise(2.5 * 22050 / SR, i), 22050)
+    (root / "metadata").mkdir()
+    (root / "metadata" / "UrbanSound8K.csv").write_text(
+        "slice_file_name,fsID,start,end,salience,fold,classID,class\n"
+        + "".join(f"{n},{n.split('-')[0]},0,2.5,1,{csv_fold},{cid},{cls}\n" for n, cid, cls in names))
+    return root
+
+
+def test_urbansound8k_files_in_other_folds_are_missing_not_unreadable(tmp_path, caplog):
+    from slimaudio.prepare.sounds import prepare_sounds
+
+    root = _fake_us8k(tmp_path / "us8k", csv_fold=1, disk_folds=[1, 3, 1, 3])
+    section = _sound_section("urbansound8k", root)
+    section["split"].update(val_fraction=0.0, test_fraction=0.0)
+    res = prepare_sounds(section, _base(), tmp_path / "snd", workers=1, progress=False)
+    assert res.info["skipped"]["by_reason"] == {"missing": 2}
+    assert res.metrics["skipped_missing"] == 2 and "skipped_unreadable" not in res.metrics
+    assert res.info["skipped"]["examples"][0] == f"{root}/audio/fold1/100032-3-0-1.wav: no such file"
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"{root}: 2 of 4 file(s) listed in metadata/UrbanSound8K.csv are missing where it " \
+           "says (audio/fold<fold>/<slice_file_name>, e.g. audio/fold1/100032-3-0-1.wav); " \
+           "counted as skipped 'missing'" in warned, warned
+
+
+def test_urbansound8k_with_no_listed_file_in_place_is_a_layout_error(tmp_path):
+    root = _fake_us8k(tmp_path / "us8k", csv_fold=1, disk_folds=[3, 3, 7, 7])
+    with pytest.raises(DataError) as info:
+        events.read_urbansound8k(root)
+    assert str(info.value) == (
+        f"{root}: layout does not match metadata/UrbanSound8K.csv: none of its 4 file(s) is where "
+        "it says (audio/fold<fold>/<slice_file_name>, e.g. audio/fold1/100032-3-0-0.wav); found "
+        "5 file(s): 4 .wav, 1 .csv; in audio/fold3 (2), audio/fold7 (2), metadata (1); "
+        "e.g. audio/fold3/100032-3-0-0.wav")
+
+
+def test_esc50_with_no_listed_file_in_place_is_a_layout_error(tmp_path, shared_data):
+    src = shared_data / "esc10"
+    need(src)
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "esc50.csv").symlink_to(src / "meta" / "esc50.csv")
+    (tmp_path / "wav").mkdir()  # the clips kept under another folder name than audio/
+    (tmp_path / "wav" / "1-100032-A-0.wav").symlink_to(src / "audio" / "1-100032-A-0.wav")
+    with pytest.raises(DataError, match=r"layout does not match meta/esc50.csv: none of its \d+ "
+                       r"file\(s\) is where it says \(audio/<filename>, e.g. audio/.*\); found "
+                       r"2 file\(s\): 1 .csv, 1 .wav; in meta \(1\), wav \(1\)"):
+        events.read_esc50(tmp_path, esc10_only=True)
 
 
 def test_folder_reader_one_folder_per_class(tmp_path):

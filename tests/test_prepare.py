@@ -198,7 +198,7 @@ def _bad_folder(root: Path) -> dict[str, str]:
         (root / cls).mkdir(parents=True)
         for k in range(2):
             sf.write(root / cls / f"good{k}.wav", 0.3 * rng.standard_normal(2 * SR), SR)
-    bad = {"a/corrupt.wav": "unreadable", "a/empty.wav": "empty", "a/silent.wav": "silent",
+    bad = {"a/corrupt.wav": "corrupt", "a/empty.wav": "empty", "a/silent.wav": "silent",
            "b/nan.wav": "non_finite", "b/short.wav": "too_short", "b/clip.mp3": "unsupported_format",
            "b/rate.wav": "bad_sample_rate"}
     (root / "a" / "corrupt.wav").write_bytes(b"RIFF....WAVEjunk")
@@ -280,3 +280,105 @@ def test_speaker_corpus_errors_are_one_line(tmp_path):
     sec["corpus"].update(kind="fsdd", path=None)
     with pytest.raises(DataError, match="needs corpus.path"):
         prepare_speakers(sec, _base(), tmp_path / "out", workers=1, progress=False)
+
+
+# --- folder / FSDD problems are counted, warned about, or fatal ----------------------------
+
+def _good_folder(root: Path, classes: tuple[str, ...] = ("a", "b")) -> None:
+    rng = np.random.default_rng(1)
+    for cls in classes:
+        (root / cls).mkdir(parents=True)
+        for k in range(2):
+            sf.write(root / cls / f"good{k}.wav", 0.3 * rng.standard_normal(2 * SR), SR)
+
+
+def test_folder_dangling_symlink_is_counted_with_a_warning(tmp_path, caplog):
+    root = tmp_path / "corpus"
+    _good_folder(root)
+    link = root / "a" / "moved.wav"
+    link.symlink_to(tmp_path / "elsewhere" / "moved.wav")
+    res = prepare_sounds(_folder_section(root), _base("skip"), tmp_path / "out", workers=1,
+                         progress=False)
+    assert res.info["skipped"]["by_reason"] == {"unreadable": 1}
+    assert res.metrics["skipped_unreadable"] == 1 == res.metrics["skipped_files"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(link) in w and "dangling symlink" in w for w in warned), warned
+
+
+def test_folder_dangling_symlink_is_fatal_under_fail(tmp_path):
+    root = tmp_path / "corpus"
+    _good_folder(root)
+    (root / "a" / "moved.wav").symlink_to(tmp_path / "nowhere.wav")
+    with pytest.raises(BadAudioError) as info:
+        prepare_sounds(_folder_section(root), _base("fail"), tmp_path / "out", workers=1,
+                       progress=False)
+    assert str(info.value) == (f"{root / 'a' / 'moved.wav'}: dangling symlink (to "
+                               f"{tmp_path / 'nowhere.wav'}) (base.on_bad_audio = fail)")
+
+
+def test_folder_empty_class_folder_is_an_error(tmp_path):
+    root = tmp_path / "corpus"
+    _good_folder(root)
+    (root / "c").mkdir()
+    with pytest.raises(DataError) as info:
+        prepare_sounds(_folder_section(root), _base("skip"), tmp_path / "out", workers=1,
+                       progress=False)
+    msg = str(info.value)
+    assert msg.startswith(f"{root / 'c'}: class 'c' has no files") and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("on_bad_audio", ["skip", "fail"])
+def test_folder_class_whose_files_are_all_bad_is_always_an_error(tmp_path, on_bad_audio):
+    root = tmp_path / "corpus"
+    _good_folder(root)
+    (root / "c").mkdir()
+    (root / "c" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    (root / "c" / "quiet.wav").write_bytes(b"")
+    with pytest.raises((DataError, BadAudioError)) as info:
+        prepare_sounds(_folder_section(root), _base(on_bad_audio), tmp_path / "out", workers=1,
+                       progress=False)
+    msg = str(info.value)
+    if on_bad_audio == "skip":
+        assert msg == (f"prepare_sounds: class 'c' ({root / 'c'}) has no usable audio: none of "
+                       "its 2 clip(s) gave a frame (2 skipped: {'corrupt': 2})")
+    else:  # the first bad file stops the run before the class is known to be empty
+        assert str(root / "c") in msg and "on_bad_audio = fail" in msg
+    assert not (tmp_path / "out").exists()
+
+
+def _fake_fsdd(root: Path, extra: tuple[str, ...]) -> Path:
+    rec = root / "recordings"
+    rec.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for spk in ("ann", "bob", "cat", "dan"):
+        for digit in range(3):
+            sf.write(rec / f"{digit}_{spk}_0.wav", 0.3 * rng.standard_normal(SR // 2), 8000)
+    for name in extra:
+        sf.write(rec / name, 0.3 * rng.standard_normal(SR // 2), 8000)
+    return root
+
+
+def _fsdd_section(root: Path) -> dict:
+    sec = _tiny_speakers()
+    sec["corpus"].update(kind="fsdd", path=str(root))
+    sec["split"]["test_speakers"] = 2  # trials need a non-target pair
+    return sec
+
+
+def test_fsdd_misnamed_files_are_counted_with_a_warning(tmp_path, caplog):
+    root = _fake_fsdd(tmp_path / "fsdd", ("0_ann.wav", "take2.flac"))
+    res = prepare_speakers(_fsdd_section(root), _base("skip"), tmp_path / "out", workers=1,
+                           progress=False)
+    assert res.info["skipped"]["by_reason"] == {"unrecognised_name": 2}
+    assert res.metrics["skipped_unrecognised_name"] == 2 and res.metrics["utterances"] == 12
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("0_ann.wav: name does not match <digit>_<speaker>_<n>.wav" in w for w in warned)
+
+
+def test_fsdd_misnamed_file_is_fatal_under_fail(tmp_path):
+    root = _fake_fsdd(tmp_path / "fsdd", ("0_ann.wav",))
+    with pytest.raises(BadAudioError) as info:
+        prepare_speakers(_fsdd_section(root), _base("fail"), tmp_path / "out", workers=1,
+                         progress=False)
+    assert str(info.value) == (f"{root / 'recordings' / '0_ann.wav'}: name does not match "
+                               "<digit>_<speaker>_<n>.wav (FSDD); not used (base.on_bad_audio = fail)")

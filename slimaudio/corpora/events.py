@@ -8,17 +8,27 @@ keep a group whole so no recording has frames in both train and test.
 from __future__ import annotations
 
 import csv
+import logging
+import os
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from slimaudio.audio import AudioChecks, load_audio, resample, validate
+from slimaudio.audio import (
+    AudioChecks,
+    describe_dir,
+    describe_not_dir,
+    load_audio,
+    resample,
+    validate,
+)
 from slimaudio.errors import DataError
 
 EVENT_KINDS = ("synthetic", "esc50", "urbansound8k", "folder")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,15 @@ class EventCorpus:
     classes: list[str]
     clips: list[Clip]
     synth_cfg: Any = None
+    # (reason, one-line message) per file the reader found but cannot use: the stage counts
+    # them with the bad audio, or stops under on_bad_audio = fail.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def class_place(self, name: str) -> str:
+        """Where a class's clips come from, for errors: its folder, else the corpus."""
+        if self.kind == "folder" and self.root is not None:
+            return str(Path(self.root) / name)
+        return self.root or f"{self.kind} corpus"
 
     def load(self, clip: Clip, sample_rate: int, checks: AudioChecks) -> np.ndarray:
         """float32 mono audio at sample_rate, validated (raises slimaudio.audio.BadAudio)."""
@@ -59,19 +78,37 @@ def _root(path: str | Path | None, kind: str) -> Path:
         raise DataError(f"corpus kind '{kind}' needs corpus.path (the corpus directory)")
     root = Path(path)
     if not root.is_dir():
-        raise DataError(f"{root}: corpus directory for '{kind}' not found")
+        raise DataError(f"{root}: corpus directory for '{kind}' not found ({describe_not_dir(root)})")
     return root
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+def _read_csv(root: Path, rel: str, required: tuple[str, ...]) -> list[dict[str, str]]:
+    path = root / rel
     if not path.is_file():
-        raise DataError(f"{path}: metadata file not found")
+        raise DataError(f"{root}: {rel} not found (metadata file); found {describe_dir(root)}")
     with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        header = list(reader.fieldnames or [])
     missing = [c for c in required if rows and c not in rows[0]] or ([] if rows else ["(rows)"])
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)} "
+                        f"(found columns: {', '.join(header) or 'none'})")
     return rows
+
+
+def _check_listed(root: Path, meta: str, expects: str, paths: list[str]) -> None:
+    """Stop when no file the metadata lists exists (the layout does not match); warn when
+    some are missing (the stage then counts each as skipped 'missing')."""
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if not missing:
+        return
+    example = Path(missing[0]).relative_to(root).as_posix()
+    if len(missing) == len(paths):
+        raise DataError(f"{root}: layout does not match {meta}: none of its {len(paths)} file(s) "
+                        f"is where it says ({expects}, e.g. {example}); found {describe_dir(root)}")
+    log.warning("%s: %d of %d file(s) listed in %s are missing where it says (%s, e.g. %s); "
+                "counted as skipped 'missing'", root, len(missing), len(paths), meta, expects, example)
 
 
 def _labelled(kind: str, root: str | None, items: list[tuple[int, str, dict[str, Any]]]) -> EventCorpus:
@@ -115,7 +152,7 @@ def read_esc50(path: str | Path, esc10_only: bool = False) -> EventCorpus:
     esc10_only keeps the rows whose esc10 column is True (the ESC-10 subset, 10 classes).
     """
     root = _root(path, "esc50")
-    rows = _read_csv(root / "meta" / "esc50.csv",
+    rows = _read_csv(root, "meta/esc50.csv",
                      ("filename", "fold", "target", "category", "esc10", "src_file"))
     items = []
     for r in rows:
@@ -127,6 +164,7 @@ def read_esc50(path: str | Path, esc10_only: bool = False) -> EventCorpus:
                        "path": str(root / "audio" / fname)}))
     if not items:
         raise DataError(f"{root}: meta/esc50.csv lists no clips" + (" with esc10=True" if esc10_only else ""))
+    _check_listed(root, "meta/esc50.csv", "audio/<filename>", [kw["path"] for _, _, kw in items])
     return _labelled("esc50", str(root), items)
 
 
@@ -136,7 +174,7 @@ def read_urbansound8k(path: str | Path) -> EventCorpus:
     Slices cut from one freesound recording (fsID) share a group.
     """
     root = _root(path, "urbansound8k")
-    rows = _read_csv(root / "metadata" / "UrbanSound8K.csv",
+    rows = _read_csv(root, "metadata/UrbanSound8K.csv",
                      ("slice_file_name", "fsID", "fold", "classID", "class"))
     items = [(int(r["classID"]), r["class"],
               {"clip_id": Path(r["slice_file_name"]).stem, "group": f"us8k:{r['fsID']}",
@@ -144,22 +182,37 @@ def read_urbansound8k(path: str | Path) -> EventCorpus:
              for r in rows]
     if not items:
         raise DataError(f"{root}: metadata/UrbanSound8K.csv lists no clips")
+    _check_listed(root, "metadata/UrbanSound8K.csv", "audio/fold<fold>/<slice_file_name>",
+                  [kw["path"] for _, _, kw in items])
     return _labelled("urbansound8k", str(root), items)
 
 
 def read_folder(path: str | Path) -> EventCorpus:
-    """One sub-folder per class (sorted names = labels); every non-hidden file in it is a clip
-    (a non-audio file is then reported as an unsupported format, not silently ignored)."""
+    """One sub-folder per class (sorted names = labels); every non-hidden entry in it that is
+    not a folder is a clip, so a non-audio file or a dangling symlink is reported as skipped
+    (unsupported format, unreadable), never silently ignored. A class folder with no such
+    entry stops the run: the class would otherwise vanish from the labels."""
     root = _root(path, "folder")
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"{root}: no class folders (folder layout: <root>/<class>/<clip>); "
+                        f"found {describe_dir(root)}")
     items = []
     for label, d in enumerate(class_dirs):
-        for f in sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        files = _class_files(d)
+        if not files:
+            raise DataError(f"{d}: class '{d.name}' has no files (folder layout: "
+                            f"<root>/<class>/<clip>); found {describe_dir(d)}")
+        for f in files:
             rel = f.relative_to(root).with_suffix("").as_posix()
             items.append((label, d.name, {"clip_id": rel, "group": rel, "path": str(f)}))
-    if not items:
-        raise DataError(f"{root}: no class folders with files (folder layout: <root>/<class>/<clip>)")
     return _labelled("folder", str(root), items)
+
+
+def _class_files(d: Path) -> list[Path]:
+    """Non-hidden entries under a class folder that are not folders (dangling symlinks too)."""
+    return sorted(p for p in d.rglob("*") if not p.is_dir()
+                  and not any(part.startswith(".") for part in p.relative_to(d).parts))
 
 
 def cap_clips(corpus: EventCorpus, max_clips_per_class: int | None, seed: int) -> EventCorpus:

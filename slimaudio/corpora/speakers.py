@@ -17,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from slimaudio.audio import AudioChecks, load_audio, resample, validate
+from slimaudio.audio import (
+    SUPPORTED_SUFFIXES,
+    AudioChecks,
+    describe_dir,
+    describe_not_dir,
+    load_audio,
+    resample,
+    validate,
+)
 from slimaudio.errors import DataError
 
 SPEAKER_KINDS = ("synthetic", "voxceleb", "librispeech", "fsdd")
@@ -52,6 +60,9 @@ class SpeakerCorpus:
     trial_source: str | None = None
     synth_cfg: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
+    # (reason, one-line message) per file the reader found but cannot use (e.g. misnamed):
+    # the stage counts them with the bad audio, or stops under on_bad_audio = fail.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
@@ -93,16 +104,19 @@ def _root(path: str | Path | None, kind: str) -> Path:
         raise DataError(f"corpus kind '{kind}' needs corpus.path (the corpus directory)")
     root = Path(path)
     if not root.is_dir():
-        raise DataError(f"{root}: corpus directory for '{kind}' not found")
+        raise DataError(f"{root}: corpus directory for '{kind}' not found ({describe_not_dir(root)})")
     return root
 
 
-def _audio_files(root: Path, pattern_dirs: Iterable[Path]) -> list[Path]:
-    files: list[Path] = []
-    for d in pattern_dirs:
-        for g in AUDIO_GLOBS:
-            files.extend(d.glob(g))
-    return sorted(f for f in files if not f.name.startswith("."))
+def _audio_files(root: Path) -> list[Path]:
+    """Audio files (wav/flac) at any depth, hidden files and folders excluded."""
+    files = (f for g in AUDIO_GLOBS for f in root.rglob(g))
+    return sorted(f for f in files
+                  if not any(part.startswith(".") for part in f.relative_to(root).parts))
+
+
+def _unrecognised(files: Iterable[Path], expected: str) -> list[tuple[str, str]]:
+    return [("unrecognised_name", f"{f}: name does not match {expected}; not used") for f in files]
 
 
 def read_voxceleb(path: str | Path, trial_list: str | None = None) -> SpeakerCorpus:
@@ -116,7 +130,8 @@ def read_voxceleb(path: str | Path, trial_list: str | None = None) -> SpeakerCor
     wav = root / "wav" if (root / "wav").is_dir() else root
     files = sorted(p for p in wav.glob("id*/*/*.wav") if not p.name.startswith("."))
     if not files:
-        raise DataError(f"{wav}: no idXXXXX/<video>/<n>.wav files (VoxCeleb layout)")
+        raise DataError(f"{wav}: no idXXXXX/<video>/<n>.wav files (VoxCeleb layout); "
+                        f"found {describe_dir(wav)}")
     groups = _vox_groups(root)
     utts = []
     for f in files:
@@ -178,25 +193,29 @@ _LIBRI_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 
 
 def read_librispeech(path: str | Path) -> SpeakerCorpus:
-    """LibriSpeech: <root>/<speaker>/<chapter>/<spk>-<ch>-<n>.flac, or those files flat in root.
+    """LibriSpeech: <spk>-<ch>-<n>.flac files found by name at any depth under the root
+    (<speaker>/<chapter>/, <speaker>/ only, or flat); audio files with other names are
+    reported as skipped ('unrecognised_name'), never silently dropped.
 
     SPEAKERS.TXT (in the root or a parent) gives each reader's sex: the voice group ('f'/'m');
     the session is the chapter.
     """
     root = _root(path, "librispeech")
-    files = _audio_files(root, [root, *sorted(p for p in root.glob("*/*") if p.is_dir())])
-    utts = []
     sexes = _libri_sexes(root)
-    for f in files:
+    utts, other = [], []
+    for f in _audio_files(root):
         m = _LIBRI_NAME.match(f.stem)
         if not m:
-            continue  # not an utterance (e.g. a stray file); LibriSpeech names are strict
+            other.append(f)
+            continue
         spk, chap = m.group(1), m.group(2)
         utts.append(Utterance(utt_id=f.stem, speaker=spk, session=chap,
                               group=sexes.get(spk, "unknown"), path=str(f)))
     if not utts:
-        raise DataError(f"{root}: no <speaker>-<chapter>-<n>.flac files (LibriSpeech layout)")
-    return SpeakerCorpus("librispeech", str(root), utts, notes={"speakers_txt": bool(sexes)})
+        raise DataError(f"{root}: no <speaker>-<chapter>-<n>.flac/.wav files at any depth "
+                        f"(LibriSpeech layout); found {describe_dir(root)}")
+    return SpeakerCorpus("librispeech", str(root), utts, notes={"speakers_txt": bool(sexes)},
+                         skipped=_unrecognised(other, "<speaker>-<chapter>-<n> (LibriSpeech)"))
 
 
 def _libri_sexes(root: Path) -> dict[str, str]:
@@ -220,19 +239,24 @@ _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)$")
 def read_fsdd(path: str | Path) -> SpeakerCorpus:
     """Free Spoken Digit Dataset: <root>/[recordings/]<digit>_<speaker>_<n>.wav (8 kHz).
 
-    FSDD has no session or sex metadata: one session per speaker, group 'unknown'.
+    FSDD has no session or sex metadata: one session per speaker, group 'unknown'. Audio files
+    there with other names are reported as skipped ('unrecognised_name').
     """
     root = _root(path, "fsdd")
     rec = root / "recordings" if (root / "recordings").is_dir() else root
-    utts = []
-    for f in sorted(rec.glob("*.wav")):
-        m = _FSDD_NAME.match(f.stem)
+    utts, other = [], []
+    for f in sorted(p for p in rec.iterdir() if not p.name.startswith(".") and not p.is_dir()):
+        m = _FSDD_NAME.match(f.stem) if f.suffix.lower() == ".wav" else None
         if m:
             utts.append(Utterance(utt_id=f.stem, speaker=m.group(2), session="0",
                                   group="unknown", path=str(f)))
+        elif f.suffix.lower() in SUPPORTED_SUFFIXES:
+            other.append(f)
     if not utts:
-        raise DataError(f"{rec}: no <digit>_<speaker>_<n>.wav files (FSDD layout)")
-    return SpeakerCorpus("fsdd", str(root), utts)
+        raise DataError(f"{rec}: no <digit>_<speaker>_<n>.wav files (FSDD layout); "
+                        f"found {describe_dir(rec)}")
+    return SpeakerCorpus("fsdd", str(root), utts,
+                         skipped=_unrecognised(other, "<digit>_<speaker>_<n>.wav (FSDD)"))
 
 
 # --- selection ----------------------------------------------------------------------------------

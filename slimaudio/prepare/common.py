@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,15 @@ from slimaudio.errors import BadAudioError
 
 HEADER_BYTES = 256  # a fixed .npy v1.0 header, written last once the shape is known
 MIN_PARALLEL = 64   # fewer items than this are processed inline: spawning workers costs more
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrepResult:
+    """What a prepare stage returns: its metrics (for dvc metrics) and the corpus info."""
+
+    metrics: dict[str, float]
+    info: dict[str, Any]
 
 
 class NpyAppender:
@@ -130,7 +141,8 @@ def run_chunks(fn: Callable[..., list[Any]], ctx: Any, items: Sequence[Any], *, 
 # --- bad files ----------------------------------------------------------------------------------
 
 class SkipLog:
-    """Counts skipped files by reason (on_bad_audio=skip) or raises on the first (fail)."""
+    """Counts skipped files by reason (on_bad_audio=skip), each with a one-line warning, or
+    raises on the first (fail)."""
 
     def __init__(self, on_bad_audio: str, keep_examples: int = 5) -> None:
         self.fail = on_bad_audio == "fail"
@@ -142,8 +154,18 @@ class SkipLog:
         if self.fail:
             raise BadAudioError(f"{message} (base.on_bad_audio = fail)")
         self.counts[reason] += 1
+        n = self.counts[reason]
+        if n <= self.keep:  # a few per reason: thousands of lines would bury everything else
+            log.warning("skipped (%s): %s", reason, message)
+        elif n == self.keep + 1:
+            log.warning("skipped (%s): more files; counted in the metrics, not shown", reason)
         if len(self.examples) < self.keep:
             self.examples.append(message)
+
+    def add_all(self, skipped: Sequence[tuple[str, str]]) -> None:
+        """Count what a corpus reader found but could not use (e.g. misnamed files)."""
+        for reason, message in skipped:
+            self.add(reason, message)
 
     @property
     def total(self) -> int:

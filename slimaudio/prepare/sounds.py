@@ -21,8 +21,14 @@ from slimaudio.audio import AudioChecks, BadAudio, peak_dbfs
 from slimaudio.corpora.events import Clip, EventCorpus, read_event_corpus
 from slimaudio.errors import DataError
 from slimaudio.features import MelConfig, frame_signal, log_mel, mel_filterbank, n_windows
-from slimaudio.prepare.common import NpyAppender, SkipLog, histogram, run_chunks, summary
-from slimaudio.prepare.speakers import PrepResult
+from slimaudio.prepare.common import (
+    NpyAppender,
+    PrepResult,
+    SkipLog,
+    histogram,
+    run_chunks,
+    summary,
+)
 from slimaudio.sampling import balanced_class_weights, class_counts, undersample
 
 MANIFEST_COLUMNS = ["frame_id", "clip_id", "label", "class_name", "split", "start_s", "source"]
@@ -113,11 +119,13 @@ def prepare_sounds(section: dict[str, Any], base: dict[str, Any], out_dir: str |
                                             mel.win_length / sr))
     sp = section["split"]
     split = split_groups(corpus.clips, float(sp["val_fraction"]), float(sp["test_fraction"]), seed)
-    ctx = _Ctx(replace(corpus, clips=[]), sr, checks, mel, window, stride, fr["short_clip"],
-               bool(fr["drop_silent_frames"]))
+    ctx = _Ctx(replace(corpus, clips=[], skipped=[]), sr, checks, mel, window, stride,
+               fr["short_clip"], bool(fr["drop_silent_frames"]))
     n_classes, time_steps = len(corpus.classes), mel.n_frames(window)
 
     skips = SkipLog(base["on_bad_audio"])
+    skips.add_all(corpus.skipped)
+    class_skips: dict[int, Counter[str]] = defaultdict(Counter)
     rows: list[dict[str, Any]] = []
     durations: dict[str, list[float]] = defaultdict(list)
     framing = Counter()
@@ -128,6 +136,7 @@ def prepare_sounds(section: dict[str, Any], base: dict[str, Any], out_dir: str |
         for c, res in zip(corpus.clips, results, strict=True):
             if res[0] == "bad":
                 skips.add(res[1], res[2])
+                class_skips[c.label][res[1]] += 1
                 continue
             _, frames, starts, n_silent, padded, dur = res
             s = split[c.group]
@@ -145,6 +154,7 @@ def prepare_sounds(section: dict[str, Any], base: dict[str, Any], out_dir: str |
         if not rows:
             raise DataError(f"prepare_sounds: no frames left ({skips.total} file(s) skipped: "
                             f"{skips.as_dict()['by_reason']})")
+        _check_every_class_has_frames(corpus, rows, class_skips)
         import pandas as pd  # here, not at the top: worker processes never need it
 
         allm = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
@@ -195,6 +205,24 @@ def prepare_sounds(section: dict[str, Any], base: dict[str, Any], out_dir: str |
         }
         _dump(tmp / "info.json", info)
     return PrepResult(metrics=_metrics(info), info=info)
+
+
+def _check_every_class_has_frames(corpus: EventCorpus, rows: list[dict[str, Any]],
+                                  class_skips: dict[int, Counter[str]]) -> None:
+    """Stop on a class with no usable audio, whatever on_bad_audio says: it would stay in
+    classes.json with 0 frames and weight 0, and the model would train without it."""
+    have = {r["label"] for r in rows}
+    clips = Counter(c.label for c in corpus.clips)
+    for label, name in enumerate(corpus.classes):
+        if label in have:
+            continue
+        skipped = class_skips[label]
+        why = [f"{skipped.total()} skipped: {dict(sorted(skipped.items()))}"] if skipped else []
+        if clips[label] > skipped.total():
+            why.append(f"{clips[label] - skipped.total()} with every frame silent")
+        raise DataError(f"prepare_sounds: class '{name}' ({corpus.class_place(name)}) has no "
+                        f"usable audio: none of its {clips[label]} clip(s) gave a frame "
+                        f"({'; '.join(why)})")
 
 
 def _durations(durations: dict[str, list[float]]) -> dict[str, Any]:

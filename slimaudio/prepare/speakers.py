@@ -20,18 +20,19 @@ from slimaudio.audio import AudioChecks, BadAudio, from_int16, to_int16
 from slimaudio.corpora.speakers import SpeakerCorpus, Utterance, read_speaker_corpus, trial_speakers
 from slimaudio.errors import DataError, ParamError
 from slimaudio.features import MelConfig, log_mel, mel_filterbank
-from slimaudio.prepare.common import NpyAppender, SkipLog, histogram, run_chunks, summary
+from slimaudio.prepare.common import (
+    NpyAppender,
+    PrepResult,
+    SkipLog,
+    histogram,
+    run_chunks,
+    summary,
+)
 from slimaudio.speaker.scoring import Trials, write_trials_text
 
 MANIFEST_COLUMNS = ["utt_id", "speaker", "split", "session", "group", "masked", "arousal",
                     "duration_s", "feat_offset", "feat_frames", "audio_offset", "audio_samples",
                     "source"]
-
-
-@dataclass
-class PrepResult:
-    metrics: dict[str, float]
-    info: dict[str, Any]
 
 
 # --- splits and trials --------------------------------------------------------------------------
@@ -165,8 +166,9 @@ def prepare_speakers(section: dict[str, Any], base: dict[str, Any], out_dir: str
         split = split_speakers(groups, float(section["split"]["test_speakers"]), seed)
 
     skips = SkipLog(base["on_bad_audio"])
+    skips.add_all(corpus.skipped)
     rows: list[dict[str, Any]] = []
-    ctx = _Ctx(replace(corpus, utterances=[], trials=None), sr, checks, mel)
+    ctx = _Ctx(replace(corpus, utterances=[], trials=None, skipped=[]), sr, checks, mel)
     with atomic_dir(out_dir) as tmp:
         audio_w = NpyAppender(tmp / "audio.npy", np.int16)
         feats_w = NpyAppender(tmp / "feats.npy", np.float16, (mel.n_mels,))
