@@ -22,11 +22,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create the virtual environment (.venv) with pinned dependencies
 
+params: venv ## Compose params.yaml from conf/ (Hydra, as dvc exp run does); e.g. make params SET="profile=tiny"
+	$(PY) -m slimaudio.config $(SET)
+
 repro: venv ## Set up and run the whole pipeline (dvc repro) on the synthetic default
+	$(PY) -m slimaudio.config
 	$(VENV)/bin/dvc repro
 
-repro-paper: venv ## Run the studies at the papers' scale (profile=paper, full student grid; hours)
-	$(PY) -m slimaudio.distill.grid --design full --write
+repro-paper: venv ## Run the studies at the papers' scale (profile=paper: the full student grid too; hours)
 	$(VENV)/bin/dvc exp run -S profile=paper
 
 test: venv ## Set up and run the test suite (unit, real-data samples, stage-level end-to-end; < 10 min)
@@ -45,7 +48,8 @@ browser: ## Install Debian's chromium for the report-rendering test, when missin
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 with the project's store
+mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 with the project's store (prints each study's runs-table link)
+	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" $(PY) -m slimaudio.tracking http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
 
 bench: venv ## Print latency benchmarks of every study's variants, and INT8 size vs ECAPA width (no assertions)
@@ -55,4 +59,4 @@ bench: venv ## Print latency benchmarks of every study's variants, and INT8 size
 clean: ## Remove generated data, models and reports (keeps the venv)
 	rm -rf data/speakers data/sounds data/distill models/* reports/*/ mlflow.db
 
-.PHONY: help venv repro repro-paper test test-e2e test-fast browser lint mlflow-ui bench clean
+.PHONY: help venv params repro repro-paper test test-e2e test-fast browser lint mlflow-ui bench clean

@@ -1,12 +1,17 @@
-"""params.yaml loading and validation.
+"""params.yaml composition, loading and validation.
 
-params.yaml holds one section per stage plus `base` (seed, sample rate) and `profile`.
-A profile (`profiles/<name>.yaml`) is a partial params file deep-merged over params.yaml:
-`default` changes nothing, `tiny` shrinks everything for tests, `paper` is the papers' scale.
+params.yaml holds one section per stage plus `base` (seed, sample rate) and `profile`. It is
+composed by Hydra from `conf/` (DVC's own composition: `hydra.enabled` in .dvc/config), so it
+always holds the effective value of every key, which is what DVC records in dvc.lock and shows
+in `dvc exp show` / `dvc params diff`. `conf/config.yaml` has the defaults; the config group
+`profile` (`conf/profile/{default,tiny,paper}.yaml`) overlays a scale, and `students` picks the
+distillation grid's student list. `dvc exp run -S profile=tiny -S ecapa.train.steps=100`
+composes both, the user's value last; `compose_params` (`make params`) does the same for a
+plain `dvc repro`.
 
-Every section has a schema (see `slimaudio/schemas/`). Validation runs on the whole merged
-file before a stage does any work, and the first problem stops it with one line naming the
-key: unknown keys, wrong types, out-of-range values and missing keys alike.
+Every section has a schema (see `slimaudio/schemas/`). Validation runs on the whole file before
+a stage does any work, and the first problem stops it with one line naming the key: unknown
+keys, wrong types, out-of-range values, keys out of order with each other and missing keys.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import yaml
 
 from slimaudio.errors import ParamError
 
-PROFILE_DIR = "profiles"
+CONF_DIR = "conf"
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
                list: "a list", dict: "a mapping"}
 
@@ -90,9 +95,35 @@ Schema = Mapping[str, Any]
 SCHEMAS: dict[str, Schema] = {}
 
 
-def register(section: str, schema: Schema) -> None:
-    """Declare the schema of one params.yaml section (called by slimaudio.schemas modules)."""
+# Cross-field rules: (section, lower key, upper key, strict), keys dotted within the section.
+ORDERS: dict[str, list[tuple[str, str, bool]]] = {}
+
+
+def register(section: str, schema: Schema,
+             orders: Sequence[tuple[str, str] | tuple[str, str, bool]] = ()) -> None:
+    """Declare the schema of one params.yaml section (called by slimaudio.schemas modules).
+
+    orders: pairs of dotted keys within the section whose values must be ordered
+    (lower <= upper; a third item True makes it strict), checked after each key alone.
+    """
     SCHEMAS[section] = schema
+    ORDERS[section] = [(o[0], o[1], bool(o[2]) if len(o) > 2 else False) for o in orders]
+
+
+def _get(node: Mapping[str, Any], dotted: str) -> Any:
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
+def _check_orders(section: str, value: Mapping[str, Any]) -> None:
+    for lo_key, hi_key, strict in ORDERS.get(section, []):
+        lo, hi = _get(value, lo_key), _get(value, hi_key)
+        if lo is None or hi is None or (lo < hi if strict else lo <= hi):
+            continue
+        relation = "be below" if strict else "not exceed"
+        raise ParamError(f"params: {section}.{lo_key} = {lo!r} must {relation} "
+                         f"{section}.{hi_key} = {hi!r}")
 
 
 def _load_schemas() -> None:
@@ -129,35 +160,48 @@ def _closest(key: str, options: Iterable[str]) -> str | None:
     return hits[0] if hits else None
 
 
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any], where: str = "") -> dict[str, Any]:
-    """Merge `over` into a copy of `base`; keys of `over` must exist in `base`."""
-    out = copy.deepcopy(dict(base))
-    for key, val in over.items():
-        full = f"{where}.{key}" if where else str(key)
-        if key not in out:
-            raise ParamError(f"profile: unknown key '{full}' (not in params.yaml)")
-        if isinstance(val, Mapping) and isinstance(out[key], Mapping):
-            out[key] = deep_merge(out[key], val, full)
-        else:
-            out[key] = copy.deepcopy(val)
-    return out
+class Declared(dict):
+    """The part of a params mapping a stage declared: reading any other key is a ParamError,
+    so a stage cannot depend on a param that dvc.yaml does not list for it."""
+
+    def __init__(self, where: str, declared: Sequence[str]) -> None:
+        super().__init__()
+        self.where, self.declared = where, tuple(declared)
+
+    def __missing__(self, key: str) -> Any:
+        full = f"{self.where}.{key}" if self.where else str(key)
+        raise ParamError(f"params: stage reads '{full}' that it did not declare "
+                         f"(declared: {', '.join(self.declared)})")
+
+
+def select(data: Mapping[str, Any], paths: Sequence[str]) -> Declared:
+    """The declared parts of `data`: each path a section (`ecapa`) or a dotted key (`base.seed`)."""
+    root = Declared("", paths)
+    for path in paths:
+        keys = path.split(".")
+        src, dst = data, root
+        for i, key in enumerate(keys):
+            if not isinstance(src, Mapping) or key not in src:
+                raise ParamError(f"params: missing key '{'.'.join(keys[: i + 1])}'")
+            if i == len(keys) - 1:
+                dst[key] = copy.deepcopy(src[key])
+            else:
+                if key not in dst:
+                    dict.__setitem__(dst, key, Declared(".".join(keys[: i + 1]), paths))
+                src, dst = src[key], dst[key]
+    return root
 
 
 @dataclass
 class Params:
-    """Validated, profile-merged params; only the sections a stage declared are reachable."""
+    """Validated params; only what the stage declared (sections or dotted keys) is reachable."""
 
-    sections: dict[str, Any]
+    sections: Declared
     profile: str
     source: Path
     declared: tuple[str, ...] = field(default_factory=tuple)
 
     def __getitem__(self, section: str) -> Any:
-        if section not in self.sections:
-            raise ParamError(
-                f"params: stage reads section '{section}' that it did not declare "
-                f"(declared: {', '.join(self.declared)})"
-            )
         return self.sections[section]
 
     def flat(self) -> dict[str, Any]:
@@ -184,7 +228,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ParamError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ParamError(f"{path}{_yaml_where(exc)}: not valid YAML ({_yaml_problem(exc)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -192,44 +236,106 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    return " ".join(x for x in (context, problem) if x) or str(exc).splitlines()[0]
+
+
 def resolve(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read params.yaml, apply its profile, validate everything; return the merged mapping."""
+    """Read a composed params file and validate every key; return it."""
     path = Path(path)
-    raw = read_yaml(path)
-    profile = raw.get("profile", "default")
+    data = read_yaml(path)
+    profile = data.get("profile", "default")
     if not isinstance(profile, str):
         raise ParamError(f"params: profile = {profile!r} must be a string")
-    prof_path = path.parent / PROFILE_DIR / f"{profile}.yaml"
-    if not prof_path.exists():
-        known = sorted(p.stem for p in (path.parent / PROFILE_DIR).glob("*.yaml"))
-        raise ParamError(f"params: profile = {profile!r} has no {prof_path} (known: {', '.join(known)})")
-    merged = deep_merge(raw, read_yaml(prof_path))
-    validate(merged)
-    return merged
+    validate(data, source=path.name)
+    return data
 
 
-def validate(merged: Mapping[str, Any]) -> None:
+def validate(data: Mapping[str, Any], source: str = "params.yaml") -> None:
     _load_schemas()                      # cheap after the first call: imports are cached
-    for key in merged:
+    for key in data:
         if key != "profile" and key not in SCHEMAS:
             close = _closest(str(key), SCHEMAS.keys())
             hint = f" (did you mean '{close}'?)" if close else ""
             raise ParamError(f"params: unknown section '{key}'{hint}")
     for name, schema in SCHEMAS.items():
-        if name not in merged:
-            raise ParamError(f"params: missing section '{name}'")
-        _validate_mapping(name, merged[name], schema)
+        if name not in data:
+            raise ParamError(f"params: missing section '{name}' in {source} "
+                             f"(compose it from {CONF_DIR}/ with `make params`)")
+        _validate_mapping(name, data[name], schema)
+        _check_orders(name, data[name])
+
+
+def compose(overrides: Sequence[str] = (), conf_dir: str | Path = CONF_DIR) -> dict[str, Any]:
+    """Compose conf/ with Hydra overrides (`profile=tiny`, `ecapa.train.steps=100`) exactly as
+    `dvc exp run -S` does (DVC's own compose_and_dump), and return the result unvalidated."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "params.yaml"
+        compose_params(out, overrides, conf_dir)
+        return read_yaml(out)
+
+
+def compose_params(out: str | Path, overrides: Sequence[str] = (),
+                   conf_dir: str | Path = CONF_DIR) -> None:
+    """Write the composed params file (what `dvc exp run` writes to params.yaml)."""
+    from dvc.utils.hydra import compose_and_dump
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    conf = Path(conf_dir).resolve()
+    if not (conf / "config.yaml").is_file():
+        raise ParamError(f"params: no {conf / 'config.yaml'} to compose params from")
+    try:
+        compose_and_dump(str(out), str(conf), None, "config", "", list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ParamError(f"params: cannot compose {conf_dir}/ with {list(overrides)}: "
+                         f"{first}") from None
 
 
 def load_params(path: str | Path, sections: Sequence[str]) -> Params:
-    """Validate the whole params file, then expose only `sections` to the caller."""
+    """Validate the whole params file, then expose only `sections` (sections or dotted keys,
+    as the stage declares them in dvc.yaml) to the caller."""
     merged = resolve(path)
-    missing = [s for s in sections if s not in merged]
-    if missing:
-        raise ParamError(f"params: missing section(s) {', '.join(missing)}")
     return Params(
-        sections={s: merged[s] for s in sections},
+        sections=select(merged, sections),
         profile=merged.get("profile", "default"),
         source=Path(path),
         declared=tuple(sections),
     )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m slimaudio.config [--out params.yaml] [override ...]`: compose params.yaml."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(description="Compose params.yaml from conf/ (Hydra, as DVC does).")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. profile=tiny a.b=1")
+    p.add_argument("--out", default="params.yaml")
+    p.add_argument("--conf", default=CONF_DIR)
+    args = p.parse_args(argv)
+    # Run as __main__, this file is a second module object: the schemas register themselves
+    # with slimaudio.config, so validate through that one.
+    from slimaudio import config
+
+    try:
+        config.compose_params(args.out, args.overrides, args.conf)
+        config.validate(config.read_yaml(Path(args.out)), source=args.out)
+    except ParamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"wrote {args.out} from {args.conf}/ {' '.join(args.overrides)}".rstrip(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

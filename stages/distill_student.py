@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 
 from slimaudio import atomic, tracking
-from slimaudio.errors import ParamError
 from slimaudio.stage import cli, parse_args, setup
 
-# The stage declares only distill_grid.students.<id> in dvc.yaml and reads nothing else there.
-SECTIONS = ("base", "distill", "distill_student", "distill_grid")
+# Plus distill_grid.students.<id>, the one student it trains (dvc.yaml declares that key alone).
+SECTIONS = ("base", "distill", "distill_student")
 
 
 def _student_arg(p: argparse.ArgumentParser) -> None:
@@ -19,20 +18,18 @@ def _student_arg(p: argparse.ArgumentParser) -> None:
 
 def main() -> None:
     args = parse_args(__doc__, ["data", "out_dir"], extra=_student_arg)
-    params = setup(args.params, SECTIONS)
+    # an unknown id stops here: "params: missing key 'distill_grid.students.<id>'"
+    params = setup(args.params, (*SECTIONS, f"distill_grid.students.{args.student}"))
     students = params["distill_grid"]["students"]
-    if args.student not in students:
-        raise ParamError(f"params: distill_grid.students has no student '{args.student}'")
     from slimaudio.distill.students import record, run_student
     from slimaudio.distill.teacher import load_distill
     from slimaudio.models.mobilenet_students import StudentConfig
 
     cfg = StudentConfig.from_dict(students[args.student])
     base, train = params["base"], params["distill_student"]
-    run_params = {"student": args.student, "label": cfg.label, "profile": params.profile,
-                  **{f"hp.{k}": v for k, v in cfg.as_dict().items()},
-                  **{f"distill_student.{k}": v for k, v in params.flat().items()
-                     if k.startswith("distill_student.")}}
+    # every declared key as it ran (params.flat()), plus the student's id and hyperparameters
+    run_params = {**params.flat(), "student": args.student, "label": cfg.label,
+                  **{f"hp.{k}": v for k, v in cfg.as_dict().items()}}
     with tracking.stage_run("distill", f"{args.student} {cfg.label}", run_params) as run, \
             atomic.atomic_dir(args.out_dir) as tmp:
         data = load_distill(args.data)

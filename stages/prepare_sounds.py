@@ -6,7 +6,7 @@ from slimaudio import atomic, tracking
 from slimaudio.prepare.sounds import prepare_sounds
 from slimaudio.stage import cli, parse_args, setup
 
-SECTIONS = ("base", "prepare_sounds")
+SECTIONS = ("base.seed", "base.sample_rate", "base.on_bad_audio", "prepare_sounds")
 
 
 def main() -> None:

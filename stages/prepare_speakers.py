@@ -6,7 +6,7 @@ from slimaudio import atomic, tracking
 from slimaudio.prepare.speakers import prepare_speakers
 from slimaudio.stage import cli, parse_args, setup
 
-SECTIONS = ("base", "prepare_speakers")
+SECTIONS = ("base.seed", "base.sample_rate", "base.on_bad_audio", "prepare_speakers")
 
 
 def main() -> None:

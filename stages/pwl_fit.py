@@ -9,7 +9,7 @@ from slimaudio.speaker.train import load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies.pwl_softmax import collect_logits, fit_all, plot_fit
 
-SECTIONS = ("base", "pwl_fit")
+SECTIONS = ("base.seed", "pwl_fit")
 
 
 def main() -> None:

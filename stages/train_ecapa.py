@@ -13,7 +13,7 @@ from slimaudio.speaker.train import (
 )
 from slimaudio.stage import cli, parse_args, setup
 
-SECTIONS = ("base", "ecapa")
+SECTIONS = ("base.seed", "ecapa.model", "ecapa.train")
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from slimaudio import atomic, tracking
 from slimaudio.metrics import file_size
 from slimaudio.stage import cli, parse_args, setup
 
-SECTIONS = ("base", "resnet")
+SECTIONS = ("base.seed", "resnet")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from slimaudio.speaker.export import export_onnx
 from slimaudio.speaker.train import log_curve, train_baseline, training_summary, write_curve
 from slimaudio.stage import cli, parse_args, setup
 
-SECTIONS = ("base", "train_teacher")
+SECTIONS = ("base.seed", "train_teacher")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,8 +48,23 @@ class ProjectCopy:
         proc = self.dvc(*args, **kw)
         return time.perf_counter() - t0, proc
 
+    def use_profile(self, profile: str) -> None:
+        """Make `profile` the default of conf/config.yaml, so that every later
+        `dvc exp run -S ...` composes on it (a user's persistent choice, the Hydra way)."""
+        path = self.root / "conf" / "config.yaml"
+        text, n = re.subn(r"(?m)^  - profile: \w+", f"  - profile: {profile}", path.read_text())
+        assert n == 1, "conf/config.yaml has no '- profile: <name>' default"
+        path.write_text(text)
+        self.compose()
+
+    def compose(self, *overrides: str) -> None:
+        """Compose params.yaml from conf/ with Hydra overrides, as `dvc exp run -S` does."""
+        from slimaudio import config
+
+        config.compose_params(self.root / "params.yaml", overrides, self.root / "conf")
+
     def set_params(self, **updates: object) -> None:
-        """Set dotted keys in params.yaml (e.g. profile='tiny')."""
+        """Edit dotted keys of params.yaml by hand, as a user before a plain `dvc repro`."""
         path = self.root / "params.yaml"
         data = yaml.safe_load(path.read_text())
         for dotted, value in updates.items():
@@ -76,6 +92,6 @@ def make_copy(dest: Path, profile: str = "tiny") -> ProjectCopy:
         shutil.copy2(src, dest / rel)
     proj = ProjectCopy(dest)
     proj.run("git", "init", "-q")
-    proj.set_params(profile=profile)
+    proj.use_profile(profile)
     proj.commit("copy")
     return proj

@@ -13,10 +13,12 @@ from slimaudio.errors import ParamError
 REPO = Path(__file__).resolve().parents[1]
 
 
+PROFILES = sorted(p.stem for p in (REPO / "conf" / "profile").glob("*.yaml"))
+
+
 @pytest.fixture
 def params_copy(tmp_path: Path) -> Path:
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    shutil.copytree(REPO / "profiles", tmp_path / "profiles")
     return tmp_path / "params.yaml"
 
 
@@ -26,11 +28,59 @@ def _edit(path: Path, fn) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def test_repo_params_validate_for_every_profile(params_copy: Path) -> None:
-    for prof in sorted(p.stem for p in (REPO / "profiles").glob("*.yaml")):
-        _edit(params_copy, lambda d, p=prof: d.__setitem__("profile", p))
-        merged = config.resolve(params_copy)
-        assert merged["profile"] == prof
+def test_committed_params_are_the_composed_default() -> None:
+    """params.yaml is what `dvc exp run` / `make params` composes from conf/, never edited."""
+    assert config.read_yaml(REPO / "params.yaml") == config.compose([])
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_composes_validates_and_names_itself(profile: str) -> None:
+    composed = config.compose([f"profile={profile}"])
+    config.validate(composed)
+    assert composed["profile"] == profile
+
+
+def test_profile_values_are_the_effective_params() -> None:
+    default, tiny, paper = (config.compose([f"profile={p}"]) for p in ("default", "tiny", "paper"))
+    assert tiny["ecapa"]["train"]["steps"] == 4 < default["ecapa"]["train"]["steps"]
+    assert paper["ecapa"]["model"]["channels"] == 1024
+    assert len(paper["distill_grid"]["students"]) == 144          # students: full
+    assert len(default["distill_grid"]["students"]) == 8           # students: fractional
+
+
+def test_user_value_wins_over_the_profile() -> None:
+    composed = config.compose(["profile=tiny", "ecapa.train.steps=100"])
+    assert composed["ecapa"]["train"]["steps"] == 100
+    assert composed["ecapa"]["model"]["channels"] == 16           # the rest of tiny still holds
+
+
+def test_bad_user_values_stop_with_one_line() -> None:
+    composed = config.compose(["profile=tiny", "prepare_sounds.undersample.cap=abc"])
+    with pytest.raises(ParamError, match=r"prepare_sounds\.undersample\.cap = 'abc' has the wrong type"):
+        config.validate(composed)
+    for bad, what in ((["ecapa.train.stpes=3"], "ecapa.train.stpes"),
+                      (["profile=huge"], "profile/huge")):
+        with pytest.raises(ParamError) as info:
+            config.compose(bad)
+        assert what in str(info.value) and "\n" not in str(info.value)
+
+
+def test_min_above_max_names_both_keys(params_copy: Path) -> None:
+    _edit(params_copy, lambda d: d["prepare_speakers"]["synthetic"].__setitem__("min_dur_s", 9.0))
+    with pytest.raises(ParamError, match=r"prepare_speakers\.synthetic\.min_dur_s = 9\.0 must not "
+                                         r"exceed prepare_speakers\.synthetic\.max_dur_s = 8\.0"):
+        config.resolve(params_copy)
+    _edit(params_copy, lambda d: d["prepare_speakers"]["synthetic"].__setitem__("min_dur_s", 2.0))
+    _edit(params_copy, lambda d: d["prepare_sounds"]["features"].__setitem__("f_min", 9000.0))
+    with pytest.raises(ParamError, match=r"prepare_sounds\.features\.f_min = 9000\.0 must be below "
+                                         r"prepare_sounds\.features\.f_max"):
+        config.resolve(params_copy)
+
+
+def test_missing_section_names_the_params_file(params_copy: Path) -> None:
+    _edit(params_copy, lambda d: d.pop("ptq"))
+    with pytest.raises(ParamError, match=r"missing section 'ptq' in params\.yaml"):
+        config.resolve(params_copy)
 
 
 def test_unknown_key_names_key_and_suggests(params_copy: Path) -> None:
@@ -64,29 +114,26 @@ def test_missing_key(params_copy: Path) -> None:
         config.resolve(params_copy)
 
 
-def test_unknown_profile_and_bad_overlay(params_copy: Path) -> None:
-    _edit(params_copy, lambda d: d.__setitem__("profile", "huge"))
-    with pytest.raises(ParamError, match="profile = 'huge' has no"):
-        config.resolve(params_copy)
-    (params_copy.parent / "profiles" / "bad.yaml").write_text("base: {sead: 1}\n")
-    _edit(params_copy, lambda d: d.__setitem__("profile", "bad"))
-    with pytest.raises(ParamError, match=r"unknown key 'base\.sead'"):
-        config.resolve(params_copy)
-
-
-def test_overlay_merges_deeply(params_copy: Path) -> None:
-    (params_copy.parent / "profiles" / "t.yaml").write_text("base: {threads: 2}\n")
-    _edit(params_copy, lambda d: d.__setitem__("profile", "t"))
-    merged = config.resolve(params_copy)
-    assert merged["base"]["threads"] == 2
-    assert merged["base"]["seed"] == yaml.safe_load((REPO / "params.yaml").read_text())["base"]["seed"]
-
-
-def test_invalid_yaml_is_one_line(params_copy: Path) -> None:
-    params_copy.write_text("base: [unclosed\n")
+def test_invalid_yaml_is_one_line_with_file_and_line(params_copy: Path) -> None:
+    params_copy.write_text("profile: default\nbase:\n  seed: 1\n  sample_rate: [16000\n")
     with pytest.raises(ParamError) as info:
         config.resolve(params_copy)
-    assert "\n" not in str(info.value) and "not valid YAML" in str(info.value)
+    msg = str(info.value)
+    assert "\n" not in msg and "not valid YAML" in msg
+    assert msg.startswith(f"{params_copy}:5:"), msg    # the line where the parser gave up
+
+
+def test_params_object_guards_undeclared_keys(params_copy: Path) -> None:
+    p = config.load_params(params_copy, ["base.seed", "ecapa.model"])
+    assert p["base"]["seed"] == 20240521 and "channels" in p["ecapa"]["model"]
+    assert set(p.flat()) >= {"base.seed", "ecapa.model.channels"}
+    assert "base.threads" not in p.flat()
+    with pytest.raises(ParamError, match=r"reads 'base\.threads' that it did not declare"):
+        p["base"]["threads"]
+    with pytest.raises(ParamError, match=r"reads 'ecapa\.train' that it did not declare"):
+        p["ecapa"]["train"]
+    with pytest.raises(ParamError, match=r"missing key 'distill_grid\.students\.s999'"):
+        config.load_params(params_copy, ["distill_grid.students.s999"])
 
 
 def test_params_object_guards_undeclared_sections(params_copy: Path) -> None:

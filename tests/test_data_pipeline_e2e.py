@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from slimaudio import config
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -48,10 +49,7 @@ def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         pytest.skip("git or the venv's dvc is not available")
     root = tmp_path_factory.mktemp("repo")
     _copy_repo(root)
-    params = root / "params.yaml"
-    text, n = re.subn(r"^profile: \w+", "profile: tiny", params.read_text(), flags=re.M)
-    assert n == 1
-    params.write_text(text)
+    config.compose_params(root / "params.yaml", ["profile=tiny"], root / "conf")
     env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow-test.db'}",
                DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0")

@@ -113,18 +113,14 @@ def test_compute_aware_design_is_cheaper_and_still_covers_every_level() -> None:
     assert np.isfinite(logdet(cheap))
 
 
-def test_rewrite_params_replaces_only_the_students_block() -> None:
-    text = ("a: 1\n# >>> distill\ndistill_grid:\n  levels: {}\n  # old header\n"
-            "  students:\n    s001: {arch: small}\n# <<< distill\nafter: 2\n")
-    block = grid.render({"s005": grid.full_grid(LEVELS)["s005"]}, "new header")
-    out = grid.rewrite_params(text, block)
-    assert "old header" not in out and "new header" in out
-    assert out.startswith("a: 1\n# >>> distill\ndistill_grid:\n  levels: {}\n")
-    assert out.endswith("# <<< distill\nafter: 2\n")
-    parsed = yaml.safe_load(out)
-    assert parsed["distill_grid"]["students"]["s005"]["frontend"] == "inside"
-    with pytest.raises(ParamError):
-        grid.rewrite_params("nothing: here\n", block)
+@pytest.mark.parametrize("design", ["fractional", "full"])
+def test_student_group_files_are_what_the_generator_writes(repo, design: str) -> None:
+    """conf/students/<design>.yaml is generated, never edited: regenerate it and compare."""
+    levels = config.read_yaml(repo / "conf" / "config.yaml")["distill_grid"]["levels"]
+    text = grid.group_file(levels, design)
+    assert (repo / "conf" / "students" / f"{design}.yaml").read_text() == text
+    assert text.startswith("# @package distill_grid.students\n")
+    assert yaml.safe_load(text) == grid.design(levels, design)
 
 
 def test_default_params_train_at_least_8_students_covering_every_level(repo) -> None:
@@ -134,9 +130,10 @@ def test_default_params_train_at_least_8_students_covering_every_level(repo) -> 
     assert grid.covers_all_levels(students, merged["distill_grid"]["levels"]) == []
 
 
-def test_paper_profile_requires_the_full_grid(repo) -> None:
-    paper = config.read_yaml(repo / "profiles" / "paper.yaml")
+def test_paper_profile_requires_and_selects_the_full_grid() -> None:
+    paper = config.compose(["profile=paper"])
     assert paper["distill_select"]["require_full_grid"] is True
+    assert grid.is_full(paper["distill_grid"]["students"], paper["distill_grid"]["levels"])
 
 
 def test_a_bad_student_entry_is_named(repo, tmp_path) -> None:

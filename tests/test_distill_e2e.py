@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from slimaudio import config
 from slimaudio.audio import to_int16
 from slimaudio.features import MelConfig, log_mel
 
@@ -95,8 +96,7 @@ def test_batch_log_mel_equals_the_features_definition() -> None:
 def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
     speakers = make_speakers(tmp_path / "speakers")
     teacher = make_teacher(tmp_path / "teacher.onnx")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["profile"] = "tiny"
+    params = config.compose(["profile=tiny"])
     params["distill_grid"]["students"] = {
         "s000": {"arch": "small", "width": 0.5, "bottleneck": 16, "pool": "gap", "qat": False,
                  "frontend": "outside"},
@@ -104,7 +104,6 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
                  "frontend": "inside"},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (tmp_path / "profiles").symlink_to(REPO / "profiles")
     p = ["--params", str(tmp_path / "params.yaml")]
     data, models, rep = tmp_path / "distill", tmp_path / "models", tmp_path / "reports"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

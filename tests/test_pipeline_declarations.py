@@ -1,6 +1,8 @@
-"""Every stage declares what it reads: params sections, input paths and outputs.
+"""Every stage declares what it reads: params, library modules, input paths and outputs.
 
-Uses DVC's own resolution of dvc.yaml, so foreach/matrix stages are checked one by one.
+Uses DVC's own resolution of dvc.yaml, so foreach/matrix stages are checked one by one. The
+library deps are checked against each script's import closure inside slimaudio/
+(tests/import_closure.py), so a module a stage runs can never change without DVC noticing.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from import_closure import closure, covered
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,8 +40,12 @@ def _declared_params(stage) -> set[str]:
     keys: set[str] = set()
     for dep in stage.deps:
         if isinstance(dep, ParamsDependency):
-            keys |= {k.split(".")[0] for k in (dep.params or [])}
+            keys |= set(dep.params or [])
     return keys
+
+
+def _missing_library_deps(script: Path, deps: set[str]) -> list[str]:
+    return sorted(p for p in closure(script) if not covered(p, deps))
 
 
 def _paths(stage, kind: str) -> set[str]:
@@ -59,14 +66,17 @@ def test_stage_declares_what_it_reads(stage) -> None:
     script = REPO / argv[1]
     deps, outs = _paths(stage, "deps"), _paths(stage, "outs")
     assert argv[1] in deps, f"{stage.addressing}: its script {argv[1]} is not a dep"
-    assert "profiles/${profile}.yaml" in deps or any(d.startswith("profiles/") for d in deps), \
-        f"{stage.addressing}: the profile overlay is not a dep"
+    missing_modules = _missing_library_deps(script, deps)
+    assert not missing_modules, \
+        f"{stage.addressing}: imports {missing_modules} but dvc.yaml does not list them as deps"
 
-    # params: `profile` plus every section the script may read
+    # params: `profile` plus every section or dotted key the script may read (the script can
+    # read nothing else: slimaudio.config.Declared refuses undeclared keys)
     sections = set(_script_module(script).SECTIONS)
     declared = _declared_params(stage)
     assert "profile" in declared, f"{stage.addressing}: does not declare param 'profile'"
-    missing = sections - declared
+    missing = {s for s in sections
+               if not any(s == d or s.startswith(d + ".") for d in declared)}
     assert not missing, f"{stage.addressing}: reads {sorted(missing)} but dvc.yaml does not declare them"
 
     # every path on the command line is a dep or an out (or lies inside one)
@@ -89,3 +99,34 @@ def test_no_hard_coded_output_paths_in_stage_scripts() -> None:
         for root in ("data/", "models/", "reports/"):
             assert f'"{root}' not in text and f"'{root}" not in text, \
                 f"{script.name} hard-codes a path under {root}; pass it from dvc.yaml"
+
+
+def test_import_closure_check_catches_a_removed_dependency() -> None:
+    """The check above is not vacuous: drop any one library dep of a stage and it fails."""
+    stage = next(s for s in _stages() if s.addressing == "prepare_sounds")
+    script = REPO / shlex.split(stage.cmd)[1]
+    deps = _paths(stage, "deps")
+    assert _missing_library_deps(script, deps) == []
+    for dep in sorted(d for d in deps if d.startswith("slimaudio/")):
+        assert _missing_library_deps(script, deps - {dep}), f"removing {dep} went unnoticed"
+
+
+def test_import_closure_follows_lazy_relative_and_dynamic_imports(tmp_path: Path) -> None:
+    script = tmp_path / "s.py"
+    script.write_text("from slimaudio import config\n\n"
+                      "def main():\n    from slimaudio.prepare import sounds\n")
+    found = closure(script)
+    assert "slimaudio/prepare/sounds.py" in found          # a lazy `from pkg import module`
+    assert "slimaudio/prepare/common.py" in found          # its imports, transitively
+    assert "slimaudio/synth/speech.py" in found            # a lazy import inside a function
+    assert "slimaudio/schemas/distill.py" in found         # config's dynamic schema imports
+    assert "slimaudio/__init__.py" not in found            # a docstring-only package file
+
+
+def test_every_dynamic_import_is_known_to_the_closure() -> None:
+    """A module that imports by name at run time must be listed in import_closure.DYNAMIC."""
+    from import_closure import DYNAMIC
+
+    for path in sorted((REPO / "slimaudio").rglob("*.py")):
+        if "import_module(" in path.read_text(encoding="utf-8"):
+            assert str(path.relative_to(REPO)) in DYNAMIC, f"{path}: dynamic import not in DYNAMIC"

@@ -176,6 +176,35 @@ def test_one_student_param_reruns_only_that_student(tiny: ProjectCopy) -> None:
     assert ran == {f"distill_student@{sid}", *downstream, *(["distill_final"] if changed else [])}, ran
 
 
+def _last_step(curve: Path) -> int:
+    return int(curve.read_text().strip().splitlines()[-1].split(",")[0])
+
+
+def test_user_values_win_over_the_profile_and_are_recorded(tiny: ProjectCopy) -> None:
+    """`-S profile=... -S key=value`: the user's value is what runs and what DVC records."""
+    tiny.dvc("exp", "run", "-S", "profile=tiny", "-S", "ecapa.train.steps=5", "train_ecapa")
+    curve = tiny.root / "reports" / "ecapa" / "train_curve.csv"
+    assert curve.read_text().splitlines()[0].startswith("step,")
+    assert _last_step(curve) == 5                       # 5 steps ran (tiny logs every step)
+    lock = yaml.safe_load((tiny.root / "dvc.lock").read_text())
+    recorded = lock["stages"]["train_ecapa"]["params"]["params.yaml"]
+    assert recorded["ecapa.train"]["steps"] == 5 and recorded["profile"] == "tiny"
+    shown = json.loads(tiny.dvc("exp", "show", "--json").stdout)
+    work = next(e for e in shown if e["rev"] == "workspace")
+    effective = work["data"]["params"]["params.yaml"]["data"]      # what `dvc exp show` lists
+    assert (effective["ecapa"]["model"]["channels"], effective["ecapa"]["train"]["steps"],
+            effective["distill_student"]["steps"]) == (16, 5, 2)
+    # a value of the wrong type stops the stage with one line, and nothing is recorded for it
+    proc = tiny.dvc("exp", "run", "-S", "profile=tiny", "-S", "prepare_sounds.undersample.cap=abc",
+                    "prepare_sounds", check=False)
+    assert proc.returncode != 0
+    errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("error: params:")]
+    assert errors == ["error: params: prepare_sounds.undersample.cap = 'abc' has the wrong type: "
+                      "expected an integer"], proc.stderr[-2000:]
+    lock = yaml.safe_load((tiny.root / "dvc.lock").read_text())
+    assert lock["stages"]["prepare_sounds"]["params"]["params.yaml"]["prepare_sounds"]["undersample"]["cap"] != "abc"
+
+
 def test_two_queued_experiments_run_in_parallel_and_land_in_mlflow(tiny: ProjectCopy) -> None:
     import mlflow
 
@@ -204,7 +233,7 @@ def test_paper_profile_validates_and_plans_every_stage(tiny: ProjectCopy) -> Non
     # outputs do not exist yet (treeverse/dvc#9021), so a fresh copy would stop at data_report.
     from slimaudio import config
 
-    tiny.set_params(profile="paper")
+    tiny.compose("profile=paper")
     try:
         merged = config.resolve(tiny.root / "params.yaml")
         assert merged["profile"] == "paper" and merged["ecapa"]["model"]["channels"] == 1024

@@ -412,16 +412,12 @@ def test_greedy_search_may_choose_nothing() -> None:
 
 
 def _ptq_params(profile: str) -> dict:
-    """The ptq section of params.yaml with a profile merged, validated against its schema."""
-    import slimaudio.schemas.ptq  # noqa: F401  (registers the schema)
+    """The ptq section of the params composed for a profile, validated."""
     from slimaudio import config
 
-    root = Path(__file__).resolve().parents[1]
-    raw = config.read_yaml(root / "params.yaml")
-    over = config.read_yaml(root / "profiles" / f"{profile}.yaml")
-    merged = config.deep_merge({"ptq": raw["ptq"]}, {"ptq": over.get("ptq", {})})
-    config._validate_mapping("ptq", merged["ptq"], config.SCHEMAS["ptq"])
-    return merged["ptq"]
+    composed = config.compose([f"profile={profile}"])
+    config.validate(composed)
+    return composed["ptq"]
 
 
 @pytest.mark.parametrize("profile", ["default", "tiny", "paper"])

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from slimaudio.errors import DataError, ParamError
+from slimaudio.schemas.distill import TASKS
 
-if TYPE_CHECKING:  # pandas is imported lazily: the params schema imports TASKS from here
+if TYPE_CHECKING:  # pandas is imported lazily: a probe-free caller need not load it
     import pandas as pd
 
-TASKS = ("speaker", "masked", "arousal", "group")
 LABEL_COLUMN = {"speaker": "speaker", "masked": "masked", "arousal": "arousal", "group": "group"}
 ROLE_COLUMN = {"speaker": "role_speaker", "masked": "role_label", "arousal": "role_label",
                "group": "role_label"}

@@ -34,10 +34,8 @@ import numpy as np
 
 from slimaudio.errors import ParamError
 from slimaudio.features import MelConfig, hann, mel_filterbank
+from slimaudio.schemas.distill import ARCHS, FRONTENDS, POOLS
 
-ARCHS = ("small", "large")
-POOLS = ("gap", "flatten")
-FRONTENDS = ("outside", "inside")
 FRONTEND_NAME = "logmel"   # the layer (and TFLite node-name prefix) of the in-model frontend
 
 

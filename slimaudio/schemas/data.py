@@ -29,6 +29,12 @@ def _audio_checks() -> dict:
     }
 
 
+# Pairs of keys that must be ordered (lower <= upper; True: strictly), checked with their full
+# key paths after each key alone.
+_FEATURE_ORDERS = [("features.win_length", "features.n_fft"), ("features.f_min", "features.f_max", True)]
+_SYNTH_ORDERS = [("synthetic.min_dur_s", "synthetic.max_dur_s"),
+                 ("synthetic.snr_db_min", "synthetic.snr_db_max")]
+
 register("prepare_speakers", {
     "corpus": {
         "kind": Field(str, choices=["synthetic", "voxceleb", "librispeech", "fsdd"]),
@@ -68,7 +74,8 @@ register("prepare_speakers", {
                                         "(ignored when the corpus ships a trial list)"),
     },
     "audio": _audio_checks(),
-})
+}, orders=[*_FEATURE_ORDERS, *_SYNTH_ORDERS,
+           ("synthetic.mask_db_min", "synthetic.mask_db_max")])
 
 register("prepare_sounds", {
     "corpus": {
@@ -111,4 +118,4 @@ register("prepare_sounds", {
     "class_weights": Field(str, choices=["balanced", "none"],
                            doc="balanced: n / (n_classes * count), on the undersampled train split"),
     "audio": _audio_checks(),
-})
+}, orders=[*_FEATURE_ORDERS, *_SYNTH_ORDERS, ("framing.stride_s", "framing.window_s")])

@@ -17,10 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from slimaudio.config import Field, _validate_mapping, register
-from slimaudio.distill.probes import TASKS
 from slimaudio.errors import ParamError
-from slimaudio.models.mobilenet_students import ARCHS, FRONTENDS, POOLS
 from slimaudio.schemas.ecapa import MODEL, TRAIN
+
+# The choices live here, and the library imports them from here: every stage validates every
+# section, so what this module imports is a dependency of every stage (keep it small).
+ARCHS = ("small", "large")                       # MobileNetV3 sizes
+POOLS = ("gap", "flatten")
+FRONTENDS = ("outside", "inside")                # log-mel outside or inside the student
+TASKS = ("speaker", "masked", "arousal", "group")  # the probe suite
 
 _LATENCY = {
     "warmup": Field(int, lo=1, hi=10000),
