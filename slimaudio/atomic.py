@@ -1,14 +1,18 @@
 """Atomic output writes: a stage interrupted half-way never leaves a file DVC would accept.
 
 Everything is written to a temporary sibling and moved into place with os.replace, which is
-atomic on POSIX within one filesystem.
+atomic on POSIX within one filesystem. A temporary is named `.<name>.<pid>.<random>.tmp`: a
+writer killed outright (SIGKILL, the OOM killer) cannot clean up, so the next write to the same
+target removes the temporaries of writers that are no longer alive (`.gitignore`: `.*.tmp`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -27,7 +31,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    remove_stale_temps(final)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -46,7 +51,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty temporary directory; on success it becomes `path` (replacing it)."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    remove_stale_temps(final)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
@@ -61,6 +67,48 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}.{os.getpid()}."
+
+
+def remove_stale_temps(final: Path) -> list[Path]:
+    """Remove temporaries beside `final` left by writers that died; returns what it removed.
+
+    Only names with a writer pid are touched, and only when no process has that pid: a live
+    writer's temporary (another stage, a parallel `dvc queue` worker) is never removed.
+    """
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.(\d+)\.[^.]+\.tmp")
+    removed = []
+    for cand in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
+        m = pattern.fullmatch(cand.name)
+        if m and not _alive(int(m.group(1))):
+            if cand.is_dir() and not cand.is_symlink():
+                shutil.rmtree(cand, ignore_errors=True)
+            else:
+                cand.unlink(missing_ok=True)
+            removed.append(cand)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed writer nobody reaped yet (Linux /proc; elsewhere assume not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

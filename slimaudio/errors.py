@@ -15,3 +15,8 @@ class BadAudioError(SlimAudioError):
 
 class DataError(SlimAudioError):
     """A corpus layout or a prepared data folder is not what a stage expects."""
+
+
+class CheckpointError(DataError):
+    """A model checkpoint is unreadable, or holds more than plain data (tensors, numbers,
+    strings, lists, dicts) and is refused rather than unpickled: loading it could run code."""

@@ -29,7 +29,8 @@ def main() -> None:
     base = params["base"]
     # distill_final overrides steps, batch size and learning rate; the rest is distill_student's
     train = {**params["distill_student"], **params["distill_final"]}
-    run_params = {"student": sid, "label": cfg.label, "profile": params.profile,
+    # every declared key (params.flat()), plus the chosen student and its effective training
+    run_params = {**params.flat(), "student": sid, "label": cfg.label,
                   **{f"hp.{k}": v for k, v in cfg.as_dict().items()},
                   **{f"train.{k}": v for k, v in train.items() if not isinstance(v, dict)}}
     with tracking.stage_run("distill", f"final {sid} {cfg.label}", run_params) as run, \

@@ -138,3 +138,197 @@ def test_atomic_outputs_get_normal_permissions(tmp_path: Path) -> None:
         os.umask(mask)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+# --- tracking never holds a stage up ------------------------------------------------------------
+
+_HTTP_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+             "MLFLOW_HTTP_REQUEST_TIMEOUT")
+_TINY_STAGE = (
+    "import sys; from slimaudio import atomic, tracking\n"
+    "with tracking.stage_run('s', 't', {'base.seed': 1}) as run:\n"
+    "    atomic.write_text(sys.argv[1], 'result')\n"
+    "    run.log_metrics({'f1': 0.5})\n"
+)
+
+
+def _run_tiny_stage(out: Path, env: dict[str, str], timeout: float = 40) -> tuple[float, list[str]]:
+    """Run a tiny tracked stage in a subprocess: (seconds, its stderr lines)."""
+    import subprocess
+    import sys
+    import time
+
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, "-c", _TINY_STAGE, str(out)], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the stage was still waiting on MLflow after {timeout} s")
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == "result"
+    return time.monotonic() - t0, [ln for ln in proc.stderr.splitlines() if ln.strip()]
+
+
+def _env(**over: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _HTTP_ENV}
+    return {**env, **over}
+
+
+def test_unreachable_tracking_server_warns_once_and_quickly(tmp_path: Path) -> None:
+    seconds, err = _run_tiny_stage(tmp_path / "out.txt", _env(MLFLOW_TRACKING_URI="http://127.0.0.1:9"))
+    assert len(err) == 1, err
+    assert err[0].startswith("warning: MLflow tracking skipped (http://127.0.0.1:9): server not reachable")
+    assert err[0].endswith("the stage's outputs are complete")
+    assert seconds < 15
+
+
+def test_silent_tracking_server_is_given_up_within_the_bounds(tmp_path: Path) -> None:
+    """A server that accepts connections but never answers: MLflow's own timeout and retries
+    are bounded (here the user's MLFLOW_HTTP_REQUEST_TIMEOUT=2 wins over ours)."""
+    import socket
+
+    with socket.socket() as listener:  # connections queue in the backlog, nobody reads them
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        env = _env(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", MLFLOW_HTTP_REQUEST_TIMEOUT="2")
+        seconds, err = _run_tiny_stage(tmp_path / "out.txt", env, timeout=60)
+    assert len(err) == 1 and err[0].startswith("warning: MLflow tracking failed"), err
+    assert seconds < 20
+
+
+def test_store_lock_wait_is_bounded_and_names_the_holder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    hold = ("import sys, time; from slimaudio import tracking\n"
+            "with tracking._store_lock(sys.argv[1], 'holder_stage'):\n"
+            "    print('held', flush=True); time.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, uri], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        env = _env(MLFLOW_TRACKING_URI=uri, SLIMAUDIO_MLFLOW_LOCK_TIMEOUT="1")
+        seconds, err = _run_tiny_stage(tmp_path / "out.txt", env)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(err) == 1, err
+    assert err[0].startswith("warning: MLflow tracking skipped"), err
+    assert f"mlflow.db.lock held for over 1 s by pid {holder.pid} (stage holder_stage:" in err[0]
+    assert seconds < 15
+
+
+def test_child_runs_carry_the_stage_params_and_experiments_open_on_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with tracking.stage_run("ptq_layerwise", "ptq_layerwise", {"base.seed": 1, "ptq.n": 8}) as run:
+        run.log_metrics({"eer": 5.0})
+        child = run.child("all")
+        child.log_params({"kind": "static"})
+        child.log_metrics({"eer": 5.5, "size_mib": 0.6, "not_key": 1.0})
+    client = mlflow.tracking.MlflowClient(uri)
+    exp = client.get_experiment_by_name("ptq_layerwise")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(exp.tags[tracking.VIEW_TAG])
+    assert view["orderByKey"] == "metrics.`eer`" and view["orderByAsc"] is True
+    assert view["selectedColumns"] == ["metrics.`eer`", "metrics.`size_mib`", "params.`base.seed`",
+                                       "params.`kind`", "params.`ptq.n`"]
+    runs = mlflow.search_runs(experiment_names=["ptq_layerwise"])
+    row = runs[runs["tags.mlflow.runName"] == "all"].iloc[0]
+    assert (row["params.base.seed"], row["params.ptq.n"], row["params.kind"]) == ("1", "8", "static")
+    links = tracking.ui_links("http://127.0.0.1:5000")
+    assert links == [f"ptq_layerwise: http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs"
+                     "?workflowType=machine_learning&viewStateShareKey=slimaudio"]
+
+
+# --- temporaries of killed writers --------------------------------------------------------------
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)  # exited and reaped: no process has this pid now
+
+
+def test_next_write_removes_temps_of_dead_writers_only(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    target = tmp_path / "speakers"
+    dead = tmp_path / f".speakers.{_dead_pid()}.k3j9x0ab.tmp"
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "feats.npy").write_bytes(b"x" * 1000)
+    dead_file = tmp_path / f".speakers.{_dead_pid()}.q1w2e3r4.tmp"
+    dead_file.write_text("half")
+    other = tmp_path / f".speakers2.{_dead_pid()}.a1b2c3d4.tmp"  # another target's: not ours
+    other.mkdir()
+    live_proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".speakers.{live_proc.pid}.z9y8x7w6.tmp"
+        live.mkdir()
+        with atomic.atomic_dir(target) as tmp:
+            assert tmp.name.startswith(f".speakers.{os.getpid()}.") and tmp.name.endswith(".tmp")
+            (tmp / "a.txt").write_text("1")
+        assert not dead.exists() and not dead_file.exists()
+        assert live.is_dir() and other.is_dir()
+        assert (target / "a.txt").read_text() == "1"
+    finally:
+        live_proc.kill()
+        live_proc.wait()
+
+
+def test_sigkilled_writer_leaves_a_temp_the_next_run_removes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "out.json"
+    code = ("import sys, time; from slimaudio import atomic\n"
+            "with atomic.atomic_path(sys.argv[1]) as tmp:\n"
+            "    tmp.write_text('half'); print(tmp, flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    left = Path(proc.stdout.readline().strip())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert left.exists() and left.name.startswith(f".out.json.{proc.pid}.")
+    atomic.write_json(target, {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_every_stage_run_logs_all_declared_params(repo: Path) -> None:
+    """Each stage's MLflow run gets params.flat() whole (every key it declared, dotted), so runs
+    compare on the params they actually ran with; extras may be added beside them."""
+    import re
+
+    for script in sorted((repo / "stages").glob("*.py")):
+        src = script.read_text(encoding="utf-8")
+        if "tracking.stage_run(" not in src:
+            continue
+        whole = re.search(r"stage_run\([^()]*params\.flat\(\)\)", src) or "**params.flat()," in src
+        assert whole, f"{script.name}: its MLflow run does not log params.flat() whole"
+
+
+def test_runs_view_keeps_columns_of_every_stage_and_ranks_by_the_key_metric() -> None:
+    import json
+
+    train = tracking.RunRecord("train_ecapa", params={"ecapa.train.lr": "0.01"},
+                               metrics={"train_loss": 1.0, "stage_seconds": 3.0})
+    view = tracking._view_state("ecapa", train, None)
+    assert json.loads(view)["orderByKey"] == "metrics.`train_loss`"
+    evaluate = tracking.RunRecord("eval_ecapa", params={"ecapa.eval.threads": "1"},
+                                  metrics={"eer": 4.0, "min_dcf": 0.5})
+    state = json.loads(tracking._view_state("ecapa", evaluate, view))
+    assert state["selectedColumns"] == ["metrics.`eer`", "metrics.`min_dcf`", "metrics.`train_loss`",
+                                        "params.`ecapa.eval.threads`", "params.`ecapa.train.lr`"]
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`eer`", True)
+    f1 = json.loads(tracking._view_state("tflite_quant", tracking.RunRecord("q", metrics={"f1": 0.5}), None))
+    assert (f1["orderByKey"], f1["orderByAsc"]) == ("metrics.`f1`", False)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from slimaudio.errors import BadAudioError
+from slimaudio.workers import process_pool
 
 HEADER_BYTES = 256  # a fixed .npy v1.0 header, written last once the shape is known
 MIN_PARALLEL = 64   # fewer items than this are processed inline: spawning workers costs more
@@ -123,8 +122,7 @@ def run_chunks(fn: Callable[..., list[Any]], ctx: Any, items: Sequence[Any], *, 
                 bar.update(len(part))
                 yield from res
             return
-        pool = ProcessPoolExecutor(max_workers=workers,
-                                   mp_context=multiprocessing.get_context("spawn"))
+        pool = process_pool(workers)  # spawn; the workers die with this stage if it is killed
         try:
             with _single_threaded_children():  # workers start during map's submissions
                 mapped = pool.map(partial(fn, ctx), parts)

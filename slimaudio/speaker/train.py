@@ -139,23 +139,40 @@ def train(model: nn.Module, aam: AAMSoftmax, sampler: CropSampler, cfg: TrainCon
 
 def save_checkpoint(path: str | Path, model: EcapaTdnn, aam: AAMSoftmax, speakers: list[str],
                     extra: Mapping[str, Any] | None = None) -> None:
+    """Tensors and plain data only, so that load_checkpoint can refuse anything else."""
     from slimaudio.atomic import atomic_path
 
-    blob = {"model_cfg": model.cfg.as_dict(), "model": model.state_dict(),
-            "aam": aam.state_dict(), "aam_cfg": {"margin": aam.margin, "scale": aam.scale},
-            "speakers": list(speakers), "extra": dict(extra or {})}
+    # state_dicts go as they are: tensors, in an OrderedDict whose _metadata load_state_dict reads
+    blob = {"model_cfg": plain(model.cfg.as_dict()), "model": model.state_dict(),
+            "aam": aam.state_dict(), "aam_cfg": plain({"margin": aam.margin, "scale": aam.scale}),
+            "speakers": plain(list(speakers)), "extra": plain(dict(extra or {}))}
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
 
 
+def plain(obj: Any) -> Any:
+    """obj as what torch.load(weights_only=True) accepts: tensors, dicts, lists, str, numbers
+    (dataclasses become dicts, tuples lists, numpy scalars Python numbers, paths strings)."""
+    from dataclasses import asdict, is_dataclass
+
+    if isinstance(obj, np.generic):  # first: np.float64 is also a float
+        return obj.item()
+    if isinstance(obj, torch.Tensor | str | bool | int | float) or obj is None:
+        return obj
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return plain(asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint")
+
+
 def load_checkpoint(path: str | Path) -> tuple[EcapaTdnn, AAMSoftmax, dict[str, Any]]:
     """(model in eval mode with the softmax normaliser, AAM head, the raw checkpoint)."""
-    from slimaudio.errors import DataError
-
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise DataError(f"{path}: cannot load checkpoint ({exc})") from None
+    blob = load_weights(path)
     model = EcapaTdnn(EcapaConfig.from_dict(blob["model_cfg"]))
     model.load_state_dict(blob["model"])
     model.eval()
@@ -163,6 +180,31 @@ def load_checkpoint(path: str | Path) -> tuple[EcapaTdnn, AAMSoftmax, dict[str, 
     aam = AAMSoftmax(dim, n_classes, **blob["aam_cfg"])
     aam.load_state_dict(blob["aam"])
     return model, aam, blob
+
+
+def load_weights(path: str | Path) -> dict[str, Any]:
+    """torch.load with weights_only=True: a checkpoint holding anything but tensors and plain
+    data (a tampered file can make unpickling run code) is refused with CheckpointError."""
+    import pickle
+    import re
+
+    from slimaudio.errors import CheckpointError
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found:  # a class or function to call: what a tampered file needs to run code
+            raise CheckpointError(f"{path}: refused: the checkpoint references {found.group(1)}, "
+                                  "not only tensors and plain data; loading it could run code") from None
+        why = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        raise CheckpointError(f"{path}: cannot load checkpoint "
+                              f"({why.group(1).strip() if why else 'not a torch file'})") from None
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise CheckpointError(f"{path}: cannot load checkpoint ({str(exc).splitlines()[0]})") from None
+    if not isinstance(blob, dict):
+        raise CheckpointError(f"{path}: not a slimaudio checkpoint (a {type(blob).__name__})")
+    return blob
 
 
 def seed_torch(seed: int) -> None:

@@ -1,0 +1,97 @@
+"""The MLflow UI on a store written by slimaudio.tracking opens where variants are compared: the
+runs table (not the GenAI Traces overview), variants listed flat and ranked by the study's key
+metric, key metrics and params as columns. Driven in headless Chromium like the e2e tests."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slimaudio import tracking
+
+pytestmark = pytest.mark.slow
+
+VARIANTS = ("fp32", "all", "conv_in", "block1", "paper_choice")
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("Chromium is not installed (make browser installs Debian's chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_study(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ptq_layerwise-like stage run with one nested run per variant, via the library."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    params = {"profile": "tiny", "base.seed": 0, "ptq_layerwise.calibration_utts": 64}
+    with tracking.stage_run("ptq_layerwise", "ptq_layerwise", params) as run:
+        run.log_metrics({"eer": 5.0, "size_mib": 2.4})
+        for i, name in enumerate(VARIANTS):  # the last variant has the lowest EER
+            child = run.child(name)
+            child.log_params({"kind": "static"})
+            child.log_metrics({"eer": 7.0 - i / 4, "delta_eer": 2.0 - i / 4, "size_mib": 2.4 - i / 5,
+                               "latency_ms": 1.8 - i / 10})
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _write_study(uri, monkeypatch)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", uri,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("MLflow server did not come up")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_experiment_opens_on_the_runs_table_with_key_metrics(server: str, tmp_path: Path) -> None:
+    browser = _chromium()
+    (link,) = tracking.ui_links(server)
+    url = link.split(": ", 1)[1]
+    shot = tmp_path / "mlflow_runs.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1800,1000",
+             "--virtual-time-budget=10000", f"--screenshot={shot}", "--dump-dom"]
+    dom = subprocess.run([browser, *flags, url], capture_output=True, text=True, timeout=120).stdout
+    headers = set(re.findall(r'role="columnheader"[^>]*col-id="([^"]+)"', dom))
+    for metric in ("eer", "delta_eer", "size_mib", "latency_ms"):
+        assert f"metrics.`{metric}`" in headers, sorted(headers)
+    assert any(h.startswith("params.`") for h in headers), sorted(headers)
+    # nested runs are not hidden under a collapsed parent: every variant has its own row, and
+    # the rows are ranked by the study's key metric (EER, lowest first), the stage run among them
+    rows = re.findall(r'href="#/experiments/\d+/runs/\w+"><span[^>]*>([^<]+)</span>', dom)
+    assert rows == ["ptq_layerwise", *reversed(VARIANTS)], rows
+    assert re.search(r'is-ordered-by"[^>]*col-id="metrics.`eer`"', dom), "not sorted by eer"
+    assert "Detect Issues" not in dom and "Traces" not in re.findall(r"<h2[^>]*>([^<]*)</h2>", dom)
+    assert shot.is_file() and shot.stat().st_size > 20_000
