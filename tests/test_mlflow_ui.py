@@ -5,35 +5,18 @@ metric, key metrics and params as columns. Driven in headless Chromium like the 
 from __future__ import annotations
 
 import re
-import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_servers import chromium, mlflow_server
 
 from slimaudio import tracking
 
 pytestmark = pytest.mark.slow
 
 VARIANTS = ("fp32", "all", "conv_in", "block1", "paper_choice")
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.skip("Chromium is not installed (make browser installs Debian's chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _write_study(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,29 +36,12 @@ def _write_study(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _write_study(uri, monkeypatch)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", uri,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("MLflow server did not come up")
+    with mlflow_server(uri, tmp_path) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_experiment_opens_on_the_runs_table_with_key_metrics(server: str, tmp_path: Path) -> None:
-    browser = _chromium()
+    browser = chromium()
     (link,) = tracking.ui_links(server)
     url = link.split(": ", 1)[1]
     shot = tmp_path / "mlflow_runs.png"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_copy import VENV_BIN, ProjectCopy, make_copy
+from local_servers import chromium, mlflow_server
+from pipeline_copy import ProjectCopy, make_copy
 
 # `make test-e2e` (run by .ci/run after `make test`): a whole tiny pipeline takes minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.e2e_full]
@@ -74,12 +73,6 @@ def test_metrics_and_plots_are_declared(tiny: ProjectCopy) -> None:
     assert "reports/" in plots
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, body: dict) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
@@ -88,22 +81,7 @@ def _post(url: str, body: dict) -> dict:
 
 
 def test_mlflow_ui_serves_every_study(tiny: ProjectCopy) -> None:
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri",
-         f"sqlite:///{tiny.root / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        cwd=tiny.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("MLflow server did not come up")
+    with mlflow_server(f"sqlite:///{tiny.root / 'mlflow.db'}", tiny.root) as base:
         exps = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 100})
         by_name = {e["name"]: e["experiment_id"] for e in exps.get("experiments", [])}
         for name in EXPERIMENTS:
@@ -114,20 +92,13 @@ def test_mlflow_ui_serves_every_study(tiny: ProjectCopy) -> None:
             assert any(r["data"].get("metrics") for r in runs), f"experiment {name} has no metrics"
             tags = {t["key"]: t["value"] for t in runs[0]["data"].get("tags", [])}
             assert {"git_commit", "stage", "dvc_experiment"} <= tags.keys()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.skip("Chromium is not installed (make test installs Debian's chromium)")
+        kinds = {e["name"]: {t["key"]: t["value"] for t in e.get("tags", [])}.get("mlflow.experimentKind")
+                 for e in exps["experiments"] if e["name"] in EXPERIMENTS}
+        assert set(kinds.values()) == {"custom_model_development"}, kinds
 
 
 def test_index_html_renders_in_chromium(tiny: ProjectCopy, tmp_path: Path) -> None:
-    browser = _chromium()
+    browser = chromium()
     page = tmp_path / "index.html"
     probe = ("<script>window.addEventListener('load',()=>{document.body.setAttribute('data-probe',"
              "JSON.stringify({tables:document.querySelectorAll('table').length,"
