@@ -9,7 +9,7 @@ from slimaudio.speaker.export import ExportMismatch, evaluate_onnx, export_onnx
 from slimaudio.speaker.train import load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
 
-SECTIONS = ("base", "ecapa")
+SECTIONS = ("base.seed", "ecapa.eval")
 
 
 def main() -> None:

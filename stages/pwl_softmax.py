@@ -12,7 +12,7 @@ from slimaudio.speaker.train import TrainConfig, load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies import pwl_softmax as study
 
-SECTIONS = ("base", "ecapa", "pwl_softmax")
+SECTIONS = ("base", "ecapa.train", "ecapa.eval", "pwl_softmax")
 
 
 def main() -> None:

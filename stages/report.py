@@ -9,7 +9,7 @@ from slimaudio import atomic, tracking
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies import summary
 
-SECTIONS = ("report", "prepare_speakers", "prepare_sounds")
+SECTIONS = ("report", "prepare_speakers.corpus.kind", "prepare_sounds.corpus.kind")
 STUDY_ARGS = {"pwl_softmax": "pwl", "ptq_layerwise": "ptq", "tflite_quant": "tflite", "distill": "distill"}
 
 
