@@ -1,9 +1,11 @@
 """Atomic output writes: a stage interrupted half-way never leaves a file DVC would accept.
 
 Everything is written to a temporary sibling and moved into place with os.replace, which is
-atomic on POSIX within one filesystem. A temporary is named `.<name>.<pid>.<random>.tmp`: a
-writer killed outright (SIGKILL, the OOM killer) cannot clean up, so the next write to the same
-target removes the temporaries of writers that are no longer alive (`.gitignore`: `.*.tmp`).
+atomic on POSIX within one filesystem. A temporary is named `.<name>.<host>-<pid>.<random>.tmp`:
+a writer killed outright (SIGKILL, the OOM killer) cannot clean up, so the next write to the
+same target removes the temporaries of writers on this host that are no longer alive
+(`.gitignore`: `.*.tmp`). A writer on another host sharing the folder (NFS, a container's bind
+mount) is never judged by a pid it does not share.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,34 +59,38 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
         if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        os.replace(tmp, final)
+        # also the leftover of a writer killed between the two replaces
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "-", socket.gethostname()) or "host"
+
+
 def _temp_prefix(final: Path) -> str:
-    return f".{final.name}.{os.getpid()}."
+    return f".{final.name}.{_host()}-{os.getpid()}."
 
 
 def remove_stale_temps(final: Path) -> list[Path]:
     """Remove temporaries beside `final` left by writers that died; returns what it removed.
 
-    Only names with a writer pid are touched, and only when no process has that pid: a live
-    writer's temporary (another stage, a parallel `dvc queue` worker) is never removed.
+    Only names with this host and a writer pid are touched, and only when no process has that
+    pid: a live writer's temporary (another stage, a parallel `dvc queue` worker) is never
+    removed.
     """
-    pattern = re.compile(rf"\.{re.escape(final.name)}\.(\d+)\.[^.]+\.tmp")
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.{re.escape(_host())}-(\d+)\.[^.]+\.tmp")
     removed = []
     for cand in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
         m = pattern.fullmatch(cand.name)
-        if m and not _alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             if cand.is_dir() and not cand.is_symlink():
                 shutil.rmtree(cand, ignore_errors=True)
             else:
@@ -92,7 +99,7 @@ def remove_stale_temps(final: Path) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError):

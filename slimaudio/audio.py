@@ -26,9 +26,10 @@ MIN_RATE, MAX_RATE = 4000, 192000
 
 # Reasons a file is rejected (the keys of the skipped-files counts): 'missing' (no such file),
 # 'unreadable' (permission, not a regular file, dangling symlink), 'corrupt' (the decoder
-# refused the content), 'unrecognised_name' (a corpus reader found a file its layout cannot name).
+# refused the content), 'unrecognised_name' (a corpus reader found a file its layout cannot name),
+# 'duplicate' (a second file with an utterance id already taken).
 REASONS = ("missing", "unreadable", "corrupt", "unsupported_format", "bad_sample_rate", "empty",
-           "non_finite", "silent", "too_short", "unrecognised_name")
+           "non_finite", "silent", "too_short", "unrecognised_name", "duplicate")
 
 
 class BadAudio(BadAudioError):
@@ -156,6 +157,35 @@ def describe_dir(root: Path, limit: int = 100_000) -> str:
     return (f"{count}: {', '.join(f'{k} {e}' for e, k in exts.most_common())}; "
             f"in {', '.join(f'{d} ({k})' for d, k in dirs.most_common(3))}; "
             f"e.g. {example.as_posix()}")
+
+
+def corpus_root(path: str | os.PathLike[str] | None, kind: str) -> Path:
+    """The directory of a real corpus, or a DataError saying what is there instead."""
+    from slimaudio.errors import DataError
+
+    if path is None:
+        raise DataError(f"corpus kind '{kind}' needs corpus.path (the corpus directory)")
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: corpus directory for '{kind}' not found ({describe_not_dir(root)})")
+    return root
+
+
+def walk_files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files with these suffixes at any depth, hidden files and folders excluded. Symlinked
+    folders are followed (a corpus assembled from links), each real folder once."""
+    seen: set[str] = set()
+    out = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out += [Path(folder) / f for f in files
+                if not f.startswith(".") and f.lower().endswith(suffixes)]
+    return sorted(out)
 
 
 def describe_not_dir(path: Path) -> str:

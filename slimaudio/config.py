@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import importlib
 import pkgutil
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,9 +111,19 @@ def register(section: str, schema: Schema,
     ORDERS[section] = [(o[0], o[1], bool(o[2]) if len(o) > 2 else False) for o in orders]
 
 
-def _get(node: Mapping[str, Any], dotted: str) -> Any:
+# Rules across sections, each a function of the whole params mapping that raises ParamError.
+CHECKS: list[Any] = []
+
+
+def register_check(check: Any) -> Any:
+    """Declare a rule across sections (usable as a decorator); it runs after every section."""
+    CHECKS.append(check)
+    return check
+
+
+def _get(node: Any, dotted: str) -> Any:
     for key in dotted.split("."):
-        node = node[key]
+        node = node[int(key)] if isinstance(node, list) else node[key]
     return node
 
 
@@ -122,8 +133,13 @@ def _check_orders(section: str, value: Mapping[str, Any]) -> None:
         if lo is None or hi is None or (lo < hi if strict else lo <= hi):
             continue
         relation = "be below" if strict else "not exceed"
-        raise ParamError(f"params: {section}.{lo_key} = {lo!r} must {relation} "
-                         f"{section}.{hi_key} = {hi!r}")
+        raise ParamError(f"params: {_label(section, lo_key)} = {lo!r} must {relation} "
+                         f"{_label(section, hi_key)} = {hi!r}")
+
+
+def _label(section: str, dotted: str) -> str:
+    """`ecapa`, `train.snr_db.0` -> `ecapa.train.snr_db[0]`."""
+    return re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", f"{section}.{dotted}")
 
 
 def _load_schemas() -> None:
@@ -172,6 +188,10 @@ class Declared(dict):
         full = f"{self.where}.{key}" if self.where else str(key)
         raise ParamError(f"params: stage reads '{full}' that it did not declare "
                          f"(declared: {', '.join(self.declared)})")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Like [], so that a default cannot hide a read of an undeclared key."""
+        return self[key]
 
 
 def select(data: Mapping[str, Any], paths: Sequence[str]) -> Declared:
@@ -271,6 +291,8 @@ def validate(data: Mapping[str, Any], source: str = "params.yaml") -> None:
                              f"(compose it from {CONF_DIR}/ with `make params`)")
         _validate_mapping(name, data[name], schema)
         _check_orders(name, data[name])
+    for check in CHECKS:
+        check(data)
 
 
 def compose(overrides: Sequence[str] = (), conf_dir: str | Path = CONF_DIR) -> dict[str, Any]:
@@ -296,6 +318,10 @@ def compose_params(out: str | Path, overrides: Sequence[str] = (),
         raise ParamError(f"params: no {conf / 'config.yaml'} to compose params from")
     try:
         compose_and_dump(str(out), str(conf), None, "config", "", list(overrides))
+    except yaml.YAMLError as exc:  # a conf/ file that is not YAML: Hydra lets PyYAML's error out
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = Path(mark.name) if mark is not None and mark.name else conf
+        raise ParamError(f"{where}{_yaml_where(exc)}: not valid YAML ({_yaml_problem(exc)})") from None
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()[0]
         raise ParamError(f"params: cannot compose {conf_dir}/ with {list(overrides)}: "

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ KEY_METRICS: dict[str, tuple[str, ...]] = {
     "tflite_quant": ("f1", "accuracy", "precision", "recall", "size_mib", "latency_ms"),
     "distill": ("mean_accuracy", "size_mib", "latency_ms", "speedup", "accuracy_retention"),
 }
+NOT_COLUMNS = ("distill_grid.students.",)
+VIEW_CHARS = 15_000   # for the view tag's columns: MLflow 3.17 caps an experiment tag's value at 20,000
 HIGHER_IS_BETTER = {"f1", "accuracy", "precision", "recall", "mean_accuracy", "speedup",
                     "accuracy_retention", "train_accuracy"}
 
@@ -188,8 +191,11 @@ def _probe(uri: str) -> None:
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme not in ("http", "https"):
         return
+    host = parts.hostname or ""
+    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return  # MLflow goes through the proxy: a direct connection says nothing
     try:
-        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
             return
     except (OSError, ValueError) as exc:
@@ -323,11 +329,24 @@ def _view_state(study: str, rec: RunRecord, old: str | None) -> str:
     seen = {c[9:-1] for c in cols if c.startswith("metrics.`")} | {k for r in runs for k in r.metrics}
     metrics = [m for m in KEY_METRICS.get(study, ()) if m in seen]
     params = {c[8:-1] for c in cols if c.startswith("params.`")} | {k for r in runs for k in r.params}
-    state: dict[str, Any] = {"selectedColumns": [f"metrics.`{m}`" for m in metrics]
-                             + [f"params.`{p}`" for p in sorted(params)][:400]}
+    # The grid's student list is hundreds of params at paper scale: not a column to compare on.
+    params = sorted(p for p in params if not p.startswith(NOT_COLUMNS))
+    state: dict[str, Any] = {"selectedColumns": _fit([f"metrics.`{m}`" for m in metrics]
+                                                     + [f"params.`{p}`" for p in params])}
     if metrics:
         state |= {"orderByKey": f"metrics.`{metrics[0]}`", "orderByAsc": metrics[0] not in HIGHER_IS_BETTER}
     return json.dumps(state, separators=(",", ":"))
+
+
+def _fit(columns: list[str], budget: int = VIEW_CHARS) -> list[str]:
+    """The leading columns whose JSON fits in `budget` characters (MLflow caps a tag's value)."""
+    out, used = [], 0
+    for col in columns:
+        used += len(col) + 4
+        if used > budget:
+            break
+        out.append(col)
+    return out
 
 
 def ui_links(base_url: str, names: Iterable[str] | None = None) -> list[str]:

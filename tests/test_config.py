@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,36 @@ def _edit(path: Path, fn) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def _committed_params() -> dict:
+    """params.yaml as committed (the workspace copy changes with every `dvc exp run -S`)."""
+    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True,
+                           text=True, check=False)
+    return yaml.safe_load(shown.stdout) if shown.returncode == 0 else config.read_yaml(REPO / "params.yaml")
+
+
 def test_committed_params_are_the_composed_default() -> None:
     """params.yaml is what `dvc exp run` / `make params` composes from conf/, never edited."""
-    assert config.read_yaml(REPO / "params.yaml") == config.compose([])
+    assert _committed_params() == config.compose([])
+
+
+def test_a_yaml_error_in_conf_names_file_and_line(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    with (tmp_path / "conf" / "profile" / "tiny.yaml").open("a") as fh:
+        fh.write("ecapa:\n  train: [unclosed\n")
+    with pytest.raises(ParamError) as info:
+        config.compose(["profile=tiny"], tmp_path / "conf")
+    assert str(info.value).startswith(f"{tmp_path / 'conf' / 'profile' / 'tiny.yaml'}:"), info.value
+    assert "not valid YAML" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("ecapa.train.snr_db=[20,0]", r"ecapa\.train\.snr_db\[0\] = 20 must not exceed ecapa\.train\.snr_db\[1\] = 0"),
+    ("base.sample_rate=8000", r"prepare_speakers\.features\.f_max = 7600\.0 must not exceed base\.sample_rate / 2"),
+    ("prepare_speakers.synthetic.min_dur_s=0.1", r"min_dur_s = 0\.1 is below the minimum 0\.2"),
+])
+def test_rules_across_keys_and_sections(override: str, message: str) -> None:
+    with pytest.raises(ParamError, match=message):
+        config.validate(config.compose([override]))
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -142,6 +142,21 @@ def test_librispeech_misnamed_audio_is_reported_not_dropped(tmp_path):
                                "not match <speaker>-<chapter>-<n> (LibriSpeech); not used")]
 
 
+def test_librispeech_through_symlinked_folders_and_duplicates_counted(tmp_path):
+    store = tmp_path / "store" / "19" / "198"
+    store.mkdir(parents=True)
+    sf.write(store / "19-198-0000.flac", _noise(0.5, 0), SR)
+    sf.write(store / "19-198-0000.wav", _noise(0.5, 0), SR)   # a converted copy beside it
+    root = tmp_path / "libri"
+    root.mkdir()
+    (root / "train-clean-100").symlink_to(tmp_path / "store", target_is_directory=True)
+    (root / "again").symlink_to(tmp_path / "store", target_is_directory=True)  # seen once
+    corpus = speakers.read_librispeech(root)
+    assert [u.utt_id for u in corpus.utterances] == ["19-198-0000"]
+    assert [r for r, _ in corpus.skipped] == ["duplicate"]
+    assert "19-198-0000.wav: utterance 19-198-0000 already read from" in corpus.skipped[0][1]
+
+
 # every layout error says what was looked for and what was found instead
 LAYOUT_ERRORS = {
     "voxceleb": (speakers.read_voxceleb, "no idXXXXX/<video>/<n>.wav files (VoxCeleb layout)"),

@@ -263,22 +263,27 @@ def test_next_write_removes_temps_of_dead_writers_only(tmp_path: Path) -> None:
     import sys
 
     target = tmp_path / "speakers"
-    dead = tmp_path / f".speakers.{_dead_pid()}.k3j9x0ab.tmp"
+    host = atomic._host()
+    dead = tmp_path / f".speakers.{host}-{_dead_pid()}.k3j9x0ab.tmp"
     (dead / "sub").mkdir(parents=True)
     (dead / "sub" / "feats.npy").write_bytes(b"x" * 1000)
-    dead_file = tmp_path / f".speakers.{_dead_pid()}.q1w2e3r4.tmp"
+    dead_file = tmp_path / f".speakers.{host}-{_dead_pid()}.q1w2e3r4.tmp"
     dead_file.write_text("half")
-    other = tmp_path / f".speakers2.{_dead_pid()}.a1b2c3d4.tmp"  # another target's: not ours
+    other = tmp_path / f".speakers2.{host}-{_dead_pid()}.a1b2c3d4.tmp"  # another target's
     other.mkdir()
+    elsewhere = tmp_path / f".speakers.otherhost-{_dead_pid()}.e5f6g7h8.tmp"  # pid not ours to judge
+    elsewhere.mkdir()
+    old = tmp_path / ".speakers.old"  # a writer killed between the two renames of a swap
+    old.mkdir()
     live_proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        live = tmp_path / f".speakers.{live_proc.pid}.z9y8x7w6.tmp"
+        live = tmp_path / f".speakers.{host}-{live_proc.pid}.z9y8x7w6.tmp"
         live.mkdir()
         with atomic.atomic_dir(target) as tmp:
-            assert tmp.name.startswith(f".speakers.{os.getpid()}.") and tmp.name.endswith(".tmp")
+            assert tmp.name.startswith(f".speakers.{host}-{os.getpid()}.") and tmp.name.endswith(".tmp")
             (tmp / "a.txt").write_text("1")
         assert not dead.exists() and not dead_file.exists()
-        assert live.is_dir() and other.is_dir()
+        assert live.is_dir() and other.is_dir() and elsewhere.is_dir() and not old.exists()
         assert (target / "a.txt").read_text() == "1"
     finally:
         live_proc.kill()
@@ -299,7 +304,7 @@ def test_sigkilled_writer_leaves_a_temp_the_next_run_removes(tmp_path: Path) -> 
     left = Path(proc.stdout.readline().strip())
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert left.exists() and left.name.startswith(f".out.json.{proc.pid}.")
+    assert left.exists() and left.name.startswith(f".out.json.{atomic._host()}-{proc.pid}.")
     atomic.write_json(target, {"a": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 

@@ -4,20 +4,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from slimaudio.atomic import pid_alive  # a zombie nobody reaped counts as gone
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux-only")
-
-
-def _running(pid: int) -> bool:
-    """True while `pid` is a live process (a zombie nobody reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def test_pool_workers_die_when_the_parent_is_sigkilled() -> None:
@@ -31,14 +23,14 @@ def test_pool_workers_die_when_the_parent_is_sigkilled() -> None:
     try:
         assert parent.stdout is not None
         workers = [int(p) for p in parent.stdout.readline().split()]
-        assert len(workers) == 2 and all(_running(p) for p in workers)
+        assert len(workers) == 2 and all(pid_alive(p) for p in workers)
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     deadline = time.monotonic() + 10
-    while any(_running(p) for p in workers) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    alive = [p for p in workers if _running(p)]
+    alive = [p for p in workers if pid_alive(p)]
     for p in alive:  # do not leave them behind when the test fails
         subprocess.run(["kill", "-9", str(p)], check=False)
     assert not alive, f"workers {alive} outlived their SIGKILLed parent"

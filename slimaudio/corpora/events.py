@@ -19,8 +19,8 @@ import numpy as np
 
 from slimaudio.audio import (
     AudioChecks,
+    corpus_root,
     describe_dir,
-    describe_not_dir,
     load_audio,
     resample,
     validate,
@@ -71,15 +71,6 @@ class EventCorpus:
         audio = np.asarray(events.render(clip.spec, self.synth_cfg).audio, dtype=np.float32)
         audio = resample(audio, int(self.synth_cfg.sample_rate), sample_rate)
         return validate(audio, sample_rate, clip.clip_id, checks)
-
-
-def _root(path: str | Path | None, kind: str) -> Path:
-    if path is None:
-        raise DataError(f"corpus kind '{kind}' needs corpus.path (the corpus directory)")
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"{root}: corpus directory for '{kind}' not found ({describe_not_dir(root)})")
-    return root
 
 
 def _read_csv(root: Path, rel: str, required: tuple[str, ...]) -> list[dict[str, str]]:
@@ -151,7 +142,7 @@ def read_esc50(path: str | Path, esc10_only: bool = False) -> EventCorpus:
 
     esc10_only keeps the rows whose esc10 column is True (the ESC-10 subset, 10 classes).
     """
-    root = _root(path, "esc50")
+    root = corpus_root(path, "esc50")
     rows = _read_csv(root, "meta/esc50.csv",
                      ("filename", "fold", "target", "category", "esc10", "src_file"))
     items = []
@@ -173,7 +164,7 @@ def read_urbansound8k(path: str | Path) -> EventCorpus:
 
     Slices cut from one freesound recording (fsID) share a group.
     """
-    root = _root(path, "urbansound8k")
+    root = corpus_root(path, "urbansound8k")
     rows = _read_csv(root, "metadata/UrbanSound8K.csv",
                      ("slice_file_name", "fsID", "fold", "classID", "class"))
     items = [(int(r["classID"]), r["class"],
@@ -192,7 +183,7 @@ def read_folder(path: str | Path) -> EventCorpus:
     not a folder is a clip, so a non-audio file or a dangling symlink is reported as skipped
     (unsupported format, unreadable), never silently ignored. A class folder with no such
     entry stops the run: the class would otherwise vanish from the labels."""
-    root = _root(path, "folder")
+    root = corpus_root(path, "folder")
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise DataError(f"{root}: no class folders (folder layout: <root>/<class>/<clip>); "

@@ -20,16 +20,17 @@ import numpy as np
 from slimaudio.audio import (
     SUPPORTED_SUFFIXES,
     AudioChecks,
+    corpus_root,
     describe_dir,
-    describe_not_dir,
     load_audio,
     resample,
     validate,
+    walk_files,
 )
 from slimaudio.errors import DataError
 
 SPEAKER_KINDS = ("synthetic", "voxceleb", "librispeech", "fsdd")
-AUDIO_GLOBS = ("*.wav", "*.flac")
+AUDIO_SUFFIXES = (".wav", ".flac")
 # VoxCeleb1 trial lists, in order of preference (veri_test2 is the cleaned VoxCeleb1-O).
 VOX_TRIAL_LISTS = ("veri_test2.txt", "veri_test.txt")
 
@@ -99,20 +100,9 @@ def read_synthetic(cfg: Any) -> SpeakerCorpus:
 
 # --- real corpora -------------------------------------------------------------------------------
 
-def _root(path: str | Path | None, kind: str) -> Path:
-    if path is None:
-        raise DataError(f"corpus kind '{kind}' needs corpus.path (the corpus directory)")
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"{root}: corpus directory for '{kind}' not found ({describe_not_dir(root)})")
-    return root
-
-
 def _audio_files(root: Path) -> list[Path]:
     """Audio files (wav/flac) at any depth, hidden files and folders excluded."""
-    files = (f for g in AUDIO_GLOBS for f in root.rglob(g))
-    return sorted(f for f in files
-                  if not any(part.startswith(".") for part in f.relative_to(root).parts))
+    return walk_files(root, AUDIO_SUFFIXES)
 
 
 def _unrecognised(files: Iterable[Path], expected: str) -> list[tuple[str, str]]:
@@ -126,7 +116,7 @@ def read_voxceleb(path: str | Path, trial_list: str | None = None) -> SpeakerCor
     session is the video. vox1_meta.csv (tab-separated, with a Gender column) gives the voice
     group when present.
     """
-    root = _root(path, "voxceleb")
+    root = corpus_root(path, "voxceleb")
     wav = root / "wav" if (root / "wav").is_dir() else root
     files = sorted(p for p in wav.glob("id*/*/*.wav") if not p.name.startswith("."))
     if not files:
@@ -200,14 +190,19 @@ def read_librispeech(path: str | Path) -> SpeakerCorpus:
     SPEAKERS.TXT (in the root or a parent) gives each reader's sex: the voice group ('f'/'m');
     the session is the chapter.
     """
-    root = _root(path, "librispeech")
+    root = corpus_root(path, "librispeech")
     sexes = _libri_sexes(root)
-    utts, other = [], []
+    utts, other, taken = [], [], {}
+    dupes: list[tuple[str, str]] = []
     for f in _audio_files(root):
         m = _LIBRI_NAME.match(f.stem)
         if not m:
             other.append(f)
             continue
+        if f.stem in taken:  # e.g. a .wav copy beside the .flac, or two subsets holding one file
+            dupes.append(("duplicate", f"{f}: utterance {f.stem} already read from {taken[f.stem]}; not used"))
+            continue
+        taken[f.stem] = f
         spk, chap = m.group(1), m.group(2)
         utts.append(Utterance(utt_id=f.stem, speaker=spk, session=chap,
                               group=sexes.get(spk, "unknown"), path=str(f)))
@@ -215,7 +210,7 @@ def read_librispeech(path: str | Path) -> SpeakerCorpus:
         raise DataError(f"{root}: no <speaker>-<chapter>-<n>.flac/.wav files at any depth "
                         f"(LibriSpeech layout); found {describe_dir(root)}")
     return SpeakerCorpus("librispeech", str(root), utts, notes={"speakers_txt": bool(sexes)},
-                         skipped=_unrecognised(other, "<speaker>-<chapter>-<n> (LibriSpeech)"))
+                         skipped=_unrecognised(other, "<speaker>-<chapter>-<n> (LibriSpeech)") + dupes)
 
 
 def _libri_sexes(root: Path) -> dict[str, str]:
@@ -242,7 +237,7 @@ def read_fsdd(path: str | Path) -> SpeakerCorpus:
     FSDD has no session or sex metadata: one session per speaker, group 'unknown'. Audio files
     there with other names are reported as skipped ('unrecognised_name').
     """
-    root = _root(path, "fsdd")
+    root = corpus_root(path, "fsdd")
     rec = root / "recordings" if (root / "recordings").is_dir() else root
     utts, other = [], []
     for f in sorted(p for p in rec.iterdir() if not p.name.startswith(".") and not p.is_dir()):

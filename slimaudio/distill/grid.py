@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from slimaudio.config import CONF_DIR
 from slimaudio.errors import ParamError
 
 FACTORS = ("arch", "width", "bottleneck", "pool", "qat", "frontend")
-CONF_DIR = Path("conf")
-LEVELS_FILE = CONF_DIR / "config.yaml"
+LEVELS_FILE = Path(CONF_DIR) / "config.yaml"
 
 
 def full_grid(levels: Mapping[str, Sequence[Any]]) -> dict[str, dict[str, Any]]:

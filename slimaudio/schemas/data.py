@@ -1,12 +1,14 @@
 """Schemas of the data stages: prepare_speakers and prepare_sounds."""
 
-from slimaudio.config import Field, register
+from slimaudio.config import Field, register, register_check
+from slimaudio.errors import ParamError
 
 _pos_int = Field(int, lo=1)
 _opt_pos_int = Field(int, lo=1, nullable=True)
 _prob = Field(float, lo=0.0, hi=1.0)
 _db = Field(float, lo=-30.0, hi=80.0)
-_dur = Field(float, lo=0.05, hi=120.0)
+_dur_speech = Field(float, lo=0.2, hi=120.0)    # the speech synthesiser's shortest utterance
+_dur_events = Field(float, lo=0.1, hi=120.0)    # the event synthesiser's shortest clip
 
 
 def _features(n_mels_default_doc: str) -> dict:
@@ -50,8 +52,8 @@ register("prepare_speakers", {
         "n_speakers": Field(int, lo=2, hi=100000),
         "utts_per_speaker": Field(int, lo=1, hi=10000),
         "sessions_per_speaker": _pos_int,
-        "min_dur_s": _dur,
-        "max_dur_s": _dur,
+        "min_dur_s": _dur_speech,
+        "max_dur_s": _dur_speech,
         "snr_db_min": _db,
         "snr_db_max": _db,
         "masked_prob": _prob,
@@ -91,8 +93,8 @@ register("prepare_sounds", {
         "clips_per_class_max": _pos_int,
         "imbalance": Field(float, lo=0.001, hi=1.0,
                            doc="smallest class = imbalance * largest (geometric in between)"),
-        "min_dur_s": _dur,
-        "max_dur_s": _dur,
+        "min_dur_s": _dur_events,
+        "max_dur_s": _dur_events,
         "snr_db_min": _db,
         "snr_db_max": _db,
         "min_occupancy": Field(float, lo=0.05, hi=1.0),
@@ -119,3 +121,14 @@ register("prepare_sounds", {
                            doc="balanced: n / (n_classes * count), on the undersampled train split"),
     "audio": _audio_checks(),
 }, orders=[*_FEATURE_ORDERS, *_SYNTH_ORDERS, ("framing.stride_s", "framing.window_s")])
+
+
+@register_check
+def _mel_below_nyquist(data: dict) -> None:
+    """f_max of each corpus's features must lie at or below half of base.sample_rate."""
+    nyquist = data["base"]["sample_rate"] / 2
+    for section in ("prepare_speakers", "prepare_sounds"):
+        f_max = data[section]["features"]["f_max"]
+        if f_max > nyquist:
+            raise ParamError(f"params: {section}.features.f_max = {f_max!r} must not exceed "
+                             f"base.sample_rate / 2 = {nyquist:g}")

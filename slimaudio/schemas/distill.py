@@ -18,7 +18,7 @@ from typing import Any
 
 from slimaudio.config import Field, _validate_mapping, register
 from slimaudio.errors import ParamError
-from slimaudio.schemas.ecapa import MODEL, TRAIN
+from slimaudio.schemas.ecapa import MODEL, TRAIN, TRAIN_ORDERS
 
 # The choices live here, and the library imports them from here: every stage validates every
 # section, so what this module imports is a dependency of every stage (keep it small).
@@ -132,4 +132,4 @@ register("train_teacher", {
     "model": MODEL,
     "train": TRAIN,
     "onnx_opset": Field(int, lo=17, hi=21),
-})
+}, orders=TRAIN_ORDERS)

@@ -29,6 +29,7 @@ TRAIN = {
     "log_every": Field(int, lo=1, doc="steps between training-curve points"),
     "threads": Field(int, lo=1, hi=64, doc="torch threads for training"),
 }
+TRAIN_ORDERS = [("train.snr_db.0", "train.snr_db.1")]   # the augmentation SNR range [lo, hi]
 
 register("ecapa", {
     "model": MODEL,
@@ -39,7 +40,7 @@ register("ecapa", {
         "onnx_max_eer_diff": Field(float, lo=0.0, hi=100.0,
                                    doc="largest allowed |EER(torch) - EER(onnx)| in points"),
     },
-})
+}, orders=TRAIN_ORDERS)
 
 register("pwl_fit", {
     "crops": Field(int, lo=1, doc="training crops whose attention logits are collected"),
