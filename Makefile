@@ -32,7 +32,7 @@ repro: venv ## Set up and run the whole pipeline (dvc repro) on the synthetic de
 repro-paper: venv ## Run the studies at the papers' scale (profile=paper: the full student grid too; hours)
 	$(VENV)/bin/dvc exp run -S profile=paper
 
-test: venv ## Set up and run the test suite (unit, real-data samples, stage-level end-to-end; < 10 min)
+test: venv browser ## Set up and run the test suite (unit, real-data samples, stage-level end-to-end, MLflow UI in Chromium; < 10 min)
 	$(VENV)/bin/pytest -q -m "not e2e_full"
 
 test-e2e: venv browser ## Whole tiny pipelines like a user: sweeps, queue, MLflow UI, Chromium, real data
