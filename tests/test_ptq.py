@@ -476,13 +476,10 @@ def test_stage_writes_every_output_and_one_mlflow_run_per_row(work, tmp_path) ->
     import subprocess
     import sys
 
-    import yaml
+    from slimaudio import config
 
     root = Path(__file__).resolve().parents[1]
-    shutil.copytree(root / "profiles", tmp_path / "profiles")
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["profile"] = "tiny"
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    config.compose_params(tmp_path / "params.yaml", ["profile=tiny"], root / "conf")
     rep = tmp_path / "reports"
     files = {k: rep / f for k, f in study.REPORT_FILES.items()}
     cmd = [sys.executable, str(root / "stages" / "ptq_layerwise.py"),
