@@ -63,6 +63,19 @@ class ProjectCopy:
 
         config.compose_params(self.root / "params.yaml", overrides, self.root / "conf")
 
+    def workspace_overrides(self) -> list[str]:
+        """`-S` arguments that recreate the workspace's params.yaml from conf/.
+
+        Each `dvc exp run -S` composes conf/ anew (the baseline plus its own overrides), so an
+        experiment that should build on the previous one repeats that one's overrides.
+        """
+        from slimaudio import config
+
+        now = _leaves(yaml.safe_load((self.root / "params.yaml").read_text()))
+        base = _leaves(config.compose([], self.root / "conf"))
+        return [arg for key, value in now.items() if base.get(key) != value
+                for arg in ("-S", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}")]
+
     def set_params(self, **updates: object) -> None:
         """Edit dotted keys of params.yaml by hand, as a user before a plain `dvc repro`."""
         path = self.root / "params.yaml"
@@ -78,6 +91,12 @@ class ProjectCopy:
     def commit(self, message: str = "snapshot") -> None:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-qm", message, "--allow-empty")
+
+
+def _leaves(node: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict):
+        return {k: v for key, val in node.items() for k, v in _leaves(val, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): node}
 
 
 def make_copy(dest: Path, profile: str = "tiny") -> ProjectCopy:

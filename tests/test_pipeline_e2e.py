@@ -139,7 +139,9 @@ def test_one_student_param_reruns_only_that_student(tiny: ProjectCopy) -> None:
     width = 0.75 if hp["width"] != 0.75 else 0.5
     choice = tiny.root / "models" / "distill_select" / "choice.json"
     before = choice.read_text()
-    ran = _ran(tiny.dvc("exp", "run", "-S", f"distill_grid.students.{sid}.width={width}"))
+    # on top of the workspace's experiment (the previous test's ecapa.train.lr), as a user would
+    ran = _ran(tiny.dvc("exp", "run", *tiny.workspace_overrides(),
+                        "-S", f"distill_grid.students.{sid}.width={width}"))
     assert {r for r in ran if r.startswith("distill_student@")} == {f"distill_student@{sid}"}, ran
     # the final student is trained again only if the selection changed its choice
     downstream = {"distill_select", "distill_report", "report"}
