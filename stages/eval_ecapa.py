@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from slimaudio import atomic, tracking
-from slimaudio.speaker import data as sdata
+from slimaudio.datasets import speakers
 from slimaudio.speaker.evaluate import Verification, det_frame, evaluate_torch, plot_det
 from slimaudio.speaker.export import ExportMismatch, evaluate_onnx, export_onnx
 from slimaudio.speaker.train import load_checkpoint
@@ -21,7 +21,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(threads)
-        data = sdata.load(args.data)
+        data = speakers.load(args.data)
         model, _, _ = load_checkpoint(args.model)
         ver = evaluate_torch(model, data)
         export_onnx(model, args.onnx, data.n_mels, int(ev["onnx_opset"]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from slimaudio import atomic, tracking
-from slimaudio.speaker import data as sdata
+from slimaudio.datasets import speakers
 from slimaudio.speaker.data import CropSampler
 from slimaudio.speaker.train import load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
@@ -17,7 +17,7 @@ def main() -> None:
     params = setup(args.params, SECTIONS)
     cfg, seed = params["pwl_fit"], int(params["base"]["seed"])
     with tracking.stage_run("pwl_softmax", "pwl_fit", params.flat()) as run:
-        data = sdata.load(args.data)
+        data = speakers.load(args.data)
         model, _, _ = load_checkpoint(args.model)
         sampler = CropSampler(data, data.frames(float(cfg["crop_s"])), seed + 7)
         cols = collect_logits(model, sampler, int(cfg["crops"]), int(cfg["max_columns"]), seed)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from slimaudio import atomic, tracking
-from slimaudio.speaker import data as sdata
+from slimaudio.datasets import speakers
 from slimaudio.speaker.evaluate import plot_det
 from slimaudio.speaker.train import TrainConfig, load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
@@ -21,7 +21,7 @@ def main() -> None:
     params = setup(args.params, SECTIONS)
     base, ecapa, cfg = params["base"], params["ecapa"], params["pwl_softmax"]
     with tracking.stage_run("pwl_softmax", "pwl_softmax", params.flat()) as run:
-        data = sdata.load(args.data)
+        data = speakers.load(args.data)
         model, aam, _ = load_checkpoint(args.model)
         fit_res = study.load_fit(args.fit)
         train_cfg = TrainConfig.from_params(ecapa["train"], data, int(base["seed"]))

@@ -15,8 +15,8 @@ def main() -> None:
     args = parse_args(__doc__, ["sounds", "model_dir", "baseline", "tflite_dir", "table",
                                 "table_md", "metrics", "size_plot", "latency_plot"])
     params = setup(args.params, SECTIONS)
-    from slimaudio.sed.data import load_sounds
-    from slimaudio.sed.train import find_model, set_tf_threads
+    from slimaudio.datasets.sounds import load_sounds
+    from slimaudio.frame_classifier.train import find_model, set_tf_threads
     from slimaudio.studies import tflite_quant as study
 
     threads = params["base"]["threads"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from slimaudio import atomic, tracking
-from slimaudio.speaker import data as sdata
+from slimaudio.datasets import speakers
 from slimaudio.speaker.train import (
     log_curve,
     save_checkpoint,
@@ -21,7 +21,7 @@ def main() -> None:
     params = setup(args.params, SECTIONS)
     ecapa = params["ecapa"]
     with tracking.stage_run("ecapa", "train_ecapa", params.flat()) as run:
-        data = sdata.load(args.data)
+        data = speakers.load(args.data)
         model, aam, sampler, res = train_baseline(data, ecapa, int(params["base"]["seed"]))
         save_checkpoint(args.model, model, aam, sampler.speakers,
                         extra={"train_seconds": res.seconds, "n_mels": data.n_mels})

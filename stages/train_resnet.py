@@ -15,8 +15,8 @@ def main() -> None:
     args = parse_args(__doc__, ["sounds", "model_dir", "history", "curves", "confusion", "metrics"])
     params = setup(args.params, SECTIONS)
     cfg = params["resnet"]
-    from slimaudio.sed import evaluate, train
-    from slimaudio.sed.data import load_sounds
+    from slimaudio.frame_classifier import evaluate, train
+    from slimaudio.datasets.sounds import load_sounds
 
     train.set_tf_threads(cfg["threads"])
     data = load_sounds(args.sounds)

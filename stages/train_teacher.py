@@ -5,8 +5,8 @@ the deployable study-1 model is itself mobile-sized, so it would be a poor one).
 from __future__ import annotations
 
 from slimaudio import atomic, tracking
+from slimaudio.datasets import speakers
 from slimaudio.models.ecapa import n_params
-from slimaudio.speaker import data as sdata
 from slimaudio.speaker.export import export_onnx
 from slimaudio.speaker.train import log_curve, train_baseline, training_summary, write_curve
 from slimaudio.stage import cli, parse_args, setup
@@ -19,7 +19,7 @@ def main() -> None:
     params = setup(args.params, SECTIONS)
     section = params["train_teacher"]
     with tracking.stage_run("distill", "train_teacher", params.flat()) as run:
-        data = sdata.load(args.data)
+        data = speakers.load(args.data)
         model, _, sampler, res = train_baseline(data, section, int(params["base"]["seed"]))
         export_onnx(model, args.onnx, data.n_mels, int(section["onnx_opset"]))
         write_curve(res.curve, args.curve, args.curve_plot, title="Distillation teacher training")

@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_ecapa_standin import make_standin
 
+from slimaudio.datasets import speakers
 from slimaudio.errors import DataError
 from slimaudio.models.ecapa import EcapaTdnn
-from slimaudio.speaker import data as sdata
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler, NoiseConfig, add_noise
 from slimaudio.speaker.train import TrainConfig, load_checkpoint, lr_at, save_checkpoint, train
@@ -26,8 +26,8 @@ def _model(seed: int = 0) -> EcapaTdnn:
 
 
 @pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> sdata.SpeakerData:
-    return sdata.load(make_standin(tmp_path_factory.mktemp("spk") / "speakers"))
+def standin(tmp_path_factory: pytest.TempPathFactory) -> speakers.SpeakerCorpus:
+    return speakers.load(make_standin(tmp_path_factory.mktemp("spk") / "speakers"))
 
 
 def test_top_level_submodules_follow_the_contract() -> None:
@@ -76,7 +76,7 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
 
 
-def test_crops_wrap_short_utterances_and_keep_labels(standin: sdata.SpeakerData) -> None:
+def test_crops_wrap_short_utterances_and_keep_labels(standin: speakers.SpeakerCorpus) -> None:
     s = CropSampler(standin, 300, seed=0)  # longer than every stand-in utterance
     x, y = s.batch(6)
     assert x.shape == (6, 300, 80) and x.dtype == np.float32
@@ -99,13 +99,13 @@ def test_missing_files_and_bad_trials_name_the_file(tmp_path: Path) -> None:
     root = make_standin(tmp_path / "spk")
     (root / "trials.txt").write_text("1 nobody-u0 spk00-u0\n")
     with pytest.raises(DataError, match="trials.txt"):
-        sdata.load(root)
+        speakers.load(root)
     (root / "feats.npy").unlink()
     with pytest.raises(DataError, match="feats.npy"):
-        sdata.load(root)
+        speakers.load(root)
 
 
-def test_training_lowers_the_loss_and_checkpoints_round_trip(standin: sdata.SpeakerData,
+def test_training_lowers_the_loss_and_checkpoints_round_trip(standin: speakers.SpeakerCorpus,
                                                               tmp_path: Path) -> None:
     torch.manual_seed(0)
     m = EcapaTdnn(channels=16, mfa_channels=24, attention_channels=8, se_bottleneck=8)
@@ -123,7 +123,7 @@ def test_training_lowers_the_loss_and_checkpoints_round_trip(standin: sdata.Spea
     assert blob["speakers"] == s.speakers
 
 
-def test_onnx_export_contract_and_same_eer(standin: sdata.SpeakerData, tmp_path: Path) -> None:
+def test_onnx_export_contract_and_same_eer(standin: speakers.SpeakerCorpus, tmp_path: Path) -> None:
     import onnx
 
     from slimaudio.speaker.evaluate import evaluate_torch

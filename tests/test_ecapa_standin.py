@@ -42,9 +42,9 @@ def make_standin(root: Path, n_speakers: int = 12, n_test: int = 4, utts: int = 
 
 
 def test_standin_has_the_contract_layout(tmp_path: Path) -> None:
-    from slimaudio.speaker import data as sdata
+    from slimaudio.datasets import speakers
 
-    d = sdata.load(make_standin(tmp_path / "spk"))
+    d = speakers.load(make_standin(tmp_path / "spk"))
     assert d.n_mels == 80
     assert set(d.manifest["split"]) == {"train", "test"}
     assert 0 < d.trials.labels.mean() < 1

@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_ecapa_standin import make_standin
 
+from slimaudio.datasets import speakers
 from slimaudio.errors import ParamError
 from slimaudio.models.ecapa import EcapaTdnn
-from slimaudio.speaker import data as sdata
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler, NoiseConfig
 from slimaudio.speaker.train import TrainConfig, train
@@ -26,7 +26,7 @@ STUDY = {"learnable_segments": 2, "learnable_lr_mult": 10.0, "overrides": {},
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):
-    data = sdata.load(make_standin(tmp_path_factory.mktemp("spk") / "speakers"))
+    data = speakers.load(make_standin(tmp_path_factory.mktemp("spk") / "speakers"))
     torch.manual_seed(0)
     model = EcapaTdnn(channels=16, mfa_channels=24, attention_channels=8, se_bottleneck=8)
     cfg = TrainConfig(steps=20, batch_size=16, crop_frames=50, lr=3e-3, log_every=5, threads=1,

@@ -11,7 +11,7 @@ import pytest
 from test_tflite_study import N_MELS, TINY_RESNET, T, write_fake_sounds
 
 from slimaudio.errors import DataError, ParamError
-from slimaudio.sed.data import load_sounds
+from slimaudio.datasets.sounds import load_sounds
 
 
 def test_load_sounds_reads_the_contract_layout(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_missing_folder_is_a_data_error(tmp_path: Path) -> None:
 def test_augmentation_keeps_shapes_and_changes_frames() -> None:
     import tensorflow as tf
 
-    from slimaudio.sed.train import _augmenter
+    from slimaudio.frame_classifier.train import _augmenter
 
     x = tf.constant(np.random.default_rng(0).normal(-5, 2, (4, N_MELS, T, 1)).astype(np.float32))
     y, w = tf.constant([0, 1, 2, 0]), tf.ones(4)
@@ -65,8 +65,8 @@ def test_augmentation_keeps_shapes_and_changes_frames() -> None:
 
 @pytest.mark.slow
 def test_training_learns_and_both_save_formats_round_trip(tmp_path: Path) -> None:
-    from slimaudio.sed import train
-    from slimaudio.sed.evaluate import evaluate_scores, predict_keras
+    from slimaudio.frame_classifier import train
+    from slimaudio.frame_classifier.evaluate import evaluate_scores, predict_keras
 
     data = load_sounds(write_fake_sounds(tmp_path / "s"))
     res = train.train_resnet(data, TINY_RESNET | {"epochs": 6}, seed=3)

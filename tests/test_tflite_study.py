@@ -59,7 +59,7 @@ TINY_STUDY = {"representative_samples": 16,
 
 
 def test_calibration_sources(tmp_path: Path) -> None:
-    from slimaudio.sed.data import load_sounds
+    from slimaudio.datasets.sounds import load_sounds
     from slimaudio.studies.tflite_quant import calibration_frames
 
     data = load_sounds(write_fake_sounds(tmp_path / "sounds"))
@@ -82,8 +82,8 @@ def test_calibration_sources(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
-    from slimaudio.sed import train
-    from slimaudio.sed.data import load_sounds
+    from slimaudio.frame_classifier import train
+    from slimaudio.datasets.sounds import load_sounds
     from slimaudio.studies import tflite_quant as study
 
     data = load_sounds(write_fake_sounds(tmp_path / "sounds"))

@@ -1,5 +1,5 @@
-"""Read a prepared speaker folder (data/speakers/, see docs/architecture.md) and draw training
-crops with feature-domain noise augmentation.
+"""Training crops of a speaker corpus (slimaudio.datasets.speakers) with feature-domain noise
+augmentation.
 
 Noise is added in the log-mel domain, where it is exact for uncorrelated noise in expectation:
 features are log(mel power + 1e-6) (slimaudio.features), so noisy features are
@@ -10,82 +10,13 @@ This costs almost nothing per batch, whereas waveform noise would need the STFT 
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from slimaudio.datasets.speakers import SpeakerCorpus
 from slimaudio.errors import DataError
 from slimaudio.features import LOG_EPS
-from slimaudio.speaker.scoring import Trials, read_trials
-
-MANIFEST_COLUMNS = ("utt_id", "speaker", "split", "feat_offset", "feat_frames")
-
-
-@dataclass
-class SpeakerData:
-    root: Path
-    manifest: pd.DataFrame
-    feats: np.ndarray          # float16 [total_frames, n_mels] (memory-mapped)
-    trials: Trials
-    info: dict[str, Any]
-
-    @property
-    def n_mels(self) -> int:
-        return int(self.feats.shape[1])
-
-    @property
-    def frames_per_second(self) -> float:
-        return float(self.info["sample_rate"]) / float(self.info["hop_length"])
-
-    def frames(self, seconds: float) -> int:
-        return max(1, round(seconds * self.frames_per_second))
-
-    def split(self, name: str) -> pd.DataFrame:
-        return self.manifest[self.manifest["split"] == name]
-
-    def utterance(self, utt_id: str) -> np.ndarray:
-        row = self._index.loc[utt_id]
-        off, n = int(row["feat_offset"]), int(row["feat_frames"])
-        return np.asarray(self.feats[off:off + n], dtype=np.float32)
-
-    def __post_init__(self) -> None:
-        self._index = self.manifest.set_index("utt_id")
-
-
-def load(root: str | os.PathLike[str]) -> SpeakerData:
-    root = Path(root)
-    for name in ("manifest.csv", "feats.npy", "trials.txt", "info.json"):
-        if not (root / name).exists():
-            raise DataError(f"{root / name}: missing (run the prepare_speakers stage)")
-    manifest = pd.read_csv(root / "manifest.csv", dtype={"utt_id": str, "speaker": str})
-    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise DataError(f"{root / 'manifest.csv'}: missing column(s) {', '.join(missing)}")
-    feats = np.load(root / "feats.npy", mmap_mode="r")
-    if feats.ndim != 2:
-        raise DataError(f"{root / 'feats.npy'}: expected [frames, n_mels], got shape {feats.shape}")
-    end = (manifest["feat_offset"] + manifest["feat_frames"]).max()
-    if end > feats.shape[0]:
-        raise DataError(f"{root / 'manifest.csv'}: feature rows up to {end} but feats.npy has "
-                        f"{feats.shape[0]}")
-    info = json.loads((root / "info.json").read_text(encoding="utf-8"))
-    for key in ("sample_rate", "hop_length"):
-        if key not in info:
-            raise DataError(f"{root / 'info.json'}: missing '{key}'")
-    trials = read_trials(root / "trials.txt")
-    known = set(manifest["utt_id"])
-    unknown = [u for u in trials.utterances if u not in known]
-    if unknown:
-        raise DataError(f"{root / 'trials.txt'}: {len(unknown)} utterance(s) not in the manifest, "
-                        f"e.g. {unknown[0]}")
-    if (manifest["split"] == "train").sum() == 0:
-        raise DataError(f"{root / 'manifest.csv'}: no train utterances")
-    return SpeakerData(root, manifest, feats, trials, info)
 
 
 @dataclass(frozen=True)
@@ -116,7 +47,7 @@ class CropSampler:
     Utterances shorter than a crop are repeated (wrapped) to the crop length.
     """
 
-    def __init__(self, data: SpeakerData, crop_frames: int, seed: int,
+    def __init__(self, data: SpeakerCorpus, crop_frames: int, seed: int,
                  noise: NoiseConfig | None = None, split: str = "train") -> None:
         rows = data.split(split)
         if rows.empty:

@@ -72,15 +72,15 @@ def evaluate_onnx(model_path: str | os.PathLike[str] | bytes, data_dir: str | os
     """EER / minDCF of an ONNX embedding extractor on a prepared speaker folder.
 
     Returns dict(eer (percent), min_dcf, min_dcf_p05, scores, labels, n_trials). `data_dir` may
-    also be an already loaded slimaudio.speaker.data.SpeakerData.
+    also be an already loaded slimaudio.datasets.speakers.SpeakerCorpus.
     """
-    from slimaudio.speaker import data as sdata
+    from slimaudio.datasets import speakers
     from slimaudio.speaker.evaluate import score_trials
     from slimaudio.speaker.scoring import embed_all
 
     if not isinstance(model_path, bytes) and not Path(model_path).exists():
         raise DataError(f"{model_path}: no such ONNX model")
-    data = data_dir if isinstance(data_dir, sdata.SpeakerData) else sdata.load(data_dir)
+    data = data_dir if isinstance(data_dir, speakers.SpeakerCorpus) else speakers.load(data_dir)
     emb = embed_all(onnx_embedder(model_path, threads), ids=data.trials.utterances,
                     loader=data.utterance, progress=progress)
     out = score_trials(emb, data.trials).as_dict()

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimaudio.datasets.speakers import SpeakerCorpus
 from slimaudio.models.ecapa import EcapaConfig, EcapaTdnn
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
-from slimaudio.speaker.data import CropSampler, NoiseConfig, SpeakerData
+from slimaudio.speaker.data import CropSampler, NoiseConfig
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class TrainConfig:
     seed: int = 0
 
     @classmethod
-    def from_params(cls, train: Mapping[str, Any], data: SpeakerData, seed: int) -> TrainConfig:
+    def from_params(cls, train: Mapping[str, Any], data: SpeakerCorpus, seed: int) -> TrainConfig:
         lo, hi = (float(v) for v in train["snr_db"][:2])
         return cls(steps=int(train["steps"]), batch_size=int(train["batch_size"]),
                    crop_frames=data.frames(float(train["crop_s"])), lr=float(train["lr"]),
@@ -215,7 +216,7 @@ def seed_torch(seed: int) -> None:
 # ---------------------------------------------------------------------------- the baseline
 
 
-def train_baseline(data: SpeakerData, ecapa: Mapping[str, Any], seed: int,
+def train_baseline(data: SpeakerCorpus, ecapa: Mapping[str, Any], seed: int,
                    progress: bool = True) -> tuple[EcapaTdnn, AAMSoftmax, CropSampler, TrainResult]:
     """Build ECAPA-TDNN from params `ecapa.model` and train it per `ecapa.train`."""
     seed_torch(seed)

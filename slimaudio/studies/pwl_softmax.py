@@ -32,10 +32,11 @@ import torch
 from torch import nn
 
 from slimaudio.compress import pwl
+from slimaudio.datasets.speakers import SpeakerCorpus
 from slimaudio.errors import DataError, ParamError
 from slimaudio.models.ecapa import EcapaTdnn
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
-from slimaudio.speaker.data import CropSampler, SpeakerData
+from slimaudio.speaker.data import CropSampler
 from slimaudio.speaker.evaluate import Verification, evaluate_head, evaluate_torch, trunk_cache
 from slimaudio.speaker.train import TrainConfig, TrainResult, fit, lr_at, train
 
@@ -282,7 +283,7 @@ def finetune_head(model: EcapaTdnn, aam: AAMSoftmax, cache: tuple[torch.Tensor, 
     return res
 
 
-def finetune_all(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, base: TrainConfig,
+def finetune_all(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerCorpus, base: TrainConfig,
                  cfg: FtConfig, desc: str, progress: bool = True) -> TrainResult:
     sampler = CropSampler(data, base.crop_frames, cfg.seed, base.noise)
     tc = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, crop_frames=base.crop_frames,
@@ -369,7 +370,7 @@ class StudyResult:
     variants: list[Variant]
 
 
-def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: FitResult,
+def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerCorpus, fit_res: FitResult,
               study: Mapping[str, Any], base_train: TrainConfig, threads_latency: int,
               seed: int, opset: int = 17, progress: bool = True,
               threads_eval: int = 1) -> StudyResult:

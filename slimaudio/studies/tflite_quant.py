@@ -24,8 +24,8 @@ from slimaudio.compress import tflite as tfl
 from slimaudio.errors import DataError
 from slimaudio.latency import Runner, litert_interpreter, litert_runner, measure_interleaved
 from slimaudio.metrics import MIB, file_size
-from slimaudio.sed.data import SoundFrames
-from slimaudio.sed.evaluate import evaluate_scores, predict_keras
+from slimaudio.datasets.sounds import SoundFrames
+from slimaudio.frame_classifier.evaluate import evaluate_scores, predict_keras
 
 # The paper's Table 2 (slimaudio.papers, as printed: size in "MB", time in seconds).
 _NAMES = {"original": ("Original Model", "HDF5"), "basic": ("Basic Model", "TFLite"),
@@ -154,7 +154,7 @@ def kernel_throughput(threads: int, seed: int, hw: int = 32, ch: int = 128,
 def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: Mapping[str, Any],
               threads: int, seed: int, file_format: str) -> StudyResult:
     """Convert, evaluate and time every variant; .tflite files are written into tflite_dir."""
-    from slimaudio.sed.train import load_model
+    from slimaudio.frame_classifier.train import load_model
 
     model = load_model(model_path)
     test = data.split("test")

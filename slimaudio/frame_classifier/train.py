@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from slimaudio.errors import ParamError
 from slimaudio.models.resnet_keras import ResNetConfig, band_stats, build_resnet
-from slimaudio.sed.data import SoundFrames
+from slimaudio.datasets.sounds import SoundFrames
 
 SAVE_FORMATS = {"keras": "model.keras", "h5": "model.h5"}
 

@@ -1,0 +1,34 @@
+"""Number formatting for every report: one rule for digits, signs and missing values."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+MISSING = "—"
+
+
+def num(x: Any, digits: int = 3, sign: bool = False) -> str:
+    """`x` with `digits` decimals (a leading + or - when `sign`); MISSING for None, NaN, inf
+    or anything that is not a number."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return MISSING
+    if not math.isfinite(f):
+        return MISSING
+    return f"{f:+.{digits}f}" if sign else f"{f:.{digits}f}"
+
+
+def pct(x: Any, digits: int = 1) -> str:
+    """A fraction as a percentage: 0.531 -> '53.1%'."""
+    s = num(100.0 * float(x), digits) if _is_number(x) else MISSING
+    return s if s == MISSING else f"{s}%"
+
+
+def _is_number(x: Any) -> bool:
+    try:
+        float(x)
+    except (TypeError, ValueError):
+        return False
+    return True

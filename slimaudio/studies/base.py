@@ -1,0 +1,167 @@
+"""The contract every study keeps (docs/architecture.md, 'The contract of a study').
+
+A study package `slimaudio/studies/<name>/` exposes `STUDY` (a `Study`: its name, title, the
+table's variant column, reference variant and quality column, and its verdict rules) and
+builds a `StudyReport` in its last stage. `StudyReport.write(paths)` writes every output the
+stage declares in dvc.yaml, atomically; `StudyReport.log(run)` is the one way a study's numbers
+reach MLflow. The summary reads each study's rows file (`ROW_COLUMNS`), never per-study names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from slimaudio import atomic
+
+# The common long schema: one row per variant of every study.
+ROW_COLUMNS = ("study", "variant", "size_mib", "latency_ms", "quality_metric", "quality",
+               "relative_quality", "quality_low", "quality_high")
+VERDICTS = ("holds", "partly holds", "does not hold", "inconclusive", "not measured")
+FIXED_ROLES = ("table", "rows", "table_md", "metrics")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A paper's claim, its verdict as derived from our numbers by a rule, and the evidence."""
+
+    claim: str
+    verdict: str
+    evidence: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
+
+    def sentence(self) -> str:
+        return f"{self.claim}: **{self.verdict}** ({self.evidence})."
+
+
+def share_verdict(passed: int, total: int) -> str:
+    """'holds' when every case passes, 'partly holds' when some do."""
+    if total == 0 or passed == 0:
+        return "does not hold"
+    return "holds" if passed == total else "partly holds"
+
+
+Findings = Callable[[pd.DataFrame | None, Mapping[str, Any]], list[Finding]]
+
+
+@dataclass(frozen=True)
+class Study:
+    """What the summary needs to know of a study, and nothing else."""
+
+    name: str
+    title: str
+    key: str            # the table's variant column
+    reference: str      # the variant every other one is relative to
+    quality: str        # the table's quality column
+    lower_better: bool  # EER: lower is better; F1, accuracy: higher
+    findings: Findings  # (table, metrics) -> the paper's findings, judged
+
+    def rows(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The table in the common long schema; quality relative to the reference row
+        (1 = as good as the reference; inverted for lower-is-better so higher is better)."""
+        need = {self.key, "size_mib", "latency_ms", self.quality}
+        if not need <= set(table.columns):
+            missing = ", ".join(sorted(need - set(table.columns)))
+            raise ValueError(f"{self.name}: the table lacks column(s) {missing}")
+        hit = table[table[self.key].astype(str) == self.reference]
+        ref = _num(hit.iloc[0][self.quality]) if not hit.empty else math.nan
+        out = []
+        for _, r in table.iterrows():
+            val = _num(r[self.quality])
+            rel = (ref / val if self.lower_better else val / ref) if ref and val else math.nan
+            out.append({"study": self.name, "variant": str(r[self.key]),
+                        "size_mib": _num(r["size_mib"]), "latency_ms": _num(r["latency_ms"]),
+                        "quality_metric": self.quality, "quality": val, "relative_quality": rel,
+                        "quality_low": _num(r.get(f"{self.quality}_low")),
+                        "quality_high": _num(r.get(f"{self.quality}_high"))})
+        return pd.DataFrame(out, columns=list(ROW_COLUMNS))
+
+
+def _num(x: object) -> float:
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@dataclass
+class StudyReport:
+    """Everything a study's last stage writes. Roles name the outputs; the stage maps each role
+    to the path dvc.yaml gives it, and `write` refuses a role without a path or a path without
+    a role, so dvc.yaml and the code cannot drift apart silently."""
+
+    study: Study
+    table: pd.DataFrame
+    markdown: str
+    metrics: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # further CSVs by role
+    figures: dict[str, Any] = field(default_factory=dict)          # matplotlib figures by role
+    variant_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    variant_tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    run_params: dict[str, str] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        return self.study.rows(self.table)
+
+    def roles(self) -> set[str]:
+        return {*FIXED_ROLES, *self.tables, *self.figures}
+
+    def write(self, paths: Mapping[str, str | Path]) -> list[Path]:
+        missing, extra = self.roles() - set(paths), set(paths) - self.roles()
+        if missing or extra:
+            raise ValueError(f"{self.study.name}: outputs without a path: {sorted(missing)}; "
+                             f"paths without an output: {sorted(extra)}")
+        atomic.write_csv(paths["table"], self.table)
+        atomic.write_csv(paths["rows"], self.rows)
+        atomic.write_text(paths["table_md"], self.markdown)
+        atomic.write_json(paths["metrics"], self.metrics)
+        for role, df in self.tables.items():
+            atomic.write_csv(paths[role], df)
+        for role, fig in self.figures.items():
+            atomic.save_figure(paths[role], fig)
+        self.written = [Path(paths[r]) for r in sorted(self.roles())]
+        return self.written
+
+    def log(self, run: Any) -> None:
+        """Numeric metrics on the stage run, one child run per variant, every written file."""
+        run.log_metrics({k: v for k, v in flat_numbers(self.metrics).items()})
+        if self.run_params:
+            run.log_params(self.run_params)
+        for variant, values in self.variant_metrics.items():
+            child = run.child(variant)
+            child.log_metrics(values)
+            if variant in self.variant_tags:
+                child.set_tags(self.variant_tags[variant])
+        for path in self.written:
+            run.log_artifact(path)
+
+
+def flat_numbers(d: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Finite numbers of a nested mapping, keys joined with '.' (booleans excluded)."""
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flat_numbers(v, f"{key}."))
+        elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out[key] = float(v)
+    return out
+
+
+def read_rows(path: str | Path) -> pd.DataFrame:
+    """A study's rows file, checked against the common schema."""
+    df = pd.read_csv(path)
+    missing = [c for c in ROW_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not a study rows file (missing {', '.join(missing)})")
+    return df[list(ROW_COLUMNS)]
