@@ -20,17 +20,19 @@ import numpy as np
 
 # name -> the ids appended to the base seed; np.random.default_rng([seed, *ids, *index])
 STREAMS: dict[str, tuple[int, ...]] = {
-    "speakers.group_order": (3,),       # prepare_speakers: speaker order within a group
+    "speakers.test_split": (3,),        # prepare_speakers: which speakers of a voice group are test
     "speakers.trials": (5,),            # prepare_speakers: trial pairs
-    "speakers.real_subset": (7,),       # a real speaker corpus cut to the configured size
-    "sounds.real_subset": (11,),        # a real sound corpus cut per class
-    "sounds.clip_order": (13,),         # prepare_sounds: clip order within a class
+    "speakers.subset": (7,),            # a speaker corpus cut to corpus.max_speakers
+    "sounds.subset": (11,),             # a sound corpus cut to corpus.max_clips_per_class
+    "sounds.recording_split": (13,),    # prepare_sounds: which recordings of a class are val/test
+    "sounds.undersample": (),           # prepare_sounds: train frames kept per class (the cap)
     "distill.patches": (6, 0),          # teacher patches drawn from train utterances
     "distill.probe_split": (6, 1),      # probe speakers into probe-train / probe-test
     "distill.probe_subset": (6, 2),     # probe utterances cut to probe_max_utts
     "distill.student_batches": (6, 3),  # distill_student: mini-batch order
     "distill.qat_calibration": (6, 4),  # calibration patches of a QAT student's int8 export
     "distill.latency_input": (6, 5),    # the input the students and teacher are timed on
+    "ptq_layerwise.calibration": (),    # calibration utterances and their crops
 }
 
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from slimaudio import runtime
+
 
 def undersample(labels: Sequence[int] | np.ndarray, cap: int | None, seed: int) -> np.ndarray:
     """Indices (sorted) keeping at most `cap` random items of each class; None keeps all.
@@ -22,7 +24,7 @@ def undersample(labels: Sequence[int] | np.ndarray, cap: int | None, seed: int) 
     for lab in np.unique(labels):
         idx = np.flatnonzero(labels == lab)
         if idx.size > cap:
-            rng = np.random.default_rng([seed, int(lab)])
+            rng = runtime.rng(seed, "sounds.undersample", int(lab))
             idx = np.sort(rng.choice(idx, size=cap, replace=False))
         keep.append(idx)
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)

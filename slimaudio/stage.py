@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import random
 import sys
 from collections.abc import Callable, Sequence
 
 from slimaudio.config import Params, load_params
 from slimaudio.errors import SlimAudioError
+from slimaudio.runtime import seed_everything
 
 
 def parse_args(description: str | None, paths: Sequence[str],
@@ -41,17 +41,6 @@ def setup(params_path: str, sections: Sequence[str]) -> Params:
     if "base" in params.sections:
         seed_everything(int(params["base"]["seed"]))
     return params
-
-
-def seed_everything(seed: int) -> None:
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    if "torch" in sys.modules:
-        import torch
-
-        torch.manual_seed(seed)
 
 
 class _BarSafeHandler(logging.StreamHandler):

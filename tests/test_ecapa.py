@@ -26,7 +26,7 @@ def _model(seed: int = 0) -> EcapaTdnn:
 
 
 @pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> speakers.SpeakerCorpus:
+def standin(tmp_path_factory: pytest.TempPathFactory) -> speakers.SpeakerData:
     return speakers.load(make_standin(tmp_path_factory.mktemp("spk") / "speakers"))
 
 
@@ -76,7 +76,7 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
 
 
-def test_crops_wrap_short_utterances_and_keep_labels(standin: speakers.SpeakerCorpus) -> None:
+def test_crops_wrap_short_utterances_and_keep_labels(standin: speakers.SpeakerData) -> None:
     s = CropSampler(standin, 300, seed=0)  # longer than every stand-in utterance
     x, y = s.batch(6)
     assert x.shape == (6, 300, 80) and x.dtype == np.float32
@@ -95,6 +95,31 @@ def test_noise_raises_power_and_lowers_contrast() -> None:
     assert noisy.std() < x.std()
 
 
+def test_training_config_comes_from_params_alone(standin: speakers.SpeakerData) -> None:
+    """No defaults in TrainConfig / NoiseConfig (they live in conf/config.yaml); the library
+    defaults that remain (the AAM head's, the ONNX opset, the paper-scale ECAPA) equal conf's."""
+    import inspect
+    from dataclasses import MISSING, fields
+
+    from slimaudio.config import compose
+    from slimaudio.models.ecapa import EcapaConfig
+    from slimaudio.speaker.export import export_bytes
+
+    params = compose([])
+    train_p = params["ecapa"]["train"]
+    assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(TrainConfig))
+    assert [f.name for f in fields(NoiseConfig) if f.default is not MISSING] == ["fluctuation_shape"]
+    cfg = TrainConfig.from_params(train_p, standin, 7)
+    assert (cfg.steps, cfg.margin_warmup_steps, cfg.seed) == (train_p["steps"], train_p["margin_warmup_steps"], 7)
+    assert cfg.noise == NoiseConfig(train_p["noise_prob"], tuple(train_p["snr_db"]))
+    aam = AAMSoftmax(8, 3)
+    assert (aam.margin, aam.scale) == (train_p["margin"], train_p["scale"])
+    assert inspect.signature(export_bytes).parameters["opset"].default == params["ecapa"]["eval"]["onnx_opset"]
+    paper = compose(["profile=paper"])
+    n_mels = paper["prepare_speakers"]["features"]["n_mels"]
+    assert EcapaConfig() == EcapaConfig(n_mels=n_mels, **paper["ecapa"]["model"])
+
+
 def test_missing_files_and_bad_trials_name_the_file(tmp_path: Path) -> None:
     root = make_standin(tmp_path / "spk")
     (root / "trials.txt").write_text("1 nobody-u0 spk00-u0\n")
@@ -105,14 +130,15 @@ def test_missing_files_and_bad_trials_name_the_file(tmp_path: Path) -> None:
         speakers.load(root)
 
 
-def test_training_lowers_the_loss_and_checkpoints_round_trip(standin: speakers.SpeakerCorpus,
+def test_training_lowers_the_loss_and_checkpoints_round_trip(standin: speakers.SpeakerData,
                                                               tmp_path: Path) -> None:
     torch.manual_seed(0)
     m = EcapaTdnn(channels=16, mfa_channels=24, attention_channels=8, se_bottleneck=8)
     s = CropSampler(standin, 60, seed=0, noise=NoiseConfig(0.5, (5.0, 20.0)))
     aam = AAMSoftmax(192, s.n_classes)
-    cfg = TrainConfig(steps=30, batch_size=16, crop_frames=60, lr=3e-3, warmup_steps=3,
-                      log_every=5, threads=1)
+    cfg = TrainConfig(steps=30, batch_size=16, crop_frames=60, lr=3e-3, lr_min=0.0, warmup_steps=3,
+                      weight_decay=0.0, margin=0.2, margin_warmup_steps=0, scale=30.0, noise=s.noise,
+                      log_every=5, threads=1, seed=0)
     res = train(m, aam, s, cfg, progress=False)
     assert res.curve[-1]["loss"] < res.curve[0]["loss"]
     save_checkpoint(tmp_path / "m.pt", m, aam, s.speakers)
@@ -123,7 +149,7 @@ def test_training_lowers_the_loss_and_checkpoints_round_trip(standin: speakers.S
     assert blob["speakers"] == s.speakers
 
 
-def test_onnx_export_contract_and_same_eer(standin: speakers.SpeakerCorpus, tmp_path: Path) -> None:
+def test_onnx_export_contract_and_same_eer(standin: speakers.SpeakerData, tmp_path: Path) -> None:
     import onnx
 
     from slimaudio.speaker.evaluate import evaluate_torch

@@ -141,3 +141,13 @@ def test_logmel_is_picklable_and_importable_by_name():
     m = feats.LogMel(SND)
     back = pickle.loads(pickle.dumps(m))
     assert type(back) is feats.LogMel and back.cfg == SND
+
+
+def test_default_mel_config_is_the_speaker_corpus_features() -> None:
+    """MelConfig()'s defaults (used without params, e.g. by models built in tests) are those of
+    prepare_speakers.features in conf/config.yaml, ECAPA-TDNN's input."""
+    from slimaudio.config import compose
+
+    params = compose([])
+    assert MelConfig() == MelConfig.from_params(params["prepare_speakers"]["features"],
+                                                params["base"]["sample_rate"])

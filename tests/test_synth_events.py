@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
+from typing import Any
 
 import numpy as np
 import pytest
 
+from slimaudio.config import compose
 from slimaudio.errors import ParamError
 from slimaudio.synth import dsp, events
 
 SR = 16000
+PARAMS = compose([])
+
+
+def corpus(**over: Any) -> events.EventCorpusConfig:
+    """conf/config.yaml's synthetic sound corpus at 16 kHz, seed 0, with `over` changed."""
+    cfg = events.EventCorpusConfig.from_params(PARAMS["prepare_sounds"]["synthetic"], SR, 0)
+    return replace(cfg, **over)
 
 
 def _fingerprint(x: np.ndarray) -> np.ndarray:
@@ -38,7 +47,7 @@ def test_at_least_twelve_alert_classes() -> None:
 
 
 def test_class_sizes_are_geometrically_imbalanced() -> None:
-    cfg = events.EventCorpusConfig()
+    cfg = corpus()
     sizes = events.class_sizes(cfg)
     assert list(sizes) == list(cfg.classes)
     counts = np.array(sorted(sizes.values(), reverse=True))
@@ -52,7 +61,7 @@ def test_class_sizes_are_geometrically_imbalanced() -> None:
 
 
 def test_plan_is_deterministic_and_in_range() -> None:
-    cfg = events.EventCorpusConfig()
+    cfg = corpus()
     plan = events.plan_corpus(cfg)
     assert plan == events.plan_corpus(cfg)
     assert len({s.clip_id for s in plan}) == len(plan)
@@ -66,7 +75,7 @@ def test_plan_is_deterministic_and_in_range() -> None:
 
 @pytest.mark.parametrize("name", events.EVENT_CLASSES)
 def test_every_class_renders(name: str) -> None:
-    cfg = events.EventCorpusConfig(classes=(name, "doorbell") if name != "doorbell" else (name, "knocking"),
+    cfg = corpus(classes=(name, "doorbell") if name != "doorbell" else (name, "knocking"),
                                    clips_per_class_max=2, imbalance=1.0, min_dur_s=0.5, max_dur_s=3.0)
     for spec in [s for s in events.plan_corpus(cfg) if s.class_name == name]:
         for dur in (spec.duration_s, cfg.min_dur_s):
@@ -85,7 +94,7 @@ def test_every_class_renders(name: str) -> None:
 
 def test_short_clips_always_contain_their_event() -> None:
     # Cadenced classes (alarms, rings, chimes) must sound even in the shortest clip.
-    cfg = events.EventCorpusConfig()
+    cfg = corpus()
     for name in events.EVENT_CLASSES:
         for k in range(12):
             spec = events.ClipSpec(f"{name}-t{k}", name, 0, cfg.min_dur_s, 0.0, "traffic",
@@ -96,7 +105,7 @@ def test_short_clips_always_contain_their_event() -> None:
 
 
 def test_render_is_deterministic_and_order_independent() -> None:
-    cfg = events.EventCorpusConfig(clips_per_class_max=2, imbalance=1.0, max_dur_s=2.0)
+    cfg = corpus(clips_per_class_max=2, imbalance=1.0, max_dur_s=2.0)
     plan = events.plan_corpus(cfg)
     picks = [plan[0], plan[7], plan[-1]]
     first = [events.render(s, cfg).audio for s in picks]
@@ -106,7 +115,7 @@ def test_render_is_deterministic_and_order_independent() -> None:
 
 
 def test_event_is_mixed_at_the_requested_snr() -> None:
-    cfg = events.EventCorpusConfig(clips_per_class_max=1, imbalance=1.0, max_dur_s=4.0)
+    cfg = corpus(clips_per_class_max=1, imbalance=1.0, max_dur_s=4.0)
     for spec in events.plan_corpus(cfg)[:6]:
         parts = events.render_parts(spec, cfg)
         ev = parts.event[parts.span]
@@ -126,8 +135,8 @@ def _fingerprints(cfg: events.EventCorpusConfig, background: bool) -> tuple[np.n
 
 def test_classes_separable_when_clean_but_not_trivially_in_noise() -> None:
     base = dict(clips_per_class_max=6, imbalance=1.0, min_dur_s=2.0, max_dur_s=2.0, min_occupancy=1.0)
-    clean_cfg = events.EventCorpusConfig(**base, snr_db_min=20.0, snr_db_max=20.0)
-    noisy_cfg = events.EventCorpusConfig(**base, snr_db_min=-5.0, snr_db_max=-5.0)
+    clean_cfg = corpus(**base, snr_db_min=20.0, snr_db_max=20.0)
+    noisy_cfg = corpus(**base, snr_db_min=-5.0, snr_db_max=-5.0)
     acc_clean = _nearest_centroid_accuracy(*_fingerprints(clean_cfg, background=False))
     acc_noisy = _nearest_centroid_accuracy(*_fingerprints(noisy_cfg, background=True))
     chance = 1 / len(events.EVENT_CLASSES)
@@ -137,11 +146,20 @@ def test_classes_separable_when_clean_but_not_trivially_in_noise() -> None:
 
 def test_bad_config_raises_param_error() -> None:
     with pytest.raises(ParamError, match="classes"):
-        events.EventCorpusConfig(classes=("siren_wail", "unicorn"))
+        corpus(classes=("siren_wail", "unicorn"))
     with pytest.raises(ParamError, match="imbalance"):
-        events.EventCorpusConfig(imbalance=0.0)
+        corpus(imbalance=0.0)
     with pytest.raises(ParamError, match="unknown class"):
-        spec = events.plan_corpus(events.EventCorpusConfig())[0]
-        events.render(replace(spec, class_name="unicorn"), events.EventCorpusConfig())
-    cfg = events.EventCorpusConfig.from_mapping({"classes": ["doorbell", "knocking"], "x": 1})
+        spec = events.plan_corpus(corpus())[0]
+        events.render(replace(spec, class_name="unicorn"), corpus())
+
+
+def test_config_fields_are_the_params_keys() -> None:
+    """Every knob comes from prepare_sounds.synthetic (defaults only in conf/config.yaml); rate
+    and seed from base; classes null means every class."""
+    section = PARAMS["prepare_sounds"]["synthetic"]
+    assert {f.name for f in fields(events.EventCorpusConfig)} - {"sample_rate", "seed"} == set(section)
+    assert all(f.default is MISSING for f in fields(events.EventCorpusConfig))
+    assert events.EventCorpusConfig.from_params(section, SR, 0).classes == events.EVENT_CLASSES
+    cfg = events.EventCorpusConfig.from_params({**section, "classes": ["doorbell", "knocking"]}, SR, 0)
     assert cfg.classes == ("doorbell", "knocking")

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
+from typing import Any
 
 import numpy as np
 import pytest
 
+from slimaudio.config import compose
 from slimaudio.errors import ParamError
 from slimaudio.synth import dsp, speech
 
-SMALL = speech.SpeechCorpusConfig(n_speakers=6, utts_per_speaker=4, min_dur_s=1.0, max_dur_s=2.0)
+PARAMS = compose([])
+
+
+def corpus(**over: Any) -> speech.SpeechCorpusConfig:
+    """conf/config.yaml's synthetic speaker corpus at 16 kHz, seed 0, with `over` changed."""
+    cfg = speech.SpeechCorpusConfig.from_params(PARAMS["prepare_speakers"]["synthetic"], 16000, 0)
+    return replace(cfg, **over)
+
+
+# the tests were written with these between-speaker traits and corpus shape
+SMALL = corpus(n_speakers=6, utts_per_speaker=4, min_dur_s=1.0, max_dur_s=2.0, trait_spread=1.0)
 
 
 def _band_fraction(x: np.ndarray, sr: int, lo_hz: float) -> float:
@@ -44,7 +56,7 @@ def test_plan_is_deterministic_and_well_formed() -> None:
 
 
 def test_condition_rates_follow_the_config() -> None:
-    cfg = speech.SpeechCorpusConfig(n_speakers=100, masked_prob=0.3, arousal_prob=0.5)
+    cfg = corpus(n_speakers=100, utts_per_speaker=16, masked_prob=0.3, arousal_prob=0.5)
     plan = speech.plan_corpus(cfg)
     assert abs(np.mean([s.masked for s in plan]) - 0.3) < 0.05
     assert abs(np.mean([s.arousal for s in plan]) - 0.5) < 0.05
@@ -80,7 +92,7 @@ def test_other_sample_rate_and_odd_lengths() -> None:
 
 
 def test_traits_stable_within_and_different_across_speakers() -> None:
-    cfg = speech.SpeechCorpusConfig()
+    cfg = corpus(trait_spread=1.0)
     t0 = speech.speaker_traits(cfg, 0)
     speech.speaker_traits.cache_clear()
     assert speech.speaker_traits(cfg, 0) == t0
@@ -109,8 +121,8 @@ def _speaker_id_accuracy(cfg: speech.SpeechCorpusConfig) -> float:
 
 def test_voice_traits_reach_the_audio_and_trait_spread_controls_them() -> None:
     # One studio setup, no drift, noise, room or conditions: only the voices differ.
-    studio = speech.SpeechCorpusConfig(
-        n_speakers=8, utts_per_speaker=6, min_dur_s=2.0, max_dur_s=2.0, session_var=0.0,
+    studio = corpus(
+        trait_spread=1.0, n_speakers=8, utts_per_speaker=6, min_dur_s=2.0, max_dur_s=2.0, session_var=0.0,
         utt_var=0.0, channel_eq_db=0.0, channel_pool=1, snr_db_min=60.0, snr_db_max=60.0,
         rt60_max_s=0.1, masked_prob=0.0, arousal_prob=0.0)
     distinct = _speaker_id_accuracy(studio)
@@ -153,13 +165,21 @@ def test_arousal_changes_the_audio_but_not_length() -> None:
 
 def test_bad_config_and_ids_raise_param_errors() -> None:
     with pytest.raises(ParamError, match="snr_db_min"):
-        speech.SpeechCorpusConfig(snr_db_min=40.0, snr_db_max=10.0)
+        corpus(snr_db_min=40.0, snr_db_max=10.0)
     with pytest.raises(ParamError, match="masked_prob"):
-        speech.SpeechCorpusConfig(masked_prob=1.5)
+        corpus(masked_prob=1.5)
     with pytest.raises(ParamError, match="speaker id"):
         speech.speaker_index("alice")
-    cfg = speech.SpeechCorpusConfig.from_mapping({"n_speakers": 3, "not_a_knob": 1})
-    assert cfg.n_speakers == 3
+
+
+def test_config_fields_are_the_params_keys() -> None:
+    """Every knob comes from prepare_speakers.synthetic (defaults only in conf/config.yaml);
+    rate and seed from base; channel_pool is the one library constant."""
+    names = {f.name for f in fields(speech.SpeechCorpusConfig)}
+    assert names - {"sample_rate", "seed", "channel_pool"} == set(PARAMS["prepare_speakers"]["synthetic"])
+    assert [f.name for f in fields(speech.SpeechCorpusConfig) if f.default is not MISSING] == ["channel_pool"]
+    cfg = speech.SpeechCorpusConfig.from_params(PARAMS["prepare_speakers"]["synthetic"], 8000, 3)
+    assert (cfg.n_speakers, cfg.sample_rate, cfg.seed) == (PARAMS["prepare_speakers"]["synthetic"]["n_speakers"], 8000, 3)
 
 
 # ----------------------------------------------------------------------------- shared DSP

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from slimaudio import runtime
 from slimaudio.audio import (
     AudioChecks,
     corpus_root,
     describe_dir,
     load_audio,
-    resample,
-    validate,
 )
+from slimaudio.corpora import item
 from slimaudio.errors import DataError
 
 EVENT_KINDS = ("synthetic", "esc50", "urbansound8k", "folder")
@@ -42,7 +42,7 @@ class Clip:
 
     @property
     def source(self) -> str:
-        return self.path if self.path is not None else f"synthetic:seed={self.spec.seed}"
+        return item.source(self.path, self.spec)
 
 
 @dataclass
@@ -68,9 +68,8 @@ class EventCorpus:
             return load_audio(clip.path, sample_rate, checks)
         from slimaudio.synth import events
 
-        audio = np.asarray(events.render(clip.spec, self.synth_cfg).audio, dtype=np.float32)
-        audio = resample(audio, int(self.synth_cfg.sample_rate), sample_rate)
-        return validate(audio, sample_rate, clip.clip_id, checks)
+        return item.synthetic_audio(events.render(clip.spec, self.synth_cfg).audio,
+                                    self.synth_cfg.sample_rate, clip.clip_id, sample_rate, checks)
 
 
 def _read_csv(root: Path, rel: str, required: tuple[str, ...]) -> list[dict[str, str]]:
@@ -112,17 +111,6 @@ def _labelled(kind: str, root: str | None, items: list[tuple[int, str, dict[str,
 
 
 # --- readers ------------------------------------------------------------------------------------
-
-def synthetic_config(knobs: dict[str, Any], sample_rate: int, seed: int) -> Any:
-    from slimaudio.synth import events
-
-    knobs = dict(knobs)
-    if knobs.get("classes") is None:
-        knobs["classes"] = tuple(events.EVENT_CLASSES)
-    else:
-        knobs["classes"] = tuple(knobs["classes"])
-    return events.EventCorpusConfig(**knobs, sample_rate=sample_rate, seed=seed)
-
 
 def read_synthetic(cfg: Any) -> EventCorpus:
     from slimaudio.synth import events
@@ -216,7 +204,7 @@ def cap_clips(corpus: EventCorpus, max_clips_per_class: int | None, seed: int) -
     keep: list[int] = []
     for lab, idx in sorted(by_label.items()):
         if len(idx) > max_clips_per_class:
-            rng = np.random.default_rng([seed, 11, lab])
+            rng = runtime.rng(seed, "sounds.subset", lab)
             idx = sorted(rng.choice(idx, size=max_clips_per_class, replace=False).tolist())
         keep.extend(idx)
     return replace(corpus, clips=[corpus.clips[i] for i in sorted(keep)])
@@ -227,7 +215,9 @@ def read_event_corpus(corpus: dict[str, Any], synthetic: dict[str, Any], sample_
     """Dispatch on params `corpus.kind`, then apply corpus.max_clips_per_class."""
     kind = corpus["kind"]
     if kind == "synthetic":
-        out = read_synthetic(synthetic_config(synthetic, sample_rate, seed))
+        from slimaudio.synth import events
+
+        out = read_synthetic(events.EventCorpusConfig.from_params(synthetic, sample_rate, seed))
     elif kind == "esc50":
         out = read_esc50(corpus["path"], bool(corpus.get("esc10_only", False)))
     elif kind == "urbansound8k":

@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from slimaudio import runtime
 from slimaudio.audio import (
     SUPPORTED_SUFFIXES,
     AudioChecks,
     corpus_root,
     describe_dir,
     load_audio,
-    resample,
-    validate,
     walk_files,
 )
+from slimaudio.corpora import item
 from slimaudio.errors import DataError
 
 SPEAKER_KINDS = ("synthetic", "voxceleb", "librispeech", "fsdd")
@@ -48,7 +48,7 @@ class Utterance:
 
     @property
     def source(self) -> str:
-        return self.path if self.path is not None else f"synthetic:seed={self.spec.seed}"
+        return item.source(self.path, self.spec)
 
 
 @dataclass
@@ -75,18 +75,11 @@ class SpeakerCorpus:
             return load_audio(utt.path, sample_rate, checks)
         from slimaudio.synth import speech
 
-        audio = np.asarray(speech.render(utt.spec, self.synth_cfg).audio, dtype=np.float32)
-        audio = resample(audio, int(self.synth_cfg.sample_rate), sample_rate)
-        return validate(audio, sample_rate, utt.utt_id, checks)
+        return item.synthetic_audio(speech.render(utt.spec, self.synth_cfg).audio,
+                                    self.synth_cfg.sample_rate, utt.utt_id, sample_rate, checks)
 
 
 # --- synthetic ----------------------------------------------------------------------------------
-
-def synthetic_config(knobs: dict[str, Any], sample_rate: int, seed: int) -> Any:
-    from slimaudio.synth import speech
-
-    return speech.SpeechCorpusConfig(**knobs, sample_rate=sample_rate, seed=seed)
-
 
 def read_synthetic(cfg: Any) -> SpeakerCorpus:
     from slimaudio.synth import speech
@@ -265,7 +258,7 @@ def subset(corpus: SpeakerCorpus, max_speakers: int | None, max_utts_per_speaker
         by_spk[u.speaker].append(u)
     speakers = sorted(by_spk)
     if max_speakers is not None and len(speakers) > max_speakers:
-        rng = np.random.default_rng([seed, 7])
+        rng = runtime.rng(seed, "speakers.subset")
         trial_spk = trial_speakers(corpus)
         first = [s for s in speakers if s in trial_spk]
         rest = [s for s in speakers if s not in trial_spk]
@@ -295,7 +288,9 @@ def read_speaker_corpus(corpus: dict[str, Any], synthetic: dict[str, Any], sampl
     """Dispatch on params `corpus.kind`, then apply the corpus.max_* subset options."""
     kind = corpus["kind"]
     if kind == "synthetic":
-        out = read_synthetic(synthetic_config(synthetic, sample_rate, seed))
+        from slimaudio.synth import speech
+
+        out = read_synthetic(speech.SpeechCorpusConfig.from_params(synthetic, sample_rate, seed))
     elif kind == "voxceleb":
         out = read_voxceleb(corpus["path"], corpus.get("trial_list"))
     elif kind == "librispeech":

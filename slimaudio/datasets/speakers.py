@@ -28,7 +28,7 @@ STFT_KEYS = ("sample_rate", "n_fft", "win_length", "hop_length", "f_min", "f_max
 
 
 @dataclass
-class SpeakerCorpus:
+class SpeakerData:
     root: Path
     manifest: pd.DataFrame
     feats: np.ndarray          # float16 [total_frames, n_mels] (memory-mapped)
@@ -75,7 +75,7 @@ class SpeakerCorpus:
         return self._audio
 
 
-def load(root: str | os.PathLike[str]) -> SpeakerCorpus:
+def load(root: str | os.PathLike[str]) -> SpeakerData:
     root = Path(root)
     for name in REQUIRED_FILES:
         if not (root / name).exists():
@@ -102,7 +102,7 @@ def load(root: str | os.PathLike[str]) -> SpeakerCorpus:
                         f"e.g. {unknown[0]}")
     if (manifest["split"] == "train").sum() == 0:
         raise DataError(f"{root / 'manifest.csv'}: no train utterances")
-    return SpeakerCorpus(root, manifest, feats, trials, info)
+    return SpeakerData(root, manifest, feats, trials, info)
 
 
 def _require_columns(path: Path, df: pd.DataFrame, columns: tuple[str, ...]) -> None:

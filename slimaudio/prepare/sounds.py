@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from slimaudio import runtime
 from slimaudio.atomic import atomic_dir
 from slimaudio.audio import AudioChecks, BadAudio, peak_dbfs
 from slimaudio.corpora.events import Clip, EventCorpus, read_event_corpus
@@ -61,7 +62,7 @@ def split_groups(clips: list[Clip], val_fraction: float, test_fraction: float,
                 n_val -= 1
             else:
                 n_test -= 1
-        order = np.random.default_rng([seed, 13, lab]).permutation(groups)
+        order = runtime.rng(seed, "sounds.recording_split", lab).permutation(groups)
         for i, g in enumerate(order):
             out[str(g)] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
     return out
@@ -108,68 +109,19 @@ def prepare_sounds(section: dict[str, Any], base: dict[str, Any], out_dir: str |
                    workers: int = 2, chunk_size: int = 16, progress: bool = True) -> PrepResult:
     sr, seed = int(base["sample_rate"]), int(base["seed"])
     corpus = read_event_corpus(section["corpus"], section["synthetic"], sr, seed)
-    mel = MelConfig.from_params(section["features"], sr)
-    fr = section["framing"]
-    window, stride = round(fr["window_s"] * sr), round(fr["stride_s"] * sr)
-    if mel.n_frames(window) == 0:
-        raise DataError(f"prepare_sounds: framing.window_s = {fr['window_s']} is shorter than "
-                        f"one STFT window ({mel.win_length} samples)")
-    checks = AudioChecks(silence_dbfs=float(section["audio"]["silence_dbfs"]),
-                         min_duration_s=max(float(section["audio"]["min_duration_s"]),
-                                            mel.win_length / sr))
+    ctx = _context(corpus, section, sr)
     sp = section["split"]
     split = split_groups(corpus.clips, float(sp["val_fraction"]), float(sp["test_fraction"]), seed)
-    ctx = _Ctx(replace(corpus, clips=[], skipped=[]), sr, checks, mel, window, stride,
-               fr["short_clip"], bool(fr["drop_silent_frames"]))
-    n_classes, time_steps = len(corpus.classes), mel.n_frames(window)
-
+    n_classes = len(corpus.classes)
     skips = SkipLog(base["on_bad_audio"])
     skips.add_all(corpus.skipped)
-    class_skips: dict[int, Counter[str]] = defaultdict(Counter)
-    rows: list[dict[str, Any]] = []
-    durations: dict[str, list[float]] = defaultdict(list)
-    framing = Counter()
     with atomic_dir(out_dir) as tmp:
-        staged = NpyAppender(tmp / "_all_frames.npy", np.float16, (mel.n_mels, time_steps))
-        results = run_chunks(_work, ctx, corpus.clips, workers=workers, chunk_size=chunk_size,
-                             desc="sounds", progress=progress)
-        for c, res in zip(corpus.clips, results, strict=True):
-            if res[0] == "bad":
-                skips.add(res[1], res[2])
-                class_skips[c.label][res[1]] += 1
-                continue
-            _, frames, starts, n_silent, padded, dur = res
-            s = split[c.group]
-            durations[s].append(dur)
-            framing["clips"] += 1
-            framing["silent_frames_dropped"] += n_silent
-            framing["short_clips_padded"] += int(padded)
-            framing["clips_without_frames"] += int(len(frames) == 0)
-            staged.append(frames)
-            for k, st in enumerate(starts):
-                rows.append({"frame_id": f"{c.clip_id}#{k}", "clip_id": c.clip_id,
-                             "label": c.label, "class_name": c.class_name, "split": s,
-                             "start_s": round(st, 4), "source": c.source})
-        staged.close()
-        if not rows:
-            raise DataError(f"prepare_sounds: no frames left ({skips.total} file(s) skipped: "
-                            f"{skips.as_dict()['by_reason']})")
-        _check_every_class_has_frames(corpus, rows, class_skips)
+        framed = _frame_clips(ctx, corpus, split, skips, tmp, workers, chunk_size, progress)
         import pandas as pd  # here, not at the top: worker processes never need it
 
-        allm = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+        allm = pd.DataFrame(framed.rows, columns=MANIFEST_COLUMNS)
         before = {s: class_counts(allm.label[allm.split == s], n_classes) for s in SPLITS}
-        train_idx = np.flatnonzero(allm.split.to_numpy() == "train")
-        cap = section["undersample"]["cap"]
-        kept_train = train_idx[undersample(allm.label.to_numpy()[train_idx], cap, seed)]
-        keep = np.sort(np.concatenate([kept_train, np.flatnonzero(allm.split.to_numpy() != "train")]))
-        manifest = allm.iloc[keep].reset_index(drop=True)
-        src = np.load(tmp / "_all_frames.npy", mmap_mode="r")
-        with NpyAppender(tmp / "frames.npy", np.float16, src.shape[1:]) as dst:
-            for i in range(0, len(keep), 512):
-                dst.append(src[keep[i:i + 512]])
-        del src
-        (tmp / "_all_frames.npy").unlink()
+        manifest = _undersample_train(allm, section["undersample"]["cap"], seed, tmp)
         train_labels = manifest.label[manifest.split == "train"].to_numpy()
         if section["class_weights"] == "balanced":
             weights = balanced_class_weights(train_labels, n_classes)
@@ -179,32 +131,113 @@ def prepare_sounds(section: dict[str, Any], base: dict[str, Any], out_dir: str |
         _dump(tmp / "classes.json", corpus.classes)
         _dump(tmp / "class_weights.json",
               {name: round(float(w), 6) for name, w in zip(corpus.classes, weights, strict=True)})
-        after_train = class_counts(train_labels, n_classes)
-        info = {
-            **mel.as_dict(),
-            "corpus": {"kind": corpus.kind, "path": corpus.root, "options": section["corpus"]},
-            "classes": corpus.classes,
-            "framing": {"window_s": fr["window_s"], "stride_s": fr["stride_s"],
-                        "window_samples": window, "stride_samples": stride,
-                        "short_clip": fr["short_clip"], "drop_silent_frames": fr["drop_silent_frames"],
-                        "time_steps": time_steps, "layout": "[n_frames, n_mels, time]",
-                        "dtype": "float16", **{k: int(v) for k, v in framing.items()}},
-            "split": {"by": "source recording", "val_fraction": sp["val_fraction"],
-                      "test_fraction": sp["test_fraction"]},
-            "undersample": {"cap": cap, "seed": seed},
-            "class_weights": section["class_weights"],
-            "class_counts": {"before": before, "after": {**before, "train": after_train}},
-            "counts": {
-                "clips": {s: int(allm[allm.split == s].clip_id.nunique()) for s in SPLITS},
-                "frames_before": {s: int(sum(before[s])) for s in SPLITS},
-                "frames_after": {s: int((manifest.split == s).sum()) for s in SPLITS},
-                "corpus_clips": len(corpus.clips),
-            },
-            "durations": _durations(durations),
-            "skipped": skips.as_dict(),
-        }
+        counts = {"before": before, "after": {**before, "train": class_counts(train_labels, n_classes)}}
+        info = _info(corpus, section, ctx, seed, framed, counts, allm, manifest, skips)
         _dump(tmp / "info.json", info)
     return PrepResult(metrics=_metrics(info), info=info)
+
+
+def _context(corpus: EventCorpus, section: dict[str, Any], sr: int) -> _Ctx:
+    """What a worker needs: the corpus without its clips, audio checks, mel and framing."""
+    mel = MelConfig.from_params(section["features"], sr)
+    fr = section["framing"]
+    window, stride = round(fr["window_s"] * sr), round(fr["stride_s"] * sr)
+    if mel.n_frames(window) == 0:
+        raise DataError(f"prepare_sounds: framing.window_s = {fr['window_s']} is shorter than "
+                        f"one STFT window ({mel.win_length} samples)")
+    checks = AudioChecks(silence_dbfs=float(section["audio"]["silence_dbfs"]),
+                         min_duration_s=max(float(section["audio"]["min_duration_s"]),
+                                            mel.win_length / sr))
+    return _Ctx(replace(corpus, clips=[], skipped=[]), sr, checks, mel, window, stride,
+                fr["short_clip"], bool(fr["drop_silent_frames"]))
+
+
+@dataclass
+class _Framed:
+    """What framing every clip gave: manifest rows (before undersampling) and tallies."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    durations: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    framing: Counter[str] = field(default_factory=Counter)
+
+
+def _frame_clips(ctx: _Ctx, corpus: EventCorpus, split: dict[str, str], skips: SkipLog,
+                 tmp: Path, workers: int, chunk_size: int, progress: bool) -> _Framed:
+    """Frame and featurise every clip in the worker pool into tmp/_all_frames.npy; stops when no
+    frame, or no frame of some class, is left."""
+    out = _Framed()
+    class_skips: dict[int, Counter[str]] = defaultdict(Counter)
+    staged = NpyAppender(tmp / "_all_frames.npy", np.float16,
+                         (ctx.mel.n_mels, ctx.mel.n_frames(ctx.window)))
+    results = run_chunks(_work, ctx, corpus.clips, workers=workers, chunk_size=chunk_size,
+                         desc="sounds", progress=progress)
+    for c, res in zip(corpus.clips, results, strict=True):
+        if res[0] == "bad":
+            skips.add(res[1], res[2])
+            class_skips[c.label][res[1]] += 1
+            continue
+        _, frames, starts, n_silent, padded, dur = res
+        s = split[c.group]
+        out.durations[s].append(dur)
+        out.framing["clips"] += 1
+        out.framing["silent_frames_dropped"] += n_silent
+        out.framing["short_clips_padded"] += int(padded)
+        out.framing["clips_without_frames"] += int(len(frames) == 0)
+        staged.append(frames)
+        for k, st in enumerate(starts):
+            out.rows.append({"frame_id": f"{c.clip_id}#{k}", "clip_id": c.clip_id,
+                             "label": c.label, "class_name": c.class_name, "split": s,
+                             "start_s": round(st, 4), "source": c.source})
+    staged.close()
+    if not out.rows:
+        raise DataError(f"prepare_sounds: no frames left ({skips.total} file(s) skipped: "
+                        f"{skips.as_dict()['by_reason']})")
+    _check_every_class_has_frames(corpus, out.rows, class_skips)
+    return out
+
+
+def _undersample_train(allm: Any, cap: int | None, seed: int, tmp: Path) -> Any:
+    """The manifest with the train frames undersampled to `cap` per class; their frames are
+    copied from tmp/_all_frames.npy to tmp/frames.npy (the staging file is removed)."""
+    train_idx = np.flatnonzero(allm.split.to_numpy() == "train")
+    kept_train = train_idx[undersample(allm.label.to_numpy()[train_idx], cap, seed)]
+    keep = np.sort(np.concatenate([kept_train, np.flatnonzero(allm.split.to_numpy() != "train")]))
+    src = np.load(tmp / "_all_frames.npy", mmap_mode="r")
+    with NpyAppender(tmp / "frames.npy", np.float16, src.shape[1:]) as dst:
+        for i in range(0, len(keep), 512):
+            dst.append(src[keep[i:i + 512]])
+    del src
+    (tmp / "_all_frames.npy").unlink()
+    return allm.iloc[keep].reset_index(drop=True)
+
+
+def _info(corpus: EventCorpus, section: dict[str, Any], ctx: _Ctx, seed: int, framed: _Framed,
+          counts: dict[str, Any], allm: Any, manifest: Any, skips: SkipLog) -> dict[str, Any]:
+    """info.json: the corpus, framing, split, undersampling and every count."""
+    fr, sp = section["framing"], section["split"]
+    before = counts["before"]
+    return {
+        **ctx.mel.as_dict(),
+        "corpus": {"kind": corpus.kind, "path": corpus.root, "options": section["corpus"]},
+        "classes": corpus.classes,
+        "framing": {"window_s": fr["window_s"], "stride_s": fr["stride_s"],
+                    "window_samples": ctx.window, "stride_samples": ctx.stride,
+                    "short_clip": fr["short_clip"], "drop_silent_frames": fr["drop_silent_frames"],
+                    "time_steps": ctx.mel.n_frames(ctx.window), "layout": "[n_frames, n_mels, time]",
+                    "dtype": "float16", **{k: int(v) for k, v in framed.framing.items()}},
+        "split": {"by": "source recording", "val_fraction": sp["val_fraction"],
+                  "test_fraction": sp["test_fraction"]},
+        "undersample": {"cap": section["undersample"]["cap"], "seed": seed},
+        "class_weights": section["class_weights"],
+        "class_counts": counts,
+        "counts": {
+            "clips": {s: int(allm[allm.split == s].clip_id.nunique()) for s in SPLITS},
+            "frames_before": {s: int(sum(before[s])) for s in SPLITS},
+            "frames_after": {s: int((manifest.split == s).sum()) for s in SPLITS},
+            "corpus_clips": len(corpus.clips),
+        },
+        "durations": _durations(framed.durations),
+        "skipped": skips.as_dict(),
+    }
 
 
 def _check_every_class_has_frames(corpus: EventCorpus, rows: list[dict[str, Any]],

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from slimaudio import runtime
 from slimaudio.atomic import atomic_dir
 from slimaudio.audio import AudioChecks, BadAudio, from_int16, to_int16
 from slimaudio.corpora.speakers import SpeakerCorpus, Utterance, read_speaker_corpus, trial_speakers
@@ -58,7 +59,7 @@ def split_speakers(speaker_groups: dict[str, str], test_speakers: float, seed: i
         quota[g] += 1
     split = {}
     for gi, g in enumerate(groups):
-        order = np.random.default_rng([seed, 3, gi]).permutation(by_group[g])
+        order = runtime.rng(seed, "speakers.test_split", gi).permutation(by_group[g])
         for i, spk in enumerate(order):
             split[str(spk)] = "test" if i < quota[g] else "train"
     return split
@@ -68,7 +69,7 @@ def make_trials(utt_ids: list[str], speakers: list[str], n_trials: int, seed: in
     """Balanced trials among the given (test) utterances: n_trials // 2 target pairs (same
     speaker, two different utterances) and as many non-target pairs, no pair twice, shuffled.
     Fewer when the utterances cannot supply that many target pairs."""
-    rng = np.random.default_rng([seed, 5])
+    rng = runtime.rng(seed, "speakers.trials")
     spk = np.asarray(speakers)
     by_spk = [np.flatnonzero(spk == s) for s in sorted(set(speakers))]
     sizes = np.array([len(ix) for ix in by_spk], dtype=np.int64)
@@ -155,62 +156,79 @@ def prepare_speakers(section: dict[str, Any], base: dict[str, Any], out_dir: str
     corpus = read_speaker_corpus(section["corpus"], section["synthetic"], sr, seed)
     mel = MelConfig.from_params(section["features"], sr)
     checks = checks_from(section, mel)
-    official_test = trial_speakers(corpus)
-    groups = {u.speaker: u.group for u in corpus.utterances}
-    if official_test:
-        split = {s: ("test" if s in official_test else "train") for s in groups}
-        if all(v == "test" for v in split.values()):
-            raise DataError(f"{corpus.trial_source}: every speaker is in the trial list; "
-                            "no training speakers are left")
-    else:
-        split = split_speakers(groups, float(section["split"]["test_speakers"]), seed)
-
+    split = assign_splits(corpus, float(section["split"]["test_speakers"]), seed)
     skips = SkipLog(base["on_bad_audio"])
     skips.add_all(corpus.skipped)
-    rows: list[dict[str, Any]] = []
     ctx = _Ctx(replace(corpus, utterances=[], trials=None, skipped=[]), sr, checks, mel)
     with atomic_dir(out_dir) as tmp:
-        audio_w = NpyAppender(tmp / "audio.npy", np.int16)
-        feats_w = NpyAppender(tmp / "feats.npy", np.float16, (mel.n_mels,))
-        results = run_chunks(_work, ctx, corpus.utterances, workers=workers,
-                             chunk_size=chunk_size, desc="speakers", progress=progress)
-        for u, res in zip(corpus.utterances, results, strict=True):
-            if res[0] == "bad":
-                skips.add(res[1], res[2])
-                continue
-            _, audio, feats = res
-            rows.append({"utt_id": u.utt_id, "speaker": u.speaker, "split": split[u.speaker],
-                         "session": u.session, "group": u.group, "masked": u.masked,
-                         "arousal": u.arousal, "duration_s": round(audio.size / sr, 4),
-                         "feat_offset": feats_w.append(feats), "feat_frames": feats.shape[0],
-                         "audio_offset": audio_w.append(audio), "audio_samples": audio.size,
-                         "source": u.source})
-        audio_w.close()
-        feats_w.close()
-        if not rows:
-            raise DataError(f"prepare_speakers: every utterance was skipped ({skips.as_dict()['by_reason']})")
+        rows = _featurise(ctx, corpus.utterances, split, skips, tmp, workers, chunk_size, progress)
         import pandas as pd  # here, not at the top: worker processes never need it
 
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
         test = manifest[manifest.split == "test"]
-        if corpus.trials is not None:
-            kept = set(test.utt_id)
-            tr = [t for t in corpus.trials if t[1] in kept and t[2] in kept]
-            if not tr:
-                raise DataError(f"{corpus.trial_source}: no trial has both utterances prepared")
-            trials = Trials(np.array([t[0] for t in tr], dtype=np.int8),
-                            [t[1] for t in tr], [t[2] for t in tr])
-            trials_from, dropped = corpus.trial_source, len(corpus.trials) - len(tr)
-        else:
-            trials = make_trials(test.utt_id.tolist(), test.speaker.tolist(),
-                                 int(section["trials"]["n_trials"]), seed)
-            trials_from, dropped = "generated", 0
+        trials, trials_from, dropped = _trials(corpus, test, int(section["trials"]["n_trials"]), seed)
         manifest.to_csv(tmp / "manifest.csv", index=False)
         (tmp / "trials.txt").write_text(write_trials_text(trials), encoding="utf-8")
         info = _info(corpus, manifest, trials, trials_from, dropped, mel, skips, section)
         (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n",
                                        encoding="utf-8")
     return PrepResult(metrics=_metrics(info), info=info)
+
+
+def assign_splits(corpus: SpeakerCorpus, test_speakers: float, seed: int) -> dict[str, str]:
+    """{speaker: 'train'|'test'}: the official trial list's speakers are the test speakers when
+    the corpus has one, else a seeded per-group draw (split_speakers)."""
+    official_test = trial_speakers(corpus)
+    groups = {u.speaker: u.group for u in corpus.utterances}
+    if not official_test:
+        return split_speakers(groups, test_speakers, seed)
+    split = {s: ("test" if s in official_test else "train") for s in groups}
+    if all(v == "test" for v in split.values()):
+        raise DataError(f"{corpus.trial_source}: every speaker is in the trial list; "
+                        "no training speakers are left")
+    return split
+
+
+def _featurise(ctx: _Ctx, utterances: list[Utterance], split: dict[str, str], skips: SkipLog,
+               tmp: Path, workers: int, chunk_size: int, progress: bool) -> list[dict[str, Any]]:
+    """Load, validate and featurise every utterance in the worker pool, appending int16 audio
+    to tmp/audio.npy and float16 log-mels to tmp/feats.npy; the manifest rows of those kept."""
+    sr = ctx.sample_rate
+    rows: list[dict[str, Any]] = []
+    audio_w = NpyAppender(tmp / "audio.npy", np.int16)
+    feats_w = NpyAppender(tmp / "feats.npy", np.float16, (ctx.mel.n_mels,))
+    results = run_chunks(_work, ctx, utterances, workers=workers,
+                         chunk_size=chunk_size, desc="speakers", progress=progress)
+    for u, res in zip(utterances, results, strict=True):
+        if res[0] == "bad":
+            skips.add(res[1], res[2])
+            continue
+        _, audio, feats = res
+        rows.append({"utt_id": u.utt_id, "speaker": u.speaker, "split": split[u.speaker],
+                     "session": u.session, "group": u.group, "masked": u.masked,
+                     "arousal": u.arousal, "duration_s": round(audio.size / sr, 4),
+                     "feat_offset": feats_w.append(feats), "feat_frames": feats.shape[0],
+                     "audio_offset": audio_w.append(audio), "audio_samples": audio.size,
+                     "source": u.source})
+    audio_w.close()
+    feats_w.close()
+    if not rows:
+        raise DataError(f"prepare_speakers: every utterance was skipped ({skips.as_dict()['by_reason']})")
+    return rows
+
+
+def _trials(corpus: SpeakerCorpus, test: Any, n_trials: int,
+            seed: int) -> tuple[Trials, str | None, int]:
+    """(trials, where they come from, official trials dropped): the corpus's official trials
+    among the prepared test utterances, or balanced generated ones (make_trials)."""
+    if corpus.trials is None:
+        return make_trials(test.utt_id.tolist(), test.speaker.tolist(), n_trials, seed), "generated", 0
+    kept = set(test.utt_id)
+    tr = [t for t in corpus.trials if t[1] in kept and t[2] in kept]
+    if not tr:
+        raise DataError(f"{corpus.trial_source}: no trial has both utterances prepared")
+    trials = Trials(np.array([t[0] for t in tr], dtype=np.int8), [t[1] for t in tr], [t[2] for t in tr])
+    return trials, corpus.trial_source, len(corpus.trials) - len(tr)
 
 
 def _info(corpus: SpeakerCorpus, m: Any, trials: Trials, trials_from: str | None,

@@ -31,6 +31,11 @@ def _audio_checks() -> dict:
     }
 
 
+def _synth_ranges(duration: Field) -> dict:
+    """The duration and SNR ranges both synthesisers draw from (ordered by _SYNTH_ORDERS)."""
+    return {"min_dur_s": duration, "max_dur_s": duration, "snr_db_min": _db, "snr_db_max": _db}
+
+
 # Pairs of keys that must be ordered (lower <= upper; True: strictly), checked with their full
 # key paths after each key alone.
 _FEATURE_ORDERS = [("features.win_length", "features.n_fft"), ("features.f_min", "features.f_max", True)]
@@ -47,15 +52,12 @@ register("prepare_speakers", {
         "max_speakers": _opt_pos_int,
         "max_utts_per_speaker": _opt_pos_int,
     },
-    # mirrors slimaudio.synth.speech.SpeechCorpusConfig (sample_rate and seed come from base)
+    # the fields of slimaudio.synth.speech.SpeechCorpusConfig (sample_rate and seed come from base)
     "synthetic": {
         "n_speakers": Field(int, lo=2, hi=100000),
         "utts_per_speaker": Field(int, lo=1, hi=10000),
         "sessions_per_speaker": _pos_int,
-        "min_dur_s": _dur_speech,
-        "max_dur_s": _dur_speech,
-        "snr_db_min": _db,
-        "snr_db_max": _db,
+        **_synth_ranges(_dur_speech),
         "masked_prob": _prob,
         "arousal_prob": _prob,
         "trait_spread": Field(float, lo=0.0, hi=10.0),
@@ -86,17 +88,14 @@ register("prepare_sounds", {
         "esc10_only": Field(bool, doc="esc50: keep only the ESC-10 rows"),
         "max_clips_per_class": _opt_pos_int,
     },
-    # mirrors slimaudio.synth.events.EventCorpusConfig (sample_rate and seed come from base)
+    # the fields of slimaudio.synth.events.EventCorpusConfig (sample_rate and seed come from base)
     "synthetic": {
         "classes": Field(list, nullable=True, item=Field(str), min_len=2,
                          doc="class names (null: all of slimaudio.synth.events.EVENT_CLASSES)"),
         "clips_per_class_max": _pos_int,
         "imbalance": Field(float, lo=0.001, hi=1.0,
                            doc="smallest class = imbalance * largest (geometric in between)"),
-        "min_dur_s": _dur_events,
-        "max_dur_s": _dur_events,
-        "snr_db_min": _db,
-        "snr_db_max": _db,
+        **_synth_ranges(_dur_events),
         "min_occupancy": Field(float, lo=0.05, hi=1.0),
         "variability": Field(float, lo=0.0, hi=10.0),
     },

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slimaudio.datasets.speakers import SpeakerCorpus
+from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError
 from slimaudio.features import LOG_EPS
 
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    prob: float = 0.6
-    snr_db: tuple[float, float] = (0.0, 20.0)
-    fluctuation_shape: float = 2.0  # gamma shape of the per-bin power fluctuation
+    prob: float                     # params ecapa.train.noise_prob
+    snr_db: tuple[float, float]     # params ecapa.train.snr_db
+    fluctuation_shape: float = 2.0  # gamma shape of the per-bin power fluctuation (not a param)
 
 
 def add_noise(x: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig) -> np.ndarray:
@@ -47,7 +47,7 @@ class CropSampler:
     Utterances shorter than a crop are repeated (wrapped) to the crop length.
     """
 
-    def __init__(self, data: SpeakerCorpus, crop_frames: int, seed: int,
+    def __init__(self, data: SpeakerData, crop_frames: int, seed: int,
                  noise: NoiseConfig | None = None, split: str = "train") -> None:
         rows = data.split(split)
         if rows.empty:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from slimaudio import metrics
-from slimaudio.datasets.speakers import SpeakerCorpus
+from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.speaker.scoring import Trials, cosine_scores, embed_all
 
 
@@ -43,7 +43,7 @@ def torch_embedder(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     return embed
 
 
-def evaluate_torch(model: nn.Module, data: SpeakerCorpus, progress: bool = True) -> Verification:
+def evaluate_torch(model: nn.Module, data: SpeakerData, progress: bool = True) -> Verification:
     emb = embed_all(torch_embedder(model), ids=data.trials.utterances, loader=data.utterance,
                     progress=progress)
     return score_trials(emb, data.trials)
@@ -52,7 +52,7 @@ def evaluate_torch(model: nn.Module, data: SpeakerCorpus, progress: bool = True)
 # -------------------------------------------------------- frozen-trunk caching (PWL study)
 
 
-def trunk_cache(model: nn.Module, data: SpeakerCorpus, progress: bool = True) -> dict[str, torch.Tensor]:
+def trunk_cache(model: nn.Module, data: SpeakerData, progress: bool = True) -> dict[str, torch.Tensor]:
     """Trunk outputs [1, mfa_channels, frames] of every trial utterance, for head-only scoring."""
     from tqdm import tqdm
 

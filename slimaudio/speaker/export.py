@@ -72,7 +72,7 @@ def evaluate_onnx(model_path: str | os.PathLike[str] | bytes, data_dir: str | os
     """EER / minDCF of an ONNX embedding extractor on a prepared speaker folder.
 
     Returns dict(eer (percent), min_dcf, min_dcf_p05, scores, labels, n_trials). `data_dir` may
-    also be an already loaded slimaudio.datasets.speakers.SpeakerCorpus.
+    also be an already loaded slimaudio.datasets.speakers.SpeakerData.
     """
     from slimaudio.datasets import speakers
     from slimaudio.speaker.evaluate import score_trials
@@ -80,7 +80,7 @@ def evaluate_onnx(model_path: str | os.PathLike[str] | bytes, data_dir: str | os
 
     if not isinstance(model_path, bytes) and not Path(model_path).exists():
         raise DataError(f"{model_path}: no such ONNX model")
-    data = data_dir if isinstance(data_dir, speakers.SpeakerCorpus) else speakers.load(data_dir)
+    data = data_dir if isinstance(data_dir, speakers.SpeakerData) else speakers.load(data_dir)
     emb = embed_all(onnx_embedder(model_path, threads), ids=data.trials.utterances,
                     loader=data.utterance, progress=progress)
     out = score_trials(emb, data.trials).as_dict()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimaudio.datasets.speakers import SpeakerCorpus
+from slimaudio import runtime
+from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.models.ecapa import EcapaConfig, EcapaTdnn
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler, NoiseConfig
@@ -22,23 +23,25 @@ from slimaudio.speaker.data import CropSampler, NoiseConfig
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """One training run. Every value comes from params (ecapa.train, or a study's fine-tuning
+    section), so there are no defaults here: they live in conf/config.yaml."""
     steps: int
     batch_size: int
     crop_frames: int
     lr: float
-    lr_min: float = 0.0
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    margin: float = 0.2
-    margin_warmup_steps: int = 0
-    scale: float = 30.0
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
-    log_every: int = 10
-    threads: int = 2
-    seed: int = 0
+    lr_min: float
+    warmup_steps: int
+    weight_decay: float
+    margin: float
+    margin_warmup_steps: int
+    scale: float
+    noise: NoiseConfig
+    log_every: int
+    threads: int
+    seed: int
 
     @classmethod
-    def from_params(cls, train: Mapping[str, Any], data: SpeakerCorpus, seed: int) -> TrainConfig:
+    def from_params(cls, train: Mapping[str, Any], data: SpeakerData, seed: int) -> TrainConfig:
         lo, hi = (float(v) for v in train["snr_db"][:2])
         return cls(steps=int(train["steps"]), batch_size=int(train["batch_size"]),
                    crop_frames=data.frames(float(train["crop_s"])), lr=float(train["lr"]),
@@ -208,18 +211,13 @@ def load_weights(path: str | Path) -> dict[str, Any]:
     return blob
 
 
-def seed_torch(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-
-
 # ---------------------------------------------------------------------------- the baseline
 
 
-def train_baseline(data: SpeakerCorpus, ecapa: Mapping[str, Any], seed: int,
+def train_baseline(data: SpeakerData, ecapa: Mapping[str, Any], seed: int,
                    progress: bool = True) -> tuple[EcapaTdnn, AAMSoftmax, CropSampler, TrainResult]:
     """Build ECAPA-TDNN from params `ecapa.model` and train it per `ecapa.train`."""
-    seed_torch(seed)
+    runtime.seed_torch(seed)
     cfg = TrainConfig.from_params(ecapa["train"], data, seed)
     model = EcapaTdnn(model_config(ecapa["model"], data.n_mels))
     sampler = CropSampler(data, cfg.crop_frames, seed, cfg.noise)

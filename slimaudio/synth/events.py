@@ -12,8 +12,9 @@ speech babble (harmonic voices), kettle whistle vs smoke alarm (narrowband tones
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy import signal
@@ -31,18 +32,20 @@ BACKGROUNDS: tuple[str, ...] = ("traffic", "machinery", "crowd", "rain")
 
 @dataclass(frozen=True)
 class EventCorpusConfig:
-    classes: tuple[str, ...] = EVENT_CLASSES  # class names, in label order
-    clips_per_class_max: int = 60        # clips of the largest class
-    imbalance: float = 0.15              # smallest class = imbalance * largest; geometric in between, seeded class order
-    min_dur_s: float = 0.5               # shortest clip
-    max_dur_s: float = 10.0              # longest clip (uniform in between)
-    snr_db_min: float = -5.0             # lowest event-to-background SNR (active level of the event)
-    snr_db_max: float = 20.0             # highest SNR
-    sample_rate: int = 16000
-    seed: int = 0
+    """The knobs of params prepare_sounds.synthetic (their defaults live in conf/config.yaml)
+    plus base.sample_rate and base.seed."""
+    classes: tuple[str, ...]             # class names, in label order
+    clips_per_class_max: int             # clips of the largest class
+    imbalance: float                     # smallest class = imbalance * largest; geometric in between, seeded class order
+    min_dur_s: float                     # shortest clip
+    max_dur_s: float                     # longest clip (uniform in between)
+    snr_db_min: float                    # lowest event-to-background SNR (active level of the event)
+    snr_db_max: float                    # highest SNR
+    sample_rate: int
+    seed: int
     # ---- difficulty knobs
-    min_occupancy: float = 0.6           # the event spans a fraction U(min_occupancy, 1) of the clip (smaller = more event-free frames)
-    variability: float = 1.0             # scales the per-clip random variation of every generator's parameters
+    min_occupancy: float                 # the event spans a fraction U(min_occupancy, 1) of the clip (smaller = more event-free frames)
+    variability: float                   # scales the per-clip random variation of every generator's parameters
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.classes if c not in GENERATORS]
@@ -62,13 +65,12 @@ class EventCorpusConfig:
                 raise ParamError(f"event synth: {name}={getattr(self, name)!r} is out of range{extra}")
 
     @classmethod
-    def from_mapping(cls, params: dict) -> EventCorpusConfig:
-        """Build from a params section, ignoring keys this dataclass does not know."""
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in params.items() if k in known}
-        if "classes" in kw:
-            kw["classes"] = tuple(kw["classes"])
-        return cls(**kw)
+    def from_params(cls, synthetic: Mapping[str, Any], sample_rate: int, seed: int) -> EventCorpusConfig:
+        """From params prepare_sounds.synthetic (every key; classes null: all EVENT_CLASSES),
+        base.sample_rate and base.seed."""
+        classes = synthetic["classes"]
+        return cls(**{**synthetic, "classes": tuple(EVENT_CLASSES if classes is None else classes)},
+                   sample_rate=int(sample_rate), seed=int(seed))
 
 
 @dataclass(frozen=True)
@@ -587,7 +589,12 @@ def render(spec: ClipSpec, cfg: EventCorpusConfig) -> SynthClip:
 
 def benchmark(clips_per_class: int = 4, seed: int = 0) -> dict[str, float]:
     """Render clips of every class in this process; real-time factor on CPU time."""
-    cfg = EventCorpusConfig(clips_per_class_max=clips_per_class, imbalance=1.0, seed=seed)
+    from slimaudio.config import compose
+
+    params = compose([])
+    cfg = replace(EventCorpusConfig.from_params(params["prepare_sounds"]["synthetic"],
+                                                params["base"]["sample_rate"], seed),
+                  clips_per_class_max=clips_per_class, imbalance=1.0)
     return dsp.realtime_factor(lambda spec: render(spec, cfg), plan_corpus(cfg))
 
 

@@ -16,7 +16,9 @@ process. Speaker indices are 0-based; ids are 1-based ("spk0001" is index 0).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,27 +28,29 @@ from slimaudio.synth import dsp
 
 @dataclass(frozen=True)
 class SpeechCorpusConfig:
-    n_speakers: int = 200              # speakers in the corpus (ids spk0001 ...)
-    utts_per_speaker: int = 16         # utterances per speaker, spread round-robin over sessions
-    sessions_per_speaker: int = 3      # recording sessions per speaker (each its own channel/room/noise)
-    min_dur_s: float = 2.0             # shortest utterance
-    max_dur_s: float = 8.0             # longest utterance (durations uniform in between)
-    snr_db_min: float = 5.0            # lowest additive-noise SNR
-    snr_db_max: float = 30.0           # highest additive-noise SNR
-    masked_prob: float = 0.3           # probability that an utterance is spoken through a mask
-    arousal_prob: float = 0.3          # probability that an utterance is high-arousal
-    sample_rate: int = 16000
-    seed: int = 0
+    """The knobs of params prepare_speakers.synthetic (their defaults live in conf/config.yaml)
+    plus base.sample_rate and base.seed."""
+    n_speakers: int                    # speakers in the corpus (ids spk0001 ...)
+    utts_per_speaker: int              # utterances per speaker, spread round-robin over sessions
+    sessions_per_speaker: int          # recording sessions per speaker (each its own channel/room/noise)
+    min_dur_s: float                   # shortest utterance
+    max_dur_s: float                   # longest utterance (durations uniform in between)
+    snr_db_min: float                  # lowest additive-noise SNR
+    snr_db_max: float                  # highest additive-noise SNR
+    masked_prob: float                 # probability that an utterance is spoken through a mask
+    arousal_prob: float                # probability that an utterance is high-arousal
+    sample_rate: int
+    seed: int
     # ---- difficulty knobs
-    trait_spread: float = 1.0          # between-speaker spread of every voice trait (smaller = speakers more alike = harder)
-    session_var: float = 1.0           # within-speaker drift per session: F0, vocal effort, rate, articulation (larger = harder)
-    utt_var: float = 1.0               # within-speaker drift per utterance (larger = harder)
-    channel_eq_db: float = 6.0         # depth of the random per-session channel EQ (larger = harder)
-    rt60_max_s: float = 0.5            # longest per-session reverberation time (rt60 uniform in [0.1, this])
-    mask_db_min: float = 8.0           # weakest mask attenuation of high frequencies (smaller = mask harder to detect)
-    mask_db_max: float = 24.0          # strongest mask attenuation
-    arousal_strength: float = 1.0      # scales the pitch-range / pitch-rate / rate / effort changes of arousal
-    channel_pool: int = 64             # distinct recording setups shared by all sessions (0: every session its own)
+    trait_spread: float                # between-speaker spread of every voice trait (smaller = speakers more alike = harder)
+    session_var: float                 # within-speaker drift per session: F0, vocal effort, rate, articulation (larger = harder)
+    utt_var: float                     # within-speaker drift per utterance (larger = harder)
+    channel_eq_db: float               # depth of the random per-session channel EQ (larger = harder)
+    rt60_max_s: float                  # longest per-session reverberation time (rt60 uniform in [0.1, this])
+    mask_db_min: float                 # weakest mask attenuation of high frequencies (smaller = mask harder to detect)
+    mask_db_max: float                 # strongest mask attenuation
+    arousal_strength: float            # scales the pitch-range / pitch-rate / rate / effort changes of arousal
+    channel_pool: int = 64             # distinct recording setups shared by all sessions (0: every session its own); not a param
 
     def __post_init__(self) -> None:
         checks = [
@@ -69,10 +73,9 @@ class SpeechCorpusConfig:
                 raise ParamError(f"speech synth: {name}={getattr(self, name)!r} is out of range")
 
     @classmethod
-    def from_mapping(cls, params: dict) -> SpeechCorpusConfig:
-        """Build from a params section, ignoring keys this dataclass does not know."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in params.items() if k in known})
+    def from_params(cls, synthetic: Mapping[str, Any], sample_rate: int, seed: int) -> SpeechCorpusConfig:
+        """From params prepare_speakers.synthetic (every key), base.sample_rate and base.seed."""
+        return cls(**synthetic, sample_rate=int(sample_rate), seed=int(seed))
 
 
 @dataclass(frozen=True)
@@ -342,18 +345,36 @@ def synthesize_voice(rng: np.random.Generator, tr: VoiceTraits, n_samples: int, 
     bw_extra [5] multiplies the formant bandwidths (a mask damps the upper formants).
     """
     r_content, r_f0, r_src, r_noise, r_artic = dsp.child_rngs(int(rng.integers(2**63)), 5)
-    dur = n_samples / sr
-    fps = sr / dsp.HOP
-    t_frames = dsp.n_frames(n_samples)
     freqs = dsp.frame_freqs(sr)
-
-    ph, du, acc, phr, amp = _segments(r_content, tr, dv, dur)
-    bounds = np.cumsum(du)
-    seg = np.minimum(np.searchsorted(bounds, np.arange(t_frames) / fps, side="right"), len(du) - 1)
+    ph, du, acc, phr, amp = _segments(r_content, tr, dv, n_samples / sr)
+    seg = _frame_segments(du, dsp.n_frames(n_samples), sr)
     pid = ph[seg]
+    H = _formant_filter(r_artic, tr, dv, ph, seg, freqs, bw_extra)
+    gains = _frame_gains(tr, amp[seg], pid)
+    f0 = _f0_track(r_f0, tr, dv, du, acc, phr, seg, n_samples, sr)
+    src = dsp.glottal_pulses(np.clip(f0, 50.0, 600.0), sr, r_src, tr.jitter, tr.shimmer_db,
+                             tr.open_quotient)
+    tilt = dsp.tilt_gain(freqs, tr.tilt_db_oct + 2.0 * dv.effort)
+    Yv = dsp.stft(src) * (H * tilt * gains.voice[:, None])
+    Y = Yv + dsp.noise_stft(r_noise, n_samples) * _noise_shape(Yv, H, gains, freqs)
+    if spectral_gain is not None:
+        Y *= spectral_gain
+    return dsp.istft(Y, n_samples)
 
-    # Formant tracks: phone targets with per-segment articulation noise, gaps interpolated
-    # (coarticulation), then smoothed into transitions.
+
+def _frame_segments(du: np.ndarray, t_frames: int, sr: int) -> np.ndarray:
+    """The segment each STFT frame falls in, from the segment durations."""
+    fps = sr / dsp.HOP
+    bounds = np.cumsum(du)
+    return np.minimum(np.searchsorted(bounds, np.arange(t_frames) / fps, side="right"), len(du) - 1)
+
+
+def _formant_filter(r_artic: np.random.Generator, tr: VoiceTraits, dv: Delivery, ph: np.ndarray,
+                    seg: np.ndarray, freqs: np.ndarray, bw_extra: np.ndarray | None) -> np.ndarray:
+    """The vocal-tract magnitude per frame [frames, n_bins]. Formant tracks: phone targets with
+    per-segment articulation noise, gaps interpolated (coarticulation), then smoothed into
+    transitions; nasals widen the bandwidths."""
+    t_frames, pid = len(seg), ph[seg]
     ftab = _speaker_formants(tr, dv)
     seg_f = ftab[ph] * np.exp(r_artic.normal(0.0, dv.artic_sd, (len(ph), 5))).astype(np.float32)
     seg_f[:, 3:] = ftab[ph][:, 3:]
@@ -368,17 +389,33 @@ def synthesize_voice(rng: np.random.Generator, tr: VoiceTraits, n_samples: int, 
     F = dsp.smooth_frames(F, 4)
     B = np.broadcast_to(_BW * tr.bw_scale * (bw_extra if bw_extra is not None else 1.0), F.shape)
     B = B * (1.0 + 0.6 * (pid[:, None] == _IDX["m"]) + 0.6 * (pid[:, None] == _IDX["n"]))
-    H = dsp.formant_envelope(freqs, F, B)
+    return dsp.formant_envelope(freqs, F, B)
 
-    # Gains per frame (short smoothing avoids clicks at segment edges).
-    a = amp[seg].astype(np.float32)
+
+class _Gains(NamedTuple):
+    voice: np.ndarray  # voicing gain per frame
+    fric: np.ndarray   # frication gain
+    asp: np.ndarray    # aspiration gain
+    fc: np.ndarray     # frication band centre (Hz)
+    bw: np.ndarray     # frication bandwidth (Hz)
+
+
+def _frame_gains(tr: VoiceTraits, amp: np.ndarray, pid: np.ndarray) -> _Gains:
+    """Gains per frame (short smoothing avoids clicks at segment edges)."""
+    a = amp.astype(np.float32)
     gv = dsp.smooth_frames(_TAB["gv"][pid] * np.where(_TAB["vowel"][pid] >= 0, a, 1.0), 2)
-    gfric = _TAB["gfric"][pid]
-    gasp = dsp.smooth_frames(_TAB["gasp"][pid] + tr.breathiness * (gv > 0.3), 2)
-    fc = np.maximum(_TAB["fc"][pid] * tr.fric_scale * np.sqrt(tr.vtl_scale), 300.0)
-    bw = np.maximum(_TAB["bw"][pid], 300.0)
+    return _Gains(voice=gv, fric=_TAB["gfric"][pid],
+                  asp=dsp.smooth_frames(_TAB["gasp"][pid] + tr.breathiness * (gv > 0.3), 2),
+                  fc=np.maximum(_TAB["fc"][pid] * tr.fric_scale * np.sqrt(tr.vtl_scale), 300.0),
+                  bw=np.maximum(_TAB["bw"][pid], 300.0))
 
-    # F0 contour in semitones: phrase declination + smoothed pitch accents + slow wander.
+
+def _f0_track(r_f0: np.random.Generator, tr: VoiceTraits, dv: Delivery, du: np.ndarray,
+              acc: np.ndarray, phr: np.ndarray, seg: np.ndarray, n_samples: int,
+              sr: int) -> np.ndarray:
+    """F0 per sample (Hz): in semitones, phrase declination + smoothed pitch accents + slow
+    wander, shifted by the delivery's offset and effort."""
+    t_frames, dur = len(seg), n_samples / sr
     pos = np.zeros(len(du))
     for p in np.unique(phr):  # relative position within each phrase
         m = phr == p
@@ -388,25 +425,20 @@ def synthesize_voice(rng: np.random.Generator, tr: VoiceTraits, n_samples: int, 
     st = (0.5 - pos[seg]) * decl + dsp.smooth_frames(acc[seg].astype(np.float32), 8)
     st += dsp.smooth_random(r_f0, t_frames, int(dur * dv.wander_hz) + 2, dv.wander_st)
     f0_frames = tr.f0_hz * 2.0 ** ((st + dv.f0_offset_st + 1.5 * dv.effort) / 12.0)
-    f0 = np.interp(np.arange(n_samples) / dsp.HOP, np.arange(t_frames), f0_frames).astype(np.float32)
-    src = dsp.glottal_pulses(np.clip(f0, 50.0, 600.0), sr, r_src, tr.jitter, tr.shimmer_db,
-                             tr.open_quotient)
+    return np.interp(np.arange(n_samples) / dsp.HOP, np.arange(t_frames), f0_frames).astype(np.float32)
 
-    tilt = dsp.tilt_gain(freqs, tr.tilt_db_oct + 2.0 * dv.effort)
-    Yv = dsp.stft(src) * (H * tilt * gv[:, None])
-    # Noise parts are levelled against the voiced power: level 1 == as loud as a vowel.
-    voiced = gv > 0.5
+
+def _noise_shape(Yv: np.ndarray, H: np.ndarray, gains: _Gains, freqs: np.ndarray) -> np.ndarray:
+    """Frication and aspiration magnitude per frame, levelled against the voiced power:
+    level 1 == as loud as a vowel."""
+    voiced = gains.voice > 0.5
     p_v = float(np.mean(np.sum(np.abs(Yv[voiced]) ** 2, axis=1))) if voiced.any() else 1.0
     w_n = dsp.WINDOW_POWER
-    s_f = dsp.bandpass_gain(freqs[None, :], fc[:, None], bw[:, None])
+    s_f = dsp.bandpass_gain(freqs[None, :], gains.fc[:, None], gains.bw[:, None])
     s_a = H * (1.0 - 0.9 * dsp.lowpass_gain(freqs, 1200.0, 1.0))  # aspiration is mostly high
-    g_f = gfric * np.sqrt(p_v / (w_n * np.sum(s_f**2, axis=1) + 1e-9))
-    g_a = gasp * np.sqrt(p_v / (w_n * np.sum(s_a**2, axis=1) + 1e-9))
-    shape = s_f * g_f[:, None] + s_a * g_a[:, None]
-    Y = Yv + dsp.noise_stft(r_noise, n_samples) * shape
-    if spectral_gain is not None:
-        Y *= spectral_gain
-    return dsp.istft(Y, n_samples)
+    g_f = gains.fric * np.sqrt(p_v / (w_n * np.sum(s_f**2, axis=1) + 1e-9))
+    g_a = gains.asp * np.sqrt(p_v / (w_n * np.sum(s_a**2, axis=1) + 1e-9))
+    return s_f * g_f[:, None] + s_a * g_a[:, None]
 
 
 # ----------------------------------------------------------------------------- nuisance
@@ -475,27 +507,39 @@ def render(spec: UttSpec, cfg: SpeechCorpusConfig) -> SynthUtterance:
     if n < dsp.HOP:
         raise ParamError(f"speech synth: utterance {spec.utt_id} is too short ({spec.duration_s} s)")
     si = speaker_index(spec.speaker)
-    freqs = dsp.frame_freqs(sr)
     ch = channel(cfg, si, spec.session)
+    # Utterance: independent streams so that a condition flag does not reshuffle the rest.
+    r_voice, r_utt, r_mask, r_arousal, r_room, r_noise = dsp.child_rngs(spec.seed, 6)
+    tr, effort, snr, peak = _voice_of_the_day(cfg, si, spec.session, r_utt)
+    dv = _delivery(cfg, spec.arousal, r_arousal, effort)
+    gain, bw_extra = _channel_and_mask(cfg, spec.masked, r_mask, ch.eq)
+    speech = synthesize_voice(r_voice, tr, n, sr, dv, spectral_gain=gain, bw_extra=bw_extra)
+    mix = _record(speech, ch, r_room, r_noise, spec.duration_s, snr, sr)
+    return SynthUtterance(spec=spec, audio=dsp.normalise_peak(mix, peak))
 
-    # Session: the voice drifts, the vocal effort and the noise level are those of the day.
-    rs = dsp.rng_for(cfg.seed, "session", si, spec.session)
+
+def _voice_of_the_day(cfg: SpeechCorpusConfig, si: int, session: int,
+                      r_utt: np.random.Generator) -> tuple[VoiceTraits, float, float, float]:
+    """(traits, vocal effort, SNR dB, peak) of one utterance. Session: the voice drifts, the
+    vocal effort and the noise level are those of the day; then the utterance's own drift."""
+    rs = dsp.rng_for(cfg.seed, "session", si, session)
     tr = vary_traits(speaker_traits(cfg, si), rs, cfg.session_var)
     s_effort = rs.normal(0.0, 0.3) * cfg.session_var
     snr_base = rs.uniform(cfg.snr_db_min, cfg.snr_db_max)
-
-    # Utterance: independent streams so that a condition flag does not reshuffle the rest.
-    r_voice, r_utt, r_mask, r_arousal, r_room, r_noise = dsp.child_rngs(spec.seed, 6)
     tr = vary_traits(tr, r_utt, 0.5 * cfg.utt_var)
     u_effort = r_utt.normal(0.0, 0.2) * cfg.utt_var
     snr = float(np.clip(snr_base + r_utt.normal(0.0, 3.0), cfg.snr_db_min, cfg.snr_db_max))
     peak = r_utt.uniform(0.3, 0.95)
+    return tr, s_effort + u_effort, snr, peak
 
-    # Arousal: higher, wider and faster-moving pitch, more effort, slightly faster speech.
-    a = cfg.arousal_strength * r_arousal.uniform(0.5, 1.0) if spec.arousal else 0.0
-    dv = Delivery(
+
+def _delivery(cfg: SpeechCorpusConfig, arousal: bool, r_arousal: np.random.Generator,
+              effort: float) -> Delivery:
+    """Arousal: higher, wider and faster-moving pitch, more effort, slightly faster speech."""
+    a = cfg.arousal_strength * r_arousal.uniform(0.5, 1.0) if arousal else 0.0
+    return Delivery(
         f0_offset_st=5.0 * a,
-        effort=s_effort + u_effort + 1.5 * a,
+        effort=effort + 1.5 * a,
         rate_factor=1.0 + 0.2 * a,
         range_factor=1.0 + 2.0 * a,
         wander_hz=0.6 * (1.0 + 2.0 * a),
@@ -503,31 +547,43 @@ def render(spec: UttSpec, cfg: SpeechCorpusConfig) -> SynthUtterance:
         formant_shift=1.0,
         f1_shift=1.0 + 0.08 * a,
     )
-    # Mask: muffles the highs and damps the upper formants.
+
+
+def _channel_and_mask(cfg: SpeechCorpusConfig, masked: bool, r_mask: np.random.Generator,
+                      eq: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(STFT-domain gain, formant bandwidth factors or None): the channel's EQ, and for a masked
+    utterance a mask that muffles the highs and damps the upper formants."""
     m_db = r_mask.uniform(cfg.mask_db_min, cfg.mask_db_max)
     m_fc = r_mask.uniform(600.0, 1600.0)
     m_bw = r_mask.uniform(1.2, 1.8)
-    gain = ch.eq
-    bw_extra = None
-    if spec.masked:
-        gain = gain * dsp.lowpass_gain(freqs, m_fc, 1.5, floor_db=-m_db)
-        bw_extra = np.array([1.0, m_bw, m_bw, m_bw, m_bw], np.float32)
-    speech = synthesize_voice(r_voice, tr, n, sr, dv, spectral_gain=gain, bw_extra=bw_extra)
+    if not masked:
+        return eq, None
+    gain = eq * dsp.lowpass_gain(dsp.frame_freqs(cfg.sample_rate), m_fc, 1.5, floor_db=-m_db)
+    return gain, np.array([1.0, m_bw, m_bw, m_bw, m_bw], np.float32)
 
+
+def _record(speech: np.ndarray, ch: Channel, r_room: np.random.Generator,
+            r_noise: np.random.Generator, duration_s: float, snr: float, sr: int) -> np.ndarray:
+    """Dry speech through the session's room, plus its noise floor (and mains hum) at `snr`."""
+    n = int(round(duration_s * sr))
     speech = dsp.apply_reverb(speech, dsp.reverb_ir(r_room, sr, ch.rt60_s, ch.drr_db))
     noise = dsp.coloured_noise(r_noise, n, ch.noise_exponent, sr)
-    noise *= 1.0 + 0.3 * dsp.smooth_random(r_noise, n, int(spec.duration_s * 2) + 2)
+    noise *= 1.0 + 0.3 * dsp.smooth_random(r_noise, n, int(duration_s * 2) + 2)
     if ch.hum_db > -100:
         ph = (2 * np.pi * ch.hum_hz / sr) * np.arange(n, dtype=np.float32)
         hum = sum(np.sin(k * ph + k) / k for k in (1, 2, 3, 5))
         noise += (10 ** (ch.hum_db / 20) * hum / np.sqrt(np.mean(hum**2))).astype(np.float32)
-    mix = dsp.mix_at_snr(speech, noise, snr)
-    return SynthUtterance(spec=spec, audio=dsp.normalise_peak(mix, peak))
+    return dsp.mix_at_snr(speech, noise, snr)
 
 
 def benchmark(n_utts: int = 40, seed: int = 0) -> dict[str, float]:
-    """Render n_utts default utterances in this process; real-time factor on CPU time."""
-    cfg = SpeechCorpusConfig(seed=seed)
+    """Render n_utts utterances of conf/config.yaml's corpus in this process; real-time factor
+    on CPU time."""
+    from slimaudio.config import compose
+
+    params = compose([])
+    cfg = SpeechCorpusConfig.from_params(params["prepare_speakers"]["synthetic"],
+                                         params["base"]["sample_rate"], seed)
     return dsp.realtime_factor(lambda spec: render(spec, cfg), plan_corpus(cfg)[:n_utts])
 
 
