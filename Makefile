@@ -54,7 +54,7 @@ mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 with the project'
 
 bench: venv ## Print latency benchmarks of every study's variants, and INT8 size vs ECAPA width (no assertions)
 	$(PY) -m slimaudio.bench
-	$(PY) -m slimaudio.compress.size_scaling
+	$(PY) -m slimaudio.studies.ptq_layerwise.size_scaling
 
 clean: ## Remove generated data, models and reports (keeps the venv)
 	rm -rf data/speakers data/sounds data/distill models/* reports/*/ mlflow.db

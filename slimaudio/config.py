@@ -76,7 +76,7 @@ class Field:
             if self.item is not None:
                 for i, v in enumerate(value):
                     if isinstance(self.item, dict):
-                        _validate_mapping(f"{key}[{i}]", v, self.item)
+                        validate_mapping(f"{key}[{i}]", v, self.item)
                     else:
                         self.item.check(f"{key}[{i}]", v)
 
@@ -151,7 +151,7 @@ def _load_schemas() -> None:
         importlib.import_module(f"{pkg.__name__}.{mod.name}")
 
 
-def _validate_mapping(prefix: str, value: Any, schema: Schema) -> None:
+def validate_mapping(prefix: str, value: Any, schema: Schema) -> None:
     if not isinstance(value, Mapping):
         raise ParamError(f"params: {prefix} must be a mapping, got {value!r}")
     for key in value:
@@ -164,7 +164,7 @@ def _validate_mapping(prefix: str, value: Any, schema: Schema) -> None:
         if key not in value:
             raise ParamError(f"params: missing key '{full}'")
         if isinstance(spec, Mapping):
-            _validate_mapping(full, value[key], spec)
+            validate_mapping(full, value[key], spec)
         else:
             spec.check(full, value[key])
 
@@ -289,7 +289,7 @@ def validate(data: Mapping[str, Any], source: str = "params.yaml") -> None:
         if name not in data:
             raise ParamError(f"params: missing section '{name}' in {source} "
                              f"(compose it from {CONF_DIR}/ with `make params`)")
-        _validate_mapping(name, data[name], schema)
+        validate_mapping(name, data[name], schema)
         _check_orders(name, data[name])
     for check in CHECKS:
         check(data)

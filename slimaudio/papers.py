@@ -21,6 +21,9 @@ PTQ_LAYERWISE = {
     "size_mb": {"none": 63.571, "conv_in": 60.413, "block1": 53.501, "block2": 53.389,
                 "block3": 53.381, "conv_mfa": 48.365, "asp": 56.594, "fc": 60.100,
                 "paper_choice": 33.974},
+    "classifier_speakers": 5994,  # the AAM-softmax head in size_mb: VoxCeleb2's train speakers
+    # Table 2: the paper's proposal, every layer group but the 2nd and 3rd SE-Res2Blocks.
+    "choice_groups": ("conv_in", "block1", "conv_mfa", "asp", "fc"),
 }
 
 TFLITE_QUANT = {
@@ -41,4 +44,10 @@ FRILL = {
     "speedup": 32.0,          # chosen student vs TRILL teacher, on-device latency
     "size_fraction": 0.40,    # student size / teacher size
     "accuracy_drop": 0.02,    # about 2% lower mean accuracy on the NOSS benchmark
+    # The budgets our FRILL analogue is held to (slimaudio.studies.distill.rules; the default
+    # selection budgets in conf/config.yaml, distill_select.choose, are tested against them):
+    # at least 10x faster than the teacher (FRILL's own bar was a latency budget), at most
+    # size_fraction (40%) of its size, at most 5% less accurate (95% of its accuracy kept).
+    "min_speedup": 10.0,
+    "max_accuracy_drop": 0.05,
 }

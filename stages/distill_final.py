@@ -4,6 +4,7 @@ distill_final.steps, then convert, time and probe it like every student."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from slimaudio import atomic, tracking
@@ -20,24 +21,26 @@ def main() -> None:
     if not path.exists():
         raise DataError(f"{path}: missing (run the distill_select stage)")
     choice = json.loads(path.read_text(encoding="utf-8"))
-    from slimaudio.distill.students import record, run_student
-    from slimaudio.distill.teacher import load_distill
     from slimaudio.models.mobilenet_students import StudentConfig
+    from slimaudio.studies.distill.config import FinalConfig, TargetsConfig, TrainConfig
+    from slimaudio.studies.distill.data import load_targets
+    from slimaudio.studies.distill.students import record, run_student
 
     sid = str(choice["student"])
     cfg = StudentConfig.from_dict(choice["hyperparameters"])
     base = params["base"]
     # distill_final overrides steps, batch size and learning rate; the rest is distill_student's
-    train = {**params["distill_student"], **params["distill_final"]}
+    train = TrainConfig.from_params(params["distill_student"]).with_final(
+        FinalConfig.from_params(params["distill_final"]))
+    probe = TargetsConfig.from_params(params["distill"]).probe
     # every declared key (params.flat()), plus the chosen student and its effective training
     run_params = {**params.flat(), "student": sid, "label": cfg.label,
                   **{f"hp.{k}": v for k, v in cfg.as_dict().items()},
-                  **{f"train.{k}": v for k, v in train.items() if not isinstance(v, dict)}}
+                  **{f"train.{k}": v for k, v in asdict(train).items() if not isinstance(v, dict)}}
     with tracking.stage_run("distill", f"final {sid} {cfg.label}", run_params) as run, \
             atomic.atomic_dir(args.out_dir) as tmp:
-        data = load_distill(args.data)
-        res = run_student(cfg, data, train, params["distill"]["probe"], tmp, int(base["seed"]),
-                          int(base["threads"]))
+        data = load_targets(args.data)
+        res = run_student(cfg, data, train, probe, tmp, int(base["seed"]), int(base["threads"]))
         record(res, sid, "final", tmp, run)
     m = res.metrics
     print(f"distill_final {sid} ({cfg.label}), {m['train_steps']} steps: {m['size_mib']:.3f} MiB, "

@@ -14,18 +14,19 @@ SECTIONS = ("base", "distill_grid", "distill_select")
 def main() -> None:
     args = parse_args(__doc__, ["data", "teacher", "models", "grid", "choice", "selection"])
     params = setup(args.params, SECTIONS)
-    from slimaudio.distill.teacher import load_distill
-    from slimaudio.studies import distill as study
+    from slimaudio.studies.distill.config import GridConfig, SelectConfig
+    from slimaudio.studies.distill.data import load_targets
+    from slimaudio.studies.distill.selection import select
 
-    grid, base = params["distill_grid"], params["base"]
-    info = load_distill(args.data).info
+    base, grid = params["base"], GridConfig.from_params(params["distill_grid"])
+    info = load_targets(args.data).info
     with tracking.stage_run("distill", "distill_select", params.flat()) as run:
-        sel = study.select(grid["students"], grid["levels"], Path(args.models), info,
-                           Path(args.teacher), params["distill_select"], int(base["threads"]),
-                           int(base["seed"]))
+        sel = select(grid, Path(args.models), info, Path(args.teacher),
+                     SelectConfig.from_params(params["distill_select"]), int(base["threads"]),
+                     int(base["seed"]))
         atomic.write_csv(args.grid, sel.table)
         atomic.write_json(args.selection, sel.info())
-        atomic.write_json(args.choice, sel.choice(grid["students"]))
+        atomic.write_json(args.choice, sel.choice(grid.students))
         c = sel.table[sel.table["student"] == sel.chosen].iloc[0]
         run.log_metrics({"n_students": int((sel.table["student"] != "teacher").sum()),
                          "n_frontier": int(sel.table["on_frontier"].sum()),

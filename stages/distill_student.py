@@ -21,20 +21,21 @@ def main() -> None:
     # an unknown id stops here: "params: missing key 'distill_grid.students.<id>'"
     params = setup(args.params, (*SECTIONS, f"distill_grid.students.{args.student}"))
     students = params["distill_grid"]["students"]
-    from slimaudio.distill.students import record, run_student
-    from slimaudio.distill.teacher import load_distill
     from slimaudio.models.mobilenet_students import StudentConfig
+    from slimaudio.studies.distill.config import TargetsConfig, TrainConfig
+    from slimaudio.studies.distill.data import load_targets
+    from slimaudio.studies.distill.students import record, run_student
 
     cfg = StudentConfig.from_dict(students[args.student])
-    base, train = params["base"], params["distill_student"]
+    base, train = params["base"], TrainConfig.from_params(params["distill_student"])
+    probe = TargetsConfig.from_params(params["distill"]).probe
     # every declared key as it ran (params.flat()), plus the student's id and hyperparameters
     run_params = {**params.flat(), "student": args.student, "label": cfg.label,
                   **{f"hp.{k}": v for k, v in cfg.as_dict().items()}}
     with tracking.stage_run("distill", f"{args.student} {cfg.label}", run_params) as run, \
             atomic.atomic_dir(args.out_dir) as tmp:
-        data = load_distill(args.data)
-        res = run_student(cfg, data, train, params["distill"]["probe"], tmp, int(base["seed"]),
-                          int(base["threads"]))
+        data = load_targets(args.data)
+        res = run_student(cfg, data, train, probe, tmp, int(base["seed"]), int(base["threads"]))
         record(res, args.student, "student", tmp, run)
     m = res.metrics
     print(f"distill_student {args.student} ({cfg.label}): {m['params']:.0f} params, "

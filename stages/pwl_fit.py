@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from slimaudio import atomic, tracking
 from slimaudio.datasets import speakers
-from slimaudio.speaker.data import CropSampler
 from slimaudio.speaker.train import load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
-from slimaudio.studies.pwl_softmax import collect_logits, fit_all, plot_fit
+from slimaudio.studies.pwl_softmax.config import FitConfig
+from slimaudio.studies.pwl_softmax.fit import fit_logits
+from slimaudio.studies.pwl_softmax.report import fit_figure
 
 SECTIONS = ("base.seed", "pwl_fit")
 
@@ -15,20 +16,15 @@ SECTIONS = ("base.seed", "pwl_fit")
 def main() -> None:
     args = parse_args(__doc__, ["data", "model", "fit", "fit_plot"])
     params = setup(args.params, SECTIONS)
-    cfg, seed = params["pwl_fit"], int(params["base"]["seed"])
+    cfg, seed = FitConfig.from_params(params["pwl_fit"]), int(params["base"]["seed"])
     with tracking.stage_run("pwl_softmax", "pwl_fit", params.flat()) as run:
         data = speakers.load(args.data)
         model, _, _ = load_checkpoint(args.model)
-        sampler = CropSampler(data, data.frames(float(cfg["crop_s"])), seed + 7)
-        cols = collect_logits(model, sampler, int(cfg["crops"]), int(cfg["max_columns"]), seed)
-        res = fit_all(cols, [int(k) for k in cfg["segments"]], int(cfg["bins"]),
-                      float(cfg["min_floor"]))
+        res, cols = fit_logits(model, data, cfg, seed)
         atomic.write_json(args.fit, res.to_json())
-        plot_fit(res, args.fit_plot)
-        run.log_params({"clip.floor": res.clip_floor,
-                        **{f"pwl{k}.{n}": v for k, c in res.pwl.items() for n, v in c.as_dict().items()}})
-        run.log_metrics({f"{m}_{k}": v for m, d in res.diagnostics.items() for k, v in d.items()})
-        run.log_metrics(res.logit_stats)
+        atomic.save_figure(args.fit_plot, fit_figure(res))
+        run.log_params(res.run_params())
+        run.log_metrics(res.run_metrics())
         run.log_artifact(args.fit)
         run.log_artifact(args.fit_plot)
     tv = ", ".join(f"{m} {d['tv']:.3f}" for m, d in res.diagnostics.items())

@@ -15,10 +15,11 @@ def main() -> None:
     args = parse_args(__doc__, ["sounds", "model_dir", "history", "curves", "confusion", "metrics"])
     params = setup(args.params, SECTIONS)
     cfg = params["resnet"]
-    from slimaudio.frame_classifier import evaluate, train
+    from slimaudio import runtime
     from slimaudio.datasets.sounds import load_sounds
+    from slimaudio.frame_classifier import evaluate, train
 
-    train.set_tf_threads(cfg["threads"])
+    runtime.set_tf_threads(cfg["threads"])
     data = load_sounds(args.sounds)
     with tracking.stage_run("tflite_quant", "train_resnet", params.flat()) as run:
         result = train.train_resnet(data, cfg, params["base"]["seed"])

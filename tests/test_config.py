@@ -106,8 +106,8 @@ def test_min_above_max_names_both_keys(params_copy: Path) -> None:
 
 
 def test_missing_section_names_the_params_file(params_copy: Path) -> None:
-    _edit(params_copy, lambda d: d.pop("ptq"))
-    with pytest.raises(ParamError, match=r"missing section 'ptq' in params\.yaml"):
+    _edit(params_copy, lambda d: d.pop("ptq_layerwise"))
+    with pytest.raises(ParamError, match=r"missing section 'ptq_layerwise' in params\.yaml"):
         config.resolve(params_copy)
 
 

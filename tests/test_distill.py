@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from slimaudio import config
-from slimaudio.distill import grid, pareto, probes, regression
 from slimaudio.errors import ParamError
+from slimaudio.studies.distill import grid, pareto, probes, regression
 
 LEVELS = {"arch": ["small", "large"], "width": [0.5, 0.75, 1.0], "bottleneck": [16, 64, 192],
           "pool": ["gap", "flatten"], "qat": [False, True], "frontend": ["outside", "inside"]}
@@ -204,7 +204,7 @@ def test_utterance_embeddings_average_patches() -> None:
 def _data_with_targets(targets: np.ndarray):
     from types import SimpleNamespace
 
-    from slimaudio.distill.teacher import target_stats
+    from slimaudio.studies.distill.data import target_stats
 
     mu, sd = target_stats(targets)
     return SimpleNamespace(train_targets=targets,
@@ -212,7 +212,7 @@ def _data_with_targets(targets: np.ndarray):
 
 
 def test_l2_targets_ignore_embedding_length_and_are_standardised() -> None:
-    from slimaudio.distill.students import standardised_targets
+    from slimaudio.studies.distill.students import standardised_targets
 
     rng = np.random.default_rng(0)
     t = rng.normal(size=(200, 8))
@@ -227,7 +227,7 @@ def test_l2_targets_ignore_embedding_length_and_are_standardised() -> None:
 
 
 def test_choose_applies_the_latency_and_size_budgets() -> None:
-    from slimaudio.studies.distill import choose
+    from slimaudio.studies.distill.rules import choose
 
     df = pd.DataFrame([
         {"student": "teacher", "latency_ms": 10.0, "size_bytes": 1000, "mean_accuracy": 0.8,
@@ -247,7 +247,7 @@ def test_choose_applies_the_latency_and_size_budgets() -> None:
 
 
 def test_choice_holds_only_what_decides_the_final_training() -> None:
-    from slimaudio.studies.distill import Selection
+    from slimaudio.studies.distill.selection import Selection
 
     students = {"s001": {"arch": "small", "width": 0.5, "bottleneck": 16, "pool": "gap",
                          "qat": False, "frontend": "outside"}}
@@ -265,7 +265,7 @@ def test_the_report_refuses_a_final_student_trained_for_another_choice(tmp_path)
     import json
 
     from slimaudio.errors import DataError
-    from slimaudio.studies.distill import read_final
+    from slimaudio.studies.distill.final import read_final
 
     hp = {"arch": "small", "width": 0.5, "bottleneck": 16, "pool": "gap", "qat": False,
           "frontend": "outside"}

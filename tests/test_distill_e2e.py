@@ -55,7 +55,8 @@ def make_speakers(root: Path, n_train: int = 4, n_test: int = 4, per_spk: int = 
     (root / "info.json").write_text(json.dumps({
         "sample_rate": SR, "n_mels": 80, "n_fft": 512, "win_length": 400, "hop_length": 160,
         "f_min": 20.0, "f_max": 7600.0}))
-    (root / "trials.txt").write_text("")
+    last = f"spk{n_train + n_test - 1}"
+    (root / "trials.txt").write_text(f"1 {last}-u0 {last}-u1\n0 {last}-u0 spk{n_train}-u0\n")
     return root
 
 
@@ -84,12 +85,27 @@ def make_teacher(path: Path, n_mels: int = 80, dim: int = 12) -> Path:
 
 
 def test_batch_log_mel_equals_the_features_definition() -> None:
-    from slimaudio.distill.teacher import batch_log_mel
+    from slimaudio.studies.distill.targets import batch_log_mel
 
     mel = MelConfig(n_mels=64)
     x = np.random.default_rng(0).standard_normal((3, 15600)) * 0.1
     np.testing.assert_allclose(batch_log_mel(x, mel), np.stack([log_mel(v, mel) for v in x]),
                                atol=1e-5)
+
+
+def test_targets_name_the_manifest_when_a_probe_label_is_missing(tmp_path: Path) -> None:
+    from slimaudio.datasets import speakers as speakers_data
+    from slimaudio.errors import DataError
+    from slimaudio.studies.distill.targets import require_probe_columns, student_mel
+
+    root = make_speakers(tmp_path / "speakers", n_train=2, n_test=2, per_spk=2)
+    corpus = speakers_data.load(root)
+    require_probe_columns(corpus)
+    assert student_mel(corpus, 64).n_mels == 64
+    m = pd.read_csv(root / "manifest.csv").drop(columns=["arousal"])
+    m.to_csv(root / "manifest.csv", index=False)
+    with pytest.raises(DataError, match=r"manifest\.csv: missing column\(s\) arousal"):
+        require_probe_columns(speakers_data.load(root))
 
 
 @pytest.mark.slow
@@ -114,9 +130,9 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc.stdout
 
-    out = stage("stages/distill_teacher.py", "--speakers", str(speakers), "--teacher",
+    out = stage("stages/distill_targets.py", "--speakers", str(speakers), "--teacher",
                 str(teacher), "--out-dir", str(data))
-    assert "distill_teacher:" in out
+    assert "distill_targets:" in out
     info = json.loads((data / "teacher.json").read_text())
     assert info["teacher"]["runtime"] == "ONNX Runtime" and info["teacher"]["embedding_dim"] == 12
     assert np.load(data / "train_patches.npy").shape == (48, 96, 64)
@@ -139,13 +155,14 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
                 "--out-dir", str(final))
     assert "3 steps" in out                              # tiny profile: distill_final.steps
     assert json.loads((final / "metrics.json").read_text())["metrics"]["train_steps"] == 3
-    paths = {"students_csv": rep / "students.csv", "regression": rep / "regression.csv",
-             "table": rep / "table.md", "metrics": rep / "metrics.json", "pareto": rep / "pareto.png"}
+    paths = {"table": rep / "table.csv", "rows": rep / "rows.csv", "table_md": rep / "table.md",
+             "metrics": rep / "metrics.json", "regression": rep / "regression.csv",
+             "pareto": rep / "pareto.png"}
     stage("stages/distill_report.py", "--data", str(data), "--teacher", str(teacher),
           "--models", str(models), *sel_args, "--final", str(final),
           *[a for k, v in paths.items() for a in (f"--{k.replace('_', '-')}", str(v))])
 
-    df = pd.read_csv(paths["students_csv"])
+    df = pd.read_csv(paths["table"])
     assert list(df["student"]) == ["s000", "s143", "teacher", "final"]
     assert list(df["role"]) == ["grid", "grid", "teacher", "final"]
     assert df.loc[df.student == "final", "label"].item() == \
@@ -163,14 +180,18 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
     metrics = json.loads(paths["metrics"].read_text())
     assert {"chosen_speedup", "chosen_size_fraction", "chosen_accuracy_drop"} <= set(metrics)
     assert metrics["chosen"] == choice["student"] and metrics["chosen_train_steps"] == 3
-    assert "32x" in paths["table"].read_text()
+    assert "32x" in paths["table_md"].read_text()
     assert paths["pareto"].stat().st_size > 1000
+    rows = pd.read_csv(paths["rows"])
+    assert list(rows["variant"]) == ["s000", "s143", "teacher", "final"]
+    assert set(rows["study"]) == {"distill"} and set(rows["quality_metric"]) == {"mean_accuracy"}
+    assert rows.loc[rows.variant == "teacher", "relative_quality"].item() == pytest.approx(1.0)
 
     import mlflow
 
     runs = mlflow.search_runs(experiment_names=["distill"])
     names = set(runs["tags.mlflow.runName"])
-    assert {"distill_teacher", "distill_select", "distill_report"} <= names
+    assert {"distill_targets", "distill_select", "distill_report"} <= names
     assert any(n.startswith(f"final {choice['student']} ") for n in names)
     assert any(n.startswith("s000 ") for n in names) and any(n.startswith("s143 ") for n in names)
 

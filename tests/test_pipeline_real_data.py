@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e_full]
 SHARED = REPO.parent / "shared" / "data"
 REPORTS = ["ecapa/metrics.json", "pwl_softmax/table.csv", "pwl_softmax/table.md",
            "ptq_layerwise/table.csv", "ptq_layerwise/table.md", "tflite_quant/table.csv",
-           "tflite_quant/table.md", "distill/students.csv", "distill/table.md", "summary.md",
+           "tflite_quant/table.md", "distill/table.csv", "distill/table.md", "summary.md",
            "index.html"]
 
 

@@ -1,4 +1,4 @@
-"""Per-layer INT8 PTQ (slimaudio.compress.onnx_ptq, slimaudio.studies.ptq_layerwise).
+"""Per-layer INT8 PTQ (slimaudio.compress.onnx_int8, slimaudio.studies.ptq_layerwise).
 
 A tiny EcapaTdnn (random weights, randomised BN statistics) is exported with the TorchScript
 exporter, as models/ecapa/ecapa.onnx is, and quantized against a synthetic data/speakers
@@ -7,6 +7,8 @@ folder whose test utterances carry a sentinel value no train utterance has.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -15,13 +17,30 @@ import onnx
 import pandas as pd
 import pytest
 
-from slimaudio.compress import onnx_ptq as ptq
+from slimaudio.compress import onnx_int8
+from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
-from slimaudio.studies import ptq_layerwise as study
+from slimaudio.studies.ptq_layerwise import ablation, groups, outputs, run, search
+from slimaudio.studies.ptq_layerwise import config as study_config
+from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
+from slimaudio.studies.ptq_layerwise.error_analysis import group_output_error
+from slimaudio.studies.ptq_layerwise.rows import ROWS
 
 N_MELS = 20
 EMB = 16
 SENTINEL = 50.0  # every test-split feature frame holds this value in band 0
+# The stage's report outputs (roles) and their file names in a report folder.
+REPORT_FILES = {"table": "table.csv", "rows": "rows.csv", "table_md": "table.md",
+                "metrics": "metrics.json", "errors": "error_analysis.csv",
+                "op_profile": "op_profile.csv", "ablation": "ablation.csv",
+                "sensitivity_png": "sensitivity.png", "size_png": "size_vs_eer.png"}
+
+
+def settings(**changes) -> onnx_int8.QuantSettings:
+    """Static quantization settings: MinMax, U8S8, per-channel, 8-bit, QDQ, every op type."""
+    base = onnx_int8.QuantSettings(method="MinMax", activation_type="uint8", per_channel=True,
+                                   reduce_range=False, quant_format="QDQ", op_types=None)
+    return dataclasses.replace(base, **changes)
 
 
 def _tiny_ecapa():
@@ -56,7 +75,7 @@ def export_tiny(path: Path, model=None) -> Path:
 
 def make_speakers(root: Path, n_train: int = 4, n_test: int = 4, utts: int = 3,
                   seed: int = 0) -> Path:
-    """A data/speakers-shaped folder: manifest.csv, feats.npy (float16), trials.txt."""
+    """A data/speakers-shaped folder: manifest.csv, feats.npy (float16), trials.txt, info.json."""
     rng = np.random.default_rng(seed)
     rows, chunks, off = [], [], 0
     for s in range(n_train + n_test):
@@ -81,6 +100,8 @@ def make_speakers(root: Path, n_train: int = 4, n_test: int = 4, utts: int = 3,
             if a["utt_id"] < b["utt_id"]:
                 lines.append(f"{int(a['speaker'] == b['speaker'])} {a['utt_id']} {b['utt_id']}")
     (root / "trials.txt").write_text("\n".join(lines) + "\n")
+    (root / "info.json").write_text(json.dumps({"sample_rate": 16000, "hop_length": 160,
+                                                "n_mels": N_MELS}))
     return root
 
 
@@ -88,12 +109,18 @@ def make_speakers(root: Path, n_train: int = 4, n_test: int = 4, utts: int = 3,
 def work(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("ptq")
     raw = export_tiny(d / "ecapa.onnx")
-    pre = ptq.preprocess(raw, d / "pre.onnx")
+    pre = groups.prepare(raw, d / "pre.onnx")
     data = make_speakers(d / "speakers")
-    utts = ptq.load_utterances(data)
-    reader = ptq.SpeakerCalibrationReader(utts, 4, 60, seed=1)
-    cache = ptq.calibrate(pre, reader, "MinMax", d / "calib.json")
+    reader = SpeakerCalibrationReader(speakers.load(data), 4, 60, seed=1)
+    cache = onnx_int8.calibrate(pre, reader, "MinMax", d / "calib.json")
     return {"dir": d, "raw": raw, "pre": pre, "data": data, "cache": cache}
+
+
+def quantize(work, name: str, nodes, st: onnx_int8.QuantSettings | None = None,
+             cache: Path | None = None) -> Path:
+    """A static model of the fixture's float model, in the fixture's folder."""
+    return onnx_int8.quantize_static_nodes(work["pre"], work["dir"] / name,
+                                           cache or work["cache"], nodes, st or settings())
 
 
 def _float32_bytes(path: Path) -> int:
@@ -104,7 +131,7 @@ def _float32_bytes(path: Path) -> int:
 
 def _weight_nodes(model: onnx.ModelProto) -> list[str]:
     inits = {i.name for i in model.graph.initializer}
-    return [n.name for n in model.graph.node if ptq.is_weight_node(n, inits)]
+    return [n.name for n in model.graph.node if onnx_int8.is_weight_node(n, inits)]
 
 
 # ----------------------------------------------------------------------------- mapping
@@ -112,9 +139,9 @@ def _weight_nodes(model: onnx.ModelProto) -> list[str]:
 
 def test_group_mapping_covers_every_weight_node_exactly_once(work) -> None:
     model = onnx.load(str(work["pre"]))
-    gmap = ptq.group_nodes(model)
+    gmap = groups.group_nodes(model)
     weight_nodes = _weight_nodes(model)
-    mapped = [n for g in ptq.GROUPS for n in gmap.weight_nodes[g]]
+    mapped = [n for g in groups.GROUPS for n in gmap.weight_nodes[g]]
     assert sorted(mapped) == sorted(weight_nodes)
     assert len(mapped) == len(set(mapped))
     # groups partition the graph: no node in two groups, every node somewhere
@@ -129,15 +156,15 @@ def test_group_mapping_covers_every_weight_node_exactly_once(work) -> None:
     # the first conv and the aggregation conv are their own groups
     assert all(n.startswith("/conv_in/") for n in gmap.nodes["conv_in"])
     assert all(n.startswith("/conv_mfa/") for n in gmap.nodes["conv_mfa"])
-    assert not any(ptq.is_weight_node(n, set()) for n in model.graph.node
-                   if n.name in gmap.nodes[ptq.OTHER])
+    assert not any(onnx_int8.is_weight_node(n, set()) for n in model.graph.node
+                   if n.name in gmap.nodes[groups.OTHER])
 
 
 def test_group_mapping_falls_back_to_weight_names_and_refuses_orphans(work) -> None:
     model = onnx.load(str(work["raw"]))  # un-preprocessed: torch parameter names intact
     gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
     gemm.name = "Gemm_renamed_by_an_optimiser"
-    gmap = ptq.group_nodes(model)
+    gmap = groups.group_nodes(model)
     assert gemm.name in gmap.weight_nodes["fc"]
     # a weight node with neither a module prefix nor a torch weight name is an error
     inits = {i.name: i for i in model.graph.initializer}
@@ -145,7 +172,7 @@ def test_group_mapping_falls_back_to_weight_names_and_refuses_orphans(work) -> N
         inits[gemm.input[k]].name = f"anonymous_{k}"
         gemm.input[k] = f"anonymous_{k}"
     with pytest.raises(DataError, match="Gemm_renamed_by_an_optimiser"):
-        ptq.group_nodes(model)
+        groups.group_nodes(model)
 
 
 def test_group_mapping_rejects_a_model_without_the_contract_names(work) -> None:
@@ -159,7 +186,7 @@ def test_group_mapping_rejects_a_model_without_the_contract_names(work) -> None:
     for init in model.graph.initializer:
         init.name = init.name.replace("block2.", "blockX.")
     with pytest.raises(DataError, match="blockX"):
-        ptq.group_nodes(model)
+        groups.group_nodes(model)
 
 
 def test_preprocess_unshares_initializers_across_groups(tmp_path) -> None:
@@ -171,9 +198,9 @@ def test_preprocess_unshares_initializers_across_groups(tmp_path) -> None:
     torch.manual_seed(0)
     m = EcapaTdnn(n_mels=N_MELS, channels=16, mfa_channels=16, attention_channels=4,
                   embedding_dim=8, scale=4, se_bottleneck=4).eval()
-    pre = ptq.preprocess(export_tiny(tmp_path / "raw.onnx", m), tmp_path / "pre.onnx")
+    pre = groups.prepare(export_tiny(tmp_path / "raw.onnx", m), tmp_path / "pre.onnx")
     model = onnx.load(str(pre))
-    group = ptq.GroupMap.group_of(ptq.group_nodes(model))
+    group = groups.GroupMap.group_of(groups.group_nodes(model))
     readers: dict[str, set[str]] = {}
     inits = {i.name for i in model.graph.initializer}
     for n in model.graph.node:
@@ -191,18 +218,16 @@ CONFIGURED_OPS = ("Conv", "Gemm", "MatMul", "Relu", "Add", "Concat", "Split")
 
 
 @pytest.mark.parametrize("ops", [CONFIGURED_OPS, None], ids=["configured_ops", "every_op"])
-@pytest.mark.parametrize("group", ptq.GROUPS)
+@pytest.mark.parametrize("group", groups.GROUPS)
 def test_quantizing_one_group_leaves_every_other_node_float(work, group, ops) -> None:
-    gmap = ptq.group_nodes(work["pre"])
-    out = ptq.quantize_static_nodes(work["pre"], work["dir"] / f"q_{group}_{bool(ops)}.onnx",
-                                    work["cache"], gmap.nodes[group],
-                                    ptq.QuantSettings(op_types=ops))
-    ptq.compact_names(out, work["pre"])
+    gmap = groups.group_nodes(work["pre"])
+    out = quantize(work, f"q_{group}_{bool(ops)}.onnx", gmap.nodes[group], settings(op_types=ops))
+    onnx_int8.compact_names(out, work["pre"])
     q = onnx.load(str(out))
-    float_w = ptq.float_weight_nodes(q)
+    float_w = onnx_int8.float_weight_nodes(q)
     members = set(gmap.nodes[group])
     main = [n for n in gmap.weight_nodes[group]
-            if next(x for x in q.graph.node if x.name == n).op_type in ptq.MAIN_WEIGHT_OPS]
+            if next(x for x in q.graph.node if x.name == n).op_type in onnx_int8.MAIN_WEIGHT_OPS]
     assert main and not any(float_w[n] for n in main), "the group's weights were not quantized"
     others = [n for n in float_w if n not in members]
     assert others and all(float_w[n] for n in others)
@@ -241,15 +266,14 @@ def test_all_dynamic_float16_are_smaller_and_close(work) -> None:
 
     d = work["dir"]
     paths = {
-        "all": ptq.quantize_static_nodes(work["pre"], d / "all.onnx", work["cache"], None,
-                                         ptq.QuantSettings()),
-        "dynamic": ptq.quantize_dynamic_model(work["pre"], d / "dyn.onnx"),
-        "float16": ptq.convert_float16(work["pre"], d / "f16.onnx"),
+        "all": quantize(work, "all.onnx", None),
+        "dynamic": onnx_int8.quantize_dynamic_model(work["pre"], d / "dyn.onnx"),
+        "float16": onnx_int8.convert_float16(work["pre"], d / "f16.onnx"),
     }
     x = {"feats": np.random.default_rng(0).normal(size=(1, 100, N_MELS)).astype(np.float32)}
     ref = onnx_session(work["pre"]).run(None, x)[0].ravel()
-    assert ptq.float_weight_nodes(onnx.load(str(paths["all"]))) and not any(
-        v for k, v in ptq.float_weight_nodes(onnx.load(str(paths["all"]))).items()
+    assert onnx_int8.float_weight_nodes(onnx.load(str(paths["all"]))) and not any(
+        v for k, v in onnx_int8.float_weight_nodes(onnx.load(str(paths["all"]))).items()
         if not k.endswith("BatchNormalization"))
     for name, p in paths.items():
         # the tiny model's Q/DQ node overhead outweighs its weights: compare float weight bytes
@@ -262,37 +286,35 @@ def test_all_dynamic_float16_are_smaller_and_close(work) -> None:
 def test_compact_names_keeps_the_maths_and_the_original_names(work) -> None:
     from slimaudio.latency import onnx_session
 
-    p = ptq.quantize_static_nodes(work["pre"], work["dir"] / "compact.onnx", work["cache"], None,
-                                  ptq.QuantSettings())
+    p = quantize(work, "compact.onnx", None)
     ref = onnx.load(str(p))
     x = {"feats": np.random.default_rng(1).normal(size=(1, 90, N_MELS)).astype(np.float32)}
     y0 = onnx_session(p).run(None, x)[0]
     before = p.stat().st_size
-    saved = ptq.compact_names(p, work["pre"])
+    saved = onnx_int8.compact_names(p, work["pre"])
     assert saved > 0 and p.stat().st_size < before
     np.testing.assert_array_equal(onnx_session(p).run(None, x)[0], y0)
     float_names = {n.name for n in onnx.load(str(work["pre"])).graph.node}
     kept = {n.name for n in onnx.load(str(p)).graph.node} & float_names
     assert kept == {n.name for n in ref.graph.node} & float_names
-    parts = ptq.size_breakdown(p)
+    parts = onnx_int8.size_breakdown(p)
     assert sum(parts.values()) == p.stat().st_size and parts["init_int8"] > 0
 
 
 def test_quantize_rejects_an_empty_node_list(work) -> None:
     with pytest.raises(ParamError, match="at least one node"):
-        ptq.quantize_static_nodes(work["pre"], work["dir"] / "x.onnx", work["cache"], [],
-                                  ptq.QuantSettings())
+        quantize(work, "x.onnx", [])
 
 
 # ----------------------------------------------------------------------------- calibration
 
 
 def test_calibration_reader_never_sees_test_data(work) -> None:
-    utts = ptq.load_utterances(work["data"])
-    reader = ptq.SpeakerCalibrationReader(utts, 1000, 60, seed=3)  # asks for more than exist
-    index = utts.index()
-    assert reader.utt_ids and all(utts.split[index[u]] == "train" for u in reader.utt_ids)
-    assert len(reader) == int((utts.split == "train").sum())
+    corpus = speakers.load(work["data"])
+    reader = SpeakerCalibrationReader(corpus, 1000, 60, seed=3)  # asks for more than exist
+    split = corpus.manifest.set_index("utt_id")["split"]
+    assert reader.utt_ids and all(split[u] == "train" for u in reader.utt_ids)
+    assert len(reader) == len(corpus.split("train"))
     seen = 0
     while (feed := reader.get_next()) is not None:
         x = feed["feats"]
@@ -308,50 +330,62 @@ def test_calibration_reader_never_sees_test_data(work) -> None:
 def test_other_calibration_methods_give_working_models(work, method) -> None:
     from slimaudio.latency import onnx_session
 
-    utts = ptq.load_utterances(work["data"])
-    reader = ptq.SpeakerCalibrationReader(utts, 3, 60, seed=2)
-    cache = ptq.calibrate(work["pre"], reader, method, work["dir"] / f"cal_{method}.json")
-    p = ptq.quantize_static_nodes(work["pre"], work["dir"] / f"all_{method}.onnx", cache, None,
-                                  ptq.QuantSettings(method=method, op_types=CONFIGURED_OPS))
+    reader = SpeakerCalibrationReader(speakers.load(work["data"]), 3, 60, seed=2)
+    cache = onnx_int8.calibrate(work["pre"], reader, method, work["dir"] / f"cal_{method}.json")
+    p = quantize(work, f"all_{method}.onnx", None,
+                 settings(method=method, op_types=CONFIGURED_OPS), cache)
     y = onnx_session(p).run(None, {"feats": np.ones((1, 80, N_MELS), np.float32)})[0]
     assert y.shape == (1, EMB) and np.isfinite(y).all()
 
 
-def test_calibration_reader_refuses_a_manifest_without_train(tmp_path) -> None:
+def test_calibration_reader_refuses_a_manifest_without_train(work, tmp_path) -> None:
     data = make_speakers(tmp_path / "speakers", n_train=0, n_test=3)
+    with pytest.raises(DataError, match="no train utterances"):
+        speakers.load(data)  # the corpus reader refuses first
+    corpus = speakers.load(work["data"])
+    test_only = speakers.SpeakerData(corpus.root, corpus.split("test").reset_index(drop=True),
+                                       corpus.feats, corpus.trials, corpus.info)
     with pytest.raises(DataError, match="no train-split"):
-        ptq.SpeakerCalibrationReader(ptq.load_utterances(data), 4, 50, seed=0)
+        SpeakerCalibrationReader(test_only, 4, 50, seed=0)
 
 
-def test_load_utterances_names_the_missing_file(tmp_path) -> None:
+def test_calibration_draw_is_the_base_seed_stream(work) -> None:
+    """The calibration stream is np.random.default_rng(seed) itself (its ids are empty), so
+    the calibration set is the one the study drew before the named streams."""
+    corpus = speakers.load(work["data"])
+    reader = SpeakerCalibrationReader(corpus, 3, 60, seed=7)
+    train = np.flatnonzero(corpus.manifest["split"].to_numpy(str) == "train")
+    pick = np.random.default_rng(7).choice(train, size=3, replace=False)
+    assert reader.indices == sorted(int(i) for i in pick)
+
+
+def test_loading_names_the_missing_file(tmp_path) -> None:
     with pytest.raises(DataError, match="manifest.csv"):
-        ptq.load_utterances(tmp_path)
+        speakers.load(tmp_path)
 
 
 # ----------------------------------------------------------------------------- error analysis
 
 
 def test_group_output_error_is_zero_for_float_and_positive_when_quantized(work) -> None:
-    gmap = ptq.group_nodes(work["pre"])
-    q = ptq.quantize_static_nodes(work["pre"], work["dir"] / "err_block1.onnx", work["cache"],
-                                  gmap.nodes["block1"], ptq.QuantSettings())
-    utts = ptq.load_utterances(work["data"])
-    inputs = [{"feats": utts.feats_of(i, 0, 80)[None]} for i in range(2)]
-    err = ptq.group_output_error(work["pre"], q, "block1", gmap, inputs)
+    gmap = groups.group_nodes(work["pre"])
+    q = quantize(work, "err_block1.onnx", gmap.nodes["block1"])
+    corpus = speakers.load(work["data"])
+    inputs = [{"feats": corpus.feats_of(i, 0, 80)[None]} for i in range(2)]
+    err = group_output_error(work["pre"], q, "block1", gmap, inputs)
     assert err.tensors and 0 < err.out_rel_err < 0.5
     assert 0 < err.emb_rel_err < 1 and 0.5 < err.emb_cos <= 1.0
     assert 25 < err.weight_sqnr_db < 80  # 8-bit symmetric weights: ~6 dB per bit
-    same = ptq.group_output_error(work["pre"], work["pre"], "block1", gmap, inputs)
+    same = group_output_error(work["pre"], work["pre"], "block1", gmap, inputs)
     assert same.out_rel_err == 0 and same.emb_rel_err == 0
 
 
 def test_op_profile_reports_integer_kernels(work) -> None:
-    q = ptq.quantize_static_nodes(work["pre"], work["dir"] / "prof_all.onnx", work["cache"], None,
-                                  ptq.QuantSettings())
+    q = quantize(work, "prof_all.onnx", None)
     x = {"feats": np.zeros((1, 100, N_MELS), np.float32)}
-    prof = ptq.op_profile(q, x, runs=2)
+    prof = onnx_int8.op_profile(q, x, runs=2)
     assert "QLinearConv" in prof and prof["QLinearConv"]["count"] > 0
-    fprof = ptq.op_profile(work["pre"], x, runs=2)
+    fprof = onnx_int8.op_profile(work["pre"], x, runs=2)
     assert "QLinearConv" not in fprof and all(v["ms"] >= 0 for v in fprof.values())
 
 
@@ -367,7 +401,7 @@ def test_greedy_search_takes_free_groups_and_fits_the_budget() -> None:
         calls.append(groups)
         return sum(max(delta[g], 0) for g in groups)
 
-    res = study.greedy_search(delta, saving, 0.1, verify)
+    res = search.greedy_search(delta, saving, 0.1, verify)
     assert res.order[0] == "a"  # no loss ranks first
     assert res.order == ["a", "b", "d", "c"]  # bytes per point: inf, 2000, 800, 500
     # d does not fit next to b; the walk goes on and still takes c
@@ -380,7 +414,7 @@ def test_greedy_search_backs_off_when_the_joint_loss_exceeds_the_prediction() ->
     delta = {"a": 0.01, "b": 0.02, "c": 0.03}
     saving = {"a": 50.0, "b": 50.0, "c": 50.0}
     measured = {("a", "b", "c"): 0.3, ("a", "b"): 0.2, ("a",): 0.05, ("a", "c"): 0.12}
-    res = study.greedy_search(delta, saving, 0.1, lambda g: measured[tuple(g)])
+    res = search.greedy_search(delta, saving, 0.1, lambda g: measured[tuple(g)])
     assert [s["groups"] for s in res.steps][:3] == [["a", "b", "c"], ["a", "b"], ["a"]]
     assert [s["within_budget"] for s in res.steps][:3] == [False, False, True]
     assert [s["action"] for s in res.steps][:3] == ["verify", "back off", "back off"]
@@ -395,36 +429,48 @@ def test_greedy_search_extends_when_the_joint_loss_is_below_the_sum() -> None:
     delta = {"a": 0.0, "b": 0.06, "c": 0.08}
     saving = {"a": 10.0, "b": 60.0, "c": 40.0}
     joint = {("a", "b"): 0.01, ("a", "b", "c"): 0.09}
-    res = study.greedy_search(delta, saving, 0.1, lambda g: joint[tuple(g)])
+    res = search.greedy_search(delta, saving, 0.1, lambda g: joint[tuple(g)])
     assert res.predicted == ["a", "b"]  # 0.06 + 0.08 > 0.1: c left out by the prediction
     assert [s["action"] for s in res.steps] == ["verify", "extend"]
     assert res.chosen == ["a", "b", "c"] and res.chosen_delta == 0.09
 
 
 def test_greedy_search_may_choose_nothing() -> None:
-    res = study.greedy_search({"a": 0.5}, {"a": 10.0}, 0.1, lambda g: 1.0)
+    res = search.greedy_search({"a": 0.5}, {"a": 10.0}, 0.1, lambda g: 1.0)
     assert res.chosen == [] and res.steps == []
-    res = study.greedy_search({"a": 0.05}, {"a": 10.0}, 0.1, lambda g: 1.0)
+    res = search.greedy_search({"a": 0.05}, {"a": 10.0}, 0.1, lambda g: 1.0)
     assert res.chosen == [] and res.steps[0]["within_budget"] is False
+
+
+def test_final_check_keeps_a_smaller_measured_row_within_the_budget() -> None:
+    greedy = search.Candidate("greedy", ["a", "b"], 0.05, 800.0)
+    measured = [search.Candidate("c", ["c"], 0.2, 100.0),       # smaller, over budget
+                search.Candidate("all", ["a", "b", "c"], 0.1, 500.0),  # smaller, at the budget
+                search.Candidate("b", ["b"], 0.0, 500.0)]       # as small: the earlier one stays
+    assert search.final_check(greedy, measured, 0.1, 1000.0).source == "all"
+    assert search.final_check(greedy, measured[:1], 0.1, 1000.0) is greedy
+    assert search.final_check(None, measured[:1], 0.1, 1000.0) is None  # the float model
 
 
 # ----------------------------------------------------------------------------- the study
 
 
 def _ptq_params(profile: str) -> dict:
-    """The ptq section of the params composed for a profile, validated."""
+    """The ptq_layerwise section of the params composed for a profile, validated."""
     from slimaudio import config
 
     composed = config.compose([f"profile={profile}"])
     config.validate(composed)
-    return composed["ptq"]
+    return composed["ptq_layerwise"]
 
 
 @pytest.mark.parametrize("profile", ["default", "tiny", "paper"])
 def test_ptq_params_validate(profile) -> None:
     cfg = _ptq_params(profile)
     assert cfg["budget_eer"] == 0.1
-    assert cfg["calibration"]["method"] in ptq.CALIBRATION_METHODS
+    assert cfg["calibration"]["method"] in onnx_int8.CALIBRATION_METHODS
+    typed = study_config.from_params(cfg)
+    assert typed.budget_eer == 0.1 and typed.quant_settings.method == cfg["calibration"]["method"]
 
 
 def test_ptq_params_reject_a_bad_method() -> None:
@@ -432,41 +478,109 @@ def test_ptq_params_reject_a_bad_method() -> None:
 
     cfg = _ptq_params("default")
     cfg["calibration"]["method"] = "Histogram"
-    with pytest.raises(ParamError, match="ptq.calibration.method"):
-        config._validate_mapping("ptq", cfg, config.SCHEMAS["ptq"])
+    with pytest.raises(ParamError, match="ptq_layerwise.calibration.method"):
+        config.validate_mapping("ptq_layerwise", cfg, config.SCHEMAS["ptq_layerwise"])
+
+
+def _fields(cls) -> dict:
+    """A config dataclass's field names, nested dataclasses as nested dicts."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    return {f.name: (_fields(hints[f.name]) if dataclasses.is_dataclass(hints[f.name]) else None)
+            for f in dataclasses.fields(cls)}
+
+
+def _keys(schema) -> dict:
+    return {k: (_keys(v) if isinstance(v, dict) else None) for k, v in schema.items()}
+
+
+def test_config_fields_are_the_schema_keys() -> None:
+    from slimaudio import config
+
+    config.validate(config.compose([]))  # registers every schema
+    assert _fields(study_config.Config) == _keys(config.SCHEMAS["ptq_layerwise"])
+    typed = study_config.from_params(config.compose([])["ptq_layerwise"])
+    assert typed.quant_settings.op_types == typed.op_types and typed.ablation
+
+
+def test_every_ablation_changes_one_setting_of_all() -> None:
+    from slimaudio.schemas.ptq_layerwise import ABLATIONS
+
+    base = settings(reduce_range=True, op_types=CONFIGURED_OPS)
+    changed = {n: ablation.variant_settings(base, n) for n in ABLATIONS}
+    assert changed["reduce_range"] is None  # the configuration already is that variant
+    assert changed["full_range"][0].reduce_range is False
+    assert changed["all_ops"][0].op_types is None
+    assert changed["s8s8"] == (settings(reduce_range=True, op_types=CONFIGURED_OPS,
+                                        activation_type="int8"), {})
+    assert changed["s8s8_native"][1] == {"session.qdqisint8allowed": "1"}
+    assert {ablation.variant_name(n) for n in ABLATIONS} >= {"all_s8s8", "all_ops"}
+
+
+def _small_config() -> study_config.Config:
+    cfg = study_config.from_params(_ptq_params("default"))
+    return dataclasses.replace(
+        cfg, calibration=dataclasses.replace(cfg.calibration, utterances=4, crop_frames=60),
+        eval=study_config.EvalConfig(threads=1, max_frames=60),
+        error_analysis=study_config.ErrorAnalysisConfig(utterances=2),
+        latency=study_config.LatencyConfig(frames=60, warmup=0, repeats=30), profile_runs=1,
+        ablation=("s8s8",), ablation_eer=())
 
 
 def test_study_runs_every_row(work, tmp_path) -> None:
     from slimaudio.latency import onnx_session
+    from slimaudio.studies.base import ROW_COLUMNS, read_rows
 
-    cfg = _ptq_params("default")
-    cfg = {**cfg, "calibration": {**cfg["calibration"], "utterances": 4, "crop_frames": 60},
-           "eval": {"threads": 1, "max_frames": 60}, "error_analysis": {"utterances": 2},
-           "latency": {"frames": 60, "warmup": 0, "repeats": 30}, "profile_runs": 1,
-           "ablation": ["s8s8"], "ablation_eer": []}
-    res = study.run_study(cfg, {"seed": 0, "threads": 1}, work["raw"], work["data"],
-                          tmp_path / "models", progress=False)
+    cfg = _small_config()
+    res = run.run_study(cfg, 0, 1, work["raw"], work["data"], tmp_path / "models",
+                        progress=False)
     tab = res.table()
-    assert list(tab.columns) == study.COLUMNS
-    assert tab["quantized"].tolist() == list(study.ROWS)
+    assert list(tab.columns) == run.COLUMNS
+    assert tab["quantized"].tolist() == list(ROWS)
     assert tab.drop(columns="quantized").notna().all().all()
-    m = {r: res.rows[r].metrics for r in study.ROWS}
+    m = {r: res.rows[r].metrics for r in ROWS}
     assert m["none"]["delta_eer"] == 0 and m["none"]["size_ratio"] == 1
     assert m["all"]["size_ratio"] > 0 and m["float16"]["size_ratio"] < 1
-    assert m["proposed"]["delta_eer"] <= cfg["budget_eer"] + 1e-9
-    if m["paper_choice"]["delta_eer"] <= cfg["budget_eer"]:
+    assert m["proposed"]["delta_eer"] <= cfg.budget_eer + 1e-9
+    if m["paper_choice"]["delta_eer"] <= cfg.budget_eer:
         assert m["proposed"]["size_bytes"] <= m["paper_choice"]["size_bytes"]
-    for r in study.ROWS:  # one file per row, each loads in a fresh session
+    for r in ROWS:  # one file per row, each loads in a fresh session
         p = tmp_path / "models" / f"{r}.onnx"
         y = onnx_session(p).run(None, {"feats": np.zeros((1, 70, N_MELS), np.float32)})[0]
         assert y.shape == (1, EMB)
     assert not list((tmp_path / "models").glob("search_*"))
-    assert [e.group for e in res.errors] == list(ptq.GROUPS)
-    files = study.write_reports(res, cfg, tmp_path / "reports")
-    assert pd.read_csv(files["table"]).shape == (len(study.ROWS), len(study.COLUMNS))
-    assert {p.name for p in files.values()} == set(study.REPORT_FILES.values())
-    md = files["table_md"].read_text()
-    assert "Table 1" in md and "Table 2" in md and "5994" in md
+    assert [e.group for e in res.errors] == list(groups.GROUPS)
+    assert res.info["cpu"]["cores"] and isinstance(res.info["int8_dot_product"], bool)
+    report = outputs.study_report(res, cfg)
+    files = report.write({k: tmp_path / "reports" / f for k, f in REPORT_FILES.items()})
+    assert {p.name for p in files} == set(REPORT_FILES.values())
+    rep = tmp_path / "reports"
+    assert pd.read_csv(rep / "table.csv").shape == (len(ROWS), len(run.COLUMNS))
+    rows = read_rows(rep / "rows.csv")
+    assert list(rows.columns) == list(ROW_COLUMNS) and rows["variant"].tolist() == list(ROWS)
+    assert (rows["study"] == "ptq_layerwise").all() and rows["relative_quality"].iat[0] == 1.0
+    assert set(report.variant_metrics) == set(ROWS) and report.variant_tags["all"]["kind"] == "static"
+    metrics = json.loads((rep / "metrics.json").read_text())
+    assert set(metrics["ablation"]) == {"all_s8s8"} and "eer" not in metrics["ablation"]["all_s8s8"]
+    assert report.run_params["proposed_source"] == res.search.source
+    md = (rep / "table.md").read_text()
+    assert "Table 1" in md and "Table 2" in md and "5994" in md and "| all_s8s8 | —" in md
+
+
+def test_report_refuses_paths_that_do_not_match_its_outputs(work, tmp_path) -> None:
+    from slimaudio.studies.base import StudyReport
+    from slimaudio.studies.ptq_layerwise.rules import STUDY
+
+    report = StudyReport(STUDY, pd.DataFrame({"quantized": ["none"], "size_mib": [1.0],
+                                              "latency_ms": [1.0], "eer": [5.0]}), "md", {},
+                         tables={"errors": pd.DataFrame()})
+    paths = {k: tmp_path / f for k, f in REPORT_FILES.items()
+             if k in ("table", "rows", "table_md", "metrics", "errors")}
+    with pytest.raises(ValueError, match="errors"):
+        report.write({k: v for k, v in paths.items() if k != "errors"})
+    with pytest.raises(ValueError, match="ablation"):
+        report.write({**paths, "ablation": tmp_path / "ablation.csv"})
 
 
 @pytest.mark.slow
@@ -481,7 +595,7 @@ def test_stage_writes_every_output_and_one_mlflow_run_per_row(work, tmp_path) ->
     root = Path(__file__).resolve().parents[1]
     config.compose_params(tmp_path / "params.yaml", ["profile=tiny"], root / "conf")
     rep = tmp_path / "reports"
-    files = {k: rep / f for k, f in study.REPORT_FILES.items()}
+    files = {k: rep / f for k, f in REPORT_FILES.items()}
     cmd = [sys.executable, str(root / "stages" / "ptq_layerwise.py"),
            "--params", str(tmp_path / "params.yaml"), "--model", str(work["raw"]),
            "--data", str(work["data"]), "--models-dir", str(tmp_path / "models")]
@@ -491,20 +605,24 @@ def test_stage_writes_every_output_and_one_mlflow_run_per_row(work, tmp_path) ->
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert all(p.is_file() for p in files.values())
-    assert {p.stem for p in (tmp_path / "models").glob("*.onnx")} == set(study.ROWS)
+    assert {p.stem for p in (tmp_path / "models").glob("*.onnx")} == set(ROWS)
 
     import mlflow
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=["ptq_layerwise"])
     children = runs[runs["tags.mlflow.parentRunId"].notna()]
-    assert sorted(children["tags.mlflow.runName"]) == sorted(study.ROWS)
+    assert sorted(children["tags.mlflow.runName"]) == sorted(ROWS)
     assert children["metrics.eer"].notna().all() and children["metrics.speedup"].notna().all()
+    assert set(children["tags.kind"]) == {"float", "static", "dynamic", "float16"}
+    parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
+    assert parent["params.proposed_source"] and parent["metrics.eer_none"] > 0
+    assert parent["metrics.ablation.all_s8s8.emb_cos"] > 0
 
 
 def test_preprocess_names_a_missing_model(tmp_path) -> None:
     with pytest.raises(DataError, match="nope.onnx: ONNX model not found"):
-        ptq.preprocess(tmp_path / "nope.onnx", tmp_path / "o.onnx")
+        groups.prepare(tmp_path / "nope.onnx", tmp_path / "o.onnx")
 
 
 def test_study_refuses_features_of_another_width(work, tmp_path) -> None:
@@ -512,18 +630,17 @@ def test_study_refuses_features_of_another_width(work, tmp_path) -> None:
     shutil.copytree(work["data"], data)
     feats = np.load(data / "feats.npy")
     np.save(data / "feats.npy", np.concatenate([feats, feats[:, :4]], axis=1))
-    cfg = _ptq_params("tiny")
+    cfg = study_config.from_params(_ptq_params("tiny"))
     with pytest.raises(DataError, match="mel bands"):
-        study.run_study(cfg, {"seed": 0, "threads": 1}, work["raw"], data, tmp_path / "m",
-                        progress=False)
+        run.run_study(cfg, 0, 1, work["raw"], data, tmp_path / "m", progress=False)
 
 
 def test_size_scaling_quantizes_every_weight_and_shrinks_with_width() -> None:
-    from slimaudio.compress import size_scaling
+    from slimaudio.studies.ptq_layerwise import size_scaling
 
-    settings = ptq.QuantSettings(per_channel=True, reduce_range=True,
-                                 op_types=("Conv", "Gemm", "MatMul", "Relu", "Add"))
-    small, wide = (size_scaling.measure(c, settings, n_mels=20) for c in (32, 128))
+    st = settings(per_channel=True, reduce_range=True,
+                  op_types=("Conv", "Gemm", "MatMul", "Relu", "Add"))
+    small, wide = (size_scaling.measure(c, st, n_mels=20) for c in (32, 128))
     for r in (small, wide):
         assert r["int8_bytes"] < r["float_bytes"]
         assert r["int8_breakdown"]["init_int8"] > 0

@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from slimaudio.models.resnet_keras import ResNetConfig, band_stats, build_resnet  # noqa: E402
 from slimaudio.frame_classifier.evaluate import clip_scores, evaluate_scores  # noqa: E402
+from slimaudio.models.resnet_keras import ResNetConfig, band_stats, build_resnet  # noqa: E402
 
 
 def test_band_stats_match_numpy() -> None:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from test_tflite_study import N_MELS, TINY_RESNET, T, write_fake_sounds
 
-from slimaudio.errors import DataError, ParamError
 from slimaudio.datasets.sounds import load_sounds
+from slimaudio.errors import DataError, ParamError
 
 
 def test_load_sounds_reads_the_contract_layout(tmp_path: Path) -> None:

@@ -58,9 +58,41 @@ TINY_STUDY = {"representative_samples": 16,
               "eval_threads": 1, "eval_batch_size": 16}
 
 
+def test_config_fields_match_the_schema() -> None:
+    from dataclasses import fields
+
+    import slimaudio.schemas.tflite  # noqa: F401  (registers the section)
+    from slimaudio import config
+    from slimaudio.studies.tflite_quant.config import (
+        CalibrationProbe,
+        Config,
+        LatencyConfig,
+        from_params,
+    )
+
+    schema = config.SCHEMAS["tflite_quant"]
+    assert {f.name for f in fields(Config)} == set(schema)
+    assert {f.name for f in fields(LatencyConfig)} == set(schema["latency"])
+    assert {f.name for f in fields(CalibrationProbe)} == set(schema["calibration_probes"].item)
+    section = config.compose([], REPO / "conf")["tflite_quant"]
+    cfg = from_params(section)
+    assert cfg.representative_samples == section["representative_samples"]
+    assert cfg.latency.repeats == section["latency"]["repeats"]
+    assert [p.variant for p in cfg.calibration_probes] == [
+        f"int_calib_{p['source']}_{p['samples']}" for p in section["calibration_probes"]]
+    assert from_params(TINY_STUDY).calibration_probes[1] == CalibrationProbe("one_class", 2)
+
+
+def test_calibration_seeds_keep_their_values() -> None:
+    from slimaudio.studies.tflite_quant.calibration import probe_seed, representative_seed
+
+    assert representative_seed(7) == 7
+    assert [probe_seed(7, k) for k in range(3)] == [8, 9, 10]
+
+
 def test_calibration_sources(tmp_path: Path) -> None:
     from slimaudio.datasets.sounds import load_sounds
-    from slimaudio.studies.tflite_quant import calibration_frames
+    from slimaudio.studies.tflite_quant.calibration import calibration_frames
 
     data = load_sounds(write_fake_sounds(tmp_path / "sounds"))
     train = calibration_frames(data, "train", 5, seed=0)
@@ -82,21 +114,23 @@ def test_calibration_sources(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
-    from slimaudio.frame_classifier import train
     from slimaudio.datasets.sounds import load_sounds
-    from slimaudio.studies import tflite_quant as study
+    from slimaudio.frame_classifier import train
+    from slimaudio.studies.base import ROW_COLUMNS
+    from slimaudio.studies.tflite_quant import config, report, run, table
 
     data = load_sounds(write_fake_sounds(tmp_path / "sounds"))
     result = train.train_resnet(data, TINY_RESNET, seed=1)
     model_path = train.save_model(result.model, tmp_path, "keras")
     out = tmp_path / "tflite"
     out.mkdir()
-    res = study.run_study(data, model_path, out, TINY_STUDY, threads=1, seed=1, file_format="Keras")
+    res = run.run_study(data, model_path, out, config.from_params(TINY_STUDY), threads=1, seed=1,
+                        file_format="Keras")
     t = res.table.set_index("variant")
     expected = ["original", "basic", "int", "full_int", "full_int_naive", "float16",
                 "dynamic_range", "int_calib_uniform_noise_2", "int_calib_one_class_2"]
     assert list(t.index) == expected
-    assert list(res.table.columns[:10]) == study.TABLE_COLUMNS
+    assert list(res.table.columns[:10]) == table.TABLE_COLUMNS
     assert sorted(p.stem for p in out.glob("*.tflite")) == sorted(
         v for v in expected if v not in ("original", "full_int_naive"))
     assert (t["latency_ms"] > 0).all() and (t["size_bytes"] > 0).all()
@@ -105,13 +139,30 @@ def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
     # float variants reproduce the Keras scores; the naive input path does not
     np.testing.assert_allclose(res.scores["basic"], res.scores["original"], atol=1e-4)
     assert np.abs(res.scores["full_int_naive"] - res.scores["full_int"]).max() > 0.05
-    md = study.render_markdown(res, {"precision": 1, "recall": 1, "f1": 1, "accuracy": 1,
-                                     "clip_precision": 1, "clip_recall": 1, "clip_f1": 1,
-                                     "clip_accuracy": 1})
+    baseline = {"precision": 1, "recall": 1, "f1": 1, "accuracy": 1, "clip_precision": 1,
+                "clip_recall": 1, "clip_f1": 1, "clip_accuracy": 1}
+    md = report.render_markdown(res.table, res.diagnostics, baseline)
     assert "Full int quantized" in md and "0.0001" in md and "Why the paper" in md
-    metrics = study.study_metrics(res)
+    assert "(paper int: 0.2831)" in md and " cores); SIMD: " in md
+    metrics = report.study_metrics(res.table, res.diagnostics)
     json.dumps(metrics)  # serialisable as is
     assert set(metrics["variants"]) == set(expected)
+    assert set(metrics["diagnostics"]["cpu"]) == {"model", "cores", "simd"}
+
+    rep = run.build_report(res, baseline)
+    assert rep.markdown == md and rep.metrics == metrics
+    rows = rep.rows
+    assert list(rows.columns) == list(ROW_COLUMNS) and list(rows.variant) == expected
+    assert (rows.study == "tflite_quant").all() and (rows.quality_metric == "f1").all()
+    assert rows.set_index("variant").loc["basic", "relative_quality"] == 1.0
+    assert set(rep.variant_tags["int"]) == {"file_format", "quantized", "calibration"}
+    assert rep.variant_tags["int"]["calibration"] == "16 train frames"
+    assert rep.run_metrics["basic.f1"] == t.loc["basic", "f1"]
+    assert "quantized" not in rep.variant_metrics["int"] and "f1" in rep.variant_metrics["int"]
+    paths = {r: tmp_path / "out" / f"{r}.{ext}" for r, ext in
+             (("table", "csv"), ("rows", "csv"), ("table_md", "md"), ("metrics", "json"),
+              ("size_plot", "png"), ("latency_plot", "png"))}
+    assert {p.name for p in rep.write(paths)} == {p.name for p in paths.values()}
 
 
 def _params_file(tmp: Path) -> Path:
@@ -144,12 +195,14 @@ def test_stage_scripts_write_every_output(tmp_path: Path) -> None:
     quant = [sys.executable, str(REPO / "stages/tflite_quant.py"), "--params", str(params),
              "--sounds", str(sounds), "--model-dir", str(mdl / "resnet"),
              "--baseline", str(rep / "train_metrics.json"), "--tflite-dir", str(mdl / "tflite"),
-             "--table", str(rep / "table.csv"), "--table-md", str(rep / "table.md"),
+             "--table", str(rep / "table.csv"), "--rows", str(rep / "rows.csv"),
+             "--table-md", str(rep / "table.md"),
              "--metrics", str(rep / "metrics.json"), "--size-plot", str(rep / "f1_vs_size.png"),
              "--latency-plot", str(rep / "f1_vs_latency.png")]
     proc = subprocess.run(quant, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for f in ("table.csv", "table.md", "metrics.json", "f1_vs_size.png", "f1_vs_latency.png",
+    for f in ("table.csv", "rows.csv", "table.md", "metrics.json", "f1_vs_size.png",
+              "f1_vs_latency.png",
               "training_curves.png", "confusion.png", "training_history.csv", "train_metrics.json"):
         assert (rep / f).is_file() and (rep / f).stat().st_size > 0, f
     assert (mdl / "resnet" / "model.keras").is_file() and (mdl / "resnet" / "history.csv").is_file()
@@ -167,6 +220,10 @@ def test_stage_scripts_write_every_output(tmp_path: Path) -> None:
     children = runs[runs["tags.mlflow.parentRunId"].notna()]
     assert set(children["tags.mlflow.runName"]) == set(table["variant"])
     assert children["metrics.f1"].notna().all() and children["metrics.size_bytes"].notna().all()
+    assert set(children["tags.file_format"]) == {"Keras", "TFLite"}
+    stage = runs[runs["tags.mlflow.runName"] == "tflite_quant"].iloc[0]
+    assert stage["metrics.basic.f1"] == table.set_index("variant").loc["basic", "f1"]
+    assert set(pd.read_csv(rep / "rows.csv")["variant"]) == set(table["variant"])
 
     # a missing input folder is one clear line, not a traceback
     bad = [*quant]

@@ -227,7 +227,7 @@ def test_child_runs_carry_the_stage_params_and_experiments_open_on_runs(
 
     uri = f"sqlite:///{tmp_path / 'db.sqlite'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    with tracking.stage_run("ptq_layerwise", "ptq_layerwise", {"base.seed": 1, "ptq.n": 8}) as run:
+    with tracking.stage_run("ptq_layerwise", "ptq_layerwise", {"base.seed": 1, "ptq_layerwise.n": 8}) as run:
         run.log_metrics({"eer": 5.0})
         child = run.child("all")
         child.log_params({"kind": "static"})
@@ -238,10 +238,10 @@ def test_child_runs_carry_the_stage_params_and_experiments_open_on_runs(
     view = json.loads(exp.tags[tracking.VIEW_TAG])
     assert view["orderByKey"] == "metrics.`eer`" and view["orderByAsc"] is True
     assert view["selectedColumns"] == ["metrics.`eer`", "metrics.`size_mib`", "params.`base.seed`",
-                                       "params.`kind`", "params.`ptq.n`"]
+                                       "params.`kind`", "params.`ptq_layerwise.n`"]
     runs = mlflow.search_runs(experiment_names=["ptq_layerwise"])
     row = runs[runs["tags.mlflow.runName"] == "all"].iloc[0]
-    assert (row["params.base.seed"], row["params.ptq.n"], row["params.kind"]) == ("1", "8", "static")
+    assert (row["params.base.seed"], row["params.ptq_layerwise.n"], row["params.kind"]) == ("1", "8", "static")
     links = tracking.ui_links("http://127.0.0.1:5000")
     assert links == [f"ptq_layerwise: http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs"
                      "?workflowType=machine_learning&viewStateShareKey=slimaudio"]

@@ -10,8 +10,8 @@ Variants (the paper's Table 2, TFLite converter terms):
 `TFLiteClassifier` is the only deployable way to run these models here: it ALWAYS quantizes
 a float input with the input tensor's scale and zero point and dequantizes an integer output.
 Feeding raw features straight into an int8 input tensor is the mistake behind the paper's
-full-int collapse; it is reproduced only by `_study_only_predict_unquantized_input`, which is
-private, not exported, and called by the study alone.
+full-int collapse; it is reproduced only inside the study
+(slimaudio/studies/tflite_quant/), never here.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from slimaudio.latency import Runner, litert_interpreter, litert_runner
 __all__ = [
     "VARIANTS", "QUANTIZED", "convert", "convert_keras", "export_saved_model",
     "representative_dataset", "quantize", "dequantize", "TFLiteClassifier", "io_details",
-    "input_code_range", "op_summary", "builtin_interpreter",
+    "input_code_range", "op_summary", "builtin_interpreter", "run_batches",
 ]
 
 VARIANTS = ("basic", "int", "full_int", "float16", "dynamic_range")
@@ -155,8 +155,11 @@ def op_summary(model: str | os.PathLike[str] | bytes, threads: int = 1) -> dict[
     return counts
 
 
-def _run_batches(interp: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Invoke on `x` (already in the input dtype) in fixed-size batches; raw output tensors."""
+def run_batches(interp: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Invoke on `x` (already in the input dtype) in fixed-size batches; raw output tensors.
+
+    The caller owns the input's dtype: `TFLiteClassifier.predict` quantizes before calling it.
+    """
     inp = interp.get_input_details()[0]
     shape = list(inp["shape_signature"]) if len(inp["shape_signature"]) else list(inp["shape"])
     batch_size = max(1, min(batch_size, len(x))) if shape[0] == -1 else 1
@@ -221,35 +224,10 @@ class TFLiteClassifier:
 
     def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Class scores float32 [n, n_classes] for float features [n, ...]."""
-        return self.dequantize_output(_run_batches(self._interp, self.quantize_input(x), batch_size))
+        return self.dequantize_output(run_batches(self._interp, self.quantize_input(x), batch_size))
 
     def latency_runner(self, x1: np.ndarray) -> Runner:
         """One batch-1 inference on its own interpreter (for slimaudio.latency), input quantized."""
         return litert_runner(self._new_interpreter(), [self.quantize_input(np.asarray(x1)[:1])],
                              self.threads)
 
-
-def _study_only_cast_unquantized(x: np.ndarray, dtype: Any) -> np.ndarray:
-    """STUDY ONLY: the naive app's input step, `x.astype(int8)`, with no scale or zero point."""
-    dtype = np.dtype(dtype)
-    if not np.issubdtype(dtype, np.integer):
-        raise ValueError("the unquantized-input reproduction applies to integer-input models only")
-    with np.errstate(invalid="ignore", over="ignore"):  # out-of-range casts wrap, as in the app
-        return np.asarray(x, dtype=np.float32).astype(dtype)
-
-
-def _study_only_predict_unquantized_input(model: str | os.PathLike[str] | bytes, x: np.ndarray,
-                                          batch_size: int = 64, threads: int = 1) -> np.ndarray:
-    """STUDY ONLY - NOT A DEPLOYABLE PATH. Reproduces the paper's full-int collapse.
-
-    Casts float features straight to the int8 input dtype (`x.astype(int8)`, what
-    `np.array(x, dtype=input_details["dtype"])` does in a naive app) instead of quantizing
-    them with the input tensor's scale and zero point. The output is dequantized properly, so
-    the input mistake alone is measured. Use `TFLiteClassifier` for anything real.
-    """
-    interp = litert_interpreter(model, threads)
-    d = io_details(interp)
-    raw = _study_only_cast_unquantized(x, np.dtype(d["input_dtype"]))
-    out = _run_batches(interp, raw, batch_size)
-    scale, zp = d["output_quant"]
-    return dequantize(out, scale, zp) if np.issubdtype(out.dtype, np.integer) else out

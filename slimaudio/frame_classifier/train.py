@@ -6,7 +6,6 @@ with a cosine learning-rate decay, validation on the val split when it is not em
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -18,20 +17,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from slimaudio.datasets.sounds import SoundFrames
 from slimaudio.errors import ParamError
 from slimaudio.models.resnet_keras import ResNetConfig, band_stats, build_resnet
-from slimaudio.datasets.sounds import SoundFrames
 
 SAVE_FORMATS = {"keras": "model.keras", "h5": "model.h5"}
-
-
-def set_tf_threads(threads: int) -> None:
-    """Fix TensorFlow's CPU threads; only possible before TF runs its first op."""
-    import tensorflow as tf
-
-    with contextlib.suppress(RuntimeError):
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def resnet_config(cfg: Mapping[str, Any]) -> ResNetConfig:

@@ -41,14 +41,14 @@ FRONTEND_NAME = "logmel"   # the layer (and TFLite node-name prefix) of the in-m
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """The FRILL hyperparameters of one student."""
+    """The FRILL hyperparameters of one student (from distill_grid.students; no defaults)."""
 
-    arch: str = "small"
-    width: float = 1.0
-    bottleneck: int = 64
-    pool: str = "gap"
-    qat: bool = False
-    frontend: str = "outside"
+    arch: str
+    width: float
+    bottleneck: int
+    pool: str
+    qat: bool
+    frontend: str
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:

@@ -1,8 +1,8 @@
 """The contract every study keeps (docs/architecture.md, 'The contract of a study').
 
-A study package `slimaudio/studies/<name>/` exposes `STUDY` (a `Study`: its name, title, the
-table's variant column, reference variant and quality column, and its verdict rules) and
-builds a `StudyReport` in its last stage. `StudyReport.write(paths)` writes every output the
+A study package `slimaudio/studies/<name>/` defines `STUDY` in its `rules.py` (a `Study`: its
+name, title, the table's variant column, reference variant and quality column, and its verdict
+rules) and builds a `StudyReport` in its last stage. `StudyReport.write(paths)` writes every output the
 stage declares in dvc.yaml, atomically; `StudyReport.log(run)` is the one way a study's numbers
 reach MLflow. The summary reads each study's rows file (`ROW_COLUMNS`), never per-study names.
 """
@@ -33,10 +33,6 @@ class Finding:
     claim: str
     verdict: str
     evidence: str
-
-    def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
 
     def sentence(self) -> str:
         return f"{self.claim}: **{self.verdict}** ({self.evidence})."
@@ -107,11 +103,17 @@ class StudyReport:
     variant_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     variant_tags: dict[str, dict[str, str]] = field(default_factory=dict)
     run_params: dict[str, str] = field(default_factory=dict)
+    run_metrics: dict[str, float] = field(default_factory=dict)  # more stage-run metrics
+    variant_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    # per variant: metric name -> [(step, value)], e.g. a training curve
+    variant_series: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    # the table the common rows come from when `table` lacks size_mib/latency_ms (None: table)
+    rows_table: pd.DataFrame | None = None
     written: list[Path] = field(default_factory=list)
 
     @property
     def rows(self) -> pd.DataFrame:
-        return self.study.rows(self.table)
+        return self.study.rows(self.table if self.rows_table is None else self.rows_table)
 
     def roles(self) -> set[str]:
         return {*FIXED_ROLES, *self.tables, *self.figures}
@@ -135,6 +137,8 @@ class StudyReport:
     def log(self, run: Any) -> None:
         """Numeric metrics on the stage run, one child run per variant, every written file."""
         run.log_metrics({k: v for k, v in flat_numbers(self.metrics).items()})
+        if self.run_metrics:
+            run.log_metrics(self.run_metrics)
         if self.run_params:
             run.log_params(self.run_params)
         for variant, values in self.variant_metrics.items():
@@ -142,6 +146,11 @@ class StudyReport:
             child.log_metrics(values)
             if variant in self.variant_tags:
                 child.set_tags(self.variant_tags[variant])
+            if variant in self.variant_params:
+                child.log_params(self.variant_params[variant])
+            for key, points in self.variant_series.get(variant, {}).items():
+                for step, value in points:
+                    child.log_metric_step(key, value, step)
         for path in self.written:
             run.log_artifact(path)
 

@@ -1,24 +1,17 @@
-"""ONNX Runtime post-training quantization of an ECAPA-TDNN export, one layer group at a time.
-
-The pieces the layer-wise study (slimaudio.studies.ptq_layerwise) is built from:
+"""ONNX Runtime INT8 post-training quantization of an ONNX model: the technique, no study.
 
 - `preprocess`: ORT's quantization pre-processing (symbolic + ONNX shape inference, basic
   graph optimisation such as constant folding and Conv+BN fusion), run once.
-- `group_nodes`: which ONNX nodes belong to which of the paper's layer groups, by the node-name
-  prefix the TorchScript exporter writes (`/conv_in/...`, `/block1/...`, `/asp/...`,
-  `/bn_asp/...`, `/fc/...`, `/bn_fc/...`). A BN that the export or the pre-processing folds
-  into the Conv before it disappears, so the mapping is done on the surviving nodes of the
-  pre-processed model (ECAPA's BNs follow a ReLU and survive, in their submodule's group);
-  a weight-bearing node whose name carries no prefix (one an optimiser renamed) falls back to
-  the torch parameter name of its weight (`block2.conv1.0.weight`), and a node that still has
-  no group is an error, never silently float.
-- `SpeakerCalibrationReader`: calibration inputs from train-split utterances only.
+- `unshare_initializers`: one copy of a shared initializer per group of nodes, so that
+  quantizing one group never quantizes a weight another group reads.
 - `calibrate` + `quantize_static_nodes`: one calibration (tensor ranges cached as JSON), then
-  any number of static QDQ models that quantize only the named nodes.
-- `quantize_dynamic_model`, `convert_float16`: the comparison rows.
+  any number of static QDQ (or QOperator) models that quantize only the named nodes.
+- `quantize_dynamic_model`, `convert_float16`: dynamic INT8 and float16 conversions.
 - `compact_names`, `size_breakdown`: short names for converter-added tensors; what a file holds.
-- `group_output_error`: relative error of a group's output activations, float vs quantized.
+- `float_weight_nodes`, `with_outputs`, `weight_sqnr`: inspecting a quantized graph.
 - `op_profiles`: ORT's per-operator profile (where the time goes in a quantized graph).
+
+The per-layer study built from these is slimaudio.studies.ptq_layerwise.
 """
 
 from __future__ import annotations
@@ -30,7 +23,7 @@ import os
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +31,6 @@ import numpy as np
 
 from slimaudio.errors import DataError, ParamError
 
-# The paper's Table 1 rows, in network order, and the torch submodules each one covers.
-GROUPS: tuple[str, ...] = ("conv_in", "block1", "block2", "block3", "conv_mfa", "asp", "fc")
-GROUP_MODULES: dict[str, tuple[str, ...]] = {
-    "conv_in": ("conv_in",),
-    "block1": ("block1",),
-    "block2": ("block2",),
-    "block3": ("block3",),
-    "conv_mfa": ("conv_mfa",),
-    "asp": ("asp", "bn_asp"),
-    "fc": ("fc", "bn_fc"),
-}
-MODULE_TO_GROUP: dict[str, str] = {m: g for g, mods in GROUP_MODULES.items() for m in mods}
-OTHER = "other"  # nodes outside every named submodule (the input transpose, the MFA concat)
 # Operators whose parameters are weights (what the size of a model is made of).
 WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization",
                         "InstanceNormalization", "LayerNormalization"})
@@ -84,16 +64,12 @@ def preprocess(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path
     dst.parent.mkdir(parents=True, exist_ok=True)
     with quiet_ort_quantization():
         quant_pre_process(str(src), str(dst))
-    import onnx
-
-    model = onnx.load(str(dst))
-    if unshare_initializers(model):
-        onnx.save(model, str(dst))
     return dst
 
 
-def unshare_initializers(model: Any) -> int:
-    """Give each layer group its own copy of any initializer that several groups read.
+def unshare_initializers(model: Any, group: Mapping[str, str]) -> int:
+    """Give each group of nodes (`group`: node name -> group) its own copy of any initializer
+    that several groups read.
 
     ORT's optimiser merges identical constants (an untrained BN's ones and zeros, shared
     scalars), and the quantizer quantizes an initializer for every reader at once, so a shared
@@ -102,7 +78,6 @@ def unshare_initializers(model: Any) -> int:
     import onnx
 
     inits = {i.name: i for i in model.graph.initializer}
-    group = group_nodes(model).group_of()
     readers: dict[str, list[tuple[Any, int, str]]] = defaultdict(list)
     for node in model.graph.node:
         grp = group[node.name]
@@ -124,185 +99,18 @@ def unshare_initializers(model: Any) -> int:
     return made
 
 
-# ----------------------------------------------------------------------------- layer groups
-
-
-def module_of(name: str) -> str | None:
-    """Top-level torch submodule of a TorchScript-exported node name ('/block1/se/Mul' -> 'block1')."""
-    if not name.startswith("/"):
-        return None
-    head = name[1:].split("/", 1)[0]
-    return head if "/" in name[1:] else None  # '/Concat' is a top-level op, not a submodule
-
-
-def _group_from_weight(node: Any, initializers: set[str]) -> str | None:
-    """Group from the torch parameter name of a weight input ('fc.weight' -> 'fc')."""
-    for inp in node.input:
-        if inp in initializers and "." in inp:
-            grp = MODULE_TO_GROUP.get(inp.split(".", 1)[0])
-            if grp:
-                return grp
-    return None
-
-
 def is_weight_node(node: Any, initializers: set[str]) -> bool:
     return node.op_type in WEIGHT_OPS and any(i in initializers for i in node.input[1:])
 
 
-@dataclass(frozen=True)
-class GroupMap:
-    """Node names per layer group (plus OTHER), in graph order."""
-
-    nodes: dict[str, list[str]]
-    weight_nodes: dict[str, list[str]]
-
-    def union(self, groups: Sequence[str]) -> list[str]:
-        out: list[str] = []
-        for g in groups:
-            if g not in self.nodes:
-                raise ParamError(f"ptq: unknown layer group {g!r} (known: {', '.join(GROUPS)})")
-            out += self.nodes[g]
-        return out
-
-    def group_of(self) -> dict[str, str]:
-        return {n: g for g, names in self.nodes.items() for n in names}
-
-
-def group_nodes(model: Any) -> GroupMap:
-    """Map every node of a (pre-processed) ECAPA ONNX graph to its layer group.
-
-    Raises DataError when a weight-bearing node belongs to no group or a group is empty,
-    so that a renamed export can never make the study quantize less than it says.
-    """
-    import onnx
-
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(str(model), load_external_data=False)
-    inits = {i.name for i in model.graph.initializer}
-    nodes: dict[str, list[str]] = {g: [] for g in (*GROUPS, OTHER)}
-    weights: dict[str, list[str]] = {g: [] for g in GROUPS}
-    seen: set[str] = set()
-    for i, node in enumerate(model.graph.node):
-        if not node.name or node.name in seen:
-            # nodes_to_quantize works by name: every node needs a unique one
-            raise DataError(f"ONNX node #{i} ({node.op_type}) has no unique name {node.name!r}")
-        seen.add(node.name)
-        mod = module_of(node.name)
-        grp = MODULE_TO_GROUP.get(mod) if mod else None
-        weighty = is_weight_node(node, inits)
-        if grp is None and weighty:
-            grp = _group_from_weight(node, inits)
-        if grp is None:
-            if weighty:
-                raise DataError(f"weight-bearing ONNX node {node.name!r} ({node.op_type}) maps to "
-                                f"no layer group (expected a /<module>/ prefix, modules: "
-                                f"{', '.join(MODULE_TO_GROUP)})")
-            nodes[OTHER].append(node.name)
-            continue
-        nodes[grp].append(node.name)
-        if weighty:
-            weights[grp].append(node.name)
-    empty = [g for g in GROUPS if not weights[g]]
-    if empty:
-        raise DataError(f"layer group(s) {', '.join(empty)} have no weight-bearing ONNX node: "
-                        "is this an ECAPA-TDNN export with the contract's submodule names?")
-    return GroupMap(nodes=nodes, weight_nodes=weights)
-
-
 # ----------------------------------------------------------------------------- calibration
-
-
-@dataclass(frozen=True)
-class Utterances:
-    """Rows of data/speakers/manifest.csv and the memory-mapped feature matrix."""
-
-    ids: list[str]
-    offsets: np.ndarray
-    frames: np.ndarray
-    split: np.ndarray
-    speaker: np.ndarray
-    feats: np.ndarray  # float16 [total_frames, n_mels], memory-mapped
-
-    def index(self) -> dict[str, int]:
-        return {u: i for i, u in enumerate(self.ids)}
-
-    def feats_of(self, i: int, start: int = 0, length: int | None = None) -> np.ndarray:
-        n = int(self.frames[i]) if length is None else min(int(length), int(self.frames[i]) - start)
-        o = int(self.offsets[i]) + start
-        return np.asarray(self.feats[o:o + n], dtype=np.float32)
-
-
-def load_utterances(data_dir: str | os.PathLike[str]) -> Utterances:
-    import pandas as pd
-
-    data_dir = Path(data_dir)
-    man, fe = data_dir / "manifest.csv", data_dir / "feats.npy"
-    for p in (man, fe):
-        if not p.is_file():
-            raise DataError(f"{p}: missing (run the prepare_speakers stage)")
-    df = pd.read_csv(man, dtype={"utt_id": str, "speaker": str, "split": str})
-    need = {"utt_id", "speaker", "split", "feat_offset", "feat_frames"}
-    if need - set(df.columns):
-        raise DataError(f"{man}: missing column(s) {', '.join(sorted(need - set(df.columns)))}")
-    feats = np.load(fe, mmap_mode="r")
-    if feats.ndim != 2:
-        raise DataError(f"{fe}: expected [frames, n_mels], got shape {feats.shape}")
-    ends = df["feat_offset"].to_numpy() + df["feat_frames"].to_numpy()
-    if len(df) and ends.max() > feats.shape[0]:
-        raise DataError(f"{man}: feat_offset + feat_frames exceeds the {feats.shape[0]} rows of {fe}")
-    return Utterances(ids=df["utt_id"].tolist(), offsets=df["feat_offset"].to_numpy(np.int64),
-                      frames=df["feat_frames"].to_numpy(np.int64),
-                      split=df["split"].to_numpy(str), speaker=df["speaker"].to_numpy(str),
-                      feats=feats)
-
-
-class SpeakerCalibrationReader:
-    """ORT CalibrationDataReader over train-split utterances only (never test data).
-
-    `n` utterances are drawn with a seeded RNG from the train split; each gives one
-    `[1, crop_frames, n_mels]` input, a random fixed-length crop (an utterance shorter than the
-    crop is used whole). Fixed-length crops keep the calibration set's statistics comparable
-    between utterances and bound its cost; 3 s matches the latency input. Re-iterable via
-    `rewind()`.
-    """
-
-    def __init__(self, utts: Utterances, n: int, crop_frames: int, seed: int,
-                 input_name: str = "feats") -> None:
-        train = np.flatnonzero(utts.split == "train")
-        if len(train) == 0:
-            raise DataError("calibration: the manifest has no train-split utterances")
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(train, size=min(n, len(train)), replace=False)
-        self.indices = [int(i) for i in sorted(pick)]
-        self.utt_ids = [utts.ids[i] for i in self.indices]
-        self.input_name = input_name
-        self._inputs = []
-        for i in self.indices:
-            total = int(utts.frames[i])
-            start = int(rng.integers(0, total - crop_frames + 1)) if total > crop_frames else 0
-            x = utts.feats_of(i, start, crop_frames)
-            self._inputs.append(x[None])
-        self._it = iter(self._inputs)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        x = next(self._it, None)
-        return None if x is None else {self.input_name: x}
-
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        return (inp for inp in ({self.input_name: x} for x in self._inputs))
-
-    def __len__(self) -> int:
-        return len(self._inputs)
-
-    def rewind(self) -> None:
-        self._it = iter(self._inputs)
 
 
 def _method(name: str) -> Any:
     from onnxruntime.quantization import CalibrationMethod
 
     if name not in CALIBRATION_METHODS:
-        raise ParamError(f"ptq.calibration.method = {name!r} is not one of {CALIBRATION_METHODS}")
+        raise ParamError(f"calibration method {name!r} is not one of {CALIBRATION_METHODS}")
     return getattr(CalibrationMethod, name)
 
 
@@ -312,9 +120,11 @@ def _qtype(name: str) -> Any:
     return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[name]
 
 
-def calibrate(model: str | os.PathLike[str], reader: SpeakerCalibrationReader, method: str,
+def calibrate(model: str | os.PathLike[str], reader: Any, method: str,
               cache: str | os.PathLike[str], percentile: float = 99.999) -> Path:
-    """Collect activation ranges once and save them as ORT's JSON calibration cache."""
+    """Collect activation ranges once and save them as ORT's JSON calibration cache.
+
+    `reader`: an ORT CalibrationDataReader with `rewind()` (it is rewound first)."""
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
@@ -337,22 +147,14 @@ def calibrate(model: str | os.PathLike[str], reader: SpeakerCalibrationReader, m
 
 @dataclass(frozen=True)
 class QuantSettings:
-    """How a static model is quantized (see the `ptq` params section)."""
+    """How a static model is quantized (no defaults: a study builds it from its params)."""
 
-    method: str = "MinMax"
-    activation_type: str = "uint8"
-    per_channel: bool = True
-    reduce_range: bool = False
-    quant_format: str = "QDQ"
-    op_types: tuple[str, ...] | None = None  # None: every op type ORT can quantize
-
-    @classmethod
-    def from_params(cls, ptq: Mapping[str, Any]) -> QuantSettings:
-        """The settings of the `ptq` params section."""
-        return cls(method=ptq["calibration"]["method"], activation_type=ptq["activation_type"],
-                   per_channel=bool(ptq["per_channel"]), reduce_range=bool(ptq["reduce_range"]),
-                   quant_format=ptq["quant_format"],
-                   op_types=tuple(ptq["op_types"]) if ptq["op_types"] else None)
+    method: str             # calibration method: MinMax | Entropy | Percentile
+    activation_type: str    # uint8 (U8S8, what ORT's x86 integer kernels take) | int8 (S8S8)
+    per_channel: bool       # symmetric INT8 weights per output channel (else per tensor)
+    reduce_range: bool      # 7-bit weights
+    quant_format: str       # QDQ | QOperator
+    op_types: tuple[str, ...] | None  # None: every op type ORT can quantize
 
 
 def quantize_static_nodes(model: str | os.PathLike[str], out: str | os.PathLike[str],
@@ -361,16 +163,16 @@ def quantize_static_nodes(model: str | os.PathLike[str], out: str | os.PathLike[
     """Static INT8 model quantizing only `nodes` (None: every node), from cached ranges.
 
     Of those nodes, only the op types in `settings.op_types` are quantized. Weights: symmetric
-    INT8 (per channel when asked). Activations: 8-bit, uint8 asymmetric by default (what ORT's
-    x86 integer kernels take: U8S8), int8 when asked.
+    INT8 (per channel when asked). Activations: 8-bit, uint8 asymmetric (what ORT's x86
+    integer kernels take: U8S8) or int8 when asked.
     """
     from onnxruntime.quantization import QuantFormat, quantize_static
 
     if settings.activation_type not in ACTIVATION_TYPES:
-        raise ParamError(f"ptq.activation_type = {settings.activation_type!r} is not one of "
+        raise ParamError(f"activation type {settings.activation_type!r} is not one of "
                          f"{ACTIVATION_TYPES}")
     if nodes is not None and not nodes:
-        raise ParamError("ptq: a quantized row needs at least one node to quantize")
+        raise ParamError("a quantized model needs at least one node to quantize")
     fmt = {"QDQ": QuantFormat.QDQ, "QOperator": QuantFormat.QOperator}[settings.quant_format]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with quiet_ort_quantization():
@@ -385,6 +187,26 @@ def quantize_static_nodes(model: str | os.PathLike[str], out: str | os.PathLike[
             extra_options={"WeightSymmetric": True},
         )
     return Path(out)
+
+
+class ShortNames:
+    """name -> a short new name (q0, q1, ... in hex), the same one each time it is asked; names
+    in `keep` (and the empty name) stay as they are, and no new name is one of them."""
+
+    def __init__(self, keep: set[str]) -> None:
+        self.keep = keep
+        self.short: dict[str, str] = {}
+        self.counter = 0
+
+    def __call__(self, name: str) -> str:
+        if not name or name in self.keep:
+            return name
+        if name not in self.short:
+            while (cand := f"q{self.counter:x}") in self.keep:
+                self.counter += 1
+            self.short[name] = cand
+            self.counter += 1
+        return self.short[name]
 
 
 def compact_names(path: str | os.PathLike[str], reference: str | os.PathLike[str]) -> int:
@@ -411,20 +233,7 @@ def compact_names(path: str | os.PathLike[str], reference: str | os.PathLike[str
            for n in g.node for a in n.attribute):
         return 0
     before = model.ByteSize()
-    short: dict[str, str] = {}
-    counter = 0
-
-    def rename(name: str) -> str:
-        nonlocal counter
-        if not name or name in keep:
-            return name
-        if name not in short:
-            while (cand := f"q{counter:x}") in keep:
-                counter += 1
-            short[name] = cand
-            counter += 1
-        return short[name]
-
+    rename = ShortNames(keep)
     for n in g.node:
         n.name = rename(n.name)
         n.input[:] = [rename(i) for i in n.input]
@@ -475,6 +284,7 @@ def ort_session(model: str | os.PathLike[str] | bytes, threads: int = 1,
     return onnx_session(model, threads, config=config)
 
 
+
 # ----------------------------------------------------------------------------- inspection
 
 
@@ -520,38 +330,6 @@ def with_outputs(model: Any, names: Sequence[str]) -> bytes:
     return m.SerializeToString()
 
 
-def group_boundary_outputs(model: Any, gmap: GroupMap, group: str
-                           ) -> list[tuple[str, str | None, int]]:
-    """Tensors a group hands to the rest of the network, each with the reader that sees it.
-
-    Returns (tensor, outside consumer node, input slot); the consumer is None for a graph
-    output. The reader matters: in a QDQ model the group's output reaches it through a
-    Quantize/DequantizeLinear pair (and a removable Relu may be folded into it), so the value
-    it reads is found at its input slot, not under the float tensor's name.
-    """
-    import onnx
-
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(str(model), load_external_data=False)
-    members = set(gmap.nodes[group])
-    readers: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for n in model.graph.node:
-        for k, i in enumerate(n.input):
-            readers[i].append((n.name, k))
-    graph_out = {o.name for o in model.graph.output}
-    outs: list[tuple[str, str | None, int]] = []
-    for n in model.graph.node:
-        if n.name not in members:
-            continue
-        for o in n.output:
-            if o in graph_out:
-                outs.append((o, None, 0))
-                continue
-            outside = [(c, k) for c, k in readers.get(o, []) if c not in members]
-            if outside:
-                outs.append((o, *outside[0]))
-    return outs
-
 
 def weight_sqnr(float_model: Any, quant_model: Any, nodes: Sequence[str]) -> dict[str, float]:
     """SQNR (dB) of each quantized main weight (Conv/Gemm input 1) of `nodes` in a QDQ model."""
@@ -585,73 +363,6 @@ def weight_sqnr(float_model: Any, quant_model: Any, nodes: Sequence[str]) -> dic
         out[name] = float(20 * np.log10(max(np.linalg.norm(w), 1e-30) / max(noise, 1e-30)))
     return out
 
-
-@dataclass
-class ActivationError:
-    """Float vs quantized outputs of one group, and of the embedding, over some inputs."""
-
-    group: str
-    tensors: list[str]
-    out_rel_err: float  # ||q - f|| / ||f|| over the group's boundary tensors
-    emb_rel_err: float
-    emb_cos: float  # mean cosine between float and quantized embeddings
-    weight_sqnr_db: float  # weight signal-to-quantization-noise ratio, mean over the group
-    per_tensor: dict[str, float] = field(default_factory=dict)
-
-
-def group_output_error(float_model: str | os.PathLike[str], quant_model: str | os.PathLike[str],
-                       group: str, gmap: GroupMap, inputs: Sequence[Mapping[str, np.ndarray]],
-                       output_name: str = "embedding", threads: int = 1) -> ActivationError:
-    """Relative error of a group's output activations when only that group is quantized.
-
-    Both graphs expose the group's boundary tensors as extra outputs (in the quantized graph,
-    the tensor its first outside reader consumes, i.e. after any output Q/DQ); with every other
-    node float, the error at the boundary is the group's own quantization error.
-    """
-    import onnx
-
-    from slimaudio.latency import onnx_session
-
-    fmodel = onnx.load(str(float_model))
-    qmodel = onnx.load(str(quant_model))
-    qnodes = {n.name: n for n in qmodel.graph.node}
-    pairs: dict[str, str] = {}  # float tensor -> the tensor its reader sees in the quant model
-    for tensor, reader, slot in group_boundary_outputs(fmodel, gmap, group):
-        if reader is None:
-            pairs[tensor] = tensor
-        elif reader in qnodes and slot < len(qnodes[reader].input):
-            pairs[tensor] = qnodes[reader].input[slot]
-    if not pairs:
-        raise DataError(f"{quant_model}: none of group {group}'s output readers survived")
-    names = list(pairs)
-    fs = onnx_session(with_outputs(fmodel, names), threads=threads, optimization="basic")
-    qs = onnx_session(with_outputs(qmodel, list(pairs.values())), threads=threads,
-                      optimization="basic")
-    fo_names = [o.name for o in fs.get_outputs()]
-    qo_names = [o.name for o in qs.get_outputs()]
-    num: dict[str, float] = defaultdict(float)
-    den: dict[str, float] = defaultdict(float)
-    cos = []
-    for feed in inputs:
-        fo = dict(zip(fo_names, fs.run(None, dict(feed)), strict=True))
-        qo = dict(zip(qo_names, qs.run(None, dict(feed)), strict=True))
-        for t in [*names, output_name]:
-            d = np.asarray(qo[pairs.get(t, t)], np.float64) - np.asarray(fo[t], np.float64)
-            num[t] += float((d ** 2).sum())
-            den[t] += float((np.asarray(fo[t], np.float64) ** 2).sum())
-        fe, qe = fo[output_name].ravel(), qo[output_name].ravel()
-        cos.append(float(fe @ qe / max(np.linalg.norm(fe) * np.linalg.norm(qe), 1e-12)))
-    rel = {t: float(np.sqrt(num[t] / max(den[t], 1e-30))) for t in num}
-    tot_num = sum(num[t] for t in names)
-    tot_den = sum(den[t] for t in names)
-    sq = weight_sqnr(fmodel, qmodel, gmap.weight_nodes[group])
-    return ActivationError(
-        group=group, tensors=names,
-        out_rel_err=float(np.sqrt(tot_num / max(tot_den, 1e-30))),
-        emb_rel_err=rel[output_name], emb_cos=float(np.mean(cos)),
-        weight_sqnr_db=float(np.mean(list(sq.values()))) if sq else float("nan"),
-        per_tensor={t: rel[t] for t in names},
-    )
 
 
 def op_profiles(models: Mapping[str, str | os.PathLike[str]], feeds: Mapping[str, np.ndarray],

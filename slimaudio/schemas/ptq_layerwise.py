@@ -1,11 +1,26 @@
-"""Schema of the `ptq` section: the per-layer INT8 post-training quantization study."""
+"""Schema of the `ptq_layerwise` section: the per-layer INT8 post-training quantization study."""
+
+from typing import Any
 
 from slimaudio.config import Field, register
 
-ABLATIONS = ["s8s8", "s8s8_native", "qoperator", "per_tensor", "reduce_range", "full_range",
-             "all_ops"]
+# The variants of `all` with one setting changed, in one place: each names the quantization
+# settings it changes (fields of slimaudio.compress.onnx_int8.QuantSettings) and the ORT
+# session config entries it runs with. The params' choices below and the study
+# (slimaudio.studies.ptq_layerwise.ablation) both read this mapping.
+ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "s8s8": {"settings": {"activation_type": "int8"}, "session": {}},
+    # ORT on x86 rewrites int8 (S8S8) QDQ activations to uint8 unless this entry allows int8.
+    "s8s8_native": {"settings": {"activation_type": "int8"},
+                    "session": {"session.qdqisint8allowed": "1"}},
+    "qoperator": {"settings": {"quant_format": "QOperator"}, "session": {}},
+    "per_tensor": {"settings": {"per_channel": False}, "session": {}},
+    "reduce_range": {"settings": {"reduce_range": True}, "session": {}},
+    "full_range": {"settings": {"reduce_range": False}, "session": {}},
+    "all_ops": {"settings": {"op_types": None}, "session": {}},
+}
 
-register("ptq", {
+register("ptq_layerwise", {
     "calibration": {
         "utterances": Field(int, lo=1, hi=100000,
                             doc="train-split utterances used for calibration (never test)"),
@@ -42,9 +57,9 @@ register("ptq", {
         "repeats": Field(int, lo=30, hi=100000),
     },
     "profile_runs": Field(int, lo=1, hi=1000, doc="ORT profiler runs per profiled model"),
-    "ablation": Field(list, item=Field(str, choices=ABLATIONS),
+    "ablation": Field(list, item=Field(str, choices=list(ABLATIONS)),
                       doc="variants of `all` with one setting changed (size, latency)"),
-    "ablation_eer": Field(list, item=Field(str, choices=ABLATIONS),
+    "ablation_eer": Field(list, item=Field(str, choices=list(ABLATIONS)),
                           doc="ablation variants whose EER is measured too (the others: "
                               "embedding cosine only)"),
 })

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from slimaudio.distill import probes
-from slimaudio.distill.teacher import DistillData, l2_normalise, target_stats
+from slimaudio import runtime
 from slimaudio.models.mobilenet_students import StudentConfig
+from slimaudio.speaker.scoring import l2_normalise
+from slimaudio.studies.distill import probes
+from slimaudio.studies.distill.config import ProbeConfig, TrainConfig
+from slimaudio.studies.distill.data import DistillData, target_stats
 
 DEPLOYED = "model.tflite"          # what the study measures: int8 for QAT students, else float32
 FLOAT32 = "model_fp32.tflite"      # QAT students' float32 conversion, for comparison
@@ -29,7 +32,7 @@ FLOAT32 = "model_fp32.tflite"      # QAT students' float32 conversion, for compa
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int
             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless shuffled mini-batches (a new permutation per epoch)."""
-    rng = np.random.default_rng([seed, 6, 3])
+    rng = runtime.rng(seed, "distill.student_batches")
     n = len(x)
     if n == 0:
         raise ValueError("no training patches")
@@ -66,19 +69,6 @@ def input_norm(data: DistillData, cmn: bool) -> tuple[float, float]:
     return 0.0, float(max((p - p.mean(axis=1, keepdims=True)).std(), 1e-6))
 
 
-def set_tf_threads(intra: int, inter: int = 1) -> None:
-    """TensorFlow's thread pools. A MobileNetV3 training step is ~2,000 small ops, so running
-    independent ops side by side (inter) beats splitting each op (intra): 1 x 2 took 26 ms a
-    step of 16 where 2 x 1 took 34 ms on the 2-core machine (measured)."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
-    except RuntimeError:  # already initialised in this process
-        pass
-
-
 def tflite_embed(model: bytes | str | os.PathLike[str], inputs: np.ndarray,
                  progress: bool = False) -> np.ndarray:
     """Run a TFLite student over inputs one at a time (batch 1, as deployed)."""
@@ -105,75 +95,112 @@ class StudentResult:
     probe_results: dict[str, probes.ProbeResult] = field(default_factory=dict)
 
 
-def run_student(cfg: StudentConfig, data: DistillData, train: Mapping[str, Any],
-                probe: Mapping[str, Any], out_dir: str | os.PathLike[str], seed: int,
-                latency_threads: int, progress: bool = True) -> StudentResult:
+def run_student(cfg: StudentConfig, data: DistillData, train: TrainConfig, probe: ProbeConfig,
+                out_dir: str | os.PathLike[str], seed: int, latency_threads: int,
+                progress: bool = True) -> StudentResult:
     """Train one student, convert it, measure size/latency, probe its TFLite embeddings."""
-    from tqdm import tqdm
-
-    from slimaudio import latency
-    from slimaudio.metrics import file_size
-    from slimaudio.models import mobilenet_students as ms
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    set_tf_threads(int(train["intra_threads"]), int(train["inter_threads"]))
+    # A MobileNetV3 training step is ~2,000 small ops, so running independent ops side by side
+    # (inter) beats splitting each op (intra): 1 x 2 took 26 ms a step of 16 where 2 x 1 took
+    # 34 ms on the 2-core machine (measured).
+    runtime.set_tf_threads(train.intra_threads, train.inter_threads)
     t0 = time.perf_counter()
     x_train = data.inputs(cfg.frontend, "train")
-    y_train = standardised_targets(data, bool(train["l2_targets"]))
+    model, losses = train_student(cfg, data, x_train, train, seed, progress)
+    train_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    files = convert(model, cfg, x_train, train.calibration, out, seed)
+    convert_s = time.perf_counter() - t1
+
+    deployed = out / DEPLOYED
+    x_probe = data.inputs(cfg.frontend, "probe")
+    results = probe_student(deployed, cfg, data, x_probe, probe, seed, progress)
+    lat = time_formats(files, x_probe, train, latency_threads)
+    return StudentResult(cfg, student_metrics(model, cfg, files, lat, results, losses, train,
+                                              train_s, convert_s), losses, files, results)
+
+
+def train_student(cfg: StudentConfig, data: DistillData, x_train: np.ndarray, train: TrainConfig,
+                  seed: int, progress: bool) -> tuple[Any, list[float]]:
+    """Build the Keras student and fit it to the standardised teacher embeddings (MSE)."""
+    from tqdm import tqdm
+
+    from slimaudio.models import mobilenet_students as ms
+
+    y_train = standardised_targets(data, train.l2_targets)
     model = ms.build_student(cfg, data.mel, int(data.info["frames"]), y_train.shape[1],
-                             norm=input_norm(data, bool(train["cmn"])), seed=seed,
-                             bn_momentum=float(train["bn_momentum"]), cmn=bool(train["cmn"]))
-    steps = int(train["steps"])
-    bar = tqdm(total=steps, desc=f"train {cfg.label}", disable=not progress, leave=False)
+                             norm=input_norm(data, train.cmn), seed=seed,
+                             bn_momentum=train.bn_momentum, cmn=train.cmn)
+    bar = tqdm(total=train.steps, desc=f"train {cfg.label}", disable=not progress, leave=False)
 
     def on_step(i: int, loss: float) -> None:
         bar.update(1)
         if i % 10 == 0:
             bar.set_postfix(mse=f"{loss:.3f}")
 
-    losses = ms.train_mse(model, batches(x_train, y_train, int(train["batch_size"]), seed),
-                          steps, float(train["lr"]), on_step)
+    losses = ms.train_mse(model, batches(x_train, y_train, train.batch_size, seed),
+                          train.steps, train.lr, on_step)
     bar.close()
-    train_s = time.perf_counter() - t0
+    return model, losses
 
-    t1 = time.perf_counter()
+
+def convert(model: Any, cfg: StudentConfig, x_train: np.ndarray, calibration: int, out: Path,
+            seed: int) -> dict[str, Path]:
+    """TFLite float32, and for a QAT student int8 too (then the deployed model)."""
+    from slimaudio.models import mobilenet_students as ms
+
     files = {"float32": out / (FLOAT32 if cfg.qat else DEPLOYED)}
     float_model = ms.to_tflite(model)
     files["float32"].write_bytes(float_model)
     if cfg.qat:
-        rng = np.random.default_rng([seed, 6, 4])
-        calib = x_train[np.sort(rng.choice(len(x_train), size=min(int(train["calibration"]),
-                                                                 len(x_train)), replace=False))]
+        rng = runtime.rng(seed, "distill.qat_calibration")
+        calib = x_train[np.sort(rng.choice(len(x_train), size=min(calibration, len(x_train)),
+                                           replace=False))]
         files["int8"] = out / DEPLOYED
         files["int8"].write_bytes(ms.to_tflite(model, int8=True, representative=calib,
                                                float_model=float_model))
-    convert_s = time.perf_counter() - t1
+    return files
 
-    deployed = out / DEPLOYED
-    x_probe = data.inputs(cfg.frontend, "probe")
+
+def probe_student(deployed: Path, cfg: StudentConfig, data: DistillData, x_probe: np.ndarray,
+                  probe: ProbeConfig, seed: int, progress: bool) -> dict[str, probes.ProbeResult]:
+    """The probe suite on the deployed TFLite model's embeddings."""
     emb = tflite_embed(deployed, x_probe, progress)
     if not np.isfinite(emb).all():
         raise FloatingPointError(f"student {cfg.label}: TFLite embeddings contain NaN/inf")
     utt = probes.utterance_embeddings(emb, data.probe_utt, len(data.probe_utts))
-    results = probes.evaluate(utt, data.probe_utts, data.info["tasks"], float(probe["c"]), seed)
+    return probes.evaluate(utt, data.probe_utts, data.info["tasks"], probe.c, seed)
 
-    runners = {fmt: latency.litert_runner(path, [x_probe[:1]], threads=latency_threads)
+
+def time_formats(files: dict[str, Path], x_probe: np.ndarray, train: TrainConfig,
+                 threads: int) -> dict[str, Any]:
+    """Batch-1 latency of every converted model, timed interleaved."""
+    from slimaudio import latency
+
+    runners = {fmt: latency.litert_runner(path, [x_probe[:1]], threads=threads)
                for fmt, path in files.items()}
-    lat = latency.measure_interleaved(runners, warmup=int(train["latency"]["warmup"]),
-                                      repeats=int(train["latency"]["repeats"]),
-                                      threads=latency_threads)
+    return latency.measure_interleaved(runners, warmup=train.latency.warmup,
+                                       repeats=train.latency.repeats, threads=threads)
+
+
+def student_metrics(model: Any, cfg: StudentConfig, files: dict[str, Path], lat: dict[str, Any],
+                    results: dict[str, probes.ProbeResult], losses: list[float],
+                    train: TrainConfig, train_s: float, convert_s: float) -> dict[str, float]:
+    from slimaudio.metrics import file_size
+    from slimaudio.models import mobilenet_students as ms
+
     fmt = "int8" if cfg.qat else "float32"
     metrics: dict[str, float] = {
-        **file_size(deployed), **lat[fmt].as_dict(), **probes.accuracy_columns(results),
+        **file_size(files[fmt]), **lat[fmt].as_dict(), **probes.accuracy_columns(results),
         "params": ms.count_params(model), "final_mse": float(np.mean(losses[-20:])),
-        "train_steps": steps, "batch_size": int(train["batch_size"]),
+        "train_steps": train.steps, "batch_size": train.batch_size,
         "train_seconds": train_s, "convert_seconds": convert_s,
     }
     if cfg.qat:
         metrics.update({"fp32_size_bytes": file_size(files["float32"])["size_bytes"],
                         "fp32_latency_ms": lat["float32"].median_ms})
-    return StudentResult(cfg, metrics, losses, files, results)
+    return metrics
 
 
 def record(res: StudentResult, sid: str, role: str, out_dir: str | os.PathLike[str],

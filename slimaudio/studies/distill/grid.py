@@ -11,8 +11,8 @@ params.yaml alone, so the set of stages must be in the composed params, and a pr
 design by choosing the group (`profile=paper` selects `students: full`). The files are generated
 by this module, never edited by hand (a test regenerates them and compares):
 
-    python -m slimaudio.distill.grid --design fractional --runs 8 --write  # default
-    python -m slimaudio.distill.grid --design full --write                 # paper
+    python -m slimaudio.studies.distill.grid --design fractional --runs 8 --write  # default
+    python -m slimaudio.studies.distill.grid --design full --write                 # paper
 
 A fractional design covers every level of every hyperparameter and, among such subsets,
 maximises the information the study's standardised main-effects regression gets per unit of
@@ -191,7 +191,7 @@ def command(design_kind: str, runs: int = 8, seed: int = 0, cost_weight: float =
     """The command line that regenerates one design's group file."""
     extra = (f" --runs {runs} --seed {seed} --cost-weight {cost_weight:g}"
              if design_kind == "fractional" else "")
-    return f"python -m slimaudio.distill.grid --design {design_kind}{extra} --write"
+    return f"python -m slimaudio.studies.distill.grid --design {design_kind}{extra} --write"
 
 
 def group_file(levels: Mapping[str, Sequence[Any]], design_kind: str, runs: int = 8,

@@ -12,7 +12,7 @@ student saw in training. An utterance's embedding is the mean of its patches' em
 
 The paralinguistic tasks are split by speaker (half of the probe speakers train the probe,
 the other half test it), so a probe cannot pass by recognising voices. The roles are decided
-once, in the teacher stage, and every student is scored on the same splits. Quality is the
+once, in the distill_targets stage, and every student is scored on the same splits. Quality is the
 mean accuracy over the tasks.
 """
 
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from slimaudio import runtime
 from slimaudio.errors import DataError, ParamError
 from slimaudio.schemas.distill import TASKS
 
@@ -41,7 +42,7 @@ def assign_roles(utts: pd.DataFrame, seed: int) -> pd.DataFrame:
     rank = out.groupby("speaker").cumcount()
     out["role_speaker"] = np.where(rank % 2 == 0, "train", "test")
     speakers = np.array(sorted(out["speaker"].unique()))
-    order = np.random.default_rng([seed, 6, 1]).permutation(len(speakers))
+    order = runtime.rng(seed, "distill.probe_split").permutation(len(speakers))
     train_spk = set(speakers[order[: (len(speakers) + 1) // 2]])
     out["role_label"] = np.where(out["speaker"].isin(train_spk), "train", "test")
     return out

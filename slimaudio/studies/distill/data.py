@@ -1,0 +1,67 @@
+"""data/distill/ (written by the distill_targets stage, slimaudio.studies.distill.targets)
+read back for the student, select and report stages."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from slimaudio.audio import from_int16
+from slimaudio.errors import DataError
+from slimaudio.features import MelConfig
+
+ARRAYS = ("train_patches", "train_waves", "train_targets", "probe_patches", "probe_waves",
+          "probe_utt")
+
+
+@dataclass
+class DistillData:
+    """data/distill/ loaded for a student stage."""
+
+    root: Path
+    info: dict[str, Any]
+    train_patches: np.ndarray
+    train_waves: np.ndarray
+    train_targets: np.ndarray
+    probe_patches: np.ndarray
+    probe_waves: np.ndarray
+    probe_utt: np.ndarray
+    probe_utts: pd.DataFrame
+
+    @property
+    def mel(self) -> MelConfig:
+        return MelConfig(**self.info["mel"])
+
+    def inputs(self, frontend: str, which: str) -> np.ndarray:
+        """float32 student inputs: log-mel patches (outside) or waveforms in [-1, 1] (inside)."""
+        if frontend == "inside":
+            return from_int16(self.train_waves if which == "train" else self.probe_waves)
+        return np.asarray(self.train_patches if which == "train" else self.probe_patches,
+                          dtype=np.float32)
+
+
+def load_targets(root: str | os.PathLike[str]) -> DistillData:
+    """data/distill/ as the distill_targets stage wrote it (the arrays memory-mapped)."""
+    root = Path(root)
+    for name in (*(f"{n}.npy" for n in ARRAYS), "probe_utts.csv", "teacher.json"):
+        if not (root / name).exists():
+            raise DataError(f"{root / name}: missing (run the distill_targets stage)")
+    arrays = {n: np.load(root / f"{n}.npy", mmap_mode="r") for n in ARRAYS}
+    if len(arrays["train_patches"]) != len(arrays["train_targets"]):
+        raise DataError(f"{root}: train_patches and train_targets differ in length")
+    utts = pd.read_csv(root / "probe_utts.csv", dtype={"utt_id": str, "speaker": str, "group": str})
+    info = json.loads((root / "teacher.json").read_text(encoding="utf-8"))
+    return DistillData(root, info, probe_utts=utts, **arrays)
+
+
+def target_stats(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std: students regress standardised targets, so every
+    embedding dimension weighs the same in the MSE."""
+    t = np.asarray(targets, dtype=np.float64)
+    return t.mean(0), np.maximum(t.std(0), 1e-6)

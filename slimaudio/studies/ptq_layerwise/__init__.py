@@ -1,0 +1,25 @@
+"""Study 2: per-layer INT8 post-training quantization of ECAPA-TDNN, with a choice under a budget.
+
+Reproduces Hong, Chung, Kang, "Optimizing DNN-Based Speaker Verification: A Framework for
+Efficient Model Quantization": quantize each layer group of a trained ECAPA-TDNN alone (the
+rest stays float), measure EER and size, then quantize a chosen set. The paper used
+pytorch-quantization + TensorRT on a GPU; here the engine is ONNX Runtime on the CPU (the
+technique itself: slimaudio.compress.onnx_int8). Stage `ptq_layerwise`, params section
+`ptq_layerwise`.
+
+Modules, in the order the study runs them (run.run_study):
+  config          the typed params section (Config), built once
+  groups          the paper's layer groups as ONNX node sets; the float model every row derives from
+  calibration     activation ranges from train-split utterances (one calibration for every row)
+  evaluation      EER over the trial list, embedding cosine, the latency input
+  rows            the rows (ROWS) and how each is quantized and scored; `proposed` via search
+  search          the greedy choice of groups under the EER budget, and its final check
+  error_analysis  each group's own activation error, and its rank correlation with ΔEER
+  ablation        `all` with one setting changed (schemas.ptq_layerwise.ABLATIONS)
+  timing          interleaved latency of every model, ORT's per-operator profile
+  run             run_study: the steps above in order -> StudyResult
+  rules           the paper's claims judged from the table (findings)
+  report          table.md, the figures, the console headline
+  outputs         metrics.json, the extra tables, the StudyReport the stage writes and logs
+  size_scaling    a printed benchmark: the INT8 size ratio against ECAPA's width (make bench)
+"""

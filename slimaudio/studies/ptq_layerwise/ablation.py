@@ -1,0 +1,79 @@
+"""`all` with one setting changed: size, embedding drift and (for some) EER of each variant.
+
+The variants and what each changes are slimaudio.schemas.ptq_layerwise.ABLATIONS (the one list
+of them); latency and the operator profile are measured with every row (timing.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimaudio.compress import onnx_int8
+from slimaudio.compress.onnx_int8 import QuantSettings
+from slimaudio.metrics import file_size
+from slimaudio.schemas.ptq_layerwise import ABLATIONS
+from slimaudio.studies.ptq_layerwise.evaluation import embedding_cosine
+from slimaudio.studies.ptq_layerwise.rows import Bench
+
+COLUMNS = ["variant", "activation_type", "quant_format", "per_channel", "reduce_range", "op_types",
+           "session_config", "eer", "delta_eer", "min_dcf", "size_bytes", "size_mib", "size_ratio",
+           "emb_cos", "latency_ms", "latency_p90_ms", "latency_std_ms", "speedup",
+           "float_conv_kernels"]
+
+
+@dataclass
+class Ablation:
+    """The variants' records (COLUMNS), model files and ORT session config entries by name."""
+
+    records: list[dict[str, Any]]
+    paths: dict[str, Path]
+    configs: dict[str, dict[str, str]]
+
+
+def variant_name(name: str) -> str:
+    return name if name.startswith("all_") else f"all_{name}"
+
+
+def variant_settings(base: QuantSettings, name: str
+                     ) -> tuple[QuantSettings, dict[str, str]] | None:
+    """`all`'s settings with one changed (and the session config it runs with); None when the
+    configuration already is that variant."""
+    spec = ABLATIONS[name]
+    new = replace(base, **spec["settings"])
+    config = dict(spec["session"])
+    return None if (new == base and not config) else (new, config)
+
+
+def run_ablation(bench: Bench, eer0: float, err_inputs: Sequence[Mapping[str, np.ndarray]]
+                 ) -> Ablation:
+    """Quantize and score every configured variant that differs from `all`."""
+    cfg = bench.cfg
+    out = Ablation([], {}, {})
+    for name in cfg.ablation:
+        got = variant_settings(cfg.quant_settings, name)
+        if got is None:
+            continue
+        st, config = got
+        variant = variant_name(name)
+        p = onnx_int8.quantize_static_nodes(bench.float_path,
+                                            bench.models_dir / "ablation" / f"{variant}.onnx",
+                                            bench.cache, None, st)
+        onnx_int8.compact_names(p, bench.float_path)
+        ev = (bench.evalset.evaluate(p, cfg.eval.threads, bench.progress, config)
+              if name in cfg.ablation_eer else {"eer": float("nan"), "min_dcf": float("nan")})
+        out.paths[variant], out.configs[variant] = p, config
+        out.records.append({
+            "variant": variant, "activation_type": st.activation_type,
+            "quant_format": st.quant_format, "per_channel": st.per_channel,
+            "reduce_range": st.reduce_range,
+            "op_types": " ".join(st.op_types) if st.op_types else "every",
+            "eer": ev["eer"], "delta_eer": ev["eer"] - eer0,
+            "session_config": " ".join(f"{k}={v}" for k, v in config.items()),
+            "min_dcf": ev["min_dcf"], **file_size(p),
+            "emb_cos": embedding_cosine(bench.float_path, p, err_inputs, cfg.eval.threads, config)})
+    return out

@@ -1,0 +1,88 @@
+"""The study's typed configuration, built once from params section `ptq_layerwise`.
+
+No defaults here: they live in conf/config.yaml, and the schema
+(slimaudio/schemas/ptq_layerwise.py) validates the section before `from_params` reads it
+(tests/test_ptq.py checks that these fields and the schema's keys are the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from slimaudio.compress.onnx_int8 import QuantSettings
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    utterances: int    # train-split utterances (never test data)
+    crop_frames: int   # one random fixed-length crop per calibration utterance
+    method: str        # MinMax | Entropy | Percentile
+    percentile: float  # Percentile method only
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    threads: int            # ORT threads while scoring the trials (not latency)
+    max_frames: int | None  # crop test utterances to their first N frames (None: whole)
+
+
+@dataclass(frozen=True)
+class ErrorAnalysisConfig:
+    utterances: int  # test utterances (latency-length crops) for the per-group activation error
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    frames: int
+    warmup: int
+    repeats: int
+
+
+@dataclass(frozen=True)
+class Config:
+    calibration: CalibrationConfig
+    activation_type: str              # uint8 (U8S8) | int8 (S8S8)
+    per_channel: bool
+    reduce_range: bool
+    quant_format: str                 # QDQ | QOperator
+    op_types: tuple[str, ...] | None  # quantized inside a chosen group (None: every type)
+    budget_eer: float                 # largest EER increase (points) for `proposed`
+    eval: EvalConfig
+    error_analysis: ErrorAnalysisConfig
+    latency: LatencyConfig
+    profile_runs: int
+    ablation: tuple[str, ...]         # variants of `all` (schemas.ptq_layerwise.ABLATIONS)
+    ablation_eer: tuple[str, ...]     # ...whose EER is measured too
+
+    @property
+    def quant_settings(self) -> QuantSettings:
+        """How every static row is quantized."""
+        return QuantSettings(method=self.calibration.method, activation_type=self.activation_type,
+                             per_channel=self.per_channel, reduce_range=self.reduce_range,
+                             quant_format=self.quant_format, op_types=self.op_types)
+
+
+def from_params(section: Mapping[str, Any]) -> Config:
+    """The validated params section as a Config."""
+    cal, ev, lat = section["calibration"], section["eval"], section["latency"]
+    return Config(
+        calibration=CalibrationConfig(utterances=int(cal["utterances"]),
+                                      crop_frames=int(cal["crop_frames"]),
+                                      method=str(cal["method"]),
+                                      percentile=float(cal["percentile"])),
+        activation_type=str(section["activation_type"]),
+        per_channel=bool(section["per_channel"]),
+        reduce_range=bool(section["reduce_range"]),
+        quant_format=str(section["quant_format"]),
+        op_types=tuple(section["op_types"]) if section["op_types"] else None,
+        budget_eer=float(section["budget_eer"]),
+        eval=EvalConfig(threads=int(ev["threads"]),
+                        max_frames=None if ev["max_frames"] is None else int(ev["max_frames"])),
+        error_analysis=ErrorAnalysisConfig(utterances=int(section["error_analysis"]["utterances"])),
+        latency=LatencyConfig(frames=int(lat["frames"]), warmup=int(lat["warmup"]),
+                              repeats=int(lat["repeats"])),
+        profile_runs=int(section["profile_runs"]),
+        ablation=tuple(section["ablation"]),
+        ablation_eer=tuple(section["ablation_eer"]))

@@ -1,0 +1,75 @@
+"""What the stage writes and logs: metrics.json, the extra tables, and the StudyReport."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from slimaudio.studies.base import StudyReport
+from slimaudio.studies.ptq_layerwise.ablation import COLUMNS as ABLATION_COLUMNS
+from slimaudio.studies.ptq_layerwise.config import Config
+from slimaudio.studies.ptq_layerwise.error_analysis import rank_correlations
+from slimaudio.studies.ptq_layerwise.report import (
+    plot_sensitivity,
+    plot_size_vs_eer,
+    table_markdown,
+)
+from slimaudio.studies.ptq_layerwise.rules import STUDY
+from slimaudio.studies.ptq_layerwise.run import StudyResult
+from slimaudio.studies.ptq_layerwise.timing import PROFILE_COLUMNS
+
+# What MLflow gets per row (one child run each) and per ablation variant (on the stage run).
+ROW_KEYS = ("eer", "delta_eer", "min_dcf", "min_dcf_p05", "size_bytes", "size_mib",
+            "size_ratio", "latency_ms", "latency_p90_ms", "speedup", "emb_cos")
+HEADLINE_ROWS = ("all", "paper_choice", "proposed", "dynamic", "float16")
+
+
+def metrics_summary(res: StudyResult) -> dict[str, Any]:
+    """metrics.json: the headline figures, every row, the search, the machine and timing."""
+    r = res.rows
+    out: dict[str, Any] = {
+        "eer_none": r["none"].metrics["eer"],
+        "size_bytes_none": r["none"].metrics["size_bytes"],
+        "latency_ms_none": r["none"].metrics["latency_ms"],
+        "runtime_s": res.timings["total"],
+        "timings_s": res.timings,
+        "machine": res.info,
+        "proposed_groups": res.search.chosen,
+        "search": res.search.as_dict(),
+    }
+    for n in HEADLINE_ROWS:
+        m = r[n].metrics
+        out |= {f"{k}_{n}": m[k] for k in ("eer", "delta_eer", "size_ratio", "speedup")}
+    out["rows"] = {n: row.metrics for n, row in r.items()}
+    out["ablation"] = {a["variant"]: {k: a[k] for k in ROW_KEYS
+                                      if isinstance(a.get(k), float) and math.isfinite(a[k])}
+                       for a in res.ablation}
+    out |= rank_correlations(res.errors, {g: row.metrics["delta_eer"] for g, row in r.items()})
+    return out
+
+
+def errors_table(res: StudyResult) -> pd.DataFrame:
+    return pd.DataFrame([{"group": e.group, "delta_eer": res.rows[e.group].metrics["delta_eer"],
+                          "out_rel_err": e.out_rel_err, "emb_rel_err": e.emb_rel_err,
+                          "emb_cos": e.emb_cos, "weight_sqnr_db": e.weight_sqnr_db,
+                          "n_nodes": res.n_nodes[e.group], "tensors": " ".join(e.tensors)}
+                         for e in res.errors])
+
+
+def study_report(res: StudyResult, cfg: Config) -> StudyReport:
+    """Everything the ptq_layerwise stage writes (roles = its path arguments) and logs."""
+    return StudyReport(
+        study=STUDY, table=res.table(), markdown=table_markdown(res, cfg),
+        metrics=metrics_summary(res),
+        tables={"errors": errors_table(res),
+                "op_profile": pd.DataFrame(res.profile, columns=PROFILE_COLUMNS),
+                "ablation": pd.DataFrame(res.ablation, columns=ABLATION_COLUMNS)},
+        figures={"sensitivity_png": plot_sensitivity(res), "size_png": plot_size_vs_eer(res)},
+        variant_metrics={n: {k: row.metrics[k] for k in ROW_KEYS if k in row.metrics}
+                         for n, row in res.rows.items()},
+        variant_tags={n: {"kind": row.kind, "groups": ",".join(row.groups) or "none"}
+                      for n, row in res.rows.items()},
+        run_params={"proposed_groups": ",".join(res.search.chosen) or "none",
+                    "proposed_source": res.search.source})

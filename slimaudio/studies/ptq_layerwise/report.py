@@ -1,0 +1,289 @@
+"""table.md and the figures: pure functions of a StudyResult and the Config (no measuring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from slimaudio.formatting import num
+from slimaudio.papers import PTQ_LAYERWISE as P
+from slimaudio.schemas.ptq_layerwise import ABLATIONS
+from slimaudio.studies.ptq_layerwise.config import Config
+from slimaudio.studies.ptq_layerwise.error_analysis import rank_correlations
+from slimaudio.studies.ptq_layerwise.groups import GROUPS
+from slimaudio.studies.ptq_layerwise.run import COLUMNS, StudyResult
+
+PAPER_LABELS = {"none": "No quantization", "conv_in": "Conv1d (conv_in)",
+                "block1": "1st SE-Res2Block", "block2": "2nd SE-Res2Block",
+                "block3": "3rd SE-Res2Block", "conv_mfa": "Conv1d (conv_mfa)",
+                "asp": "Attentive stat pooling", "fc": "Linear (fc)"}
+PROFILE_TOP = 8  # op types per model in the profile table
+
+
+def table_markdown(res: StudyResult, cfg: Config) -> str:
+    lines = [*_setup(res, cfg), *_table1(res), *_table2(res, cfg), *_size_breakdown(res),
+             *_every_row(res), *_search(res), *_errors(res), *_ablation(res),
+             *_profile(res)]
+    lines += ["", f"Study run time: {res.timings['total']:.1f} s "
+              f"({', '.join(f'{k} {v:.1f} s' for k, v in res.timings.items() if k != 'total')}).",
+              ""]
+    return "\n".join(lines)
+
+
+def _cpu(info: dict[str, Any]) -> str:
+    cpu = info["cpu"]
+    simd = ", ".join(cpu["simd"]) or "none found"
+    return (f"{cpu['model']}, {cpu['cores']} cores (SIMD: {simd}; "
+            f"int8 dot products: {'yes' if info['int8_dot_product'] else 'no'})")
+
+
+def _setup(res: StudyResult, cfg: Config) -> list[str]:
+    info = res.info
+    return [
+        "# Per-layer INT8 post-training quantization of ECAPA-TDNN",
+        "",
+        f"Reproduces: {P['title']}.",
+        "",
+        f"Engine: ONNX Runtime, CPU, static {cfg.quant_format} quantization, "
+        f"{'per-channel' if cfg.per_channel else 'per-tensor'} symmetric INT8 weights, "
+        f"{cfg.activation_type} activations, {cfg.calibration.method} calibration on "
+        f"{info['calibration_utterances']} train-split utterances "
+        f"({cfg.calibration.crop_frames}-frame crops). EER over {info['trials']} trials "
+        f"({info['eval_utterances']} test utterances, batch 1). Latency: batch 1, "
+        f"{cfg.latency.frames} frames, median; CPU: {_cpu(info)}.",
+        "",
+        "Quantized op types inside a chosen group: "
+        f"{', '.join(cfg.op_types) if cfg.op_types else 'every type ORT can quantize'} "
+        "(the weight layers, as the paper's pytorch-quantization toolkit quantizes, plus the "
+        "ops that let ORT chain integer kernels; the `all_ops` variant below quantizes every "
+        "op ORT can). Tensors and nodes a converter adds get short names in the saved file "
+        "(original names are kept); doc strings are dropped.",
+        "",
+        "Sizes: the paper's model size includes the AAM-softmax classifier head for the "
+        f"{P['classifier_speakers']} VoxCeleb2 training speakers; ours is the size of the ONNX "
+        "file of the embedding extractor alone (no classifier head), so compare ratios, not "
+        "megabytes.",
+    ]
+
+
+def _table1(res: StudyResult) -> list[str]:
+    p_eer, p_size = P["eer"], P["size_mb"]
+    lines = [
+        "",
+        "## Table 1: each layer group quantized alone",
+        "",
+        "| Quantized layer | paper EER (%) | paper ΔEER | paper size (MB) | paper size ratio "
+        "| our EER (%) | our ΔEER | our size (MiB) | our size ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n in ("none", *GROUPS):
+        m = res.rows[n].metrics
+        lines.append(
+            f"| {PAPER_LABELS[n]} | {p_eer[n]:.3f} | {p_eer[n] - p_eer['none']:+.3f} "
+            f"| {p_size[n]:.3f} | {p_size[n] / p_size['none']:.3f} | {m['eer']:.3f} "
+            f"| {m['delta_eer']:+.3f} | {m['size_mib']:.3f} | {m['size_ratio']:.3f} |")
+    return lines
+
+
+def _table2(res: StudyResult, cfg: Config) -> list[str]:
+    p_eer, p_size = P["eer"], P["size_mb"]
+    lines = [
+        "",
+        "## Table 2: the chosen mix",
+        "",
+        "| Quantized layers | paper EER (%) | paper size (MB) | paper size ratio | our EER (%) "
+        "| our ΔEER | our size (MiB) | our size ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n, label, pk in (("none", "No quantization", "none"),
+                         ("paper_choice", "Proposed by the paper (all but blocks 2-3)",
+                          "paper_choice"),
+                         ("proposed", f"Ours, automatic (budget {cfg.budget_eer} points): "
+                          f"{', '.join(res.search.chosen) or 'nothing'}", None),
+                         ("all", "All layers", None)):
+        m = res.rows[n].metrics
+        pe = f"{p_eer[pk]:.3f}" if pk else "-"
+        ps = f"{p_size[pk]:.3f}" if pk else "-"
+        pr = f"{p_size[pk] / p_size['none']:.3f}" if pk else "-"
+        lines.append(f"| {label} | {pe} | {ps} | {pr} | {m['eer']:.3f} | {m['delta_eer']:+.3f} "
+                     f"| {m['size_mib']:.3f} | {m['size_ratio']:.3f} |")
+    return lines
+
+
+def _size_breakdown(res: StudyResult) -> list[str]:
+    sb = res.info["size_breakdown"]
+    kinds = sorted({k for d in sb.values() for k in d})
+    size0 = res.rows["none"].metrics["size_bytes"]
+    lines = ["", "What the files are made of (bytes; `graph_and_names` is everything that is not "
+             "an initializer: nodes, names, shapes):", "",
+             "| model | " + " | ".join(kinds) + " | total | ratio |",
+             "|---|" + "---|" * (len(kinds) + 2)]
+    for n, d in sb.items():
+        tot = sum(d.values())
+        lines.append(f"| {n} | " + " | ".join(str(d.get(k, 0)) for k in kinds)
+                     + f" | {tot} | {tot / size0:.3f} |")
+    init_all = sum(v for k, v in sb["all"].items() if k.startswith("init_"))
+    return lines + [
+        "", f"Initializers alone give `all` a ratio of {init_all / size0:.3f}: INT8 weights "
+        "are a quarter of their float32 bytes, but biases (int32), BatchNorm parameters "
+        "and per-channel scales stay 4 bytes per channel, which weighs more the narrower "
+        "the model is."]
+
+
+def _every_row(res: StudyResult) -> list[str]:
+    lines = ["", "## Every row", "", "| " + " | ".join(COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    for _, row in res.table().iterrows():
+        lines.append("| " + " | ".join(
+            [str(row["quantized"])] + [num(row[c], 0 if c == "size_bytes" else 3)
+                                       for c in COLUMNS[1:]]) + " |")
+    return lines
+
+
+def _efficiency(e: float) -> str:
+    return "no loss" if not np.isfinite(e) else num(e / 2**20, 2) + " MiB/pt"
+
+
+def _search(res: StudyResult) -> list[str]:
+    s = res.search
+    lines = [
+        "",
+        "## How `proposed` was chosen",
+        "",
+        "Groups ranked by bytes saved per EER point lost (a group whose solo quantization did "
+        "not raise the EER first): "
+        + ", ".join(f"{g} ({_efficiency(s.efficiency[g])})" for g in s.order) + ".",
+        f"Greedy pick under the additive prediction: {', '.join(s.predicted) or 'nothing'} "
+        f"(predicted ΔEER {s.predicted_delta:+.3f}).",
+    ]
+    for st in s.steps:
+        lines.append(f"- {st['action']}: {', '.join(st['groups'])}: measured ΔEER "
+                     f"{st['measured_delta_eer']:+.3f} "
+                     f"({'within' if st['within_budget'] else 'over'} budget)")
+    lines.append(f"- final check against the rows already measured: kept the {s.source} set "
+                 f"({', '.join(s.chosen) or 'nothing'}).")
+    return lines
+
+
+def _errors(res: StudyResult) -> list[str]:
+    r = res.rows
+    lines = ["", "## Why the groups differ: activation error per group", "",
+             "Relative error ‖q − f‖/‖f‖ of the group's output activations (and of the "
+             "embedding) with only that group quantized, and the weight SQNR.", "",
+             "| group | ΔEER | output rel. error | embedding rel. error | embedding cosine "
+             "| weight SQNR (dB) |", "|---|---|---|---|---|---|"]
+    for e in res.errors:
+        lines.append(f"| {e.group} | {r[e.group].metrics['delta_eer']:+.3f} "
+                     f"| {e.out_rel_err:.4f} | {e.emb_rel_err:.4f} | {e.emb_cos:.5f} "
+                     f"| {e.weight_sqnr_db:.1f} |")
+    rho = rank_correlations(res.errors, {g: row.metrics["delta_eer"] for g, row in r.items()})
+    if "spearman_emb_rel_err_vs_delta_eer" in rho:
+        lines += ["", "Rank correlation (Spearman) of the error with ΔEER across groups: output "
+                  f"{num(rho['spearman_out_rel_err_vs_delta_eer'], 2)}, embedding "
+                  f"{num(rho['spearman_emb_rel_err_vs_delta_eer'], 2)}. One target trial moves "
+                  f"the EER by about {100 / max(res.info['target_trials'], 1):.3f} points: ΔEER "
+                  "differences of a few trials are within the noise of the trial list."]
+    return lines
+
+
+def _ablation(res: StudyResult) -> list[str]:
+    if not res.ablation:
+        return []
+    native = ABLATIONS["s8s8_native"]["session"]
+    lines = ["", "## `all` with one setting changed", "",
+             "s8s8: int8 activations, which ORT's x86 CPU provider rewrites to uint8 where "
+             "it can (float Conv kernels left show where it cannot); s8s8_native: the same "
+             f"model with `{', '.join(f'{k}={v}' for k, v in native.items())}`, so "
+             "the S8S8 kernels run as such. qoperator: QLinear operators instead of QDQ; "
+             "per_tensor: one weight scale per tensor; reduce_range / full_range: 7-bit / "
+             "8-bit weights (whichever the configuration does not use); "
+             "all_ops: every op type ORT can quantize (Softmax, Mul, Sigmoid, reductions "
+             "included). EER is measured for the variants in ptq_layerwise.ablation_eer "
+             f"(the others, {num(None)}: embedding cosine only).", "",
+             "| variant | EER (%) | ΔEER | size ratio | embedding cosine | latency (ms) "
+             "| speedup | float Conv/Gemm kernels left |", "|---|---|---|---|---|---|---|---|"]
+    m = res.rows["all"].metrics
+    lines.append(f"| all (as configured) | {m['eer']:.3f} | {m['delta_eer']:+.3f} "
+                 f"| {m['size_ratio']:.3f} | {m['emb_cos']:.5f} | {m['latency_ms']:.2f} "
+                 f"| {m['speedup']:.2f} | {num(res.info['float_conv_kernels_all'], 0)} |")
+    for a in res.ablation:
+        lines.append(f"| {a['variant']} | {num(a['eer'])} | {num(a['delta_eer'], sign=True)} "
+                     f"| {a['size_ratio']:.3f} | {a['emb_cos']:.5f} | {a['latency_ms']:.2f} "
+                     f"| {a['speedup']:.2f} | {num(a['float_conv_kernels'], 0)} |")
+    return lines
+
+
+def _profile(res: StudyResult) -> list[str]:
+    lines = ["", f"## Where the time goes (ORT per-operator profile, top {PROFILE_TOP} per model)",
+             "", "| model | op | ms/run | kernels/run | share |", "|---|---|---|---|---|"]
+    seen: dict[str, int] = {}
+    for p in res.profile:
+        seen[p["model"]] = seen.get(p["model"], 0) + 1
+        if seen[p["model"]] <= PROFILE_TOP:
+            lines.append(f"| {p['model']} | {p['op_type']} | {p['ms_per_run']:.2f} "
+                         f"| {p['count_per_run']:.0f} | {p['share']:.2f} |")
+    return lines
+
+
+def plot_sensitivity(res: StudyResult) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = res.rows
+    d = [r[g].metrics["delta_eer"] for g in GROUPS]
+    s = [100 * (1 - r[g].metrics["size_ratio"]) for g in GROUPS]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a1.bar(GROUPS, d, color=["C3" if v > res.search.budget else "C0" for v in d])
+    a1.axhline(res.search.budget, color="k", ls="--", lw=1, label="budget")
+    a1.axhline(0, color="k", lw=0.5)
+    a1.set_ylabel("EER increase (points)")
+    a1.set_title("EER increase, group quantized alone")
+    a1.legend()
+    a2.bar(GROUPS, s, color="C2")
+    a2.set_ylabel("size saving (% of float model)")
+    a2.set_title("Size saving, group quantized alone")
+    for ax in (a1, a2):
+        ax.tick_params(axis="x", rotation=40)
+    fig.tight_layout()
+    return fig
+
+
+def plot_size_vs_eer(res: StudyResult) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    eer0 = res.rows["none"].metrics["eer"]
+    labels: dict[tuple[float, float], list[str]] = {}
+    for n, row in res.rows.items():
+        m = row.metrics
+        mark = {"float": "s", "static": "o", "dynamic": "^", "float16": "D"}[row.kind]
+        col = "C3" if n == "proposed" else ("C1" if n in ("all", "paper_choice") else "C0")
+        ax.scatter(m["size_mib"], m["eer"], marker=mark, color=col, zorder=3)
+        labels.setdefault((round(m["size_mib"], 4), round(m["eer"], 4)), []).append(n)
+    for (x, y), names in labels.items():  # rows on the same point share one label
+        ax.annotate(" = ".join(names), (x, y), textcoords="offset points", xytext=(4, 3),
+                    fontsize=8)
+    ax.axhline(eer0 + res.search.budget, color="k", ls="--", lw=1, label="float EER + budget")
+    ax.set_xlabel("ONNX file size (MiB)")
+    ax.set_ylabel("EER (%)")
+    ax.set_title("Size versus EER of every row")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def headline(res: StudyResult) -> str:
+    """One line for the stage's console: the float EER, `all` and `proposed`."""
+    r = {n: row.metrics for n, row in res.rows.items()}
+    return (f"ptq_layerwise: float EER {r['none']['eer']:.3f}%; all: ratio "
+            f"{r['all']['size_ratio']:.3f}, dEER {r['all']['delta_eer']:+.3f}, "
+            f"speedup {r['all']['speedup']:.2f}x; proposed "
+            f"[{', '.join(res.search.chosen) or 'nothing'}]: ratio "
+            f"{r['proposed']['size_ratio']:.3f}, dEER {r['proposed']['delta_eer']:+.3f}; "
+            f"{res.timings['total']:.1f} s")

@@ -1,0 +1,182 @@
+"""The study's rows: each one an ONNX file that loads on its own, quantized and scored.
+
+  none                 the float model (after ORT pre-processing, the graph every row derives from)
+  conv_in ... fc       one layer group quantized (static QDQ, per-channel symmetric INT8 weights)
+  all                  every node of the quantized op types (op_types), including the few
+                       outside the groups (the input transpose, the dense sums, the MFA concat)
+  paper_choice         every group except block2 and block3 (the paper's proposal)
+  proposed             the automatic choice (search.greedy_search) under budget_eer; a final
+                       check keeps instead any already-measured row (a group alone, all,
+                       paper_choice) that is within the budget and smaller
+  dynamic, float16     comparison rows: ORT dynamic quantization, float16 weights and compute
+
+Every quantized row shares one calibration, so rows differ only in which nodes are quantized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slimaudio import papers
+from slimaudio.compress import onnx_int8
+from slimaudio.metrics import file_size
+from slimaudio.studies.ptq_layerwise.config import Config
+from slimaudio.studies.ptq_layerwise.evaluation import EvalSet
+from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
+from slimaudio.studies.ptq_layerwise.search import (
+    Candidate,
+    SearchResult,
+    final_check,
+    greedy_search,
+)
+
+PAPER_CHOICE: tuple[str, ...] = tuple(papers.PTQ_LAYERWISE["choice_groups"])
+ROWS: tuple[str, ...] = ("none", *GROUPS, "all", "paper_choice", "proposed", "dynamic", "float16")
+
+
+@dataclass
+class Row:
+    name: str
+    path: Path
+    kind: str  # float | static | dynamic | float16
+    groups: list[str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Timer:
+    """Seconds spent per named step, summed over its laps."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def lap(self, key: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+
+    def with_total(self) -> dict[str, float]:
+        return {**self.seconds, "total": time.perf_counter() - self.start}
+
+
+@dataclass
+class Bench:
+    """What every row is made and scored with, and the static rows made so far by their
+    (sorted) set of groups, so that no set is quantized and scored twice."""
+
+    cfg: Config
+    float_path: Path
+    gmap: GroupMap
+    cache: Path
+    evalset: EvalSet
+    models_dir: Path
+    timer: Timer
+    progress: bool
+    measured: dict[tuple[str, ...], Row] = field(default_factory=dict)
+
+    def evaluate(self, row: Row) -> Row:
+        with self.timer.lap("evaluate"):
+            row.metrics.update(self.evalset.evaluate(row.path, self.cfg.eval.threads,
+                                                     self.progress))
+            row.metrics.update(file_size(row.path))
+        return row
+
+    def static_row(self, name: str, groups: Sequence[str] | None) -> Row:
+        """A static INT8 row quantizing `groups` (None: every node), scored."""
+        with self.timer.lap("quantize"):
+            nodes = None if groups is None else self.gmap.union(groups)
+            path = onnx_int8.quantize_static_nodes(
+                self.float_path, self.models_dir / f"{name}.onnx", self.cache, nodes,
+                self.cfg.quant_settings)
+            onnx_int8.compact_names(path, self.float_path)
+        return self.evaluate(Row(name, path, "static",
+                                 list(GROUPS) if groups is None else list(groups)))
+
+    def remember(self, row: Row) -> Row:
+        self.measured[tuple(sorted(row.groups))] = row
+        return row
+
+    def measure(self, groups: Sequence[str]) -> Row:
+        """The row of a set of groups, made (as a search-only model) when not measured yet."""
+        key = tuple(sorted(groups))
+        if key not in self.measured:
+            self.measured[key] = self.static_row(f"search_{len(self.measured)}", groups)
+        return self.measured[key]
+
+    def drop_search_models(self) -> None:
+        """Search-only models are not rows: their files go."""
+        for key, row in list(self.measured.items()):
+            if row.name.startswith("search_"):
+                row.path.unlink(missing_ok=True)
+                del self.measured[key]
+
+    def comparison_rows(self) -> list[Row]:
+        """ORT dynamic quantization and float16, scored."""
+        with self.timer.lap("quantize"):
+            dyn = onnx_int8.quantize_dynamic_model(
+                self.float_path, self.models_dir / "dynamic.onnx", per_channel=self.cfg.per_channel)
+            f16 = onnx_int8.convert_float16(self.float_path, self.models_dir / "float16.onnx")
+            for p in (dyn, f16):
+                onnx_int8.compact_names(p, self.float_path)
+        return [self.evaluate(Row("dynamic", dyn, "dynamic", [])),
+                self.evaluate(Row("float16", f16, "float16", []))]
+
+
+def make_rows(bench: Bench) -> tuple[dict[str, Row], SearchResult]:
+    """Every row of ROWS, in that order, and the search that chose `proposed`."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(ROWS), desc="ptq rows", disable=not bench.progress)
+    rows = {"none": bench.evaluate(Row("none", bench.float_path, "float", []))}
+    bar.update()
+    for g in GROUPS:
+        rows[g] = bench.remember(bench.static_row(g, [g]))
+        bar.update()
+    rows["all"] = bench.static_row("all", None)
+    bar.update()
+    rows["paper_choice"] = bench.remember(bench.static_row("paper_choice", PAPER_CHOICE))
+    bar.update()
+    rows["proposed"], search = propose(bench, rows)
+    bar.update()
+    for row in bench.comparison_rows():
+        rows[row.name] = row
+        bar.update()
+    bar.close()
+    return rows, search
+
+
+def propose(bench: Bench, rows: dict[str, Row]) -> tuple[Row, SearchResult]:
+    """`proposed`: the greedy search's pick, unless a row already measured is within the budget
+    and smaller; its file is that model's, byte for byte."""
+    eer0, size0 = rows["none"].metrics["eer"], rows["none"].metrics["size_bytes"]
+    delta = {g: rows[g].metrics["eer"] - eer0 for g in GROUPS}
+    saving = {g: size0 - rows[g].metrics["size_bytes"] for g in GROUPS}
+    budget = bench.cfg.budget_eer
+    search = greedy_search(delta, saving, budget,
+                           lambda groups: bench.measure(groups).metrics["eer"] - eer0)
+    greedy_row = bench.measured.get(tuple(sorted(search.chosen)))
+    greedy = None if greedy_row is None else _candidate("greedy", search.chosen, greedy_row, eer0)
+    others = [_candidate(n, rows[n].groups, rows[n], eer0)
+              for n in (*GROUPS, "paper_choice", "all")]
+    best = final_check(greedy, others, budget, size0)
+    search.source = best.source if best is not None else "greedy"
+    if search.source != "greedy":
+        search.chosen, search.chosen_delta = list(best.groups), best.delta_eer
+    src_row = (greedy_row if search.source == "greedy" else rows[search.source]) or rows["none"]
+    prop_path = bench.models_dir / "proposed.onnx"
+    shutil.copyfile(src_row.path, prop_path)  # the verified model itself, byte for byte
+    bench.drop_search_models()
+    proposed = Row("proposed", prop_path, src_row.kind, list(search.chosen), dict(src_row.metrics))
+    return proposed, search
+
+
+def _candidate(source: str, groups: Sequence[str], row: Row, eer0: float) -> Candidate:
+    return Candidate(source, list(groups), row.metrics["eer"] - eer0, row.metrics["size_bytes"])

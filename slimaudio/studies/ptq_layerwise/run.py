@@ -1,0 +1,154 @@
+"""The study from start to end: load, calibrate, make the rows, analyse, time, profile."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from slimaudio import runtime
+from slimaudio.datasets import speakers
+from slimaudio.datasets.speakers import SpeakerData
+from slimaudio.latency import Latency
+from slimaudio.studies.ptq_layerwise import calibration, groups
+from slimaudio.studies.ptq_layerwise.ablation import run_ablation
+from slimaudio.studies.ptq_layerwise.config import Config
+from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
+from slimaudio.studies.ptq_layerwise.evaluation import (
+    INPUT,
+    OUTPUT,
+    EvalSet,
+    check_n_mels,
+    embedding_cosine,
+    latency_input,
+)
+from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
+from slimaudio.studies.ptq_layerwise.rows import Bench, Row, Timer, make_rows
+from slimaudio.studies.ptq_layerwise.search import SearchResult
+from slimaudio.studies.ptq_layerwise.timing import (
+    float_convs,
+    measure_latency,
+    profile_ops,
+)
+
+COLUMNS = ["quantized", "eer", "delta_eer", "min_dcf", "size_bytes", "size_mib", "size_ratio",
+           "latency_ms", "speedup"]
+
+
+@dataclass
+class StudyResult:
+    rows: dict[str, Row]
+    search: SearchResult
+    errors: list[ActivationError]
+    ablation: list[dict[str, Any]]
+    profile: list[dict[str, Any]]
+    timings: dict[str, float]
+    n_nodes: dict[str, int]
+    info: dict[str, Any]
+
+    def table(self) -> pd.DataFrame:
+        recs = [{"quantized": r.name, **{c: r.metrics.get(c) for c in COLUMNS[1:]}}
+                for r in self.rows.values()]
+        return pd.DataFrame(recs, columns=COLUMNS)
+
+
+def run_study(cfg: Config, seed: int, threads: int, model: str | os.PathLike[str],
+              data_dir: str | os.PathLike[str], models_dir: str | os.PathLike[str],
+              progress: bool = True) -> StudyResult:
+    """Run every row of the study; quantized models are written into `models_dir`.
+    `seed`, `threads`: base.seed (calibration draw, latency order) and base.threads (latency)."""
+    timer, models_dir = Timer(), Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with timer.lap("load"):
+        float_path, gmap, corpus, evalset = load(model, data_dir, models_dir, cfg)
+    with timer.lap("calibrate"):
+        reader, cache = calibration.calibrate(float_path, corpus, cfg.calibration, seed,
+                                              models_dir / "calibration.json", INPUT)
+    bench = Bench(cfg, float_path, gmap, cache, evalset, models_dir, timer, progress)
+    rows, search = make_rows(bench)
+    with timer.lap("error_analysis"):
+        err_inputs = error_inputs(evalset, cfg)
+        errors = analyse_errors(bench, rows, err_inputs)
+    with timer.lap("ablation"):
+        ablation = run_ablation(bench, rows["none"].metrics["eer"], err_inputs)
+    feeds = {INPUT: latency_input(corpus, cfg.latency.frames)}
+    models = {n: r.path for n, r in rows.items()} | ablation.paths
+    with timer.lap("latency"):
+        lat = measure_latency(models, ablation.configs, feeds, cfg, threads, seed)
+    add_relative_metrics(rows, ablation.records, lat)
+    with timer.lap("profile"):
+        profile = profile_ops({n: models[n] for n in ("none", "all", *ablation.paths)},
+                              ablation.configs, feeds, cfg.profile_runs, threads)
+        for a in ablation.records:
+            a["float_conv_kernels"] = float_convs(profile, a["variant"])
+    return StudyResult(rows=rows, search=search, errors=errors, ablation=ablation.records,
+                       profile=profile, timings=timer.with_total(),
+                       n_nodes={g: len(v) for g, v in gmap.nodes.items()},
+                       info=machine_info(rows, profile, len(reader), evalset))
+
+
+def load(model: str | os.PathLike[str], data_dir: str | os.PathLike[str], models_dir: Path,
+         cfg: Config) -> tuple[Path, GroupMap, SpeakerData, EvalSet]:
+    """The float model every row derives from, its layer groups, the corpus, the trial set."""
+    float_path = groups.prepare(model, models_dir / "none.onnx")
+    gmap = groups.group_nodes(float_path)
+    corpus = speakers.load(data_dir)
+    check_n_mels(model, float_path, corpus)
+    return float_path, gmap, corpus, EvalSet(corpus, cfg.eval.max_frames)
+
+
+def error_inputs(evalset: EvalSet, cfg: Config) -> list[dict[str, np.ndarray]]:
+    """The first `error_analysis.utterances` trial utterances, cut to the latency length."""
+    frames = cfg.latency.frames
+    return [{INPUT: x[:, :frames]}
+            for x in list(evalset.inputs.values())[:cfg.error_analysis.utterances]]
+
+
+def analyse_errors(bench: Bench, rows: dict[str, Row],
+                   inputs: Sequence[Mapping[str, np.ndarray]]) -> list[ActivationError]:
+    """Per-group activation error (each group's row has only that group quantized), and how
+    far each row's embedding moved (`emb_cos`), on the same inputs."""
+    threads = bench.cfg.eval.threads
+    errors = [group_output_error(bench.float_path, rows[g].path, g, bench.gmap, inputs, OUTPUT,
+                                 threads) for g in GROUPS]
+    for row in rows.values():
+        row.metrics["emb_cos"] = embedding_cosine(bench.float_path, row.path, inputs, threads)
+    return errors
+
+
+def add_relative_metrics(rows: dict[str, Row], ablation: list[dict[str, Any]],
+                         lat: Mapping[str, Latency]) -> None:
+    """Latency into every row and variant, then ΔEER, size ratio and speed-up against `none`."""
+    none = rows["none"].metrics
+    ref, size0, eer0 = lat["none"].median_ms, none["size_bytes"], none["eer"]
+    for n, r in rows.items():
+        r.metrics.update(lat[n].as_dict())
+    for a in ablation:
+        a.update(lat[a["variant"]].as_dict())
+        a["speedup"] = ref / a["latency_ms"]
+        a["size_ratio"] = a["size_bytes"] / size0
+    for r in rows.values():
+        m = r.metrics
+        m["delta_eer"] = m["eer"] - eer0
+        m["size_ratio"] = m["size_bytes"] / size0
+        m["speedup"] = ref / m["latency_ms"]
+
+
+def machine_info(rows: dict[str, Row], profile: list[dict[str, Any]], calibration_utterances: int,
+                 evalset: EvalSet) -> dict[str, Any]:
+    """The CPU, what the files are made of, and the sizes of the data behind the numbers."""
+    from slimaudio.compress.onnx_int8 import size_breakdown
+
+    cpu = runtime.cpu_info()
+    trials = evalset.trials
+    return {"cpu": cpu, "int8_dot_product": runtime.has_int8_dot_product(cpu),
+            "float_conv_kernels_all": float_convs(profile, "all"),
+            "size_breakdown": {n: size_breakdown(rows[n].path) for n in ("none", "all")},
+            "calibration_utterances": calibration_utterances,
+            "eval_utterances": len(evalset.inputs),
+            "trials": len(trials), "target_trials": int(trials.labels.sum())}

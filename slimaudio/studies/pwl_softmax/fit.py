@@ -1,0 +1,119 @@
+"""Step 1 (stage pwl_fit): collect the baseline's attention logits on training crops and fit
+clip and every pwl<k> to them (the fitting maths is slimaudio.compress.pwl)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from slimaudio.compress import pwl
+from slimaudio.datasets.speakers import SpeakerData
+from slimaudio.errors import DataError
+from slimaudio.models.ecapa import EcapaTdnn
+from slimaudio.speaker.data import CropSampler
+from slimaudio.studies.pwl_softmax.config import LOGIT_CROPS_SEED_OFFSET, FitConfig
+
+
+def logit_sampler(data: SpeakerData, cfg: FitConfig, seed: int) -> CropSampler:
+    """Clean training crops of `cfg.crop_s` seconds, on the study's own crop stream."""
+    return CropSampler(data, data.frames(cfg.crop_s), seed + LOGIT_CROPS_SEED_OFFSET)
+
+
+def collect_logits(model: EcapaTdnn, sampler: CropSampler, crops: int, max_columns: int,
+                   seed: int, batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    """Attention logits [rows, frames] of the model on `crops` clean training crops; each row
+    is one (crop, channel) pair; rows are subsampled to at most `max_columns`."""
+    from tqdm import tqdm
+
+    model.eval()
+    rows = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, crops, batch_size), desc="logits", disable=not progress,
+                          leave=False):
+            x, _ = sampler.batch(min(batch_size, crops - start))
+            e = model.asp.logits(model.trunk(torch.from_numpy(x)))
+            rows.append(e.reshape(-1, e.shape[-1]).numpy())
+    cols = np.concatenate(rows)
+    if len(cols) > max_columns:
+        keep = np.random.default_rng(seed).choice(len(cols), max_columns, replace=False)
+        cols = cols[np.sort(keep)]
+    return cols.astype(np.float64)
+
+
+@dataclass
+class FitResult:
+    hist: pwl.LogitHistogram
+    clip_floor: float
+    pwl: dict[int, pwl.PwlCoeffs]
+    diagnostics: dict[str, dict[str, float]]
+    logit_stats: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clip": {"floor": self.clip_floor},
+            "pwl": {str(k): c.as_dict() for k, c in sorted(self.pwl.items())},
+            "diagnostics": self.diagnostics,
+            "logit_stats": self.logit_stats,
+            "histogram": {"z_edges": self.hist.z_edges.tolist(), "z_counts": self.hist.z_counts.tolist(),
+                          "e_edges": self.hist.e_edges.tolist(), "e_counts": self.hist.e_counts.tolist()},
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FitResult:
+        h = d["histogram"]
+        hist = pwl.LogitHistogram(np.asarray(h["z_edges"]), np.asarray(h["z_counts"]),
+                                  np.asarray(h["e_edges"]), np.asarray(h["e_counts"]))
+        return cls(hist, float(d["clip"]["floor"]),
+                   {int(k): pwl.PwlCoeffs.from_dict(v) for k, v in d["pwl"].items()},
+                   dict(d.get("diagnostics", {})), dict(d.get("logit_stats", {})))
+
+    def run_params(self) -> dict[str, Any]:
+        """The fitted coefficients, as the stage run's MLflow params."""
+        return {"clip.floor": self.clip_floor,
+                **{f"pwl{k}.{n}": v for k, c in self.pwl.items() for n, v in c.as_dict().items()}}
+
+    def run_metrics(self) -> dict[str, float]:
+        """Fit diagnostics and logit statistics, as the stage run's MLflow metrics."""
+        return {**{f"{m}_{k}": v for m, d in self.diagnostics.items() for k, v in d.items()},
+                **self.logit_stats}
+
+
+def fit_all(columns: np.ndarray, cfg: FitConfig) -> FitResult:
+    """Fit `clip` and every pwl<k> to the observed logits; diagnostics per method:
+    exp_mse (density-weighted squared error to exp(z)) and tv (mean total-variation distance
+    of the normalised weights from softmax's, 0..1)."""
+    hist = pwl.histogram(columns, cfg.bins)
+    floor = pwl.fit_clip(columns, cfg.min_floor)
+    fits = {int(k): pwl.fit_pwl(hist, int(k), cfg.min_floor) for k in sorted(set(cfg.segments))}
+    diag = {"clip": {"tv": pwl.total_variation(columns, "clip", {"floor": floor})}}
+    for k, c in fits.items():
+        diag[f"pwl{k}"] = {"tv": pwl.total_variation(columns, "pwl", c.as_dict()),
+                           "exp_mse": pwl.exp_mse(hist, c)}
+    z = columns - columns.max(axis=1, keepdims=True)
+    stats = {"rows": int(columns.shape[0]), "frames": int(columns.shape[1]),
+             "e_mean": float(columns.mean()), "e_std": float(columns.std()),
+             "e_min": float(columns.min()), "e_max": float(columns.max()),
+             "z_p01": float(np.quantile(z, 0.01)), "z_median": float(np.median(z)),
+             "share_z_above_-2": float((z > -2).mean())}
+    return FitResult(hist, floor, fits, diag, stats)
+
+
+def fit_logits(model: EcapaTdnn, data: SpeakerData, cfg: FitConfig, seed: int,
+               progress: bool = True) -> tuple[FitResult, np.ndarray]:
+    """The whole fitting step: logits of the baseline on training crops, then every fit."""
+    cols = collect_logits(model, logit_sampler(data, cfg, seed), cfg.crops, cfg.max_columns,
+                          seed, progress=progress)
+    return fit_all(cols, cfg), cols
+
+
+def load_fit(path: str | Path) -> FitResult:
+    try:
+        return FitResult.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: not a pwl_fit output ({exc})") from None

@@ -1,0 +1,211 @@
+"""Report rendering of the PWL softmax study: pure functions from its tables to metrics.json,
+table.md (the paper's Table 1 and Table 2 layouts, our numbers beside the paper's, and notes
+derived from the measurements) and the figures fit.png and ft_curves.png."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from slimaudio.formatting import num
+from slimaudio.papers import PWL_SOFTMAX as P
+from slimaudio.studies.pwl_softmax import rules
+from slimaudio.studies.pwl_softmax.fit import FitResult
+
+FEATURES = {"baseline": "Softmax", "baseline_ft_control": "Softmax, fine-tuned (control)",
+            "clip": "Clipping only", "pwl1": "1-segment linear + clipping",
+            "pwl2": "2-segment linear + clipping", "learnable": "learnable PWL + clipping"}
+SPEED_COLUMNS = (("softmax alone in torch", "rel_time_softmax_torch"),
+                 ("softmax alone in ORT", "rel_time_softmax_onnx"),
+                 ("whole model in torch", "rel_time_model_torch"),
+                 ("whole model in ORT", "rel_time_model_onnx"))
+
+
+def metrics(table: pd.DataFrame, seconds: Mapping[str, float]) -> dict[str, Any]:
+    """metrics.json: every measured table cell as <method>_<column>, the acceptance checks,
+    and the seconds each step took."""
+    cells = {f"{r['method']}_{k}": r[k] for r in table.to_dict("records")
+             for k in table.columns if k != "method" and r[k] == r[k] and r[k] is not None}
+    return {**cells, **rules.checks(table), **{f"seconds_{k}": v for k, v in seconds.items()}}
+
+
+def rows_table(table: pd.DataFrame, onnx: Mapping[str, bytes], latency_df: pd.DataFrame) -> pd.DataFrame:
+    """The table plus what the common rows need and table.csv does not carry: each variant's
+    ONNX export size and its whole-model ONNX Runtime median latency (batch 1, base.threads)."""
+    methods = list(table["method"])
+    lat = latency_df.set_index("method")
+    return table.assign(size_mib=[len(onnx[m]) / 2**20 for m in methods],
+                        latency_ms=lat.loc[methods, "model_onnx_ms"].to_numpy())
+
+
+def feature(method: str) -> str:
+    """What a method does, in the paper's words."""
+    return FEATURES.get(method, f"{method[3:]}-segment linear + clipping"
+                        if method.startswith("pwl") else method)
+
+
+def table_markdown(table: pd.DataFrame, latency_df: pd.DataFrame, fit_res: FitResult,
+                   meta: Mapping[str, Any]) -> str:
+    """table.md; `meta`: channels, mfa_channels, profile, ft_scope, ft_steps, threads, frames."""
+    t = table.set_index("method")
+    lat = latency_df.set_index("method")
+    lines = [f"# {P['title']}", "",
+             f"Model: ECAPA-TDNN C={meta['channels']}, MFA {meta['mfa_channels']}, "
+             f"profile `{meta['profile']}`; fine-tuning: scope `{meta['ft_scope']}`, "
+             f"{meta['ft_steps']} steps for every method and the control. EER in %.", ""]
+    lines += eer_table(t) + speed_table(t, lat) + absolute_times(lat, meta)
+    lines += speed_notes(lat) + fit_table(fit_res)
+    return "\n".join(lines) + "\n"
+
+
+def eer_table(t: pd.DataFrame) -> list[str]:
+    """The paper's Table 1: EER before and after fine-tuning, ours and the paper's."""
+    lines = ["## Table 1: speaker verification (EER %, lower is better)", "",
+             "| method | feature | ours before FT | ours after FT | ours minDCF after FT | "
+             "paper before FT | paper after FT |",
+             "|---|---|---|---|---|---|---|"]
+    for m in t.index:
+        pb = P["eer_before_ft"].get(m)
+        pa = P["eer_after_ft"].get(m) if m != "baseline" else None
+        lines.append(f"| {m} | {feature(m)} | {num(t.loc[m, 'eer_before_ft'], 2)} | "
+                     f"{num(t.loc[m, 'eer_after_ft'], 2)} | {num(t.loc[m, 'min_dcf_after_ft'], 3)} | "
+                     f"{num(pb, 2)} | {num(pa, 2)} |")
+    return lines + ["", "The baseline is not fine-tuned; `baseline_ft_control` is the baseline "
+                    "fine-tuned exactly like the methods (the paper has no such control: its after-FT "
+                    "numbers compare against the untuned baseline).", ""]
+
+
+def speed_table(t: pd.DataFrame, lat: pd.DataFrame) -> list[str]:
+    """The paper's Table 2: elapsed time relative to softmax, ours four ways and the paper's."""
+    lines = ["## Table 2: relative elapsed time (softmax = 1, lower is faster)", "",
+             "| method | feature | ours softmax alone (torch) | ours softmax alone (ORT) | "
+             "ours whole model (torch) | ours whole model (ORT) | paper |",
+             "|---|---|---|---|---|---|---|"]
+    for m in t.index:
+        lines.append(f"| {m} | {feature(m)} | {num(lat.loc[m, 'rel_time_softmax_torch'], 3)} | "
+                     f"{num(lat.loc[m, 'rel_time_softmax_onnx'], 3)} | "
+                     f"{num(lat.loc[m, 'rel_time_model_torch'], 3)} | "
+                     f"{num(lat.loc[m, 'rel_time_model_onnx'], 3)} | "
+                     f"{num(P['rel_time'].get(m), 4)} |")
+    return lines
+
+
+def absolute_times(lat: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
+    b = lat.loc["baseline"]
+    return ["", "Absolute medians (batch 1, "
+            f"{meta['threads']} thread(s), {meta['frames']} frames): softmax alone "
+            f"{1e3 * b['softmax_torch_ms']:.0f} us (torch) / {1e3 * b['softmax_onnx_ms']:.0f} us "
+            f"(ORT); whole model {b['model_torch_ms']:.2f} ms (torch) / "
+            f"{b['model_onnx_ms']:.2f} ms (ORT).", ""]
+
+
+def speed_notes(lat: pd.DataFrame) -> list[str]:
+    """What the speed numbers mean: the no-softmax floor, the noise, which method is slower
+    where, and why."""
+    b, f = lat.loc["baseline"], lat.loc["no_softmax"]
+    gone_t = f["model_torch_ms"] / b["model_torch_ms"] - 1
+    gone_o = f["model_onnx_ms"] / b["model_onnx_ms"] - 1
+    ctrl = lat.loc["baseline_ft_control"]
+    lines = ["## What the speed numbers mean", "",
+             f"- Removing the normaliser altogether (`no_softmax` in latency.csv, a timing "
+             f"floor, not a usable model) changes the whole-model time by "
+             f"{100 * gone_t:+.1f}% (torch) and {100 * gone_o:+.1f}% (ORT): no replacement "
+             f"of the softmax can gain more than that.",
+             f"- `baseline_ft_control` runs the same graph as `baseline`; its ratios "
+             f"({ctrl['rel_time_model_torch']:.3f} torch, {ctrl['rel_time_model_onnx']:.3f} "
+             f"ORT) show the measurement noise of the whole-model columns."]
+    for m in ("clip", "pwl1", "pwl2"):
+        if m not in lat.index:
+            continue
+        slower = [k for k, col in SPEED_COLUMNS if lat.loc[m, col] > 1.0]
+        if slower:
+            lines.append(f"- `{m}` is slower than softmax for: {', '.join(slower)}.")
+    p1 = lat.loc["pwl1"] if "pwl1" in lat.index else None
+    if p1 is not None and p1["rel_time_softmax_torch"] < 1.0:
+        torch_note = ("torch's softmax is one fused kernel but its exp() is costly, and the "
+                      "few elementwise ops of pwl1 cost less than that")
+    else:
+        torch_note = ("at this size torch's per-op dispatch overhead of the extra elementwise "
+                      "kernels outweighs the cost of exp() inside its fused softmax")
+    return lines + [
+        f"- Why: {torch_note}. ONNX Runtime's Softmax is "
+        "one fused kernel (vectorised polynomial exp over a row in cache), while a "
+        "PWL needs at least a ReduceMax, one elementwise op and a ReduceSum as separate "
+        "kernels, each a pass over [channels, frames] plus dispatch overhead; exp is not "
+        "the bottleneck there, memory passes are. The PWL forms here are already minimal: "
+        "the slope is folded away by the normalisation, each segment's offset is folded "
+        "into the per-channel max before the one full-size subtraction, and the division "
+        "is deferred to after the pooling sums (one divide per channel, not per frame).", ""]
+
+
+def fit_table(fit_res: FitResult) -> list[str]:
+    """The fitted approximations: floors, coefficients and how close each is to softmax."""
+    lines = ["## Fitted approximations (on the baseline's attention logits)", "",
+             "| method | floor | coefficients | exp MSE | weight TV vs softmax |",
+             "|---|---|---|---|---|",
+             f"| clip | {fit_res.clip_floor:.4g} | - | - | "
+             f"{fit_res.diagnostics['clip']['tv']:.3f} |"]
+    for k, c in sorted(fit_res.pwl.items()):
+        d = fit_res.diagnostics[f"pwl{k}"]
+        coeffs = f"c0={c.c0:.3f}, s0={c.s0:.3f}" + "".join(
+            f", d{j + 1}={dj:.3f}@t={tj:.2f}" for j, (dj, tj) in enumerate(zip(c.d, c.t, strict=True)))
+        lines.append(f"| pwl{k} | {c.floor:.4g} | {coeffs} | {d['exp_mse']:.2e} | {d['tv']:.3f} |")
+    return lines
+
+
+def fit_figure(fit_res: FitResult) -> Any:
+    """fit.png: each fitted approximation against exp over the observed z range, with the
+    histogram; and clip's floor over the raw-logit histogram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    h = fit_res.hist
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.45})
+    zc = h.z_centres
+    widths = np.diff(h.z_edges)
+    axh = ax.twinx()
+    axh.bar(zc, h.z_counts / h.z_counts.sum() / widths, width=widths, color="0.85", zorder=0)
+    axh.set_ylabel("density of z (bars)")
+    ax.set_zorder(axh.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    z = np.linspace(h.z_edges[0], 0.0, 600)
+    ax.plot(z, np.exp(z), "k", lw=2, label="exp(z)")
+    for k, c in sorted(fit_res.pwl.items()):
+        ax.plot(z, c.clipped(z), lw=1.2, label=f"pwl{k} (floor {c.floor:.3g})")
+    ax.set_xlabel("z = e - max_t e")
+    ax.set_ylabel("value")
+    ax.set_ylim(-0.05, 1.1)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("fitted approximations of exp on the observed logits")
+    ec, ew = 0.5 * (h.e_edges[1:] + h.e_edges[:-1]), np.diff(h.e_edges)
+    ax2.bar(ec, h.e_counts / h.e_counts.sum() / ew, width=ew, color="0.85")
+    ax2.axvline(fit_res.clip_floor, color="C3", label=f"clip floor {fit_res.clip_floor:.3g}")
+    ax2.set_xlabel("raw attention logit e")
+    ax2.set_ylabel("density")
+    ax2.legend(fontsize=8)
+    ax2.set_title("clip: raw logits floored, then normalised")
+    return fig
+
+
+def ft_curves_figure(curves: Mapping[str, list[dict[str, float]]]) -> Any:
+    """ft_curves.png: the fine-tuning loss of every method and the control."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, c in curves.items():
+        if c:
+            ax.plot([p["step"] for p in c], [p["loss"] for p in c], label=name, lw=1.2)
+    ax.set_xlabel("fine-tuning step")
+    ax.set_ylabel("AAM-softmax loss")
+    ax.set_title("fine-tuning curves (same batches for every method)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

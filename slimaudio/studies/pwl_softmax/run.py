@@ -1,0 +1,233 @@
+"""Step 2 (stage pwl_softmax): every method before and after fine-tuning, ONNX exports, speed.
+
+For every method: EER/minDCF with the baseline weights ('before FT'), then fine-tuning for the
+same steps on the same batches ('after FT'); the unchanged baseline is fine-tuned alike
+(`baseline_ft_control`) so that extra training is not credited to the approximation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from slimaudio.datasets.speakers import SpeakerData
+from slimaudio.latency import onnx_session
+from slimaudio.models.ecapa import EcapaTdnn
+from slimaudio.speaker.aamsoftmax import AAMSoftmax
+from slimaudio.speaker.evaluate import Verification, evaluate_head, evaluate_torch, trunk_cache
+from slimaudio.speaker.export import export_bytes
+from slimaudio.speaker.train import TrainConfig, TrainResult
+from slimaudio.studies.base import StudyReport
+from slimaudio.studies.pwl_softmax import report, timing
+from slimaudio.studies.pwl_softmax.config import StudyConfig
+from slimaudio.studies.pwl_softmax.finetune import (
+    FtPlan,
+    cache_sampler,
+    finetune_all,
+    finetune_head,
+    head_cache,
+    static_module,
+)
+from slimaudio.studies.pwl_softmax.fit import FitResult
+from slimaudio.studies.pwl_softmax.rules import STUDY
+from slimaudio.studies.pwl_softmax.variants import Variant, build_variants, control_variant
+
+CONTROL = "baseline_ft_control"
+TABLE_COLUMNS = ["method", "eer_before_ft", "eer_after_ft", "min_dcf_after_ft", "rel_time_softmax",
+                 "rel_time_model_torch", "rel_time_model_onnx"]
+# latency.csv column -> the table's column of the same ratio
+REL_TIME_COLUMNS = {"rel_time_softmax_torch": "rel_time_softmax",
+                    "rel_time_softmax_onnx": "rel_time_softmax_onnx",
+                    "rel_time_model_torch": "rel_time_model_torch",
+                    "rel_time_model_onnx": "rel_time_model_onnx"}
+
+
+@dataclass
+class StudyResult:
+    table: pd.DataFrame
+    rows: dict[str, dict[str, Any]]
+    after: dict[str, Verification]   # baseline (no FT), the control and methods after FT
+    ft_curves: dict[str, list[dict[str, float]]]
+    latency: pd.DataFrame
+    onnx: dict[str, bytes]
+    seconds: dict[str, float]
+    variants: list[Variant]
+
+
+@dataclass
+class Tuned:
+    """One variant after fine-tuning, in its deployed (static) form."""
+
+    model: EcapaTdnn
+    curve: list[dict[str, float]]
+    verification: Verification
+    seconds: float
+    learned_coeffs: str | None   # `learnable` only: the coefficients it ended with
+
+
+@contextlib.contextmanager
+def timed(seconds: dict[str, float], key: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    seconds[key] = time.perf_counter() - t0
+
+
+def evaluate_before(model: EcapaTdnn, variants: Sequence[Variant],
+                    test_cache: Any, data: SpeakerData) -> tuple[dict[str, dict[str, Any]], Verification]:
+    """Rows with every variant's metrics on the baseline weights (the control's are the
+    baseline's), and the baseline's verification (its only scores: it is not fine-tuned)."""
+    rows: dict[str, dict[str, Any]] = {}
+    baseline: Verification | None = None
+    for v in variants:
+        m = copy.deepcopy(model).set_softmax(v.module())
+        before = evaluate_head(m, test_cache, data.trials)
+        if v.name == "baseline":
+            baseline = before
+        rows[v.name] = {"method": v.name, **{f"{k}_before_ft": val for k, val in before.metrics.items()}}
+    rows[CONTROL] = {"method": CONTROL, **{k: rows["baseline"][k] for k in rows["baseline"] if k != "method"}}
+    assert baseline is not None
+    return rows, baseline
+
+
+def finetune_one(model: EcapaTdnn, aam: AAMSoftmax, name: str, variant: Variant,
+                 data: SpeakerData, plan: FtPlan, base_train: TrainConfig, cache: Any,
+                 test_cache: Any, threads_eval: int, progress: bool) -> Tuned:
+    """Fine-tune a copy of the baseline with `variant`'s normaliser, then evaluate it."""
+    m = copy.deepcopy(model).set_softmax(variant.module())
+    a = copy.deepcopy(aam)
+    torch.manual_seed(plan.seed)
+    torch.set_num_threads(base_train.threads)
+    if plan.ft.steps == 0:
+        res = TrainResult([], 0.0)
+    elif plan.ft.scope == "head":
+        assert cache is not None
+        res = finetune_head(m, a, cache, plan, f"ft {name}", progress)
+    else:
+        res = finetune_all(m, a, data, base_train, plan, f"ft {name}", progress)
+    torch.set_num_threads(threads_eval)
+    m.set_softmax(static_module(m.asp.softmax)).eval()
+    # Scope head leaves the trunk untouched, so the cached test features stay valid.
+    ver = (evaluate_head(m, test_cache, data.trials) if plan.ft.scope == "head"
+           else evaluate_torch(m, data, progress))
+    coeffs = (json.dumps(m.asp.softmax.coeffs.as_dict()) if variant.method == "learnable"
+              else None)
+    return Tuned(m, res.curve, ver, res.seconds, coeffs)
+
+
+def export_onnx(tuned: Mapping[str, EcapaTdnn], order: Sequence[str], data: SpeakerData,
+                n_mels: int, opset: int) -> tuple[dict[str, bytes], dict[str, float]]:
+    """Every variant's ONNX export and its largest |torch - ORT| embedding difference."""
+    blobs = {n: export_bytes(tuned[n], n_mels, opset) for n in order}
+    check_x = torch.from_numpy(data.utterance(data.trials.utterances[0]))[None]
+    diffs = {}
+    for n in order:
+        with torch.inference_mode():
+            ref = tuned[n](check_x).numpy()
+        got = onnx_session(blobs[n], 1).run(None, {"feats": check_x.numpy()})[0]
+        diffs[n] = float(np.abs(ref - got).max())
+    return blobs, diffs
+
+
+def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: FitResult,
+              cfg: StudyConfig, base_train: TrainConfig, threads_latency: int, seed: int,
+              opset: int, progress: bool = True, threads_eval: int = 1) -> StudyResult:
+    """Every method before and after fine-tuning, ONNX exports, and speed; see the module
+    docstring. Fine-tuning runs on `base_train.threads` threads, embedding on `threads_eval`."""
+    t_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+    plan = FtPlan(cfg.ft, cfg.learnable_lr_mult, base_train.weight_decay, seed)
+    variants = build_variants(fit_res, cfg.learnable_segments, cfg.overrides)
+    torch.set_num_threads(threads_eval)
+    model.eval()
+    with timed(seconds, "test_trunk_cache"):
+        test_cache = trunk_cache(model, data, progress)
+    with timed(seconds, "eval_before_ft"):
+        rows, baseline_ver = evaluate_before(model, variants, test_cache, data)
+
+    cache = None
+    if cfg.ft.scope == "head" and cfg.ft.steps > 0:
+        with timed(seconds, "ft_cache"):
+            torch.set_num_threads(base_train.threads)
+            cache = head_cache(model, cache_sampler(data, base_train, seed), cfg.ft.cache_crops,
+                               progress=progress)
+
+    ft_names = [CONTROL] + [v.name for v in variants if v.name != "baseline"]
+    by_name = {v.name: v for v in variants}
+    tuned: dict[str, Tuned] = {}
+    with timed(seconds, "finetune_and_eval"):
+        for name in ft_names:
+            tuned[name] = t = finetune_one(model, aam, name, by_name.get(name, by_name["baseline"]),
+                                           data, plan, base_train, cache, test_cache,
+                                           threads_eval, progress)
+            rows[name].update({f"{k}_after_ft": val for k, val in t.verification.metrics.items()})
+            rows[name]["ft_seconds"] = t.seconds
+            if t.learned_coeffs is not None:
+                rows[name]["learned_coeffs"] = t.learned_coeffs
+    models = {"baseline": copy.deepcopy(model).eval(), **{n: t.model for n, t in tuned.items()}}
+
+    order = ["baseline"] + ft_names
+    with timed(seconds, "onnx_export"):
+        blobs, diffs = export_onnx(models, order, data, model.cfg.n_mels, opset)
+    for n, d in diffs.items():
+        rows[n]["onnx_max_abs_diff"] = d
+    with timed(seconds, "latency"):
+        latency_df = timing.latency_table(model, data, models, blobs, order, cfg.latency,
+                                          threads_latency, seed, opset)
+    for rec in latency_df.to_dict("records"):
+        if rec["method"] in rows:
+            rows[rec["method"]].update({col: rec[src] for src, col in REL_TIME_COLUMNS.items()})
+    seconds["total"] = time.perf_counter() - t_start
+    after = {"baseline": baseline_ver, **{n: t.verification for n, t in tuned.items()}}
+    curves = {n: t.curve for n, t in tuned.items()}
+    return StudyResult(make_table(rows, order), rows, after, curves, latency_df, blobs, seconds,
+                       variants)
+
+
+def make_table(rows: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> pd.DataFrame:
+    recs = []
+    for n in order:
+        r = rows[n]
+        is_base = n == "baseline"  # the baseline is not fine-tuned (the control is)
+        recs.append({
+            "method": n,
+            "eer_before_ft": r.get("eer_before_ft"),
+            "eer_after_ft": None if is_base else r.get("eer_after_ft"),
+            "min_dcf_after_ft": None if is_base else r.get("min_dcf_after_ft"),
+            "rel_time_softmax": r.get("rel_time_softmax"),
+            "rel_time_model_torch": r.get("rel_time_model_torch"),
+            "rel_time_model_onnx": r.get("rel_time_model_onnx"),
+            "min_dcf_before_ft": r.get("min_dcf_before_ft"),
+            "min_dcf_p05_after_ft": None if is_base else r.get("min_dcf_p05_after_ft"),
+            "rel_time_softmax_onnx": r.get("rel_time_softmax_onnx"),
+            "onnx_max_abs_diff": r.get("onnx_max_abs_diff"),
+        })
+    return pd.DataFrame(recs)
+
+
+def study_report(res: StudyResult, fit_res: FitResult, meta: Mapping[str, Any]) -> StudyReport:
+    """Everything stage pwl_softmax writes and logs but the ONNX files and the DET plot; roles
+    table, rows, table_md, metrics, latency, ft_curves. Each variant's MLflow child run gets
+    its row's numbers and latencies, its normaliser's coefficients and its fine-tuning curve."""
+    lat = res.latency.set_index("method")
+    variants = [*res.variants, control_variant()]
+    per_variant = {v.name: {**{k: val for k, val in res.rows[v.name].items()
+                               if isinstance(val, int | float)}, **lat.loc[v.name].to_dict()}
+                   for v in variants}
+    return StudyReport(
+        study=STUDY, table=res.table,
+        markdown=report.table_markdown(res.table, res.latency, fit_res, meta),
+        metrics=report.metrics(res.table, res.seconds), tables={"latency": res.latency},
+        figures={"ft_curves": report.ft_curves_figure(res.ft_curves)}, variant_metrics=per_variant,
+        variant_params={v.name: v.run_params() for v in variants},
+        variant_series={n: {"ft_loss": [(int(p["step"]), p["loss"]) for p in c]}
+                        for n, c in res.ft_curves.items() if c},
+        rows_table=report.rows_table(res.table, res.onnx, res.latency))

@@ -1,0 +1,62 @@
+"""The study's table (one row per variant) and its diagnostics, from the measurements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from slimaudio.compress import tflite as tfl
+from slimaudio.datasets.sounds import Split
+from slimaudio.frame_classifier.evaluate import evaluate_scores
+from slimaudio.latency import Latency, litert_interpreter
+from slimaudio.metrics import file_size
+from slimaudio.studies.tflite_quant.measure import BUILTIN
+from slimaudio.studies.tflite_quant.variants import NAIVE, Variant
+
+TABLE_COLUMNS = ["variant", "file_format", "quantized", "size_bytes", "size_mib", "latency_ms",
+                 "f1", "precision", "recall", "accuracy"]
+EXTRA_COLUMNS = ["latency_p90_ms", "latency_builtin_ms", "clip_f1", "clip_accuracy", "size_ratio",
+                 "latency_ratio", "pred_top_share", "input_saturation", "calibration"]
+REFERENCE = "basic"  # size_ratio and latency_ratio are relative to this row
+
+
+def variant_row(v: Variant, scores: np.ndarray, test: Split, lat: Mapping[str, Latency],
+                n_classes: int) -> dict[str, Any]:
+    """One table row, before the ratios and the input saturation."""
+    m = evaluate_scores(scores, test.y, test.clip_ids, n_classes)
+    pred = scores.argmax(axis=1)
+    builtin = lat.get(f"{v.name}{BUILTIN}")
+    return {"variant": v.name, "file_format": v.file_format, "quantized": v.quantized,
+            **file_size(v.path), "latency_ms": lat[v.name].median_ms,
+            "latency_p90_ms": lat[v.name].p90_ms,
+            "latency_builtin_ms": builtin.median_ms if builtin is not None else np.nan,
+            "f1": m["f1"], "precision": m["precision"], "recall": m["recall"],
+            "accuracy": m["accuracy"], "clip_f1": m["clip_f1"], "clip_accuracy": m["clip_accuracy"],
+            "pred_top_share": float(np.bincount(pred, minlength=n_classes).max() / len(pred)),
+            "input_saturation": np.nan, "calibration": v.calibration}
+
+
+def build_table(variants: list[Variant], scores: Mapping[str, np.ndarray], test: Split,
+                lat: Mapping[str, Latency], n_classes: int,
+                diag: dict[str, Any]) -> pd.DataFrame:
+    """Every variant's row; each TFLite file's input code range and op counts go into
+    diag["input_range"] and diag["ops"]."""
+    rows = []
+    for v in variants:
+        row = variant_row(v, scores[v.name], test, lat, n_classes)
+        if v.file_format == "TFLite" and v.name != NAIVE:
+            code_range = tfl.input_code_range(litert_interpreter(v.path, 1))
+            if code_range is not None:
+                diag["input_range"][v.name] = code_range
+                lo, hi = code_range
+                row["input_saturation"] = float(((test.x < lo) | (test.x > hi)).mean())
+            diag["ops"][v.name] = tfl.op_summary(v.path)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    ref = table.set_index("variant").loc[REFERENCE]
+    table["size_ratio"] = table["size_bytes"] / ref["size_bytes"]
+    table["latency_ratio"] = table["latency_ms"] / ref["latency_ms"]
+    return table[TABLE_COLUMNS + EXTRA_COLUMNS]
