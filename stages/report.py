@@ -7,35 +7,33 @@ from pathlib import Path
 
 from slimaudio import atomic, tracking
 from slimaudio.stage import cli, parse_args, setup
-from slimaudio.studies import summary
+from slimaudio.summary import cross_study, html, page
+from slimaudio.summary.studies import STUDIES
 
 SECTIONS = ("report", "prepare_speakers.corpus.kind", "prepare_sounds.corpus.kind")
-STUDY_ARGS = {"pwl_softmax": "pwl", "ptq_layerwise": "ptq", "tflite_quant": "tflite", "distill": "distill"}
 
 
 def main() -> None:
-    args = parse_args(__doc__, ["data", *STUDY_ARGS.values(), "summary", "html", "cross_png",
-                                "cross_csv", "metrics"])
+    args = parse_args(__doc__, ["data", *(s.name for s in STUDIES), "summary", "html",
+                                "cross_png", "cross_csv", "metrics"])
     params = setup(args.params, SECTIONS)
     out_dir = Path(args.summary).parent
-    studies = {name: summary.load_study(name, Path(getattr(args, arg)))
-               for name, arg in STUDY_ARGS.items()}
-    data = summary.load_study("data", Path(args.data))
-    findings = {name: summary.FINDERS[name](st) for name, st in studies.items()}
+    studies = {s.name: page.load(s, Path(getattr(args, s.name))) for s in STUDIES}
+    findings = {name: st.findings() for name, st in studies.items()}
 
-    points = summary.cross_study_points(studies)
+    points = cross_study.collect({n: st.rows for n, st in studies.items() if st.rows is not None})
     atomic.write_csv(args.cross_csv, points)
-    atomic.save_figure(args.cross_png, summary.plot_cross_study(points))
+    atomic.save_figure(args.cross_png, cross_study.plot(points, tuple(studies)))
 
     datasets = {"speakers": params["prepare_speakers"]["corpus"]["kind"],
                 "sounds": params["prepare_sounds"]["corpus"]["kind"]}
-    header = summary.header_info(params.profile, tracking.git_commit(), datasets)
+    header = page.header_info(params.profile, tracking.git_commit(), datasets)
     rel = {name: os.path.relpath(st.folder, out_dir) for name, st in studies.items()}
-    md = summary.render_markdown(studies, findings, header, data.metrics,
-                                 os.path.relpath(args.cross_png, out_dir), rel)
+    md = page.render_markdown(studies, findings, header, page.load_data_metrics(Path(args.data)),
+                              os.path.relpath(args.cross_png, out_dir), rel)
     atomic.write_text(args.summary, md)
-    atomic.write_text(args.html, summary.render_html(md, out_dir, params["report"]["title"]))
-    metrics = summary.summary_metrics(findings)
+    atomic.write_text(args.html, html.render_html(md, out_dir, params["report"]["title"]))
+    metrics = page.summary_metrics(findings)
     atomic.write_json(args.metrics, metrics)
 
     with tracking.stage_run("summary", "report", params.flat()) as run:

@@ -69,6 +69,11 @@ def test_stage_declares_what_it_reads(stage) -> None:
     missing_modules = _missing_library_deps(script, deps)
     assert not missing_modules, \
         f"{stage.addressing}: imports {missing_modules} but dvc.yaml does not list them as deps"
+    # and no more: a library dep the stage does not import reruns it for nothing
+    imported = closure(script)
+    extra = sorted(d for d in deps if d.startswith("slimaudio")
+                   and not any(covered(m, {d}) for m in imported))
+    assert not extra, f"{stage.addressing}: lists {extra} as deps but never imports them"
 
     # params: `profile` plus every section or dotted key the script may read (the script can
     # read nothing else: slimaudio.config.Declared refuses undeclared keys)

@@ -3,8 +3,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from slimaudio.studies import summary
+from slimaudio.studies.base import StudyReport
+from slimaudio.studies.distill import rules as distill_rules
+from slimaudio.studies.ptq_layerwise import rules as ptq_rules
+from slimaudio.studies.ptq_layerwise.rules import STUDY as PTQ
+from slimaudio.studies.pwl_softmax import rules as pwl_rules
+from slimaudio.studies.tflite_quant import rules as tflite_rules
+from slimaudio.studies.tflite_quant.rules import STUDY as TFLITE
+from slimaudio.summary import cross_study, html, page
+from slimaudio.summary.studies import STUDIES
 
 
 def _pwl(after: dict[str, float], rel: float) -> pd.DataFrame:
@@ -16,9 +25,9 @@ def _pwl(after: dict[str, float], rel: float) -> pd.DataFrame:
 
 
 def test_pwl_findings_follow_the_numbers() -> None:
-    good = summary.pwl_findings(_pwl({"ctrl": 3.0, "clip": 3.05, "pwl1": 3.0, "pwl2": 2.9}, 0.95))
+    good = pwl_rules.findings(_pwl({"ctrl": 3.0, "clip": 3.05, "pwl1": 3.0, "pwl2": 2.9}, 0.95), {})
     assert [f.verdict for f in good] == ["holds", "holds", "holds"]
-    bad = summary.pwl_findings(_pwl({"ctrl": 3.0, "clip": 4.0, "pwl1": 3.0, "pwl2": 3.5}, 1.05))
+    bad = pwl_rules.findings(_pwl({"ctrl": 3.0, "clip": 4.0, "pwl1": 3.0, "pwl2": 3.5}, 1.05), {})
     assert bad[0].verdict == "partly holds"
     assert bad[2].verdict == "does not hold"
     assert "pwl1" in bad[0].evidence
@@ -31,10 +40,10 @@ def test_ptq_findings() -> None:
         "size_ratio": [1, 0.9, 0.8, 0.8, 0.8, 0.7, 0.9, 0.95, 0.26, 0.5],
         "speedup": [1, 1, 1, 1, 1, 1, 1, 1, 1.3, 1.1],
     })
-    f = summary.ptq_findings(df)
+    f = ptq_rules.findings(df, {})
     assert f[0].verdict == "holds" and f[1].verdict == "holds" and f[2].verdict == "holds"
     df.loc[df.quantized == "conv_in", "delta_eer"] = 1.0
-    assert summary.ptq_findings(df)[0].verdict == "partly holds"
+    assert ptq_rules.findings(df, {})[0].verdict == "partly holds"
 
 
 def test_tflite_collapse_finding() -> None:
@@ -43,18 +52,18 @@ def test_tflite_collapse_finding() -> None:
         "f1": [0.9, 0.9, 0.89, 0.89, 0.88, 0.02],
         "size_bytes": [100, 50, 26, 26, 26, 26],
     })
-    f = {x.claim.split()[0]: x for x in summary.tflite_findings(df)}
+    f = {x.claim.split()[0]: x for x in tflite_rules.findings(df, {})}
     assert f["float16"].verdict == "holds"
     assert f["Integer"].verdict.startswith("does not hold")
     assert "0.020" in f["Integer"].evidence
     df.loc[df.variant.isin(["int", "full_int"]), "f1"] = 0.1
-    f = {x.claim.split()[0]: x for x in summary.tflite_findings(df)}
+    f = {x.claim.split()[0]: x for x in tflite_rules.findings(df, {})}
     assert f["Integer"].verdict == "holds"
 
 
 def test_missing_study_is_not_measured() -> None:
-    assert summary.pwl_findings(None)[0].verdict == "not measured"
-    assert summary.distill_findings(pd.DataFrame({"latency_ms": [1.0]}), {})[0].verdict == "not measured"
+    assert pwl_rules.findings(None, {})[0].verdict == "not measured"
+    assert distill_rules.findings(pd.DataFrame({"latency_ms": [1.0]}), {})[0].verdict == "not measured"
 
 
 def test_markdown_to_html_embeds_images(tmp_path: Path) -> None:
@@ -67,7 +76,7 @@ def test_markdown_to_html_embeds_images(tmp_path: Path) -> None:
     ax.plot([0, 1])
     fig.savefig(tmp_path / "p.png")
     md = "# T\n\nsome **bold** `code`\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- x\n- y\n\n![plot](p.png)\n![gone](q.png)\n"
-    out = summary.render_html(md, tmp_path, "title")
+    out = html.render_html(md, tmp_path, "title")
     assert "<h1>T</h1>" in out and "<strong>bold</strong>" in out
     assert "<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td><td>2</td></tr>" in out
     assert "<li>x</li>" in out
@@ -75,15 +84,48 @@ def test_markdown_to_html_embeds_images(tmp_path: Path) -> None:
     assert "missing image: q.png" in out
 
 
-def test_cross_study_points_relative_quality() -> None:
-    st = summary.Study("ptq_layerwise", Path("."))
-    st.table = pd.DataFrame({"quantized": ["none", "all"], "size_mib": [4.0, 1.0],
-                             "latency_ms": [2.0, 1.0], "eer": [2.0, 4.0]})
-    tf = summary.Study("tflite_quant", Path("."))
-    tf.table = pd.DataFrame({"variant": ["basic", "int"], "size_mib": [4.0, 1.0],
-                             "latency_ms": [2.0, 1.0], "f1": [0.8, 0.4]})
-    pts = summary.cross_study_points({"ptq_layerwise": st, "tflite_quant": tf})
+def test_cross_study_rows_relative_quality() -> None:
+    ptq = PTQ.rows(pd.DataFrame({"quantized": ["none", "all"], "size_mib": [4.0, 1.0],
+                                 "latency_ms": [2.0, 1.0], "eer": [2.0, 4.0]}))
+    tfl = TFLITE.rows(pd.DataFrame({"variant": ["basic", "int"], "size_mib": [4.0, 1.0],
+                                    "latency_ms": [2.0, 1.0], "f1": [0.8, 0.4]}))
+    pts = cross_study.collect({"ptq_layerwise": ptq, "tflite_quant": tfl})
     rel = dict(zip(pts.study + "/" + pts.variant, pts.relative_quality, strict=True))
     assert rel == {"ptq_layerwise/none": 1.0, "ptq_layerwise/all": 0.5,
                    "tflite_quant/basic": 1.0, "tflite_quant/int": 0.5}
-    summary.plot_cross_study(pts)
+    cross_study.plot(pts, tuple(s.name for s in STUDIES))
+
+
+def test_rows_refuse_a_table_without_the_study_columns() -> None:
+    with pytest.raises(ValueError, match="lacks column"):
+        PTQ.rows(pd.DataFrame({"quantized": ["none"], "eer": [2.0]}))
+
+
+def test_report_write_refuses_roles_and_paths_that_disagree(tmp_path: Path) -> None:
+    table = pd.DataFrame({"variant": ["basic"], "size_mib": [1.0], "latency_ms": [1.0],
+                          "f1": [0.8]})
+    rep = StudyReport(TFLITE, table, "# t\n", {"f1": 0.8}, tables={"extra": table})
+    paths = {r: tmp_path / f"{r}.out" for r in ("table", "rows", "table_md", "metrics")}
+    with pytest.raises(ValueError, match="extra"):
+        rep.write(paths)
+    assert not list(tmp_path.iterdir())  # nothing written
+    written = rep.write({**paths, "extra": tmp_path / "extra.csv"})
+    assert {p.name for p in written} == {"table.out", "rows.out", "table_md.out",
+                                         "metrics.out", "extra.csv"}
+    assert list(pd.read_csv(tmp_path / "rows.out").columns)[:2] == ["study", "variant"]
+
+
+def test_the_summary_page_reads_each_study_folder_by_its_contract(tmp_path: Path) -> None:
+    table = pd.DataFrame({"variant": ["basic", "int", "full_int"], "size_mib": [4.0, 1.0, 1.0],
+                          "latency_ms": [2.0, 1.0, 1.0], "f1": [0.8, 0.3, 0.1],
+                          "size_bytes": [4, 1, 1]})
+    StudyReport(TFLITE, table, "# TFLite\n", {"n": 1}).write(
+        {r: tmp_path / n for r, n in (("table", "table.csv"), ("rows", "rows.csv"),
+                                      ("table_md", "table.md"), ("metrics", "metrics.json"))})
+    st = page.load(TFLITE, tmp_path)
+    assert st.rows is not None and list(st.rows.variant) == ["basic", "int", "full_int"]
+    assert [f.verdict for f in st.findings()] == ["holds"]  # int collapses here
+    empty = page.load(PTQ, tmp_path / "nothing")
+    md = page.render_markdown({"tflite_quant": st, "ptq_layerwise": empty}, {}, {}, {}, "x.png",
+                              {})
+    assert "### TFLite" in md and "_This study produced no report._" in md

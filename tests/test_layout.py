@@ -1,0 +1,93 @@
+"""The library's shape (docs/architecture.md): short functions, no private calls across modules,
+every study package with the same parts, one reader per data contract."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LIB = REPO / "slimaudio"
+MAX_LINES = 60
+# A function may run longer with a reason on the line above its `def` (or its decorators):
+# `# long: <why>`.
+REASON = re.compile(r"#\s*long:\s*\S")
+STUDY_PARTS = ("__init__.py", "config.py", "rules.py", "report.py")
+STUDIES = ("pwl_softmax", "ptq_layerwise", "tflite_quant", "distill")
+
+
+def _functions(path: Path) -> list[tuple[str, int, int]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [(n.name, (n.decorator_list[0].lineno if n.decorator_list else n.lineno),
+             n.end_lineno - n.lineno + 1)
+            for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+
+def _library_files() -> list[Path]:
+    return sorted(LIB.rglob("*.py"))
+
+
+def test_no_function_runs_long_without_a_reason() -> None:
+    long = []
+    for path in _library_files():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for name, first, n in _functions(path):
+            if n > MAX_LINES and not REASON.search(lines[first - 2] if first >= 2 else ""):
+                long.append(f"{path.relative_to(REPO)}:{first} {name} ({n} lines)")
+    assert not long, "functions over 60 lines without a '# long: <why>' line above:\n" + "\n".join(long)
+
+
+def _private_uses(path: Path) -> list[str]:
+    """`from slimaudio.x import _y` and `mod._y` where `mod` is an imported slimaudio module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases: set[str] = set()
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("slimaudio"):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"from {node.module} import {a.name}")
+                aliases.add(a.asname or a.name)
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname or a.name for a in node.names if a.name.startswith("slimaudio")}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases and node.attr.startswith("_")
+                and not node.attr.startswith("__")):
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_private_calls_across_modules() -> None:
+    files = [*_library_files(), *sorted((REPO / "stages").glob("*.py"))]
+    bad = [f"{p.relative_to(REPO)}: {u}" for p in files for u in _private_uses(p)]
+    assert not bad, "private names used from another module:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_package_has_the_same_parts(study: str) -> None:
+    folder = LIB / "studies" / study
+    missing = [p for p in STUDY_PARTS if not (folder / p).is_file()]
+    assert not missing, f"slimaudio/studies/{study}/ lacks {missing}"
+    assert not (LIB / "studies" / f"{study}.py").exists(), "the old single-module study is back"
+    init = ast.parse((folder / "__init__.py").read_text(encoding="utf-8"))
+    assert ast.get_docstring(init) and len(init.body) == 1, \
+        f"slimaudio/studies/{study}/__init__.py must hold only its docstring (a stage importing " \
+        "one step would depend on the whole study)"
+
+
+def test_one_reader_per_data_contract() -> None:
+    """Only slimaudio/datasets/ opens a prepared corpus's manifest and arrays."""
+    readers = {"data/speakers": [], "data/sounds": []}
+    pattern = re.compile(r"""["'](manifest\.csv|feats\.npy|frames\.npy|audio\.npy)["']""")
+    for path in _library_files():
+        rel = path.relative_to(LIB).as_posix()
+        if rel.startswith(("datasets/", "prepare/", "corpora/")):
+            continue  # the readers themselves, and the stages that write these folders
+        text = path.read_text(encoding="utf-8")
+        if pattern.search(text) and re.search(r"read_csv|np\.load", text):
+            readers["data/speakers" if "feats" in text else "data/sounds"].append(rel)
+    assert readers == {"data/speakers": [], "data/sounds": []}, readers
