@@ -21,6 +21,8 @@ PTQ_LAYERWISE = {
     "size_mb": {"none": 63.571, "conv_in": 60.413, "block1": 53.501, "block2": 53.389,
                 "block3": 53.381, "conv_mfa": 48.365, "asp": 56.594, "fc": 60.100,
                 "paper_choice": 33.974},
+    # Table 1's rows: the layer groups, in network order.
+    "groups": ("conv_in", "block1", "block2", "block3", "conv_mfa", "asp", "fc"),
     "classifier_speakers": 5994,  # the AAM-softmax head in size_mb: VoxCeleb2's train speakers
     # Table 2: the paper's proposal, every layer group but the 2nd and 3rd SE-Res2Blocks.
     "choice_groups": ("conv_in", "block1", "conv_mfa", "asp", "fc"),

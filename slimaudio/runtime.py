@@ -9,10 +9,12 @@ add new streams with new ids.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,19 @@ def set_tf_threads(intra: int, inter: int = 1) -> None:
     with contextlib.suppress(RuntimeError):
         tf.config.threading.set_intra_op_parallelism_threads(int(intra))
         tf.config.threading.set_inter_op_parallelism_threads(int(inter))
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str | None = None, level: int = logging.ERROR) -> Iterator[None]:
+    """Raise one logger's level (the root logger when `name` is None) for the block: for
+    libraries that log a warning per item where one line of ours says it all."""
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 def cpu_info() -> dict[str, Any]:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slimaudio import runtime
+
 log = logging.getLogger(__name__)
 DB_NAME = "mlflow.db"
 # Seconds a flush waits for another process's hold on <store>.lock before skipping tracking.
@@ -209,13 +211,10 @@ def _bounded_http() -> Iterator[None]:
     urllib3's per-retry warnings are muted: a failed flush says so in one line."""
     added = [k for k in HTTP_LIMITS if k not in os.environ]
     os.environ.update({k: HTTP_LIMITS[k] for k in added})
-    retries = logging.getLogger("urllib3.connectionpool")
-    level = retries.level
-    retries.setLevel(logging.ERROR)
     try:
-        yield
+        with runtime.quiet_logger("urllib3.connectionpool"):
+            yield
     finally:
-        retries.setLevel(level)
         for k in added:
             os.environ.pop(k, None)
 

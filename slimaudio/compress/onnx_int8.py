@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from slimaudio import runtime
 from slimaudio.errors import DataError, ParamError
 
 # Operators whose parameters are weights (what the size of a model is made of).
@@ -39,16 +39,9 @@ ACTIVATION_TYPES = ("uint8", "int8")
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
 
 
-@contextlib.contextmanager
-def quiet_ort_quantization() -> Iterator[None]:
+def quiet_ort_quantization() -> contextlib.AbstractContextManager[None]:
     """ORT's quantizer logs a root-level warning per non-float tensor it skips; mute them."""
-    root = logging.getLogger()
-    old = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(old)
+    return runtime.quiet_logger(None)
 
 
 # ----------------------------------------------------------------------------- pre-processing

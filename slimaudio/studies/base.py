@@ -68,24 +68,31 @@ class Study:
             missing = ", ".join(sorted(need - set(table.columns)))
             raise ValueError(f"{self.name}: the table lacks column(s) {missing}")
         hit = table[table[self.key].astype(str) == self.reference]
-        ref = _num(hit.iloc[0][self.quality]) if not hit.empty else math.nan
+        ref = number(hit.iloc[0][self.quality]) if not hit.empty else math.nan
         out = []
         for _, r in table.iterrows():
-            val = _num(r[self.quality])
+            val = number(r[self.quality])
             rel = (ref / val if self.lower_better else val / ref) if ref and val else math.nan
             out.append({"study": self.name, "variant": str(r[self.key]),
-                        "size_mib": _num(r["size_mib"]), "latency_ms": _num(r["latency_ms"]),
+                        "size_mib": number(r["size_mib"]), "latency_ms": number(r["latency_ms"]),
                         "quality_metric": self.quality, "quality": val, "relative_quality": rel,
-                        "quality_low": _num(r.get(f"{self.quality}_low")),
-                        "quality_high": _num(r.get(f"{self.quality}_high"))})
+                        "quality_low": number(r.get(f"{self.quality}_low")),
+                        "quality_high": number(r.get(f"{self.quality}_high"))})
         return pd.DataFrame(out, columns=list(ROW_COLUMNS))
 
 
-def _num(x: object) -> float:
+def number(x: object) -> float:
+    """A table cell as a float; NaN for anything that is not a number (blank, text, None)."""
     try:
         return float(x)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
+
+
+def table_row(df: pd.DataFrame, key: str, value: str) -> pd.Series | None:
+    """The first row whose `key` column reads `value`, or None."""
+    hit = df[df[key].astype(str) == value]
+    return None if hit.empty else hit.iloc[0]
 
 
 @dataclass

@@ -21,7 +21,7 @@ import pandas as pd
 
 from slimaudio import papers
 from slimaudio.metrics import MIB
-from slimaudio.studies.base import Finding, Study
+from slimaudio.studies.base import Finding, Study, number
 
 FRILL = papers.FRILL
 CLAIM = ("A distilled student is much faster and smaller than the teacher at a small accuracy "
@@ -62,19 +62,13 @@ def done_when(final: Mapping[str, Any]) -> dict[str, bool]:
     }
 
 
-def _num(x: object) -> float:
-    try:
-        v = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-    return v
 
 
 def findings(df: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Finding]:
     """The paper's claim judged on the final student (metrics.json)."""
     if df is None or "latency_ms" not in df:
         return [Finding("Distillation study", "not measured", "no table.csv")]
-    sp, sf, drop = (_num(metrics.get(k)) for k in ("chosen_speedup", "chosen_size_fraction",
+    sp, sf, drop = (number(metrics.get(k)) for k in ("chosen_speedup", "chosen_size_fraction",
                                                    "chosen_accuracy_drop"))
     if math.isnan(sp):
         return [Finding("A distilled student is much faster and smaller than the teacher at a "

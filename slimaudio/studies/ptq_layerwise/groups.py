@@ -21,9 +21,10 @@ from typing import Any
 
 from slimaudio.compress import onnx_int8
 from slimaudio.errors import DataError, ParamError
+from slimaudio.papers import PTQ_LAYERWISE as PAPER
 
 # The paper's Table 1 rows, in network order, and the torch submodules each one covers.
-GROUPS: tuple[str, ...] = ("conv_in", "block1", "block2", "block3", "conv_mfa", "asp", "fc")
+GROUPS: tuple[str, ...] = PAPER["groups"]
 GROUP_MODULES: dict[str, tuple[str, ...]] = {
     "conv_in": ("conv_in",),
     "block1": ("block1",),

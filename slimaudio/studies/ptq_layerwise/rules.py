@@ -3,15 +3,13 @@ the paper's numbers from slimaudio.papers)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from slimaudio.papers import PTQ_LAYERWISE as PAPER
-from slimaudio.studies.base import Finding, Study
-from slimaudio.studies.ptq_layerwise.groups import GROUPS
+from slimaudio.studies.base import Finding, Study, number, table_row
 
 BLOCKS = {"block1", "block2", "block3"}  # the SE-Res2Blocks
 HALF_SIZE_RATIO = 0.6  # paper_choice "roughly halves the model": size ratio at most this
@@ -20,21 +18,15 @@ FASTER = 1.0           # full INT8 is faster: speed-up above this
 
 
 def _row(df: pd.DataFrame, value: str) -> pd.Series | None:
-    hit = df[df["quantized"].astype(str) == value]
-    return None if hit.empty else hit.iloc[0]
+    return table_row(df, "quantized", value)
 
 
-def _num(x: object) -> float:
-    try:
-        return float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _paper_order() -> str:
     """The paper's two most sensitive groups: 'block3 > block2 > the rest'."""
     eer = PAPER["eer"]
-    top = sorted(GROUPS, key=lambda g: eer[g], reverse=True)[:2]
+    top = sorted(PAPER["groups"], key=lambda g: eer[g], reverse=True)[:2]
     return f"{top[0]} > {top[1]} > the rest"
 
 
@@ -56,24 +48,24 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
         out.append(Finding(
             "Quantizing every group but blocks 2 and 3 roughly halves the model at a small EER "
             f"cost (paper: {_paper_choice()})",
-            "holds" if (_num(pc["size_ratio"]) <= HALF_SIZE_RATIO
-                        and _num(pc["delta_eer"]) <= SMALL_EER_COST) else "does not hold",
-            f"size ratio {_num(pc['size_ratio']):.2f}, EER {_num(pc['delta_eer']):+.2f} points"))
+            "holds" if (number(pc["size_ratio"]) <= HALF_SIZE_RATIO
+                        and number(pc["delta_eer"]) <= SMALL_EER_COST) else "does not hold",
+            f"size ratio {number(pc['size_ratio']):.2f}, EER {number(pc['delta_eer']):+.2f} points"))
     allq = _row(df, "all")
     if allq is not None and "speedup" in df:
         out.append(Finding(
             "Full INT8 is faster than float in ONNX Runtime on this CPU",
-            "holds" if _num(allq["speedup"]) > FASTER else "does not hold",
-            f"speed-up {_num(allq['speedup']):.2f}x, size ratio {_num(allq['size_ratio']):.2f}, "
-            f"EER {_num(allq['delta_eer']):+.2f} points"))
+            "holds" if number(allq["speedup"]) > FASTER else "does not hold",
+            f"speed-up {number(allq['speedup']):.2f}x, size ratio {number(allq['size_ratio']):.2f}, "
+            f"EER {number(allq['delta_eer']):+.2f} points"))
     return out
 
 
 def _sensitivity(df: pd.DataFrame) -> list[Finding]:
     """The blocks are the most sensitive: holds when the top two are blocks, partly when the
     most sensitive or one of the top two is."""
-    groups = [g for g in GROUPS if _row(df, g) is not None]
-    delta = {g: _num(_row(df, g)["delta_eer"]) for g in groups}
+    groups = [g for g in PAPER["groups"] if _row(df, g) is not None]
+    delta = {g: number(_row(df, g)["delta_eer"]) for g in groups}
     if not delta:
         return []
     top2 = sorted(delta, key=lambda g: delta[g], reverse=True)[:2]

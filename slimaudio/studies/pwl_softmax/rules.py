@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from slimaudio import papers
-from slimaudio.studies.base import Finding, Study, share_verdict
+from slimaudio.studies.base import Finding, Study, number, share_verdict, table_row
 
 # A method recovers after fine-tuning when its EER is at most this far above the fine-tuned
 # control's: FT_TOL_POINTS EER points or FT_TOL_SHARE of the control's EER, whichever is larger.
@@ -48,17 +48,8 @@ def checks(table: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _row(df: pd.DataFrame, key: str, value: str) -> pd.Series | None:
-    hit = df[df[key].astype(str) == value]
-    return None if hit.empty else hit.iloc[0]
 
 
-def _num(x: object) -> float:
-    try:
-        v = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-    return v
 
 
 def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Finding]:
@@ -68,12 +59,12 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
     if df is None or "method" not in df:
         return [Finding("Piecewise-linear softmax study", "not measured", "no table.csv")]
     out: list[Finding] = []
-    ctrl = _row(df, "method", "baseline_ft_control")
-    base = _row(df, "method", "baseline")
+    ctrl = table_row(df, "method", "baseline_ft_control")
+    base = table_row(df, "method", "baseline")
     ref = ctrl if ctrl is not None else base
-    ref_eer = _num(ref["eer_after_ft"]) if ref is not None else math.nan
-    methods = [m for m in PAPER_METHODS if _row(df, "method", m) is not None]
-    gaps = {m: _num(_row(df, "method", m)["eer_after_ft"]) - ref_eer for m in methods}
+    ref_eer = number(ref["eer_after_ft"]) if ref is not None else math.nan
+    methods = [m for m in PAPER_METHODS if table_row(df, "method", m) is not None]
+    gaps = {m: number(table_row(df, "method", m)["eer_after_ft"]) - ref_eer for m in methods}
     tol = ft_tolerance(ref_eer) if not math.isnan(ref_eer) else math.nan
     ok = [m for m, g in gaps.items() if g <= tol]
     out.append(Finding(
@@ -81,8 +72,8 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
         f"points or {100 * FT_TOL_SHARE:g}% of the fine-tuned baseline)",
         share_verdict(len(ok), len(gaps)),
         ", ".join(f"{m} {g:+.2f} points" for m, g in gaps.items()) + f" vs the FT control at {ref_eer:.2f}%"))
-    before = {m: _num(_row(df, "method", m)["eer_before_ft"]) for m in methods}
-    base_eer = _num(base["eer_before_ft"]) if base is not None else math.nan
+    before = {m: number(table_row(df, "method", m)["eer_before_ft"]) for m in methods}
+    base_eer = number(base["eer_before_ft"]) if base is not None else math.nan
     worse = [m for m, v in before.items() if v > base_eer]
     out.append(Finding(
         "Swapping exp() without fine-tuning degrades EER",
@@ -92,7 +83,7 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
     for col, where in (("rel_time_model_torch", "torch"), ("rel_time_model_onnx", "ONNX Runtime")):
         if col not in df:
             continue
-        rel = {m: _num(_row(df, "method", m)[col]) for m in methods}
+        rel = {m: number(table_row(df, "method", m)[col]) for m in methods}
         faster = [m for m, v in rel.items() if v < 1.0]
         out.append(Finding(
             f"The approximations make the whole model faster ({where}, one thread)",

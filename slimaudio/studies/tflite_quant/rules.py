@@ -5,14 +5,13 @@ Thresholds stand beside their rule; the paper's numbers come from slimaudio.pape
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from slimaudio import papers
-from slimaudio.studies.base import Finding, Study
+from slimaudio.studies.base import Finding, Study, number, table_row
 
 _PAPER = papers.TFLITE_QUANT
 # variant, the paper's claim, the F1 drop from `basic` the claim tolerates
@@ -28,28 +27,20 @@ COLLAPSE_CLAIM = (f"Integer quantization collapses F1 (paper: int {_PAPER['f1'][
 COLLAPSED_BELOW = 0.5  # an F1 below half of basic's counts as collapsed
 
 
-def _row(df: pd.DataFrame, key: str, value: str) -> pd.Series | None:
-    hit = df[df[key].astype(str) == value]
-    return None if hit.empty else hit.iloc[0]
 
 
-def _num(x: object) -> float:
-    try:
-        return float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _collapse_finding(df: pd.DataFrame, f1b: float) -> Finding | None:
-    ints = {v: _row(df, "variant", v) for v in ("int", "full_int", "full_int_naive")}
+    ints = {v: table_row(df, "variant", v) for v in ("int", "full_int", "full_int_naive")}
     if ints["int"] is None or ints["full_int"] is None:
         return None
-    f_int, f_full = _num(ints["int"]["f1"]), _num(ints["full_int"]["f1"])
+    f_int, f_full = number(ints["int"]["f1"]), number(ints["full_int"]["f1"])
     collapsed = f_int < COLLAPSED_BELOW * f1b and f_full < COLLAPSED_BELOW * f1b
     ev = (f"int F1 {f_int:.3f}, full-int F1 {f_full:.3f} with inputs quantized by the model's "
           f"scale and zero point")
     if ints["full_int_naive"] is not None:
-        ev += f"; the same full-int model fed raw floats scores {_num(ints['full_int_naive']['f1']):.3f}"
+        ev += f"; the same full-int model fed raw floats scores {number(ints['full_int_naive']['f1']):.3f}"
     return Finding(COLLAPSE_CLAIM,
                    "holds" if collapsed else "does not hold when inputs are quantized correctly", ev)
 
@@ -60,19 +51,19 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
     df = table
     if df is None or "variant" not in df:
         return [Finding("TFLite quantization study", "not measured", "no table.csv")]
-    basic = _row(df, "variant", "basic")
+    basic = table_row(df, "variant", "basic")
     if basic is None:
         return [Finding("TFLite quantization study", "not measured", "no basic row")]
-    f1b, sizeb = _num(basic["f1"]), _num(basic["size_bytes"])
+    f1b, sizeb = number(basic["f1"]), number(basic["size_bytes"])
     out: list[Finding] = []
     for v, claim, f1_tol in KEEPS_F1:
-        r = _row(df, "variant", v)
+        r = table_row(df, "variant", v)
         if r is None:
             continue
-        kept = _num(r["f1"]) >= f1b - f1_tol
+        kept = number(r["f1"]) >= f1b - f1_tol
         out.append(Finding(claim, "holds" if kept else "does not hold",
-                           f"F1 {_num(r['f1']):.3f} vs basic {f1b:.3f}, "
-                           f"size {_num(r['size_bytes']) / sizeb:.2f} of basic"))
+                           f"F1 {number(r['f1']):.3f} vs basic {f1b:.3f}, "
+                           f"size {number(r['size_bytes']) / sizeb:.2f} of basic"))
     collapse = _collapse_finding(df, f1b)
     if collapse is not None:
         out.append(collapse)
