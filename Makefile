@@ -56,7 +56,10 @@ bench: venv ## Print latency benchmarks of every study's variants, and INT8 size
 	$(PY) -m slimaudio.bench
 	$(PY) -m slimaudio.studies.ptq_layerwise.size_scaling
 
+compare-reports: venv ## Has a change moved a number? Compare two report trees, timings aside; e.g. make compare-reports OLD=/tmp/reports_before
+	$(PY) -m slimaudio.summary.compare $(OLD) $(or $(NEW),reports)
+
 clean: ## Remove generated data, models and reports (keeps the venv)
 	rm -rf data/speakers data/sounds data/distill models/* reports/*/ mlflow.db
 
-.PHONY: help venv params repro repro-paper test test-e2e test-fast browser lint mlflow-ui bench clean
+.PHONY: help venv params repro repro-paper test test-e2e test-fast browser lint mlflow-ui bench compare-reports clean

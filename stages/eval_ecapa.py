@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slimaudio import atomic, tracking
 from slimaudio.datasets import speakers
-from slimaudio.speaker.evaluate import Verification, det_frame, evaluate_torch, plot_det
+from slimaudio.speaker.evaluate import Verification, det_figure, det_frame, evaluate_torch
 from slimaudio.speaker.export import ExportMismatch, evaluate_onnx, export_onnx
 from slimaudio.speaker.train import load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
@@ -31,9 +31,9 @@ def main() -> None:
                    "eer_onnx_diff": diff, "n_trials": len(data.trials)}
         atomic.write_json(args.metrics, metrics)
         atomic.write_csv(args.det, det_frame(ver.scores, ver.labels))
-        plot_det({"ECAPA-TDNN (torch)": ver,
-                  "ECAPA-TDNN (ONNX)": Verification({"eer": onx["eer"]}, onx["scores"], onx["labels"])},
-                 args.det_plot, title="ECAPA-TDNN baseline")
+        onnx_ver = Verification({"eer": onx["eer"]}, onx["scores"], onx["labels"])
+        atomic.save_figure(args.det_plot, det_figure(
+            {"ECAPA-TDNN (torch)": ver, "ECAPA-TDNN (ONNX)": onnx_ver}, title="ECAPA-TDNN baseline"))
         run.log_metrics(metrics)
         run.log_artifact(args.det_plot)
         if diff > float(ev["onnx_max_eer_diff"]):

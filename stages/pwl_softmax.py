@@ -6,7 +6,6 @@ from pathlib import Path
 
 from slimaudio import atomic, tracking
 from slimaudio.datasets import speakers
-from slimaudio.speaker.evaluate import plot_det
 from slimaudio.speaker.train import TrainConfig, load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies.pwl_softmax.config import StudyConfig
@@ -39,11 +38,8 @@ def main() -> None:
         report = study_report(res, fit_res, meta)
         report.write({"table": args.table, "rows": args.rows, "table_md": args.table_md,
                       "metrics": args.metrics, "latency": args.latency,
-                      "ft_curves": args.curves_plot})
-        # speaker.evaluate.plot_det writes its file itself, so the DET plot is no report role.
-        plot_det(res.after, args.det_plot, title="after fine-tuning")
+                      "ft_curves": args.curves_plot, "det": args.det_plot})
         report.log(run)
-        run.log_artifact(args.det_plot)
     t = res.table.set_index("method")
     print("pwl_softmax: " + "; ".join(
         f"{m} EER {t.loc[m, 'eer_before_ft']:.2f} -> {t.loc[m, 'eer_after_ft']:.2f}"

@@ -3,9 +3,9 @@ EER / minDCF (slimaudio.metrics) and DET curves."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,16 +82,14 @@ def det_frame(scores: np.ndarray, labels: np.ndarray, max_points: int = 400) -> 
     return pd.DataFrame({"far": 100 * d.far[idx], "frr": 100 * d.frr[idx]})
 
 
-def plot_det(curves: Mapping[str, Verification], path: str | os.PathLike[str],
-             title: str = "DET") -> None:
-    """DET curves on normal-deviate axes, one line per system, EER in the legend."""
+def det_figure(curves: Mapping[str, Verification], title: str = "DET") -> Any:
+    """DET curves on normal-deviate axes, one line per system, EER in the legend (a matplotlib
+    Figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from scipy.stats import norm
-
-    from slimaudio.atomic import save_figure
 
     ticks = np.array([0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40])
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -110,4 +108,4 @@ def plot_det(curves: Mapping[str, Verification], path: str | os.PathLike[str],
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save_figure(path, fig)
+    return fig

@@ -23,7 +23,13 @@ from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.latency import onnx_session
 from slimaudio.models.ecapa import EcapaTdnn
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
-from slimaudio.speaker.evaluate import Verification, evaluate_head, evaluate_torch, trunk_cache
+from slimaudio.speaker.evaluate import (
+    Verification,
+    det_figure,
+    evaluate_head,
+    evaluate_torch,
+    trunk_cache,
+)
 from slimaudio.speaker.export import export_bytes
 from slimaudio.speaker.train import TrainConfig, TrainResult
 from slimaudio.studies.base import StudyReport
@@ -214,8 +220,8 @@ def make_table(rows: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> p
 
 
 def study_report(res: StudyResult, fit_res: FitResult, meta: Mapping[str, Any]) -> StudyReport:
-    """Everything stage pwl_softmax writes and logs but the ONNX files and the DET plot; roles
-    table, rows, table_md, metrics, latency, ft_curves. Each variant's MLflow child run gets
+    """Everything stage pwl_softmax writes and logs but the ONNX files; roles table, rows,
+    table_md, metrics, latency, ft_curves, det. Each variant's MLflow child run gets
     its row's numbers and latencies, its normaliser's coefficients and its fine-tuning curve."""
     lat = res.latency.set_index("method")
     variants = [*res.variants, control_variant()]
@@ -226,7 +232,9 @@ def study_report(res: StudyResult, fit_res: FitResult, meta: Mapping[str, Any]) 
         study=STUDY, table=res.table,
         markdown=report.table_markdown(res.table, res.latency, fit_res, meta),
         metrics=report.metrics(res.table, res.seconds), tables={"latency": res.latency},
-        figures={"ft_curves": report.ft_curves_figure(res.ft_curves)}, variant_metrics=per_variant,
+        figures={"ft_curves": report.ft_curves_figure(res.ft_curves),
+                 "det": det_figure(res.after, title="after fine-tuning")},
+        variant_metrics=per_variant,
         variant_params={v.name: v.run_params() for v in variants},
         variant_series={n: {"ft_loss": [(int(p["step"]), p["loss"]) for p in c]}
                         for n, c in res.ft_curves.items() if c},
