@@ -42,3 +42,15 @@ def test_missing_files_and_new_files_are_reported(tmp_path: Path, capsys) -> Non
     compare.main([str(old), str(new)])
     assert "study/other.json: new file" in capsys.readouterr().out
     assert compare.main([str(old), str(tmp_path / "nowhere")]) == 2
+
+
+def test_rows_that_hold_timing_are_skipped(tmp_path: Path) -> None:
+    for name, lat in (("old", 0.1), ("new", 0.3)):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"target": ["quality", "latency"], "weight": [0.5, lat]}).to_csv(
+            tmp_path / name / "regression.csv", index=False)
+    assert compare.compare_trees(tmp_path / "old", tmp_path / "new") == {}
+    pd.DataFrame({"target": ["quality", "latency"], "weight": [0.6, 0.3]}).to_csv(
+        tmp_path / "new" / "regression.csv", index=False)
+    assert compare.compare_trees(tmp_path / "old", tmp_path / "new") == {
+        "regression.csv": ["column weight differs"]}

@@ -26,6 +26,8 @@ import pandas as pd
 TIMING = re.compile(
     r"latency|_ms\b|_ms_|seconds|_s$|timings|speedup|faster|slower|rel_time|time_|_time|"
     r"share|gmacs|throughput|rtf|realtime|per_run|elapsed|cores|fraction_of_teacher", re.I)
+# Row labels that say the row holds timing (regression.csv's `target` = latency).
+TIMING_ROW = re.compile(r"latency(_ms)?|speedup|time|seconds", re.I)
 # Tables whose row order is a ranking by a timing (e.g. ORT's per-operator profile).
 ORDER_FREE = ("op_profile.csv",)
 
@@ -61,8 +63,16 @@ def compare_csv(a: Path, b: Path) -> list[str]:
         return [*problems, f"{len(da)} rows vs {len(db)}"]
     if a.name in ORDER_FREE:
         da, db = (d.sort_values(keep).reset_index(drop=True) for d in (da, db))
+    timed = _timing_rows(da) | _timing_rows(db)
+    da, db = da[~timed], db[~timed]
     cols = [c for c in keep if not all(same(x, y) for x, y in zip(da[c], db[c], strict=True))]
     return [*problems, *(f"column {c} differs" for c in cols)]
+
+
+def _timing_rows(df: pd.DataFrame) -> pd.Series:
+    text = df.select_dtypes(include=["object", "string"])
+    hit = text.apply(lambda col: col.astype(str).str.fullmatch(TIMING_ROW.pattern, case=False))
+    return hit.any(axis=1) if not hit.empty else pd.Series(False, index=df.index)
 
 
 def compare_json(a: Path, b: Path) -> list[str]:
