@@ -144,10 +144,10 @@ def test_study_produces_the_table_and_the_report(trained, tmp_path: Path) -> Non
     assert set(rep.variant_metrics) == set(t["method"])
     assert rep.variant_params["learnable"]["method"] == "learnable"
     assert len(rep.variant_series["pwl1"]["ft_loss"]) == 6
-    roles = {"table", "rows", "table_md", "metrics", "latency", "ft_curves"}
+    roles = {"table", "rows", "table_md", "metrics", "latency", "ft_curves", "det"}
     with pytest.raises(ValueError, match="ft_curves"):
         rep.write({r: tmp_path / r for r in roles - {"ft_curves"}})
-    paths = {r: tmp_path / f"{r}.{'png' if r == 'ft_curves' else 'out'}" for r in roles}
+    paths = {r: tmp_path / f"{r}.{'png' if r in ('ft_curves', 'det') else 'out'}" for r in roles}
     assert {p.name for p in rep.write(paths)} == {p.name for p in paths.values()}
     assert json.loads(paths["metrics"].read_text())["pwl2_eer_before_ft"] == pytest.approx(
         ti.loc["pwl2", "eer_before_ft"])
