@@ -1,0 +1,73 @@
+"""slimaudio.stats: the bootstrap agrees with closed forms and with the metrics it wraps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from slimaudio import metrics, stats
+
+
+def test_unit_weights_reproduce_metrics_eer() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.random(3000) < 0.3
+    scores = rng.normal(labels * 1.5, 1.0).round(2)  # ties included
+    got = stats.weighted_eer(scores, labels, np.ones((2, labels.size)))
+    assert got == pytest.approx([metrics.eer(scores, labels)] * 2, abs=1e-12)
+
+
+def test_integer_weights_equal_repeated_trials() -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.random(400) < 0.5
+    scores = rng.normal(labels, 1.0)
+    w = rng.integers(0, 3, size=(1, 400)).astype(float)
+    rep = np.repeat(np.arange(400), w[0].astype(int))
+    assert stats.weighted_eer(scores, labels, w)[0] == pytest.approx(
+        metrics.eer(scores[rep], labels[rep]), abs=1e-12)
+
+
+def test_mean_interval_matches_the_normal_closed_form() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(0.0, 1.0, 4000)
+    iv = stats.bootstrap(stats.weighted_mean(x), x.size, None, 2000, np.random.default_rng(3))
+    se = x.std(ddof=1) / np.sqrt(x.size)
+    assert iv.value == pytest.approx(x.mean())
+    assert iv.half_width == pytest.approx(1.96 * se, rel=0.1)
+    assert not iv.excludes(x.mean())
+
+
+def test_paired_intervals_are_narrower_on_correlated_data() -> None:
+    rng = np.random.default_rng(4)
+    shared = rng.normal(0.0, 1.0, 3000)           # what both systems get wrong alike
+    a, b = shared + rng.normal(0, 0.1, 3000), shared + 0.05 + rng.normal(0, 0.1, 3000)
+    paired = stats.paired(stats.weighted_mean(a), stats.weighted_mean(b), 3000, None, 1000,
+                          np.random.default_rng(5))
+    ia = stats.bootstrap(stats.weighted_mean(a), 3000, None, 1000, np.random.default_rng(6))
+    ib = stats.bootstrap(stats.weighted_mean(b), 3000, None, 1000, np.random.default_rng(7))
+    unpaired = np.hypot(ia.half_width, ib.half_width)
+    assert paired.half_width < 0.25 * unpaired
+    assert paired.excludes(0.0) and paired.value == pytest.approx(b.mean() - a.mean())
+
+
+def test_clusters_widen_the_interval_of_clustered_data() -> None:
+    rng = np.random.default_rng(8)
+    clusters = np.repeat(np.arange(100), 30)
+    x = rng.normal(0, 1, 100)[clusters] + rng.normal(0, 0.1, clusters.size)
+    naive = stats.bootstrap(stats.weighted_mean(x), x.size, None, 800, np.random.default_rng(9))
+    by_cluster = stats.bootstrap(stats.weighted_mean(x), x.size, clusters, 800,
+                                 np.random.default_rng(9))
+    assert by_cluster.half_width > 3 * naive.half_width
+
+
+def test_weighted_macro_f1_matches_metrics() -> None:
+    rng = np.random.default_rng(10)
+    y = rng.integers(0, 5, 600)
+    p = np.where(rng.random(600) < 0.7, y, rng.integers(0, 6, 600))
+    got = stats.weighted_macro_f1(y, p, 6)(np.ones((1, 600)))[0]
+    assert got == pytest.approx(metrics.classification_metrics(y, p, 6)["f1"])
+
+
+def test_speaker_trial_weights() -> None:
+    counts = np.array([[2.0, 0.0, 1.0]])
+    w = stats.trial_weights(np.array([0, 0, 1, 2]), np.array([0, 2, 2, 1]), counts)
+    assert w.tolist() == [[2.0, 2.0, 0.0, 0.0]]
