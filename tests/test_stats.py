@@ -71,3 +71,13 @@ def test_speaker_trial_weights() -> None:
     counts = np.array([[2.0, 0.0, 1.0]])
     w = stats.trial_weights(np.array([0, 0, 1, 2]), np.array([0, 2, 2, 1]), counts)
     assert w.tolist() == [[2.0, 2.0, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize(("lo", "hi", "want", "verdict"), [
+    (0.2, 0.5, "above", "holds"), (-0.5, -0.2, "above", "does not hold"),
+    (-0.1, 0.3, "above", "inconclusive"), (-0.5, -0.2, "below", "holds"),
+    (0.2, 0.5, "below", "does not hold"), (float("nan"), 0.3, "below", "inconclusive")])
+def test_judge_flips_with_the_interval(lo: float, hi: float, want: str, verdict: str) -> None:
+    from slimaudio.studies.base import judge
+
+    assert judge(lo, hi, 0.0, want) == verdict

@@ -45,6 +45,20 @@ def share_verdict(passed: int, total: int) -> str:
     return "holds" if passed == total else "partly holds"
 
 
+def judge(lo: float, hi: float, threshold: float, want: str) -> str:
+    """The verdict an interval [lo, hi] supports for a claim 'the quantity is `want` (above or
+    below) `threshold`': holds when the whole interval is on the claimed side, does not hold
+    when it is wholly on the other, inconclusive when it straddles the threshold (or is
+    unknown)."""
+    if want not in ("above", "below"):
+        raise ValueError(f"want must be 'above' or 'below', not {want!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "inconclusive"
+    claimed, other = (lo > threshold, hi < threshold) if want == "above" else \
+        (hi < threshold, lo > threshold)
+    return "holds" if claimed else ("does not hold" if other else "inconclusive")
+
+
 Findings = Callable[[pd.DataFrame | None, Mapping[str, Any]], list[Finding]]
 
 
