@@ -81,3 +81,17 @@ def test_judge_flips_with_the_interval(lo: float, hi: float, want: str, verdict:
     from slimaudio.studies.base import judge
 
     assert judge(lo, hi, 0.0, want) == verdict
+
+
+def test_a_data_free_fit_differs_from_a_data_fit() -> None:
+    """pwl fitted evenly on [-8, 0] (the paper's reader's fit) vs fitted to logits that sit
+    near 0: each is the better fit on its own density."""
+    from slimaudio.compress import pwl
+
+    flat = pwl.uniform_histogram(-8.0, 0.0, 200)
+    near0 = pwl.histogram(np.random.default_rng(0).normal(0, 0.5, (400, 50)))
+    a, b = pwl.fit_pwl(flat, 2), pwl.fit_pwl(near0, 2)
+    assert pwl.exp_mse(flat, a) < pwl.exp_mse(flat, b)
+    assert pwl.exp_mse(near0, b) < pwl.exp_mse(near0, a)
+    with pytest.raises(ValueError, match="lo < hi"):
+        pwl.uniform_histogram(0.0, -1.0)

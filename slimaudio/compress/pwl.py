@@ -263,6 +263,16 @@ def histogram(columns: np.ndarray, bins: int = 200) -> LogitHistogram:
     return LogitHistogram(z_edges, z_counts.astype(np.float64), e_edges, e_counts.astype(np.float64))
 
 
+def uniform_histogram(lo: float = -8.0, hi: float = 0.0, bins: int = 200) -> LogitHistogram:
+    """A flat density of z on [lo, hi]: what a reader of the paper fits to without the
+    model's logits (exp approximated evenly over a fixed interval)."""
+    if not lo < hi <= 0.0:
+        raise ValueError(f"need lo < hi <= 0, got [{lo}, {hi}]")
+    edges = np.linspace(lo, hi, bins + 1)
+    flat = np.ones(bins, dtype=np.float64)
+    return LogitHistogram(edges, flat, edges.copy(), flat.copy())
+
+
 def _design(z: np.ndarray, t: np.ndarray) -> np.ndarray:
     cols = [np.ones_like(z), z] + [np.maximum(z - tj, 0.0) for tj in t]
     return np.stack(cols, axis=1)
