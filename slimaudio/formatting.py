@@ -20,6 +20,11 @@ def num(x: Any, digits: int = 3, sign: bool = False) -> str:
     return f"{f:+.{digits}f}" if sign else f"{f:.{digits}f}"
 
 
+def interval(x: Any, lo: Any, hi: Any, digits: int = 3, sign: bool = False) -> str:
+    """A value with its interval: '8.40 [6.67, 10.16]' (signs on all three when `sign`)."""
+    return f"{num(x, digits, sign)} [{num(lo, digits, sign)}, {num(hi, digits, sign)}]"
+
+
 def pct(x: Any, digits: int = 1) -> str:
     """A fraction as a percentage: 0.531 -> '53.1%'."""
     s = num(100.0 * float(x), digits) if _is_number(x) else MISSING

@@ -105,23 +105,90 @@ def _crossing(far: np.ndarray, frr: np.ndarray) -> np.ndarray:
     return (far_e + frr_e) / 2
 
 
-Statistic = Callable[[np.ndarray], np.ndarray]  # weights [n_boot, n] -> one value per row
+Statistic = Callable[[np.ndarray], np.ndarray]  # weights [b, n] -> one value per row
+Weigh = Callable[[np.ndarray], np.ndarray]      # cluster counts [b, k] -> weights [b, n]
+
+
+@dataclass(frozen=True)
+class Resampler:
+    """A fixed set of cluster resamples of n observations. Every interval drawn from one
+    resampler uses the same resamples, so intervals of several systems are paired.
+
+    Resamples are evaluated CHUNK at a time: a statistic sees weights [<=CHUNK, n] only.
+    """
+
+    counts: np.ndarray  # [n_boot, n_clusters]
+    weigh: Weigh
+    n: int
+    level: float = LEVEL
+
+    @classmethod
+    def of_clusters(cls, clusters: np.ndarray | None, n: int, n_boot: int,
+                    rng: np.random.Generator, level: float = LEVEL) -> Resampler:
+        """Resample clusters (an integer id per observation; None: the observations)."""
+        ids = np.arange(n) if clusters is None else np.unique(clusters, return_inverse=True)[1]
+        counts = cluster_counts(int(ids.max()) + 1, n_boot, rng)
+        return cls(counts, lambda c: c[:, ids], n, level)
+
+    @classmethod
+    def of_trials(cls, enroll: np.ndarray, test: np.ndarray, n_boot: int,
+                  rng: np.random.Generator, level: float = LEVEL) -> Resampler:
+        """Resample the speakers of verification trials (`enroll`/`test`: speaker labels)."""
+        codes = np.unique(np.concatenate([enroll, test]), return_inverse=True)[1]
+        e, t = codes[:len(enroll)], codes[len(enroll):]
+        counts = cluster_counts(int(codes.max()) + 1, n_boot, rng)
+        return cls(counts, lambda c: trial_weights(e, t, c), len(enroll), level)
+
+    def samples(self, stat: Statistic) -> np.ndarray:
+        return np.concatenate([np.asarray(stat(self.weigh(self.counts[i:i + CHUNK])), float)
+                               for i in range(0, len(self.counts), CHUNK)])
+
+    def interval(self, stat: Statistic) -> Interval:
+        value = float(stat(np.ones((1, self.n)))[0])
+        return percentile(self.samples(stat), value, self.level)
+
+    def difference(self, stat_a: Statistic, stat_b: Statistic) -> Interval:
+        """The interval of stat_b - stat_a, both on the same resamples."""
+        return self.interval(lambda w: stat_b(w) - stat_a(w))
 
 
 def bootstrap(stat: Statistic, n: int, clusters: np.ndarray | None, n_boot: int,
               rng: np.random.Generator, level: float = LEVEL) -> Interval:
     """The interval of `stat` under a cluster bootstrap of n observations (clusters: an
     integer id per observation; None resamples observations themselves)."""
-    ids = np.arange(n) if clusters is None else np.unique(clusters, return_inverse=True)[1]
-    counts = cluster_counts(int(ids.max()) + 1, n_boot, rng)
-    value = float(stat(np.ones((1, n)))[0])
-    return percentile(stat(counts[:, ids]), value, level)
+    return Resampler.of_clusters(clusters, n, n_boot, rng, level).interval(stat)
 
 
 def paired(stat_a: Statistic, stat_b: Statistic, n: int, clusters: np.ndarray | None,
            n_boot: int, rng: np.random.Generator, level: float = LEVEL) -> Interval:
     """The interval of stat_b - stat_a, both computed on the same resamples."""
-    return bootstrap(lambda w: stat_b(w) - stat_a(w), n, clusters, n_boot, rng, level)
+    return Resampler.of_clusters(clusters, n, n_boot, rng, level).difference(stat_a, stat_b)
+
+
+def eer_stat(scores: np.ndarray, labels: np.ndarray) -> Statistic:
+    """Weighted EER in percent, as the tables report it."""
+    return lambda w: 100.0 * weighted_eer(scores, labels, w)
+
+
+def min_dcf_stat(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01) -> Statistic:
+    """Weighted normalised minDCF (c_miss = c_fa = 1), as metrics.min_dcf."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).astype(bool).ravel()
+    order = np.argsort(scores, kind="mergesort")
+    s, lab = scores[order], labels[order]
+    keep = np.concatenate([[True], s[1:] != s[:-1], [True]])
+    default = min(p_target, 1 - p_target)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        w = np.asarray(w, dtype=np.float64)[:, order]
+        tar, non = w * lab, w * ~lab
+        zero = np.zeros((len(w), 1))
+        frr = np.concatenate([zero, np.cumsum(tar, axis=1)], axis=1) / tar.sum(1, keepdims=True)
+        far = 1 - np.concatenate([zero, np.cumsum(non, axis=1)], axis=1) / non.sum(1, keepdims=True)
+        cost = p_target * frr[:, keep] + (1 - p_target) * far[:, keep]
+        return cost.min(axis=1) / default
+
+    return stat
 
 
 def weighted_mean(x: np.ndarray) -> Statistic:

@@ -95,3 +95,24 @@ def test_a_data_free_fit_differs_from_a_data_fit() -> None:
     assert pwl.exp_mse(near0, b) < pwl.exp_mse(near0, a)
     with pytest.raises(ValueError, match="lo < hi"):
         pwl.uniform_histogram(0.0, -1.0)
+
+
+def test_weighted_min_dcf_matches_metrics_at_unit_weights() -> None:
+    rng = np.random.default_rng(10)
+    labels = rng.random(2000) < 0.4
+    scores = rng.normal(labels * 2.0, 1.0).round(2)
+    for p in (0.01, 0.05):
+        got = stats.min_dcf_stat(scores, labels, p)(np.ones((1, labels.size)))[0]
+        assert got == pytest.approx(metrics.min_dcf(scores, labels, p), abs=1e-12)
+
+
+def test_trial_resampler_is_chunked_and_fast_on_100k_trials() -> None:
+    rng = np.random.default_rng(11)
+    spk = rng.integers(0, 200, size=(2, 100_000))
+    labels = rng.random(100_000) < 0.5
+    spk[1, labels] = spk[0, labels]
+    scores = rng.normal(labels * 2.0, 1.0)
+    res = stats.Resampler.of_trials(spk[0], spk[1], 1000, np.random.default_rng(12))
+    iv = res.interval(stats.eer_stat(scores, labels))
+    assert iv.value == pytest.approx(100 * metrics.eer(scores, labels))
+    assert iv.lo < iv.value < iv.hi

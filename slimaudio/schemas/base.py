@@ -7,4 +7,8 @@ register("base", {
     "on_bad_audio": Field(str, choices=["skip", "fail"],
                           doc="skip-and-count a bad file (default) or stop on it"),
     "threads": Field(int, lo=1, hi=64, doc="CPU threads for latency measurement (one phone core)"),
+    "bootstrap": {
+        "resamples": Field(int, lo=100, hi=100000, doc="cluster-bootstrap resamples per interval"),
+        "level": Field(float, lo=0.5, hi=0.999, doc="two-sided level of every interval"),
+    },
 })

@@ -21,7 +21,7 @@ from slimaudio import atomic
 
 # The common long schema: one row per variant of every study.
 ROW_COLUMNS = ("study", "variant", "size_mib", "latency_ms", "quality_metric", "quality",
-               "relative_quality", "quality_low", "quality_high")
+               "relative_quality", "quality_lo", "quality_hi")
 VERDICTS = ("holds", "partly holds", "does not hold", "inconclusive", "not measured")
 FIXED_ROLES = ("table", "rows", "table_md", "metrics")
 
@@ -90,8 +90,8 @@ class Study:
             out.append({"study": self.name, "variant": str(r[self.key]),
                         "size_mib": number(r["size_mib"]), "latency_ms": number(r["latency_ms"]),
                         "quality_metric": self.quality, "quality": val, "relative_quality": rel,
-                        "quality_low": number(r.get(f"{self.quality}_low")),
-                        "quality_high": number(r.get(f"{self.quality}_high"))})
+                        "quality_lo": number(r.get(f"{self.quality}_lo")),
+                        "quality_hi": number(r.get(f"{self.quality}_hi"))})
         return pd.DataFrame(out, columns=list(ROW_COLUMNS))
 
 
