@@ -16,10 +16,12 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from slimaudio.stats import Interval, percentile
 
 Runner = Callable[[], Any]
 
@@ -33,6 +35,7 @@ class Latency:
     min_ms: float
     repeats: int
     threads: int
+    samples_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)  # round order
 
     def as_dict(self, prefix: str = "latency") -> dict[str, float]:
         d = asdict(self)
@@ -53,6 +56,7 @@ def _summarise(times_s: Sequence[float], threads: int) -> Latency:
         min_ms=float(ms.min()),
         repeats=len(ms),
         threads=threads,
+        samples_ms=tuple(float(v) for v in ms),
     )
 
 
@@ -80,6 +84,19 @@ def measure_interleaved(runners: Mapping[str, Runner], warmup: int = 10, repeats
             runners[n]()
             times[n].append(clock() - t0)
     return {n: _summarise(times[n], threads) for n in runners}
+
+
+def speedup(reference: Latency, other: Latency, n_boot: int, rng: np.random.Generator,
+            level: float = 0.95) -> Interval:
+    """median(reference) / median(other) with a bootstrap interval over timing rounds. Runs of
+    one round were interleaved, so a round is resampled as a whole: the machine's drift moves
+    both variants alike and cancels in the ratio."""
+    a, b = np.asarray(reference.samples_ms), np.asarray(other.samples_ms)
+    if a.size == 0 or a.size != b.size:
+        raise ValueError("speedup needs two Latency results from one interleaved measurement")
+    value = float(np.median(a) / np.median(b))
+    idx = rng.integers(0, a.size, size=(n_boot, a.size))
+    return percentile(np.median(a[idx], axis=1) / np.median(b[idx], axis=1), value, level)
 
 
 def ratios(results: Mapping[str, Latency], reference: str) -> dict[str, float]:

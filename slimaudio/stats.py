@@ -24,6 +24,19 @@ CHUNK = 64  # resamples per vectorised pass: bounds memory to CHUNK x n observat
 
 
 @dataclass(frozen=True)
+class BootstrapConfig:
+    """params base.bootstrap: how many resamples, and the interval level."""
+
+    resamples: int
+    level: float
+
+    @classmethod
+    def from_params(cls, base: dict) -> BootstrapConfig:
+        b = base["bootstrap"]
+        return cls(int(b["resamples"]), float(b["level"]))
+
+
+@dataclass(frozen=True)
 class Interval:
     """A point estimate with a percentile bootstrap interval."""
 
@@ -79,13 +92,14 @@ def weighted_eer(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) ->
     s, lab = scores[order], labels[order]
     keep = np.concatenate([[True], s[1:] != s[:-1], [True]])  # thresholds between distinct scores
     out = np.empty(len(weights))
-    for start in range(0, len(weights), CHUNK):
+    for start in range(0, len(weights), CHUNK):  # a resample with no target or no non-target: NaN
         w = np.asarray(weights[start:start + CHUNK], dtype=np.float64)[:, order]
         tar, non = w * lab, w * ~lab
         zero = np.zeros((len(w), 1))
-        miss = np.concatenate([zero, np.cumsum(tar, axis=1)], axis=1) / tar.sum(1, keepdims=True)
-        fa = 1 - np.concatenate([zero, np.cumsum(non, axis=1)], axis=1) / non.sum(1, keepdims=True)
-        out[start:start + CHUNK] = _crossing(fa[:, keep], miss[:, keep])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            miss = np.concatenate([zero, np.cumsum(tar, axis=1)], axis=1) / tar.sum(1, keepdims=True)
+            fa = 1 - np.concatenate([zero, np.cumsum(non, axis=1)], axis=1) / non.sum(1, keepdims=True)
+            out[start:start + CHUNK] = _crossing(fa[:, keep], miss[:, keep])
     return out
 
 
@@ -183,9 +197,10 @@ def min_dcf_stat(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01)
         w = np.asarray(w, dtype=np.float64)[:, order]
         tar, non = w * lab, w * ~lab
         zero = np.zeros((len(w), 1))
-        frr = np.concatenate([zero, np.cumsum(tar, axis=1)], axis=1) / tar.sum(1, keepdims=True)
-        far = 1 - np.concatenate([zero, np.cumsum(non, axis=1)], axis=1) / non.sum(1, keepdims=True)
-        cost = p_target * frr[:, keep] + (1 - p_target) * far[:, keep]
+        with np.errstate(invalid="ignore", divide="ignore"):  # an empty class: NaN
+            frr = np.concatenate([zero, np.cumsum(tar, axis=1)], axis=1) / tar.sum(1, keepdims=True)
+            far = 1 - np.concatenate([zero, np.cumsum(non, axis=1)], axis=1) / non.sum(1, keepdims=True)
+            cost = p_target * frr[:, keep] + (1 - p_target) * far[:, keep]
         return cost.min(axis=1) / default
 
     return stat

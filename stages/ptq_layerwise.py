@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from slimaudio import atomic, tracking
 from slimaudio.stage import cli, parse_args, setup
+from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise import config
 from slimaudio.studies.ptq_layerwise.outputs import study_report
 from slimaudio.studies.ptq_layerwise.report import headline
@@ -21,8 +22,8 @@ def main() -> None:
     base = params["base"]
     with tracking.stage_run("ptq_layerwise", "ptq_layerwise", params.flat()) as run:
         with atomic.atomic_dir(args.models_dir) as tmp:
-            res = run_study(cfg, int(base["seed"]), int(base["threads"]), args.model, args.data,
-                            tmp)
+            res = run_study(cfg, int(base["seed"]), int(base["threads"]),
+                            BootstrapConfig.from_params(base), args.model, args.data, tmp)
         report = study_report(res, cfg)
         report.write({role: getattr(args, role) for role in OUTPUTS})
         report.log(run)

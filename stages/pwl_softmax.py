@@ -8,6 +8,7 @@ from slimaudio import atomic, tracking
 from slimaudio.datasets import speakers
 from slimaudio.speaker.train import TrainConfig, load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
+from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.pwl_softmax.config import StudyConfig
 from slimaudio.studies.pwl_softmax.fit import load_fit
 from slimaudio.studies.pwl_softmax.run import run_study, study_report
@@ -28,7 +29,7 @@ def main() -> None:
         train_cfg = TrainConfig.from_params(ecapa["train"], data, int(base["seed"]))
         res = run_study(model, aam, data, fit_res, cfg, train_cfg, int(base["threads"]),
                         int(base["seed"]), int(ecapa["eval"]["onnx_opset"]),
-                        threads_eval=int(ecapa["eval"]["threads"]))
+                        BootstrapConfig.from_params(base), threads_eval=int(ecapa["eval"]["threads"]))
         with atomic.atomic_dir(args.onnx_dir) as tmp:
             for name, blob in res.onnx.items():
                 (Path(tmp) / f"{name}.onnx").write_bytes(blob)

@@ -408,7 +408,7 @@ def _speaker_section(kind: str, path: Path, test_speakers: float, max_speakers: 
     sec["corpus"].update(kind=kind, path=str(path), max_speakers=max_speakers,
                          max_utts_per_speaker=max_utts)
     sec["split"]["test_speakers"] = test_speakers
-    sec["trials"]["n_trials"] = 40
+    sec["trials"].update(targets=20, nontargets=20)
     return sec
 
 

@@ -38,7 +38,7 @@ def _tiny_speakers() -> dict:
     sec["synthetic"].update(n_speakers=6, utts_per_speaker=3, sessions_per_speaker=2,
                             min_dur_s=0.6, max_dur_s=1.0)
     sec["split"]["test_speakers"] = 2
-    sec["trials"]["n_trials"] = 10
+    sec["trials"].update(targets=5, nontargets=5)
     return sec
 
 
@@ -82,10 +82,10 @@ def test_split_speakers_count_fraction_and_groups():
         split_speakers(groups, 30, seed=1)
 
 
-def test_trials_are_balanced_unique_and_never_self_trials():
+def test_trials_are_unique_labelled_and_never_self_trials():
     spk = [f"s{i // 5}" for i in range(40)]          # 8 speakers x 5 utterances
     ids = [f"u{i:02d}" for i in range(40)]
-    t = make_trials(ids, spk, 60, seed=3)
+    t = make_trials(ids, spk, 30, 30, seed=3)
     owner = dict(zip(ids, spk, strict=True))
     assert len(t) == 60 and int(t.labels.sum()) == 30
     pairs = set()
@@ -94,11 +94,18 @@ def test_trials_are_balanced_unique_and_never_self_trials():
         assert lab == int(owner[e] == owner[s])
         pairs.add(frozenset((e, s)))
     assert len(pairs) == 60
-    # not enough target pairs: 8 * C(5, 2) = 80 < 500, so 80 + 80, still balanced
-    t2 = make_trials(ids, spk, 1000, seed=3)
-    assert len(t2) == 160 and int(t2.labels.sum()) == 80
+
+
+def test_trials_take_every_target_pair_and_cap_at_what_exists():
+    spk = [f"s{i // 5}" for i in range(40)]          # 8 x C(5, 2) = 80 target pairs
+    ids = [f"u{i:02d}" for i in range(40)]
+    every = make_trials(ids, spk, None, 200, seed=3)
+    assert int(every.labels.sum()) == 80 and len(every) == 280
+    assert len({frozenset(p) for p in zip(every.enroll, every.test, strict=True)}) == 280
+    capped = make_trials(ids, spk, 1000, 10_000, seed=3)  # 780 - 80 = 700 non-target pairs
+    assert int(capped.labels.sum()) == 80 and len(capped) == 80 + 700
     with pytest.raises(DataError):
-        make_trials(["a", "b"], ["x", "y"], 10, seed=0)
+        make_trials(["a", "b"], ["x", "y"], None, 10, seed=0)
 
 
 def test_split_groups_keeps_recordings_whole():

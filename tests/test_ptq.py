@@ -20,6 +20,7 @@ import pytest
 from slimaudio.compress import onnx_int8
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
+from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise import ablation, groups, outputs, run, search
 from slimaudio.studies.ptq_layerwise import config as study_config
 from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
@@ -34,6 +35,8 @@ REPORT_FILES = {"table": "table.csv", "rows": "rows.csv", "table_md": "table.md"
                 "metrics": "metrics.json", "errors": "error_analysis.csv",
                 "op_profile": "op_profile.csv", "ablation": "ablation.csv",
                 "sensitivity_png": "sensitivity.png", "size_png": "size_vs_eer.png"}
+
+BOOT = BootstrapConfig(resamples=200, level=0.95)
 
 
 def settings(**changes) -> onnx_int8.QuantSettings:
@@ -533,7 +536,7 @@ def test_study_runs_every_row(work, tmp_path) -> None:
     from slimaudio.studies.base import ROW_COLUMNS, read_rows
 
     cfg = _small_config()
-    res = run.run_study(cfg, 0, 1, work["raw"], work["data"], tmp_path / "models",
+    res = run.run_study(cfg, 0, 1, BOOT, work["raw"], work["data"], tmp_path / "models",
                         progress=False)
     tab = res.table()
     assert list(tab.columns) == run.COLUMNS
@@ -632,7 +635,7 @@ def test_study_refuses_features_of_another_width(work, tmp_path) -> None:
     np.save(data / "feats.npy", np.concatenate([feats, feats[:, :4]], axis=1))
     cfg = study_config.from_params(_ptq_params("tiny"))
     with pytest.raises(DataError, match="mel bands"):
-        run.run_study(cfg, 0, 1, work["raw"], data, tmp_path / "m", progress=False)
+        run.run_study(cfg, 0, 1, BOOT, work["raw"], data, tmp_path / "m", progress=False)
 
 
 def test_size_scaling_quantizes_every_weight_and_shrinks_with_width() -> None:

@@ -20,6 +20,7 @@ from slimaudio.models.ecapa import EcapaTdnn
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler, NoiseConfig
 from slimaudio.speaker.train import TrainConfig, train
+from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.base import ROW_COLUMNS
 from slimaudio.studies.pwl_softmax import report, rules
 from slimaudio.studies.pwl_softmax.config import FitConfig, FtConfig, LatencyConfig, StudyConfig
@@ -30,10 +31,10 @@ from slimaudio.studies.pwl_softmax.variants import build_variants
 
 SECTION = {"learnable_segments": 2, "learnable_lr_mult": 10.0, "overrides": {},
            "ft": {"scope": "head", "steps": 6, "batch_size": 8, "lr": 1e-3, "lr_min": 1e-5,
-                  "cache_crops": 16},
+                  "cache_crops": 16, "replicates": 1},
            "latency": {"frames": 60, "warmup": 1, "repeats": 30, "softmax_repeats": 30}}
 FIT = FitConfig(crops=16, crop_s=0.5, max_columns=2000, bins=60, segments=(1, 2, 4),
-                min_floor=1e-4)
+                min_floor=1e-4, uniform_range=(-8.0, 0.0))
 META = {"channels": 16, "mfa_channels": 24, "profile": "test", "ft_scope": "head",
         "ft_steps": 6, "threads": 1, "frames": 60}
 
@@ -97,7 +98,8 @@ def test_overrides_replace_fitted_values_and_are_checked(trained) -> None:
     vs = {v.name: v for v in build_variants(fit_res, 2, {"pwl1": {"floor": 0.5}})}
     assert vs["pwl1"].params["floor"] == 0.5
     assert vs["pwl1"].params["s0"] == fit_res.pwl[1].s0
-    assert list(vs) == ["baseline", "clip", "pwl1", "pwl2", "pwl4", "learnable"]
+    assert list(vs) == ["baseline", "clip", "pwl1", "pwl2", "pwl4", "pwl1_uniform",
+                        "pwl2_uniform", "learnable"]
     with pytest.raises(ParamError, match="overrides.pwl9"):
         build_variants(fit_res, 2, {"pwl9": {"floor": 0.5}})
     with pytest.raises(ParamError, match="overrides.pwl1.slope"):
@@ -109,18 +111,19 @@ def test_overrides_replace_fitted_values_and_are_checked(trained) -> None:
 def test_study_produces_the_table_and_the_report(trained, tmp_path: Path) -> None:
     data, model, aam, cfg, fit_res = trained
     res = run_study(model, aam, data, fit_res, StudyConfig.from_params(SECTION), cfg, 1, 0, 17,
-                    progress=False)
+                    BootstrapConfig(200, 0.95), progress=False)
     t = res.table
-    assert list(t.columns[:7]) == TABLE_COLUMNS
+    assert list(t.columns) == TABLE_COLUMNS
     assert list(t["method"]) == ["baseline", "baseline_ft_control", "clip", "pwl1", "pwl2",
-                                 "pwl4", "learnable"]
+                                 "pwl4", "pwl1_uniform", "pwl2_uniform", "learnable"]
     ti = t.set_index("method")
     assert ti.loc["baseline", "rel_time_model_onnx"] == 1.0
     assert pd.isna(ti.loc["baseline", "eer_after_ft"])
     assert ti.loc["baseline_ft_control", "eer_before_ft"] == ti.loc["baseline", "eer_before_ft"]
     assert ti.loc["learnable", "eer_before_ft"] == pytest.approx(ti.loc["pwl2", "eer_before_ft"])
     assert (ti["onnx_max_abs_diff"] < 1e-3).all()
-    assert np.isfinite(ti.drop(index="baseline")[TABLE_COLUMNS[1:]].astype(float)).all().all()
+    cols = [c for c in TABLE_COLUMNS[1:] if not c.endswith("_sd")]  # one replicate: no spread
+    assert np.isfinite(ti.drop(index="baseline")[cols].astype(float)).all().all()
     # every method saw the same fine-tuning steps
     assert {len(c) for c in res.ft_curves.values()} == {6}
     md = report.table_markdown(t, res.latency, fit_res, META)
@@ -171,12 +174,30 @@ def test_checks_use_the_one_tolerance() -> None:
     assert c["check_pwl1_rel_time_softmax_lt_1"] == 1.0 and c["ft_tolerance_points"] == 0.5
 
 
-def test_findings_quote_the_paper_and_the_tolerance() -> None:
-    df = _table({"ctrl": 3.0, "pwl1": 3.0, "pwl2": 3.0, "learnable": 3.0}, 0.9)
-    df.loc[len(df)] = {"method": "clip", "eer_before_ft": 6.0, "eer_after_ft": 3.2,
-                       "rel_time_model_onnx": 0.9, "rel_time_softmax": 0.9}
-    f = rules.findings(df, {})
-    assert "within 0.1 points or 5% of the fine-tuned baseline" in f[0].claim
-    assert f[0].verdict == "partly holds"  # clip is 0.2 points above the control
-    assert "(paper: 0.943 / 0.964 / 0.971)" in f[2].evidence and f[2].verdict == "holds"
+def _judged(delta_after: float, delta_before: float, rel: float, half: float) -> pd.DataFrame:
+    """A table whose paper methods all sit at the given differences, intervals `half` wide."""
+    methods = ["baseline", "baseline_ft_control", "clip", "pwl1", "pwl2", "pwl1_uniform",
+               "pwl2_uniform"]
+    df = pd.DataFrame({"method": methods, "eer_after_ft": 3.0,
+                       "delta_eer_after_ft": [np.nan, 0.0] + [delta_after] * 5,
+                       "delta_eer_before_ft": [0.0, 0.0] + [delta_before] * 5,
+                       "rel_time_model_torch": [1.0, 1.0] + [rel] * 5,
+                       "rel_time_model_onnx": [1.0, 1.0] + [rel] * 5})
+    for c in ("delta_eer_after_ft", "delta_eer_before_ft", "rel_time_model_torch",
+              "rel_time_model_onnx"):
+        df[f"{c}_lo"], df[f"{c}_hi"] = df[c] - half, df[c] + half
+    return df
+
+
+def test_findings_flip_with_the_intervals() -> None:
+    verdicts = lambda df: [f.verdict for f in rules.findings(df, {})]  # noqa: E731
+    # tolerance at an EER of 3%: 0.15 points (5%)
+    assert verdicts(_judged(0.0, 1.0, 0.9, 0.05)) == ["holds"] * 5
+    assert verdicts(_judged(0.0, 1.0, 0.9, 2.0)) == ["inconclusive"] * 5
+    assert verdicts(_judged(1.0, -1.0, 1.2, 0.05)) == ["does not hold"] * 5
+    mixed = _judged(0.0, 1.0, 0.9, 0.05)
+    mixed.loc[mixed.method == "clip", ["delta_eer_after_ft_lo", "delta_eer_after_ft_hi"]] = [0.5, 0.7]
+    f = rules.findings(mixed, {})
+    assert f[0].verdict == "partly holds" and "clip +0.00 [+0.50, +0.70]" in f[0].evidence
+    assert "(paper: 0.943 / 0.964 / 0.971)" in f[3].evidence
     assert STUDY.findings is rules.findings and STUDY.key == "method"

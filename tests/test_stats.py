@@ -116,3 +116,27 @@ def test_trial_resampler_is_chunked_and_fast_on_100k_trials() -> None:
     iv = res.interval(stats.eer_stat(scores, labels))
     assert iv.value == pytest.approx(100 * metrics.eer(scores, labels))
     assert iv.lo < iv.value < iv.hi
+
+
+def test_trial_stats_pair_models_on_one_set_of_speaker_resamples() -> None:
+    from slimaudio.speaker.scoring import Trials
+    from slimaudio.speaker.uncertainty import TrialStats
+
+    rng = np.random.default_rng(13)
+    spk = np.repeat(np.arange(40), 6)                     # 40 speakers x 6 utterances
+    utts = [f"u{i}" for i in range(spk.size)]
+    a, b = rng.integers(0, spk.size, (2, 4000))
+    keep = a != b
+    a, b = a[keep], b[keep]
+    labels = (spk[a] == spk[b]).astype(np.int8)
+    trials = Trials(labels, [utts[i] for i in a], [utts[i] for i in b])
+    ts = TrialStats.build(trials, {u: str(s) for u, s in zip(utts, spk, strict=True)}, 500,
+                          0.95, seed=0)
+    base = rng.normal(labels * 1.5, 1.0)
+    ref, new = ts.score(base), ts.score(base + rng.normal(0, 0.05, base.size))
+    m, d = ts.metrics(ref), ts.deltas(ref, new)
+    assert m["eer"] == pytest.approx(100 * metrics.eer(base, labels))
+    assert m["eer_lo"] < m["eer"] < m["eer_hi"]
+    assert d["delta_eer_lo"] <= d["delta_eer"] <= d["delta_eer_hi"]
+    assert d["delta_eer_hi"] - d["delta_eer_lo"] < 0.5 * (m["eer_hi"] - m["eer_lo"])
+    assert d["score_shift"] == pytest.approx(np.abs(new.scores - base).mean())

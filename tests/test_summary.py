@@ -24,26 +24,33 @@ def _pwl(after: dict[str, float], rel: float) -> pd.DataFrame:
     return df
 
 
-def test_pwl_findings_follow_the_numbers() -> None:
-    good = pwl_rules.findings(_pwl({"ctrl": 3.0, "clip": 3.05, "pwl1": 3.0, "pwl2": 2.9}, 0.95), {})
-    assert [f.verdict for f in good] == ["holds", "holds", "holds"]
-    bad = pwl_rules.findings(_pwl({"ctrl": 3.0, "clip": 4.0, "pwl1": 3.0, "pwl2": 3.5}, 1.05), {})
-    assert bad[0].verdict == "partly holds"
-    assert bad[2].verdict == "does not hold"
-    assert "pwl1" in bad[0].evidence
+def _ptq(half: float, **delta: float) -> pd.DataFrame:
+    """A PTQ table with every interval `half` wide around its value."""
+    groups = ["conv_in", "block1", "block2", "block3", "conv_mfa", "asp", "fc"]
+    d = dict(zip(groups, [0.01, 0.02, 0.2, 0.3, 0.05, 0.03, 0.0], strict=True)) | delta
+    rows = ["none", *groups, "all", "paper_choice"]
+    df = pd.DataFrame({"quantized": rows,
+                       "delta_eer": [0.0, *d.values(), 0.4, 0.08],
+                       "size_ratio": [1, 0.9, 0.8, 0.8, 0.8, 0.7, 0.9, 0.95, 0.26, 0.5],
+                       "speedup": [1.0] * 8 + [1.3, 1.1]})
+    df["score_shift"] = df["delta_eer"] / 100
+    for col, w in (("delta_eer", half), ("score_shift", half / 100), ("speedup", half)):
+        df[f"{col}_lo"], df[f"{col}_hi"] = df[col] - w, df[col] + w
+    return df
 
 
-def test_ptq_findings() -> None:
-    df = pd.DataFrame({
-        "quantized": ["none", "conv_in", "block1", "block2", "block3", "conv_mfa", "asp", "fc", "all", "paper_choice"],
-        "delta_eer": [0, 0.01, 0.02, 0.2, 0.3, 0.05, 0.03, 0.0, 0.4, 0.08],
-        "size_ratio": [1, 0.9, 0.8, 0.8, 0.8, 0.7, 0.9, 0.95, 0.26, 0.5],
-        "speedup": [1, 1, 1, 1, 1, 1, 1, 1, 1.3, 1.1],
-    })
-    f = ptq_rules.findings(df, {})
-    assert f[0].verdict == "holds" and f[1].verdict == "holds" and f[2].verdict == "holds"
-    df.loc[df.quantized == "conv_in", "delta_eer"] = 1.0
-    assert ptq_rules.findings(df, {})[0].verdict == "partly holds"
+def test_ptq_verdicts_follow_the_intervals() -> None:
+    verdicts = lambda df: [f.verdict for f in ptq_rules.findings(df, {})]  # noqa: E731
+    assert verdicts(_ptq(0.02)) == ["holds"] * 4
+    # the same point values, intervals too wide to tell: every claim is open
+    assert verdicts(_ptq(0.5)) == ["inconclusive"] * 4
+    # a non-block group clearly above block2; paper_choice and full INT8 clearly fail
+    df = _ptq(0.02, conv_in=0.5)
+    df.loc[df.quantized == "paper_choice", ["delta_eer", "delta_eer_lo", "delta_eer_hi"]] = \
+        [0.5, 0.4, 0.6]
+    df.loc[df.quantized == "all", ["speedup", "speedup_lo", "speedup_hi"]] = [0.8, 0.7, 0.9]
+    assert verdicts(df) == ["does not hold"] * 4
+    assert "[" in ptq_rules.findings(df, {})[0].evidence  # the evidence gives the intervals
 
 
 def test_tflite_collapse_finding() -> None:

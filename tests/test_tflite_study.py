@@ -56,13 +56,16 @@ TINY_STUDY = {"representative_samples": 16,
               "latency": {"warmup": 1, "repeats": 30, "builtin_kernels": True,
                           "kernel_probe": True},
               "eval_threads": 1, "eval_batch_size": 16}
+TINY_BASE = {"bootstrap": {"resamples": 200, "level": 0.95}}  # what the study reads of `base`
 
 
 def test_config_fields_match_the_schema() -> None:
     from dataclasses import fields
 
+    import slimaudio.schemas.base  # noqa: F401
     import slimaudio.schemas.tflite  # noqa: F401  (registers the section)
     from slimaudio import config
+    from slimaudio.stats import BootstrapConfig
     from slimaudio.studies.tflite_quant.config import (
         CalibrationProbe,
         Config,
@@ -71,16 +74,22 @@ def test_config_fields_match_the_schema() -> None:
     )
 
     schema = config.SCHEMAS["tflite_quant"]
-    assert {f.name for f in fields(Config)} == set(schema)
+    # `bootstrap` is the shared base.bootstrap section, not one of this section's keys
+    assert {f.name for f in fields(Config)} == set(schema) | {"bootstrap"}
     assert {f.name for f in fields(LatencyConfig)} == set(schema["latency"])
     assert {f.name for f in fields(CalibrationProbe)} == set(schema["calibration_probes"].item)
-    section = config.compose([], REPO / "conf")["tflite_quant"]
-    cfg = from_params(section)
+    assert {f.name for f in fields(BootstrapConfig)} == set(config.SCHEMAS["base"]["bootstrap"])
+    params = config.compose([], REPO / "conf")
+    section = params["tflite_quant"]
+    cfg = from_params(section, params["base"])
+    assert cfg.bootstrap == BootstrapConfig(params["base"]["bootstrap"]["resamples"],
+                                            params["base"]["bootstrap"]["level"])
     assert cfg.representative_samples == section["representative_samples"]
     assert cfg.latency.repeats == section["latency"]["repeats"]
     assert [p.variant for p in cfg.calibration_probes] == [
         f"int_calib_{p['source']}_{p['samples']}" for p in section["calibration_probes"]]
-    assert from_params(TINY_STUDY).calibration_probes[1] == CalibrationProbe("one_class", 2)
+    assert from_params(TINY_STUDY, TINY_BASE).calibration_probes[1] == \
+        CalibrationProbe("one_class", 2)
 
 
 def test_calibration_seeds_keep_their_values() -> None:
@@ -112,6 +121,130 @@ def test_calibration_sources(tmp_path: Path) -> None:
         calibration_frames(data, "test", 3, seed=0)
 
 
+def _clustered_predictions(seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict, int]:
+    """60 clips of 1-6 frames, 4 classes; a clip is misread as a whole (errors cluster), and
+    `close` differs from `basic` on a few clips only."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 7, 60)
+    clips = np.repeat(np.arange(60), sizes)
+    y = np.repeat(rng.integers(0, 4, 60), sizes)
+    wrong = np.repeat(rng.random(60) < 0.2, sizes)
+    basic = np.where(wrong, (y + 1) % 4, y)
+    flip = np.repeat(rng.random(60) < 0.1, sizes)
+    close = np.where(flip, (basic + 2) % 4, basic)
+    return y, clips, {"basic": basic, "close": close, "broken": np.zeros_like(y)}, 4
+
+
+def test_intervals_are_paired_and_contain_the_point_value() -> None:
+    from slimaudio import stats
+    from slimaudio.metrics import classification_metrics
+    from slimaudio.stats import BootstrapConfig
+    from slimaudio.studies.tflite_quant import intervals
+
+    y, clips, preds, k = _clustered_predictions()
+    res = intervals.resampler(clips, BootstrapConfig(400, 0.9), seed=3)
+    assert res.counts.shape == (400, 60) and res.level == 0.9  # clips are the resampled unit
+    ci = intervals.quality_intervals(preds, y, k, res)
+    assert list(ci.columns) == ["f1", "accuracy", *intervals.interval_columns()]
+    for v, p in preds.items():
+        m = classification_metrics(y, p, k)
+        assert ci.loc[v, "f1"] == pytest.approx(m["f1"]) and ci.loc[v, "accuracy"] == pytest.approx(m["accuracy"])
+        for q in ("f1", "accuracy", "delta_f1", "delta_accuracy", "f1_ratio"):
+            assert ci.loc[v, f"{q}_lo"] <= ci.loc[v, q] <= ci.loc[v, f"{q}_hi"], (v, q)
+    assert ci.loc["close", "delta_f1"] == pytest.approx(ci.loc["close", "f1"] - ci.loc["basic", "f1"])
+    assert (ci.loc["basic", ["delta_f1_lo", "delta_f1_hi", "delta_accuracy_hi"]] == 0).all()
+    assert ci.loc["broken", "f1_ratio_hi"] < 0.5 < ci.loc["close", "f1_ratio_lo"]
+    # paired: the difference is far narrower than either variant's own interval
+    own = ci.loc["close", "f1_hi"] - ci.loc["close", "f1_lo"]
+    assert ci.loc["close", "delta_f1_hi"] - ci.loc["close", "delta_f1_lo"] < own / 2
+    # clustered frames: resampling clips gives a wider interval than resampling frames
+    frames = stats.Resampler.of_clusters(None, len(y), 400, np.random.default_rng(3), 0.9)
+    by_frame = intervals.quality_intervals(preds, y, k, frames)
+    assert own > by_frame.loc["close", "f1_hi"] - by_frame.loc["close", "f1_lo"]
+    # the same seed draws the same resamples
+    again = intervals.quality_intervals(preds, y, k, intervals.resampler(clips, BootstrapConfig(400, 0.9), 3))
+    pd.testing.assert_frame_equal(ci, again)
+    with pytest.raises(ValueError, match="reference"):
+        intervals.quality_intervals({"close": preds["close"]}, y, k, res)
+
+
+def test_clusters_are_the_test_clips_or_their_recordings(tmp_path: Path) -> None:
+    from slimaudio.datasets.sounds import load_sounds
+    from slimaudio.studies.tflite_quant import intervals
+
+    data = load_sounds(write_fake_sounds(tmp_path / "sounds"))
+    ids, unit = intervals.cluster_ids(data, "test")
+    assert unit == "clip_id" and list(ids) == list(data.split("test").clip_ids)
+    assert len(set(ids)) == 12 and len(ids) == 24  # 2 frames per clip move together
+    data.manifest["group"] = data.manifest["clip_id"].str.rsplit("-", n=1).str[0]
+    ids, unit = intervals.cluster_ids(data, "test")
+    assert unit == "group" and len(set(ids)) == 3
+
+
+def _verdict_table(delta: dict[str, tuple[float, float]],
+                   ratio: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    """A table with basic F1 0.84, each variant's paired ΔF1 interval and F1-ratio interval."""
+    rows = [{"variant": "basic", "f1": 0.84, "f1_lo": 0.78, "f1_hi": 0.88, "size_bytes": 100,
+             "delta_f1": 0.0, "delta_f1_lo": 0.0, "delta_f1_hi": 0.0,
+             "f1_ratio": 1.0, "f1_ratio_lo": 1.0, "f1_ratio_hi": 1.0}]
+    for v in ("float16", "dynamic_range", "int", "full_int", "full_int_naive"):
+        lo, hi = delta.get(v, (-0.002, 0.002))
+        rlo, rhi = ratio.get(v, (0.98, 1.01))
+        rows.append({"variant": v, "f1": 0.84 + (lo + hi) / 2, "f1_lo": 0.78, "f1_hi": 0.88,
+                     "size_bytes": 50 if v == "float16" else 26, "delta_f1": (lo + hi) / 2,
+                     "delta_f1_lo": lo, "delta_f1_hi": hi, "f1_ratio": (rlo + rhi) / 2,
+                     "f1_ratio_lo": rlo, "f1_ratio_hi": rhi})
+    return pd.DataFrame(rows)
+
+
+def _verdicts(table: pd.DataFrame) -> dict[str, str]:
+    from slimaudio.studies.tflite_quant import rules
+
+    return {f.claim.split()[0]: f.verdict for f in rules.findings(table, {})}
+
+
+@pytest.mark.parametrize(("variant", "tol"), [("float16", 0.01), ("dynamic_range", 0.05)])
+def test_keeps_f1_verdict_follows_the_delta_interval(variant: str, tol: float) -> None:
+    from slimaudio.studies.tflite_quant import rules
+
+    assert dict((v, t) for v, _, t in rules.KEEPS_F1)[variant] == tol
+    key = {"float16": "float16", "dynamic_range": "Dynamic-range"}[variant]
+    cases = {"holds": (-tol + 0.002, 0.004), "does not hold": (-tol - 0.03, -tol - 0.001),
+             "inconclusive": (-tol - 0.004, 0.001)}
+    for want, interval in cases.items():
+        assert _verdicts(_verdict_table({variant: interval}, {}))[key] == want, (want, interval)
+    found = {f.claim.split()[0]: f for f in rules.findings(
+        _verdict_table({variant: (-tol - 0.004, 0.001)}, {}), {})}[key]
+    assert f"[{-tol - 0.004:+.3f}, +0.001]" in found.evidence and f"{tol:.3f}" in found.evidence
+
+
+def test_collapse_verdict_follows_the_ratio_intervals() -> None:
+    from slimaudio.studies.tflite_quant import rules
+
+    low, high, straddle = (0.01, 0.3), (0.97, 1.01), (0.3, 0.7)
+    assert rules.COLLAPSED_BELOW == 0.5
+    cases = [({"int": low, "full_int": low}, "holds"),
+             ({"int": high, "full_int": high}, "does not hold"),
+             ({"int": low, "full_int": high}, "partly holds"),  # the claim is about both
+             ({"int": low, "full_int": straddle}, "inconclusive"),
+             ({"int": straddle, "full_int": straddle}, "inconclusive")]
+    for ratio, want in cases:
+        assert _verdicts(_verdict_table({}, ratio))["Integer"] == want, ratio
+    f = rules.collapse_finding(_verdict_table({}, {"int": straddle, "full_int_naive": low}))
+    assert "0.500 [0.300, 0.700] of basic's" in f.evidence and "raw floats" in f.evidence
+    assert "0.155 [0.010, 0.300]" in f.evidence
+
+
+def test_verdicts_without_intervals_are_inconclusive() -> None:
+    from slimaudio.studies.tflite_quant import rules
+
+    old = pd.DataFrame({"variant": ["basic", "float16", "dynamic_range", "int", "full_int"],
+                        "f1": [0.9, 0.9, 0.89, 0.1, 0.1], "size_bytes": [100, 50, 26, 26, 26]})
+    assert set(_verdicts(old).values()) == {"inconclusive"}
+    assert rules.findings(None, {})[0].verdict == "not measured"
+    assert rules.findings(old[old.variant != "basic"], {})[0].verdict == "not measured"
+
+
 @pytest.mark.slow
 def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
     from slimaudio.datasets.sounds import load_sounds
@@ -124,13 +257,20 @@ def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
     model_path = train.save_model(result.model, tmp_path, "keras")
     out = tmp_path / "tflite"
     out.mkdir()
-    res = run.run_study(data, model_path, out, config.from_params(TINY_STUDY), threads=1, seed=1,
-                        file_format="Keras")
+    res = run.run_study(data, model_path, out, config.from_params(TINY_STUDY, TINY_BASE),
+                        threads=1, seed=1, file_format="Keras")
     t = res.table.set_index("variant")
     expected = ["original", "basic", "int", "full_int", "full_int_naive", "float16",
                 "dynamic_range", "int_calib_uniform_noise_2", "int_calib_one_class_2"]
     assert list(t.index) == expected
-    assert list(res.table.columns[:10]) == table.TABLE_COLUMNS
+    assert list(res.table.columns) == table.TABLE_COLUMNS + table.EXTRA_COLUMNS
+    # every variant's F1 and accuracy inside its clip-bootstrap interval; deltas paired with basic
+    for q in ("f1", "accuracy", "delta_f1", "delta_accuracy", "f1_ratio"):
+        assert (t[f"{q}_lo"] <= t[q] + 1e-12).all() and (t[q] <= t[f"{q}_hi"] + 1e-12).all(), q
+    assert (t.loc["basic", ["delta_f1", "delta_f1_lo", "delta_f1_hi"]] == 0).all()
+    np.testing.assert_allclose(t["delta_f1"], t["f1"] - t.loc["basic", "f1"], atol=1e-12)
+    assert res.diagnostics["bootstrap"] == {"unit": "clip_id", "clusters": 12, "resamples": 200,
+                                            "level": 0.95}
     assert sorted(p.stem for p in out.glob("*.tflite")) == sorted(
         v for v in expected if v not in ("original", "full_int_naive"))
     assert (t["latency_ms"] > 0).all() and (t["size_bytes"] > 0).all()
@@ -144,6 +284,8 @@ def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
     md = report.render_markdown(res.table, res.diagnostics, baseline)
     assert "Full int quantized" in md and "0.0001" in md and "Why the paper" in md
     assert "(paper int: 0.2831)" in md and " cores); SIMD: " in md
+    assert "ΔF1 vs basic [paired interval]" in md and "12 test clusters" in md
+    assert "| `basic` | " in md and "+0.000 [+0.000, +0.000]" in md
     metrics = report.study_metrics(res.table, res.diagnostics)
     json.dumps(metrics)  # serialisable as is
     assert set(metrics["variants"]) == set(expected)
@@ -159,6 +301,9 @@ def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
     assert rep.variant_tags["int"]["calibration"] == "16 train frames"
     assert rep.run_metrics["basic.f1"] == t.loc["basic", "f1"]
     assert "quantized" not in rep.variant_metrics["int"] and "f1" in rep.variant_metrics["int"]
+    assert {"f1_lo", "f1_hi", "delta_f1_lo", "delta_f1_hi", "accuracy_lo",
+            "delta_accuracy_hi"} <= set(rep.variant_metrics["int"])
+    assert rows.set_index("variant").loc["int", "quality_lo"] == t.loc["int", "f1_lo"]
     paths = {r: tmp_path / "out" / f"{r}.{ext}" for r, ext in
              (("table", "csv"), ("rows", "csv"), ("table_md", "md"), ("metrics", "json"),
               ("size_plot", "png"), ("latency_plot", "png"))}

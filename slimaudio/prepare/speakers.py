@@ -65,10 +65,13 @@ def split_speakers(speaker_groups: dict[str, str], test_speakers: float, seed: i
     return split
 
 
-def make_trials(utt_ids: list[str], speakers: list[str], n_trials: int, seed: int) -> Trials:
-    """Balanced trials among the given (test) utterances: n_trials // 2 target pairs (same
-    speaker, two different utterances) and as many non-target pairs, no pair twice, shuffled.
-    Fewer when the utterances cannot supply that many target pairs."""
+def make_trials(utt_ids: list[str], speakers: list[str], targets: int | None, nontargets: int,
+                seed: int) -> Trials:
+    """Trials among the given (test) utterances: every target pair (same speaker, two
+    different utterances), or a random `targets` of them, and `nontargets` random pairs of
+    different speakers from the same utterances; no pair twice, shuffled. Scoring a trial is a
+    dot product, so a large list costs nothing once the embeddings exist and only sharpens the
+    EER. Fewer when the utterances cannot supply that many."""
     rng = runtime.rng(seed, "speakers.trials")
     spk = np.asarray(speakers)
     by_spk = [np.flatnonzero(spk == s) for s in sorted(set(speakers))]
@@ -76,13 +79,14 @@ def make_trials(utt_ids: list[str], speakers: list[str], n_trials: int, seed: in
     pair_counts = sizes * (sizes - 1) // 2
     n_total_target = int(pair_counts.sum())
     n_total_non = (len(utt_ids) ** 2 - int((sizes ** 2).sum())) // 2
-    n_each = min(n_trials // 2, n_total_target, n_total_non)
-    if n_each == 0:
+    n_tar = n_total_target if targets is None else min(targets, n_total_target)
+    n_non = min(nontargets, n_total_non)
+    if n_tar == 0 or n_non == 0:
         raise DataError(f"cannot make trials: {len(by_spk)} test speaker(s) with "
                         f"{len(utt_ids)} utterance(s) give no target or no non-target pair")
     # targets: sample global pair ranks without replacement, then unrank per speaker
     cum = np.concatenate([[0], np.cumsum(pair_counts)])
-    ranks = np.sort(rng.choice(n_total_target, size=n_each, replace=False))
+    ranks = np.sort(rng.choice(n_total_target, size=n_tar, replace=False))
     pairs: list[tuple[int, int, int]] = []
     triu_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for r in ranks:
@@ -95,13 +99,13 @@ def make_trials(utt_ids: list[str], speakers: list[str], n_trials: int, seed: in
         pairs.append((1, *((a, b) if rng.random() < 0.5 else (b, a))))
     # non-targets: unique unordered pairs of different speakers
     non: list[tuple[int, int, int]] = []
-    if 2 * n_each > n_total_non:  # most of them are needed: enumerate instead of rejecting
+    if 2 * n_non > n_total_non:  # most of them are needed: enumerate instead of rejecting
         a_all, b_all = np.triu_indices(len(utt_ids), 1)
         diff = spk[a_all] != spk[b_all]
-        pick = rng.choice(np.flatnonzero(diff), size=n_each, replace=False)
+        pick = rng.choice(np.flatnonzero(diff), size=n_non, replace=False)
         non = [(0, int(a_all[k]), int(b_all[k])) for k in pick]
     seen: set[tuple[int, int]] = set()
-    while len(non) < n_each:
+    while len(non) < n_non:
         a, b = (int(v) for v in rng.integers(0, len(utt_ids), size=2))
         key = (min(a, b), max(a, b))
         if spk[a] == spk[b] or key in seen:
@@ -166,7 +170,7 @@ def prepare_speakers(section: dict[str, Any], base: dict[str, Any], out_dir: str
 
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
         test = manifest[manifest.split == "test"]
-        trials, trials_from, dropped = _trials(corpus, test, int(section["trials"]["n_trials"]), seed)
+        trials, trials_from, dropped = _trials(corpus, test, section["trials"], seed)
         manifest.to_csv(tmp / "manifest.csv", index=False)
         (tmp / "trials.txt").write_text(write_trials_text(trials), encoding="utf-8")
         info = _info(corpus, manifest, trials, trials_from, dropped, mel, skips, section)
@@ -217,12 +221,13 @@ def _featurise(ctx: _Ctx, utterances: list[Utterance], split: dict[str, str], sk
     return rows
 
 
-def _trials(corpus: SpeakerCorpus, test: Any, n_trials: int,
+def _trials(corpus: SpeakerCorpus, test: Any, sizes: dict[str, Any],
             seed: int) -> tuple[Trials, str | None, int]:
     """(trials, where they come from, official trials dropped): the corpus's official trials
     among the prepared test utterances, or balanced generated ones (make_trials)."""
     if corpus.trials is None:
-        return make_trials(test.utt_id.tolist(), test.speaker.tolist(), n_trials, seed), "generated", 0
+        return make_trials(test.utt_id.tolist(), test.speaker.tolist(), sizes["targets"],
+                           int(sizes["nontargets"]), seed), "generated", 0
     kept = set(test.utt_id)
     tr = [t for t in corpus.trials if t[1] in kept and t[2] in kept]
     if not tr:

@@ -74,8 +74,11 @@ register("prepare_speakers", {
         "test_speakers": Field(float, lo=0.0, doc="test speakers: a count (>= 1) or a fraction (< 1)"),
     },
     "trials": {
-        "n_trials": Field(int, lo=2, doc="generated trials, half target, half non-target "
-                                        "(ignored when the corpus ships a trial list)"),
+        "targets": Field(int, lo=1, nullable=True,
+                         doc="generated target trials (null: every same-speaker pair of test "
+                             "utterances); ignored when the corpus ships a trial list"),
+        "nontargets": Field(int, lo=1, doc="generated non-target trials: random pairs of "
+                                           "different test speakers' utterances"),
     },
     "audio": _audio_checks(),
 }, orders=[*_FEATURE_ORDERS, *_SYNTH_ORDERS,

@@ -11,6 +11,9 @@ register("pwl_fit", {
     "segments": Field(list, item=Field(int, lo=1, hi=32), min_len=2,
                       doc="k of every fitted pwl<k>; must include 1 and 2"),
     "min_floor": Field(float, lo=1e-8, hi=1.0, doc="lower bound of fitted floors"),
+    "uniform_range": Field(list, item=Field(float, lo=-100.0, hi=0.0), min_len=2,
+                           doc="[lo, hi] of z where pwl1_uniform / pwl2_uniform fit exp "
+                               "evenly, without the model's logits (a reader of the paper's fit)"),
 })
 
 register("pwl_softmax", {
@@ -28,6 +31,9 @@ register("pwl_softmax", {
         "lr": Field(float, lo=1e-7, hi=1.0),
         "lr_min": Field(float, lo=0.0, hi=1.0),
         "cache_crops": Field(int, lo=2, doc="scope=head: noisy training crops cached once"),
+        "replicates": Field(int, lo=1, hi=100,
+                            doc="fine-tunings per method (seeds base.seed + 0..n-1); the "
+                                "after-FT intervals resample them with the speakers"),
     },
     "latency": {
         "frames": Field(int, lo=10, doc="whole-model input length (300 = 3 s)"),

@@ -59,6 +59,16 @@ def judge(lo: float, hi: float, threshold: float, want: str) -> str:
     return "holds" if claimed else ("does not hold" if other else "inconclusive")
 
 
+def combine(verdicts: list[str]) -> str:
+    """One verdict for a claim made of several cases (one per method or variant): holds when
+    every case holds, does not hold when none does and some case is decided against, partly
+    holds when cases are decided both ways, inconclusive otherwise."""
+    yes, no = verdicts.count("holds"), verdicts.count("does not hold")
+    if no:
+        return "partly holds" if yes else "does not hold"
+    return "holds" if verdicts and yes == len(verdicts) else "inconclusive"
+
+
 Findings = Callable[[pd.DataFrame | None, Mapping[str, Any]], list[Finding]]
 
 

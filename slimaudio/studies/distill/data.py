@@ -16,6 +16,8 @@ from slimaudio.audio import from_int16
 from slimaudio.errors import DataError
 from slimaudio.features import MelConfig
 
+TEACHER_PREDICTIONS = "teacher_predictions.csv"  # the teacher's probe answers (probes.py)
+PREDICTIONS = "predictions.csv"                  # a student's, beside its metrics.json
 ARRAYS = ("train_patches", "train_waves", "train_targets", "probe_patches", "probe_waves",
           "probe_utt")
 
@@ -55,9 +57,17 @@ def load_targets(root: str | os.PathLike[str]) -> DistillData:
     arrays = {n: np.load(root / f"{n}.npy", mmap_mode="r") for n in ARRAYS}
     if len(arrays["train_patches"]) != len(arrays["train_targets"]):
         raise DataError(f"{root}: train_patches and train_targets differ in length")
-    utts = pd.read_csv(root / "probe_utts.csv", dtype={"utt_id": str, "speaker": str, "group": str})
+    utts = read_probe_utts(root)
     info = json.loads((root / "teacher.json").read_text(encoding="utf-8"))
     return DistillData(root, info, probe_utts=utts, **arrays)
+
+
+def read_probe_utts(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """data/distill/probe_utts.csv: the probe utterances, their labels and probe roles."""
+    path = Path(root) / "probe_utts.csv"
+    if not path.exists():
+        raise DataError(f"{path}: missing (run the distill_targets stage)")
+    return pd.read_csv(path, dtype={"utt_id": str, "speaker": str, "group": str})
 
 
 def target_stats(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,10 @@ screen, each student trained for `distill_student.steps` so that eight fit a few
 a 2-core CPU, and its accuracies rank the configurations; the chosen one is then trained for
 `distill_final.steps`, and the headline (speed-up, size, accuracy kept) is that model's. The
 grid's short-budget accuracy of the same configuration is shown beside it.
+
+Every accuracy gets a speaker-bootstrap interval and every student its paired difference from
+the teacher (intervals.py), from the probe answers each probing stage saved; the regression
+gets OLS standard errors and t intervals (regression.py).
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from slimaudio import runtime
 from slimaudio.errors import DataError
+from slimaudio.latency import speedup
 from slimaudio.metrics import MIB
 from slimaudio.studies.distill import grid as grid_mod
-from slimaudio.studies.distill import rules
-from slimaudio.studies.distill.config import ReportConfig
+from slimaudio.studies.distill import intervals, probes, rules
+from slimaudio.studies.distill.config import Bootstrap, ReportConfig
+from slimaudio.studies.distill.data import PREDICTIONS, TEACHER_PREDICTIONS, read_probe_utts
 from slimaudio.studies.distill.regression import fit
 from slimaudio.studies.distill.selection import HYPER
 from slimaudio.studies.distill.timing import time_with_teacher
 
 TARGETS = {"quality": "mean_accuracy", "latency": "latency_ms", "size": "size_mib"}
+REGRESSION_COLUMNS = ["target", "hyperparameter", "weight", "se", "lo", "hi"]
 
 
 @dataclass
@@ -57,18 +65,43 @@ def read_final(folder: Path, choice: Mapping[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def regressions(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Quality, latency and size regressed on the standardised hyperparameters of the grid."""
+def regressions(df: pd.DataFrame, level: float
+                ) -> tuple[pd.DataFrame, dict[str, float], dict[str, Any]]:
+    """Quality, latency and size regressed on the standardised hyperparameters of the grid:
+    the table (one row per target and hyperparameter the design varies), R^2 and residual
+    degrees of freedom, and the weights by target and hyperparameter for metrics.json."""
     st = df[df["student"] != "teacher"]
     x, names = grid_mod.encode({r["student"]: r for r in st.to_dict("records")})
-    rows, extra = [], {}
+    rows, extra, nested = [], {"regression_level": level}, {}
     for target, col in TARGETS.items():
-        f = fit(x, st[col].to_numpy(dtype=float), names)
-        for name, w in zip(names, f.weights, strict=True):
-            rows.append({"target": target, "hyperparameter": name, "weight": float(w)})
+        f = fit(x, st[col].to_numpy(dtype=float), names, level)
+        nested[target] = {}
+        for j in np.flatnonzero(f.varies):
+            rec = {"weight": f.weights[j], "se": f.se[j], "lo": f.lo[j], "hi": f.hi[j]}
+            rows.append({"target": target, "hyperparameter": names[j],
+                         **{k: float(v) for k, v in rec.items()}})
+            nested[target][names[j]] = {k: float(v) for k, v in rec.items()}
         extra[f"regression_{target}_r2"] = f.r2
         extra["regression_dof"] = f.dof
-    return pd.DataFrame(rows, columns=["target", "hyperparameter", "weight"]), extra
+    return pd.DataFrame(rows, columns=REGRESSION_COLUMNS), extra, nested
+
+
+def with_intervals(df: pd.DataFrame, data_dir: Path, grid_dir: Path, final_dir: Path,
+                   tasks: list[str], boot: Bootstrap, seed: int) -> pd.DataFrame:
+    """The table with every accuracy's interval and its paired difference from the teacher,
+    from the probe answers the teacher's, each student's and the final student's stage saved."""
+    utts = read_probe_utts(data_dir)
+    where = {"teacher": (data_dir / TEACHER_PREDICTIONS, "distill_targets"),
+             **{sid: (grid_dir / sid / PREDICTIONS, f"distill_student@{sid}")
+                for sid in df.loc[df["role"] == "grid", "student"]},
+             "final": (final_dir / PREDICTIONS, "distill_final")}
+    models = {name: intervals.answers(probes.read_predictions(path, stage), tasks, len(utts),
+                                      str(path)) for name, (path, stage) in where.items()}
+    res = intervals.speaker_resampler(utts, boot, seed)
+    ivs = intervals.interval_table(res, models, "teacher", tasks)
+    intervals.check_matches(df, ivs, "student", tasks)
+    new = [c for c in ivs.columns if c not in df.columns]  # the table keeps its own values
+    return df.merge(ivs[new].astype(float), left_on="student", right_index=True, how="left")
 
 
 def final_row(grid_row: Mapping[str, Any], m: Mapping[str, Any], lat: Any, tasks: list[str],
@@ -88,8 +121,10 @@ def final_row(grid_row: Mapping[str, Any], m: Mapping[str, Any], lat: Any, tasks
 
 def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[str, Any],
              final_dir: Path, grid_dir: Path, teacher_info: Mapping[str, Any],
-             teacher_model: Path, cfg: ReportConfig, threads: int, seed: int) -> Outcome:
-    """The final student beside its grid run and the teacher, and the regression."""
+             teacher_model: Path, cfg: ReportConfig, threads: int, seed: int, *,
+             data_dir: Path, boot: Bootstrap) -> Outcome:
+    """The final student beside its grid run and the teacher, with intervals, and the
+    regression."""
     chosen = str(choice["student"])
     grid = grid.copy()
     if chosen not in set(grid["student"]):
@@ -108,35 +143,52 @@ def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[s
     t_size = int(grid.loc[grid["student"] == "teacher", "size_bytes"].iloc[0])
     t_acc = float(teacher_info["accuracy"]["mean_accuracy"])
     final = final_row(c, rec["metrics"], lat["final"], tasks, t_lat, t_size, t_acc)
+    sp = speedup(lat["teacher"], lat["final"], boot.resamples, runtime.rng(seed, "bootstrap"),
+                 boot.level)
+    final |= {"speedup_lo": sp.lo, "speedup_hi": sp.hi}
     df = pd.concat([grid, pd.DataFrame([final])], ignore_index=True)
-    reg, extra = regressions(df[df["role"] != "final"])
+    df = with_intervals(df, data_dir, grid_dir, final_dir, tasks, boot, seed)
+    reg, extra, weights = regressions(df[df["role"] != "final"], boot.level)
     extra = {**extra, "report_teacher_latency_ms": t_lat,
              "grid_chosen_latency_ms": lat[chosen].median_ms,
-             "grid_chosen_mean_accuracy": float(c["mean_accuracy"]),
-             "grid_chosen_accuracy_retention": float(c["accuracy_retention"])}
-    metrics = summary_metrics(df, chosen, extra)
+             "bootstrap_resamples": boot.resamples, "bootstrap_level": boot.level,
+             "probe_speakers": float(read_probe_utts(data_dir)["speaker"].nunique())}
+    metrics = {**summary_metrics(df, chosen, extra), "regression": weights}
     notes = [*selection.get("notes", []), f"chosen: {selection['how']}"]
     return Outcome(df, reg, chosen, metrics, tasks, notes)
 
 
+INTERVAL_KEYS = ("mean_accuracy", "delta_mean_accuracy", "accuracy_retention")
+FINAL_INTERVAL_KEYS = ("speedup",)  # timed in this stage: only the final student's has one
+
+
+def with_interval(row: Mapping[str, Any], prefix: str, key: str) -> dict[str, float]:
+    """{prefix_key, prefix_key_lo, prefix_key_hi} of a table row (NaN where missing)."""
+    return {f"{prefix}_{key}{s}": float(row.get(f"{key}{s}", math.nan)) for s in ("", "_lo", "_hi")}
+
+
 def summary_metrics(df: pd.DataFrame, chosen: str, extra: Mapping[str, float]) -> dict[str, Any]:
-    """metrics.json: the grid, and the FRILL analogue (the final student) against the teacher."""
+    """metrics.json: the grid, and the FRILL analogue (the final student) against the teacher,
+    the accuracies with their intervals."""
     t = df[df["student"] == "teacher"].iloc[0]
     st = df[df["role"] == "grid"]
     c = df[df["role"] == "final"].iloc[0]
+    g = df[df["student"] == chosen].iloc[0]
     out: dict[str, Any] = {
         "n_students": len(st), "n_frontier": int(st["on_frontier"].sum()),
         "teacher_latency_ms": float(t["latency_ms"]), "teacher_size_mib": float(t["size_mib"]),
-        "teacher_mean_accuracy": float(t["mean_accuracy"]),
+        **with_interval(t, "teacher", "mean_accuracy"),
         "best_student_mean_accuracy": float(st["mean_accuracy"].max()),
         **{k: float(v) for k, v in extra.items()},
         "chosen": chosen, "chosen_label": str(c["label"]),
         "chosen_train_steps": int(c["train_steps"]),
         "chosen_latency_ms": float(c["latency_ms"]), "chosen_size_mib": float(c["size_mib"]),
-        "chosen_mean_accuracy": float(c["mean_accuracy"]),
-        "chosen_speedup": float(c["speedup"]), "chosen_size_fraction": float(c["size_fraction"]),
-        "chosen_accuracy_retention": float(c["accuracy_retention"]),
+        "chosen_size_fraction": float(c["size_fraction"]),
         "chosen_accuracy_drop": float(1.0 - c["accuracy_retention"]),
     }
+    for key in INTERVAL_KEYS:
+        out |= with_interval(c, "chosen", key) | with_interval(g, "grid_chosen", key)
+    for key in FINAL_INTERVAL_KEYS:
+        out |= with_interval(c, "chosen", key)
     out["done_when"] = rules.done_when(c)
     return out

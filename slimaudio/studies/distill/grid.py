@@ -11,10 +11,11 @@ params.yaml alone, so the set of stages must be in the composed params, and a pr
 design by choosing the group (`profile=paper` selects `students: full`). The files are generated
 by this module, never edited by hand (a test regenerates them and compares):
 
-    python -m slimaudio.studies.distill.grid --design fractional --runs 8 --write  # default
-    python -m slimaudio.studies.distill.grid --design full --write                 # paper
+    python -m slimaudio.studies.distill.grid --design fractional --write  # default (below)
+    python -m slimaudio.studies.distill.grid --design full --write        # paper
 
-A fractional design covers every level of every hyperparameter and, among such subsets,
+A fractional design holds the factors given by --fix at one level (the default: DEFAULT_FIXED,
+see there why), covers every level of every other hyperparameter and, among such subsets,
 maximises the information the study's standardised main-effects regression gets per unit of
 training compute: det(X'X)^(1/p) / (sum of the students' relative step costs), by coordinate
 exchange from several seeded random starts. Pure D-optimality (`--cost-weight 0`) spends
@@ -41,6 +42,18 @@ from slimaudio.errors import ParamError
 
 FACTORS = ("arch", "width", "bottleneck", "pool", "qat", "frontend")
 LEVELS_FILE = Path(CONF_DIR) / "config.yaml"
+
+# The default profile's design: 10 small students, 5 factors varied, so the regression keeps
+# 10 - 6 = 4 residual degrees of freedom for its standard errors (8 students and 6 factors
+# left 1). Why fix arch at small: a large student costs 1.5-2.5x a small one to train, and at
+# the screen's 256 steps it is the least converged (the two of the 8-student design scored
+# 0.51 and 0.45 mean accuracy; neither reached the frontier), so the default spends its
+# minutes on the factors FRILL's findings are about. Measured stage time (2-core machine):
+# about 20 s + 0.17 s x grid.step_cost + 6.5 s for QAT per student, so these 10 take an
+# estimated 384 s against 341 s measured for the 8 before. The paper profile trains the full
+# grid, large students included.
+DEFAULT_RUNS = 10
+DEFAULT_FIXED: dict[str, Any] = {"arch": "small"}
 
 
 def full_grid(levels: Mapping[str, Sequence[Any]]) -> dict[str, dict[str, Any]]:
@@ -73,6 +86,17 @@ def covers_all_levels(students: Mapping[str, Mapping[str, Any]],
         seen = {norm_value(s[f]) for s in students.values()}
         missing += [f"{f}={v}" for v in levels[f] if norm_value(v) not in seen]
     return missing
+
+
+def fixed_factors(students: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The factors with a single level over the students (a design that fixes them): the
+    regression has no weight for them."""
+    out = {}
+    for f in FACTORS:
+        seen = {norm_value(s[f]) for s in students.values()}
+        if len(seen) == 1:
+            out[f] = next(iter(students.values()))[f]
+    return out
 
 
 def norm_value(v: Any) -> Any:
@@ -117,36 +141,62 @@ def _logdet(x: np.ndarray) -> float:
     return float(val) if sign > 0 else -np.inf
 
 
+def effective_levels(levels: Mapping[str, Sequence[Any]],
+                     fixed: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The levels a design draws from: a fixed factor keeps its one level."""
+    for f, v in fixed.items():
+        if f not in FACTORS or norm_value(v) not in {norm_value(x) for x in levels.get(f, [])}:
+            raise ParamError(f"distill grid: cannot fix {f}={v!r} (factors {', '.join(FACTORS)};"
+                             " the level must be one of distill_grid.levels)")
+    return {f: [fixed[f]] if f in fixed else list(levels[f]) for f in FACTORS}
+
+
 def fractional(levels: Mapping[str, Sequence[Any]], runs: int, seed: int = 0,
-               restarts: int = 20, cost_weight: float = 1.0) -> dict[str, dict[str, Any]]:
-    """A `runs`-student subset covering every level, maximising
+               restarts: int = 20, cost_weight: float = 1.0,
+               fixed: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """A `runs`-student subset covering every level of every factor not `fixed` (a fixed
+    factor keeps one level, so the regression leaves it out), maximising
     log det(X'X) / p - cost_weight * log(total step cost) (p: regression coefficients);
     cost_weight 0 is plain D-optimality, 1 is information per unit of training compute."""
+    fixed = dict(fixed or {})
     grid = full_grid(levels)
-    ids = list(grid)
+    use = effective_levels(levels, fixed)
+    ids = [i for i, s in grid.items()
+           if all(norm_value(s[f]) == norm_value(v) for f, v in fixed.items())]
     if runs >= len(ids):
-        return grid
-    if runs < max(len(levels[f]) for f in FACTORS):
+        return {i: grid[i] for i in ids}
+    if runs < max(len(use[f]) for f in FACTORS):
         raise ParamError(f"distill grid: {runs} students cannot cover every level")
-    x_all = standardised(grid, levels)
-    n_coef = x_all.shape[1] + 1
+    free = [j for j, f in enumerate(FACTORS) if f not in fixed]
+    x_all = standardised({i: grid[i] for i in ids}, levels)[:, free]
+    n_coef = len(free) + 1
     cost = np.array([step_cost(grid[i]) for i in ids])
     rng = np.random.default_rng(seed)
-    best: tuple[float, list[int]] | None = None
 
     def score(sel: list[int]) -> float:
-        if covers_all_levels({ids[i]: grid[ids[i]] for i in sel}, levels):
+        if covers_all_levels({ids[i]: grid[ids[i]] for i in sel}, use):
             return -np.inf
         return _logdet(x_all[sel]) / n_coef - cost_weight * math.log(float(cost[sel].sum()))
 
+    best = _exchange(score, len(ids), runs, restarts, rng)
+    if best is None:
+        raise ParamError(f"distill grid: found no {runs}-student design covering every level")
+    return {ids[i]: grid[ids[i]] for i in best}
+
+
+def _exchange(score: Any, n: int, runs: int, restarts: int,
+              rng: np.random.Generator) -> list[int] | None:
+    """The best `runs`-subset of range(n) by coordinate exchange from `restarts` random
+    starts: swap one member for one outsider at a time while the score improves."""
+    best: tuple[float, list[int]] | None = None
     for _ in range(restarts):
-        sel = list(rng.choice(len(ids), size=runs, replace=False))
+        sel = list(rng.choice(n, size=runs, replace=False))
         cur = score(sel)
         improved = True
-        while improved:  # coordinate exchange: swap one member for one outsider at a time
+        while improved:
             improved = False
             for pos in range(runs):
-                for cand in rng.permutation(len(ids)):
+                for cand in rng.permutation(n):
                     if cand in sel:
                         continue
                     trial = sel.copy()
@@ -156,17 +206,19 @@ def fractional(levels: Mapping[str, Sequence[Any]], runs: int, seed: int = 0,
                         sel, cur, improved = trial, val, True
         if np.isfinite(cur) and (best is None or cur > best[0]):
             best = (cur, sorted(sel))
-    if best is None:
-        raise ParamError(f"distill grid: found no {runs}-student design covering every level")
-    return {ids[i]: grid[ids[i]] for i in best[1]}
+    return None if best is None else best[1]
 
 
-def design(levels: Mapping[str, Sequence[Any]], kind: str, runs: int = 8,
-           seed: int = 0, cost_weight: float = 1.0) -> dict[str, dict[str, Any]]:
+def design(levels: Mapping[str, Sequence[Any]], kind: str, runs: int = DEFAULT_RUNS,
+           seed: int = 0, cost_weight: float = 1.0,
+           fixed: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """A design's students; `fixed` applies to the fractional design only (the default's
+    DEFAULT_FIXED unless given)."""
     if kind == "full":
         return full_grid(levels)
     if kind == "fractional":
-        return fractional(levels, runs, seed, cost_weight=cost_weight)
+        return fractional(levels, runs, seed, cost_weight=cost_weight,
+                          fixed=DEFAULT_FIXED if fixed is None else fixed)
     raise ParamError(f"distill grid: unknown design {kind!r} (full or fractional)")
 
 
@@ -187,18 +239,44 @@ def render(students: Mapping[str, Mapping[str, Any]], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def command(design_kind: str, runs: int = 8, seed: int = 0, cost_weight: float = 1.0) -> str:
+def fix_arg(fixed: Mapping[str, Any]) -> str:
+    """`fixed` as the generator's --fix arguments ('none' when nothing is fixed)."""
+    return " ".join(f"--fix {f}={v}" for f, v in fixed.items()) or "--fix none"
+
+
+def parse_fix(values: Sequence[str] | None) -> dict[str, Any]:
+    """--fix factor=level ... (levels read as YAML scalars: 0.5, true); 'none' fixes nothing;
+    no --fix at all is the default design's DEFAULT_FIXED."""
+    import yaml
+
+    if not values:
+        return dict(DEFAULT_FIXED)
+    out: dict[str, Any] = {}
+    for v in values:
+        if v == "none":
+            continue
+        factor, sep, level = v.partition("=")
+        if not sep:
+            raise ParamError(f"distill grid: --fix {v!r} is not factor=level")
+        out[factor] = yaml.safe_load(level)
+    return out
+
+
+def command(design_kind: str, runs: int = DEFAULT_RUNS, seed: int = 0,
+            cost_weight: float = 1.0, fixed: Mapping[str, Any] | None = None) -> str:
     """The command line that regenerates one design's group file."""
-    extra = (f" --runs {runs} --seed {seed} --cost-weight {cost_weight:g}"
+    fixed = DEFAULT_FIXED if fixed is None else fixed
+    extra = (f" --runs {runs} --seed {seed} --cost-weight {cost_weight:g} {fix_arg(fixed)}"
              if design_kind == "fractional" else "")
     return f"python -m slimaudio.studies.distill.grid --design {design_kind}{extra} --write"
 
 
-def group_file(levels: Mapping[str, Sequence[Any]], design_kind: str, runs: int = 8,
-               seed: int = 0, cost_weight: float = 1.0) -> str:
+def group_file(levels: Mapping[str, Sequence[Any]], design_kind: str, runs: int = DEFAULT_RUNS,
+               seed: int = 0, cost_weight: float = 1.0,
+               fixed: Mapping[str, Any] | None = None) -> str:
     """The text of conf/students/<design>.yaml for these levels."""
-    students = design(levels, design_kind, runs, seed, cost_weight)
-    header = (f"Generated by `{command(design_kind, runs, seed, cost_weight)}` "
+    students = design(levels, design_kind, runs, seed, cost_weight, fixed)
+    header = (f"Generated by `{command(design_kind, runs, seed, cost_weight, fixed)}` "
               f"({len(students)} students).\nIds are indices into the full grid of "
               "distill_grid.levels (conf/config.yaml). Do not edit by hand.")
     return render(students, header)
@@ -209,17 +287,22 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description="Generate the distillation student list.")
     p.add_argument("--design", choices=["fractional", "full"], default="fractional")
-    p.add_argument("--runs", type=int, default=8, help="students in a fractional design")
+    p.add_argument("--runs", type=int, default=DEFAULT_RUNS,
+                   help="students in a fractional design")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cost-weight", type=float, default=1.0,
                    help="0: plain D-optimal; 1: information per unit of training compute")
+    p.add_argument("--fix", action="append", metavar="FACTOR=LEVEL",
+                   help="hold a factor at one level in a fractional design (repeatable; "
+                        f"'none': vary all; default: {fix_arg(DEFAULT_FIXED)})")
     p.add_argument("--config", default=str(LEVELS_FILE), help="read distill_grid.levels here")
     p.add_argument("--write", action="store_true",
                    help="write conf/students/<design>.yaml beside --config")
     args = p.parse_args(argv)
     path = Path(args.config)
     levels = yaml.safe_load(path.read_text(encoding="utf-8"))["distill_grid"]["levels"]
-    text = group_file(levels, args.design, args.runs, args.seed, args.cost_weight)
+    text = group_file(levels, args.design, args.runs, args.seed, args.cost_weight,
+                      parse_fix(args.fix))
     if args.write:
         out = path.parent / "students" / f"{args.design}.yaml"
         out.write_text(text, encoding="utf-8")

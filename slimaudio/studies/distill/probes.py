@@ -18,8 +18,9 @@ mean accuracy over the tasks.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,13 +63,18 @@ def utterance_embeddings(patch_emb: np.ndarray, patch_utt: np.ndarray, n_utts: i
     return sums / counts[:, None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ProbeResult:
     accuracy: float
     n_train: int
     n_test: int
     n_classes: int
     chance: float          # accuracy of always answering the probe-train majority class
+    # per probe-test utterance (the bootstrap's observations): its row in probe_utts.csv,
+    # its label and the probe's answer
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    truth: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
+    predicted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
 
 
 def probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
@@ -84,12 +90,15 @@ def probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: 
     chance = float(np.mean(y_test == majority))
     if len(classes) < 2:
         # Only on tiny corpora: one class to learn, so the probe is the majority rule.
-        return ProbeResult(chance, len(y_train), len(y_test), 1, chance)
+        return ProbeResult(chance, len(y_train), len(y_test), 1, chance,
+                           truth=np.asarray(y_test), predicted=np.full(len(y_test), majority))
     scaler = StandardScaler().fit(x_train)
     clf = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
     clf.fit(scaler.transform(x_train), y_train)
-    acc = float(np.mean(clf.predict(scaler.transform(x_test)) == y_test))
-    return ProbeResult(acc, len(y_train), len(y_test), len(classes), chance)
+    pred = clf.predict(scaler.transform(x_test))
+    acc = float(np.mean(pred == y_test))
+    return ProbeResult(acc, len(y_train), len(y_test), len(classes), chance,
+                       truth=np.asarray(y_test), predicted=np.asarray(pred))
 
 
 def evaluate(utt_emb: np.ndarray, utts: pd.DataFrame, tasks: Sequence[str],
@@ -113,7 +122,8 @@ def evaluate(utt_emb: np.ndarray, utts: pd.DataFrame, tasks: Sequence[str],
             y = utts[LABEL_COLUMN[task]].astype(str).to_numpy()
             role = utts[ROLE_COLUMN[task]].to_numpy()
             tr, te = role == "train", role == "test"
-            out[task] = probe(utt_emb[tr], y[tr], utt_emb[te], y[te], c=c, seed=seed)
+            res = probe(utt_emb[tr], y[tr], utt_emb[te], y[te], c=c, seed=seed)
+            out[task] = replace(res, rows=np.flatnonzero(te))
     return out
 
 
@@ -122,3 +132,31 @@ def accuracy_columns(results: Mapping[str, ProbeResult]) -> dict[str, float]:
     cols = {f"acc_{t}": r.accuracy for t, r in results.items()}
     cols["mean_accuracy"] = float(np.mean([r.accuracy for r in results.values()]))
     return cols
+
+
+PREDICTIONS_COLUMNS = ("task", "row", "label", "predicted")
+
+
+def predictions_frame(results: Mapping[str, ProbeResult]) -> pd.DataFrame:
+    """One row per (task, probe-test utterance): `row` in probe_utts.csv, label, answer. The
+    stage that probes a model saves it, so intervals can be drawn without probing again."""
+    import pandas as pd
+
+    parts = [pd.DataFrame({"task": t, "row": r.rows, "label": r.truth, "predicted": r.predicted})
+             for t, r in results.items()]
+    if not parts:
+        return pd.DataFrame(columns=list(PREDICTIONS_COLUMNS))
+    return pd.concat(parts, ignore_index=True)[list(PREDICTIONS_COLUMNS)]
+
+
+def read_predictions(path: str | os.PathLike[str], stage: str) -> pd.DataFrame:
+    """A predictions.csv as predictions_frame wrote it (labels read as text)."""
+    import pandas as pd
+
+    if not os.path.exists(path):
+        raise DataError(f"{path}: missing (run the {stage} stage)")
+    df = pd.read_csv(path, dtype={"task": str, "label": str, "predicted": str})
+    missing = [c for c in PREDICTIONS_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: not a probe predictions file (missing {', '.join(missing)})")
+    return df

@@ -9,15 +9,39 @@ from typing import Any
 import pandas as pd
 
 from slimaudio import papers
+from slimaudio.formatting import interval, num
 from slimaudio.studies.base import StudyReport
 from slimaudio.studies.distill.final import Outcome
+from slimaudio.studies.distill.intervals import qualities
 from slimaudio.studies.distill.pareto import frontier_order
 from slimaudio.studies.distill.rules import STUDY
 
 
 def render_markdown(res: Outcome) -> str:
-    return "\n".join([*headline(res), *frontier_lines(res.table),
+    return "\n".join([*headline(res), *frontier_lines(res.table), *grid_lines(res.table),
                       *regression_lines(res.regression, res.metrics)]) + "\n"
+
+
+def acc(row: Mapping[str, Any], q: str, delta: bool = False) -> str:
+    """An accuracy (or its difference from the teacher) with its interval."""
+    k = f"delta_{q}" if delta else q
+    return interval(row.get(k), row.get(f"{k}_lo"), row.get(f"{k}_hi"), 3, delta)
+
+
+def kept(row: Mapping[str, Any]) -> str:
+    """The accuracy kept, as a change in percent with its interval: '-3.1% [-6.0, -0.2]'."""
+    vals = [100 * (float(row.get(f"accuracy_retention{s}", float("nan"))) - 1)
+            for s in ("", "_lo", "_hi")]
+    return f"{num(vals[0], 1, True)}% [{num(vals[1], 1, True)}, {num(vals[2], 1, True)}]"
+
+
+def intervals_note(m: Mapping[str, Any]) -> str:
+    return (f"- Intervals: {100 * float(m['bootstrap_level']):.0f}% percentile bootstrap over "
+            f"the {m['probe_speakers']:.0f} probe speakers ({m['bootstrap_resamples']:.0f} "
+            "resamples; a speaker's utterances move together, as their answers are correlated),"
+            " paired: every model is scored on the same resamples, so a difference from the "
+            "teacher has its own, narrower interval. The speed-up's interval resamples the "
+            "interleaved timing rounds.")
 
 
 def headline(res: Outcome) -> list[str]:
@@ -38,19 +62,19 @@ def headline(res: Outcome) -> list[str]:
              f"| model | ECAPA-TDNN, ONNX Runtime float32 | `{f['label']}` ({res.chosen}), TFLite "
              f"{f['format']}, {_steps(f)} | | MobileNetV3 / ResNet50 | same |",
              f"| latency, batch 1, 1 thread (ms) | {t_lat:.3f} | {f['latency_ms']:.3f} | "
-             f"**{f['speedup']:.1f}x faster** | {ref['speedup']:.0f}x faster | "
-             f"{m['grid_chosen_latency_ms']:.3f} |",
+             f"**{interval(f['speedup'], f.get('speedup_lo'), f.get('speedup_hi'), 1)}x "
+             f"faster** | {ref['speedup']:.0f}x faster | {m['grid_chosen_latency_ms']:.3f} |",
              f"| size (MiB) | {t['size_mib']:.3f} | {f['size_mib']:.3f} | "
              f"**{100 * f['size_fraction']:.0f}% of the size** | "
              f"{100 * ref['size_fraction']:.0f}% of the size | {g['size_mib']:.3f} |",
-             f"| mean accuracy | {t['mean_accuracy']:.3f} | {f['mean_accuracy']:.3f} | "
-             f"**{100 * (f['accuracy_retention'] - 1):+.1f}%** | about "
-             f"{-100 * ref['accuracy_drop']:.0f}% | {g['mean_accuracy']:.3f} "
-             f"({100 * (g['accuracy_retention'] - 1):+.1f}%) |"]
+             f"| mean accuracy | {acc(t, 'mean_accuracy')} | {acc(f, 'mean_accuracy')} | "
+             f"**{kept(f)}**, {acc(f, 'mean_accuracy', True)} | about "
+             f"{-100 * ref['accuracy_drop']:.0f}% | {acc(g, 'mean_accuracy')} ({kept(g)}) |"]
     for task in res.tasks:
-        lines.append(f"| accuracy: {task} | {t[f'acc_{task}']:.3f} | {f[f'acc_{task}']:.3f} | "
-                     f"{f[f'acc_{task}'] - t[f'acc_{task}']:+.3f} | | {g[f'acc_{task}']:.3f} |")
-    return [*lines, "", *[f"- {n}" for n in res.notes],
+        q = f"acc_{task}"
+        lines.append(f"| accuracy: {task} | {acc(t, q)} | {acc(f, q)} | {acc(f, q, True)} | | "
+                     f"{acc(g, q)} |")
+    return [*lines, "", *[f"- {n}" for n in res.notes], intervals_note(m),
             "- Latency: models timed interleaved in one process (batch 1, one input "
             "patch of 0.96 s, base.threads threads); students with LiteRT, the teacher with "
             "ONNX Runtime (it takes 80-band log-mel features, so its frontend is outside, like "
@@ -61,31 +85,51 @@ def headline(res: Outcome) -> list[str]:
 
 def frontier_lines(df: pd.DataFrame) -> list[str]:
     lines = ["", "## Frontier", "",
-             "| student | label | latency (ms) | size (MiB) | mean accuracy |", "|---|---|---|---|---|"]
+             "| student | label | latency (ms) | size (MiB) | mean accuracy | vs teacher |",
+             "|---|---|---|---|---|---|"]
     st = df[df["role"] == "grid"]
     for i in frontier_order(st["latency_ms"].to_numpy(), st["mean_accuracy"].to_numpy()):
         r = st.iloc[i]
         lines.append(f"| {r['student']} | `{r['label']}` | {r['latency_ms']:.3f} | "
-                     f"{r['size_mib']:.3f} | {r['mean_accuracy']:.3f} |")
+                     f"{r['size_mib']:.3f} | {acc(r, 'mean_accuracy')} | "
+                     f"{acc(r, 'mean_accuracy', True)} |")
+    return lines
+
+
+def grid_lines(df: pd.DataFrame) -> list[str]:
+    """Every grid student's accuracy with its interval and its paired difference."""
+    lines = ["", "## Every grid student", "",
+             "| student | label | latency (ms) | size (MiB) | mean accuracy | vs teacher |",
+             "|---|---|---|---|---|---|"]
+    for _, r in df[df["role"] == "grid"].sort_values("latency_ms").iterrows():
+        lines.append(f"| {r['student']} | `{r['label']}` | {r['latency_ms']:.3f} | "
+                     f"{r['size_mib']:.3f} | {acc(r, 'mean_accuracy')} | "
+                     f"{acc(r, 'mean_accuracy', True)} |")
     return lines
 
 
 def regression_lines(regression: pd.DataFrame, m: Mapping[str, Any]) -> list[str]:
+    dof = float(m["regression_dof"])
+    level = 100 * float(m["regression_level"])
     lines = ["", "## Regression on standardised hyperparameters", "",
              "Weight = change of the target for +1 standard deviation of the hyperparameter "
-             "(positive = larger, on, GAP, inside). "
+             "(positive = larger, on, GAP, inside), with its "
+             f"{level:.0f}% t interval from the OLS standard error. "
              f"R^2: quality {m['regression_quality_r2']:.2f}, latency "
              f"{m['regression_latency_r2']:.2f}, size {m['regression_size_r2']:.2f}; "
-             f"residual degrees of freedom {m['regression_dof']:.0f}"
-             + (" (an exact fit: more students are needed to test it)." if m["regression_dof"] <= 0 else "."),
-             "", "| hyperparameter | quality (accuracy) | latency (ms) | size (MiB) |", "|---|---|---|---|"]
-    wide = regression.pivot(index="hyperparameter", columns="target", values="weight")
-    for name in wide.index:
-        lines.append(f"| {name} | {wide.loc[name, 'quality']:+.4f} | {wide.loc[name, 'latency']:+.4f} | "
-                     f"{wide.loc[name, 'size']:+.4f} |")
+             f"residual degrees of freedom {dof:.0f}"
+             + (" (an exact fit: more students are needed to test it)." if dof <= 0 else "."),
+             "", "| hyperparameter | quality (accuracy) | latency (ms) | size (MiB) |",
+             "|---|---|---|---|"]
+    for name, g in regression.groupby("hyperparameter", sort=True):
+        cells = {r["target"]: interval(r["weight"], r["lo"], r["hi"], 4, True)
+                 for _, r in g.iterrows()}
+        lines.append(f"| {name} | {cells.get('quality')} | {cells.get('latency')} | "
+                     f"{cells.get('size')} |")
     return [*lines, "", "Paper: QAT, bottleneck compression and global average pooling cut "
             "latency the most; compression cost the most quality and pooling the least; the "
-            "width multiplier mattered most for size."]
+            "width multiplier mattered most for size. The summary judges each direction on "
+            "its interval (rules.REGRESSION_CLAIMS)."]
 
 
 def _steps(row: Mapping[str, Any]) -> str:
@@ -135,8 +179,13 @@ def plot_pareto(res: Outcome):  # -> matplotlib Figure
 
 
 def flat_metrics(row: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, float]:
-    keys = ["size_bytes", "size_mib", "latency_ms", "latency_p90_ms", "mean_accuracy",
-            "speedup", "size_fraction", "accuracy_retention", *[f"acc_{t}" for t in tasks]]
+    """A student's MLflow metrics: its measurements, every accuracy with its interval and its
+    paired difference from the teacher."""
+    keys = ["size_bytes", "size_mib", "latency_ms", "latency_p90_ms", "speedup",
+            "size_fraction", "accuracy_retention", "accuracy_retention_lo",
+            "accuracy_retention_hi", "speedup_lo", "speedup_hi"]
+    for q in qualities(tasks):
+        keys += [q, f"{q}_lo", f"{q}_hi", f"delta_{q}", f"delta_{q}_lo", f"delta_{q}_hi"]
     return {k: float(row[k]) for k in keys if row.get(k) is not None and pd.notna(row.get(k))}
 
 

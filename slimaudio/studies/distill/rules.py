@@ -9,6 +9,13 @@ the teacher's latency and, unless it is null, at most `max_size_fraction` x its 
 phone has a storage budget too; the default asks for FRILL's 40%). If no frontier student
 meets both, the fastest frontier student, and the table says so. Accuracy is then reported,
 not used to filter.
+
+The verdicts (studies.base.judge) respect the intervals: holds when the whole interval is on
+the paper's side of the budget, does not hold when it is wholly on the other, inconclusive
+when it straddles it. Speed: the speed-up's bootstrap interval over interleaved timing rounds
+against FRILL's 10x; size: the file sizes (exact, no interval); accuracy: the paired
+speaker-bootstrap interval of the share of the teacher's mean accuracy the final student keeps
+against 1 - FRILL's 5%; the regression's directions: a weight's t interval against 0.
 """
 
 from __future__ import annotations
@@ -20,13 +27,33 @@ from typing import Any
 import pandas as pd
 
 from slimaudio import papers
+from slimaudio.formatting import interval
 from slimaudio.metrics import MIB
-from slimaudio.studies.base import Finding, Study, number
+from slimaudio.studies.base import Finding, Study, judge, number
 
 FRILL = papers.FRILL
-CLAIM = ("A distilled student is much faster and smaller than the teacher at a small accuracy "
-         f"cost (paper: {FRILL['speedup']:.0f}x faster, {100 * FRILL['size_fraction']:.0f}% of "
-         f"the size, about {100 * FRILL['accuracy_drop']:.0f}% less accurate)")
+SPEED_CLAIM = (f"A distilled student is much faster and smaller than the teacher (paper: "
+               f"{FRILL['speedup']:.0f}x faster, {100 * FRILL['size_fraction']:.0f}% of the size;"
+               f" budget: at least {FRILL['min_speedup']:.0f}x faster, at most "
+               f"{100 * FRILL['size_fraction']:.0f}% of the size)")
+ACCURACY_CLAIM = (f"The distilled student costs little accuracy (paper: about "
+                  f"{100 * FRILL['accuracy_drop']:.0f}%"
+                  f" less accurate; budget: at least {100 * (1 - FRILL['max_accuracy_drop']):.0f}%"
+                  " of the teacher's mean probe accuracy kept)")
+NO_EFFECT = 0.0  # a regression weight's sign holds only when its interval excludes 0
+# FRILL's regression findings as directions of our standardised weights (grid.encode: a
+# positive weight means larger / on / GAP; a smaller bottleneck is more compression). The
+# paper's rankings ('the most', 'the least') are not judged, only each weight's sign.
+# (target, hyperparameter, want, claim)
+REGRESSION_CLAIMS = (
+    ("latency", "qat", "below", "QAT cuts latency"),
+    ("latency", "log2_bottleneck", "above",
+     "Bottleneck compression cuts latency (latency grows with the bottleneck)"),
+    ("latency", "pool_gap", "below", "Global average pooling cuts latency"),
+    ("quality", "log2_bottleneck", "above",
+     "Bottleneck compression costs quality (accuracy grows with the bottleneck)"),
+    ("size", "width", "above", "The width multiplier adds size"),
+)
 
 
 def choose(df: pd.DataFrame, max_latency_fraction: float,
@@ -62,24 +89,58 @@ def done_when(final: Mapping[str, Any]) -> dict[str, bool]:
     }
 
 
+def combine(verdicts: list[str]) -> str:
+    """All parts of a claim must hold: any part that does not hold sinks it, any
+    inconclusive part leaves it inconclusive."""
+    for v in ("does not hold", "inconclusive"):
+        if v in verdicts:
+            return v
+    return "holds"
+
+
+def speed_finding(m: Mapping[str, Any]) -> Finding:
+    sp, lo, hi, sf = (number(m.get(k)) for k in ("chosen_speedup", "chosen_speedup_lo",
+                                               "chosen_speedup_hi", "chosen_size_fraction"))
+    verdict = combine([judge(lo, hi, FRILL["min_speedup"], "above"),
+                       judge(sf, sf, FRILL["size_fraction"], "below")])
+    return Finding(SPEED_CLAIM, verdict,
+                   f"final student {interval(sp, lo, hi, 1)}x faster (bootstrap over "
+                   f"interleaved timing rounds), {100 * sf:.0f}% of the size")
+
+
+def accuracy_finding(m: Mapping[str, Any]) -> Finding:
+    keep, lo, hi = (number(m.get(f"chosen_accuracy_retention{s}")) for s in ("", "_lo", "_hi"))
+    d, dlo, dhi = (number(m.get(f"chosen_delta_mean_accuracy{s}")) for s in ("", "_lo", "_hi"))
+    verdict = judge(lo, hi, 1.0 - FRILL["max_accuracy_drop"], "above")
+    return Finding(ACCURACY_CLAIM, verdict,
+                   f"final student keeps {interval(100 * keep, 100 * lo, 100 * hi, 1)}% of the "
+                   f"teacher's mean accuracy, a difference of {interval(d, dlo, dhi, 3, True)} "
+                   "(paired bootstrap over probe speakers)")
+
+
+def regression_findings(m: Mapping[str, Any]) -> list[Finding]:
+    """Each of FRILL's regression directions judged on its weight's t interval."""
+    weights, dof = m.get("regression", {}), number(m.get("regression_dof"))
+    out = []
+    for target, hp, want, claim in REGRESSION_CLAIMS:
+        w = weights.get(target, {}).get(hp)
+        if w is None:
+            out.append(Finding(claim, "not measured", f"{hp} does not vary in this design"))
+            continue
+        v, lo, hi = (number(w.get(k)) for k in ("weight", "lo", "hi"))
+        out.append(Finding(claim, judge(lo, hi, NO_EFFECT, want),
+                           f"{target} weight {interval(v, lo, hi, 4, True)} per standard "
+                           f"deviation of {hp}, {dof:.0f} residual degrees of freedom"))
+    return out
 
 
 def findings(df: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Finding]:
-    """The paper's claim judged on the final student (metrics.json)."""
+    """The paper's claims judged on the final student and the grid's regression."""
     if df is None or "latency_ms" not in df:
         return [Finding("Distillation study", "not measured", "no table.csv")]
-    sp, sf, drop = (number(metrics.get(k)) for k in ("chosen_speedup", "chosen_size_fraction",
-                                                   "chosen_accuracy_drop"))
-    if math.isnan(sp):
-        return [Finding("A distilled student is much faster and smaller than the teacher at a "
-                        "small accuracy cost", "not measured",
-                        "metrics.json has no chosen_speedup")]
-    fast, accurate = sp >= FRILL["min_speedup"], drop <= FRILL["max_accuracy_drop"]
-    ok = fast and sf <= FRILL["size_fraction"] and accurate
-    return [Finding(
-        CLAIM, "holds" if ok else ("partly holds" if fast or accurate else "does not hold"),
-        f"chosen student {sp:.1f}x faster, {100 * sf:.0f}% of the size, mean accuracy "
-        f"{100 * drop:+.1f}% below the teacher")]
+    if math.isnan(number(metrics.get("chosen_speedup"))):
+        return [Finding(SPEED_CLAIM, "not measured", "metrics.json has no chosen_speedup")]
+    return [speed_finding(metrics), accuracy_finding(metrics), *regression_findings(metrics)]
 
 
 # What the summary needs of this study: its title, its table's variant column, the reference

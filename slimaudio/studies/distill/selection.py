@@ -109,7 +109,8 @@ class Selection:
 
 
 def check_grid(grid: GridConfig, require_full: bool) -> list[str]:
-    """Refuse an empty (or, when required, partial) grid; notes on levels no student covers."""
+    """Refuse an empty (or, when required, partial) grid; notes on factors the design holds
+    at one level and on other levels no student covers."""
     students, levels = grid.students, grid.levels
     if not students:
         raise ParamError("params: distill_grid.students is empty")
@@ -119,8 +120,13 @@ def check_grid(grid: GridConfig, require_full: bool) -> list[str]:
             f"distill_grid.students has {len(students)} of the {len(grid_mod.full_grid(levels))} "
             "grid students; run `python -m slimaudio.studies.distill.grid --design full --write` "
             "first")
-    missing = grid_mod.covers_all_levels(students, levels)
-    return [f"levels not covered by any student: {', '.join(missing)}"] if missing else []
+    fixed = grid_mod.fixed_factors(students) if len(students) > 1 else {}
+    held = {**levels, **{f: [v] for f, v in fixed.items()}}
+    missing = grid_mod.covers_all_levels(students, held)
+    notes = [f"held at one level by the design, so without a regression weight: "
+             f"{', '.join(f'{f}={v}' for f, v in fixed.items())}"] if fixed else []
+    return notes + ([f"levels not covered by any student: {', '.join(missing)}"]
+                    if missing else [])
 
 
 def student_models(students: Mapping[str, Mapping[str, Any]], models_dir: Path) -> dict[str, Path]:

@@ -23,7 +23,7 @@ from slimaudio.models.mobilenet_students import StudentConfig
 from slimaudio.speaker.scoring import l2_normalise
 from slimaudio.studies.distill import probes
 from slimaudio.studies.distill.config import ProbeConfig, TrainConfig
-from slimaudio.studies.distill.data import DistillData, target_stats
+from slimaudio.studies.distill.data import PREDICTIONS, DistillData, target_stats
 
 DEPLOYED = "model.tflite"          # what the study measures: int8 for QAT students, else float32
 FLOAT32 = "model_fp32.tflite"      # QAT students' float32 conversion, for comparison
@@ -205,13 +205,15 @@ def student_metrics(model: Any, cfg: StudentConfig, files: dict[str, Path], lat:
 
 def record(res: StudentResult, sid: str, role: str, out_dir: str | os.PathLike[str],
            run: Any) -> None:
-    """Write a trained student's metrics.json into its (staging) folder and log it to its
-    MLflow run: the metrics, the loss curve (every 10th step) and its role tags."""
+    """Write a trained student's metrics.json and probe answers (predictions.csv, for the
+    report's intervals) into its (staging) folder and log it to its MLflow run: the metrics,
+    the loss curve (every 10th step) and its role tags."""
     from slimaudio import atomic
 
     atomic.write_json(Path(out_dir) / "metrics.json", {
         "student": sid, "label": res.cfg.label, "hyperparameters": res.cfg.as_dict(),
         "metrics": res.metrics})
+    atomic.write_csv(Path(out_dir) / PREDICTIONS, probes.predictions_frame(res.probe_results))
     run.log_metrics(res.metrics)
     for i, loss in enumerate(res.losses):
         if i % 10 == 0 or i == len(res.losses) - 1:

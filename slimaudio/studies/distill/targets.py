@@ -15,6 +15,8 @@ Outputs (data/distill/):
   train_targets.npy  float32 [N, D]        the teacher's embeddings: the distillation targets
   probe_*.npy / probe_utts.csv             the probe set (test speakers), see probes.py
   teacher_probe.npy  float32 [M, D]        the teacher's embeddings of the probe patches
+  teacher_predictions.csv                  the teacher's probe answers per probe-test
+                                           utterance (the bootstrap's observations)
   teacher.json       features, normalisation, teacher size/latency/accuracies, counts
 """
 
@@ -35,7 +37,7 @@ from slimaudio.errors import DataError
 from slimaudio.features import LOG_EPS, MelConfig, hann, mel_filterbank
 from slimaudio.studies.distill import probes
 from slimaudio.studies.distill.config import PatchConfig, TargetsConfig
-from slimaudio.studies.distill.data import target_stats
+from slimaudio.studies.distill.data import TEACHER_PREDICTIONS, target_stats
 from slimaudio.studies.distill.teacher import embed, teacher_cost, teacher_session, teacher_summary
 
 # the manifest columns of a probe utterance (the labels of the probe tasks)
@@ -198,6 +200,7 @@ def make_targets(corpus_dir: str | os.PathLike[str], teacher_path: str | os.Path
                       "probe_patches": s_probe, "probe_waves": w_probe, "probe_utt": patch_utt,
                       "teacher_probe": teacher_probe})
     write_csv(out / "probe_utts.csv", utts)
+    write_csv(out / TEACHER_PREDICTIONS, probes.predictions_frame(results))
     info = {
         "frames": pc.frames, "samples": int(w_train.shape[1]), "mel": mel.as_dict(),
         "input_norm": [mean, std], "target_mean": t_mean.tolist(), "target_std": t_std.tolist(),

@@ -17,6 +17,7 @@ from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError
 from slimaudio.metrics import verification_metrics
 from slimaudio.speaker.scoring import cosine_scores
+from slimaudio.speaker.uncertainty import speakers_of
 
 INPUT = "feats"
 OUTPUT = "embedding"
@@ -33,6 +34,7 @@ class EvalSet:
         if bad:
             raise DataError(f"trials.txt uses non-test utterance(s), e.g. {bad[0]}")
         self.trials = trials
+        self.speaker_of = speakers_of(corpus.manifest)
         self.inputs = {u: corpus.feats_of(index[u], 0, max_frames)[None]
                        for u in trials.utterances}
 
@@ -46,10 +48,15 @@ class EvalSet:
                 for u, x in tqdm(self.inputs.items(), desc=f"eval {Path(model).stem}",
                                  disable=not progress, leave=False)}
 
+    def scores(self, model: str | os.PathLike[str], threads: int = 1, progress: bool = True,
+               config: Mapping[str, str] | None = None) -> np.ndarray:
+        """The cosine score of every trial."""
+        return cosine_scores(self.embed(model, threads, progress, config), self.trials)
+
     def evaluate(self, model: str | os.PathLike[str], threads: int = 1, progress: bool = True,
                  config: Mapping[str, str] | None = None) -> dict[str, float]:
-        emb = self.embed(model, threads, progress, config)
-        return verification_metrics(cosine_scores(emb, self.trials), self.trials.labels)
+        return verification_metrics(self.scores(model, threads, progress, config),
+                                    self.trials.labels)
 
 
 def embedding_cosine(float_model: Path, quant_model: Path,

@@ -21,8 +21,11 @@ from slimaudio.studies.ptq_layerwise.run import StudyResult
 from slimaudio.studies.ptq_layerwise.timing import PROFILE_COLUMNS
 
 # What MLflow gets per row (one child run each) and per ablation variant (on the stage run).
-ROW_KEYS = ("eer", "delta_eer", "min_dcf", "min_dcf_p05", "size_bytes", "size_mib",
-            "size_ratio", "latency_ms", "latency_p90_ms", "speedup", "emb_cos")
+ROW_KEYS = ("eer", "eer_lo", "eer_hi", "delta_eer", "delta_eer_lo", "delta_eer_hi", "min_dcf",
+            "min_dcf_lo", "min_dcf_hi", "delta_min_dcf", "delta_min_dcf_lo", "delta_min_dcf_hi",
+            "min_dcf_p05", "score_shift", "score_shift_lo", "score_shift_hi", "size_bytes",
+            "size_mib", "size_ratio", "latency_ms", "latency_p90_ms", "speedup", "speedup_lo",
+            "speedup_hi", "emb_cos")
 HEADLINE_ROWS = ("all", "paper_choice", "proposed", "dynamic", "float16")
 
 
@@ -38,6 +41,7 @@ def metrics_summary(res: StudyResult) -> dict[str, Any]:
         "machine": res.info,
         "proposed_groups": res.search.chosen,
         "search": res.search.as_dict(),
+        "delta_eer_resolution": resolution(res),
     }
     for n in HEADLINE_ROWS:
         m = r[n].metrics
@@ -48,6 +52,16 @@ def metrics_summary(res: StudyResult) -> dict[str, Any]:
                        for a in res.ablation}
     out |= rank_correlations(res.errors, {g: row.metrics["delta_eer"] for g, row in r.items()})
     return out
+
+
+def resolution(res: StudyResult) -> float:
+    """The smallest ΔEER the trial list resolves: the median half-width of the per-group
+    paired ΔEER intervals (points)."""
+    from slimaudio.studies.ptq_layerwise.groups import GROUPS
+
+    hw = [(res.rows[g].metrics["delta_eer_hi"] - res.rows[g].metrics["delta_eer_lo"]) / 2
+          for g in GROUPS]
+    return float(pd.Series(hw).median())
 
 
 def errors_table(res: StudyResult) -> pd.DataFrame:

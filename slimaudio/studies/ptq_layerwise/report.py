@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from slimaudio.formatting import num
+from slimaudio.formatting import interval, num
 from slimaudio.papers import PTQ_LAYERWISE as P
 from slimaudio.schemas.ptq_layerwise import ABLATIONS
 from slimaudio.studies.ptq_layerwise.config import Config
@@ -74,16 +74,42 @@ def _table1(res: StudyResult) -> list[str]:
         "## Table 1: each layer group quantized alone",
         "",
         "| Quantized layer | paper EER (%) | paper ΔEER | paper size (MB) | paper size ratio "
-        "| our EER (%) | our ΔEER | our size (MiB) | our size ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| our EER (%) | our ΔEER | our score shift (×1000) | our size (MiB) | our size ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n in ("none", *GROUPS):
         m = res.rows[n].metrics
         lines.append(
             f"| {PAPER_LABELS[n]} | {p_eer[n]:.3f} | {p_eer[n] - p_eer['none']:+.3f} "
-            f"| {p_size[n]:.3f} | {p_size[n] / p_size['none']:.3f} | {m['eer']:.3f} "
-            f"| {m['delta_eer']:+.3f} | {m['size_mib']:.3f} | {m['size_ratio']:.3f} |")
-    return lines
+            f"| {p_size[n]:.3f} | {p_size[n] / p_size['none']:.3f} | {_eer(m)} | {_delta(m)} "
+            f"| {_shift(m)} | {m['size_mib']:.3f} | {m['size_ratio']:.3f} |")
+    return lines + _resolution_note(res)
+
+
+def _eer(m: dict[str, float]) -> str:
+    return interval(m["eer"], m.get("eer_lo"), m.get("eer_hi"), 2)
+
+
+def _delta(m: dict[str, float]) -> str:
+    return interval(m["delta_eer"], m.get("delta_eer_lo"), m.get("delta_eer_hi"), 3, sign=True)
+
+
+def _shift(m: dict[str, float]) -> str:
+    return interval(*(1000 * m.get(k, np.nan) for k in ("score_shift", "score_shift_lo",
+                                                         "score_shift_hi")), 2)
+
+
+def _resolution_note(res: StudyResult) -> list[str]:
+    from slimaudio.studies.ptq_layerwise.outputs import resolution
+
+    info = res.info
+    return ["", f"Intervals: {info['level']:.0%} speaker bootstrap ({info['test_speakers']} test "
+            f"speakers, {info['trials']} trials of which {info['target_trials']} target), "
+            "paired across rows: every ΔEER has its own interval. The smallest ΔEER this "
+            f"trial list resolves (median half-width over the groups) is "
+            f"±{resolution(res):.3f} points. Score shift: the mean |change| of a trial's "
+            "cosine score from the float model's, which does not depend on a threshold and "
+            "so separates groups whose ΔEER intervals all cover 0."]
 
 
 def _table2(res: StudyResult, cfg: Config) -> list[str]:
@@ -106,7 +132,7 @@ def _table2(res: StudyResult, cfg: Config) -> list[str]:
         pe = f"{p_eer[pk]:.3f}" if pk else "-"
         ps = f"{p_size[pk]:.3f}" if pk else "-"
         pr = f"{p_size[pk] / p_size['none']:.3f}" if pk else "-"
-        lines.append(f"| {label} | {pe} | {ps} | {pr} | {m['eer']:.3f} | {m['delta_eer']:+.3f} "
+        lines.append(f"| {label} | {pe} | {ps} | {pr} | {_eer(m)} | {_delta(m)} "
                      f"| {m['size_mib']:.3f} | {m['size_ratio']:.3f} |")
     return lines
 
@@ -174,7 +200,7 @@ def _errors(res: StudyResult) -> list[str]:
              "| group | ΔEER | output rel. error | embedding rel. error | embedding cosine "
              "| weight SQNR (dB) |", "|---|---|---|---|---|---|"]
     for e in res.errors:
-        lines.append(f"| {e.group} | {r[e.group].metrics['delta_eer']:+.3f} "
+        lines.append(f"| {e.group} | {_delta(r[e.group].metrics)} "
                      f"| {e.out_rel_err:.4f} | {e.emb_rel_err:.4f} | {e.emb_cos:.5f} "
                      f"| {e.weight_sqnr_db:.1f} |")
     rho = rank_correlations(res.errors, {g: row.metrics["delta_eer"] for g, row in r.items()})

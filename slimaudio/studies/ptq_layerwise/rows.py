@@ -22,9 +22,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from slimaudio import papers
 from slimaudio.compress import onnx_int8
-from slimaudio.metrics import file_size
+from slimaudio.metrics import file_size, verification_metrics
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.evaluation import EvalSet
 from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
@@ -46,6 +48,7 @@ class Row:
     kind: str  # float | static | dynamic | float16
     groups: list[str]
     metrics: dict[str, float] = field(default_factory=dict)
+    scores: np.ndarray | None = None  # every trial's score, for the paired intervals
 
 
 class Timer:
@@ -84,8 +87,8 @@ class Bench:
 
     def evaluate(self, row: Row) -> Row:
         with self.timer.lap("evaluate"):
-            row.metrics.update(self.evalset.evaluate(row.path, self.cfg.eval.threads,
-                                                     self.progress))
+            row.scores = self.evalset.scores(row.path, self.cfg.eval.threads, self.progress)
+            row.metrics.update(verification_metrics(row.scores, self.evalset.trials.labels))
             row.metrics.update(file_size(row.path))
         return row
 
@@ -174,7 +177,8 @@ def propose(bench: Bench, rows: dict[str, Row]) -> tuple[Row, SearchResult]:
     prop_path = bench.models_dir / "proposed.onnx"
     shutil.copyfile(src_row.path, prop_path)  # the verified model itself, byte for byte
     bench.drop_search_models()
-    proposed = Row("proposed", prop_path, src_row.kind, list(search.chosen), dict(src_row.metrics))
+    proposed = Row("proposed", prop_path, src_row.kind, list(search.chosen), dict(src_row.metrics),
+                   src_row.scores)
     return proposed, search
 
 

@@ -8,13 +8,14 @@ from typing import Any
 
 import pandas as pd
 
+from slimaudio.formatting import interval
 from slimaudio.papers import PTQ_LAYERWISE as PAPER
-from slimaudio.studies.base import Finding, Study, number, table_row
+from slimaudio.studies.base import Finding, Study, judge, number, table_row
 
 BLOCKS = {"block1", "block2", "block3"}  # the SE-Res2Blocks
 HALF_SIZE_RATIO = 0.6  # paper_choice "roughly halves the model": size ratio at most this
-SMALL_EER_COST = 0.15  # ...at a small EER cost: ΔEER at most this many points
-FASTER = 1.0           # full INT8 is faster: speed-up above this
+SMALL_EER_COST = 0.15  # ...at a small EER cost: the whole ΔEER interval below this many points
+FASTER = 1.0           # full INT8 is faster: the whole speed-up interval above this
 
 
 def _row(df: pd.DataFrame, value: str) -> pd.Series | None:
@@ -38,43 +39,62 @@ def _paper_choice() -> str:
 
 
 def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Finding]:
-    """The study's findings from table.csv (metrics are not needed)."""
+    """The study's findings from table.csv (metrics are not needed). Every rule reads the
+    intervals: a claim holds only when its whole interval is on the paper's side."""
     df = table
     if df is None or "quantized" not in df:
         return [Finding("Per-layer PTQ study", "not measured", "no table.csv")]
-    out = [*_sensitivity(df)]
+    out = [*_sensitivity(df, "delta_eer", "ΔEER (points)", 3),
+           *_sensitivity(df, "score_shift", "mean score shift ×1000", 2, scale=1000)]
     pc = _row(df, "paper_choice")
     if pc is not None:
+        size_ok = number(pc["size_ratio"]) <= HALF_SIZE_RATIO
+        verdict = (judge(*_iv(pc, "delta_eer")[1:], SMALL_EER_COST, "below") if size_ok
+                   else "does not hold")
         out.append(Finding(
             "Quantizing every group but blocks 2 and 3 roughly halves the model at a small EER "
-            f"cost (paper: {_paper_choice()})",
-            "holds" if (number(pc["size_ratio"]) <= HALF_SIZE_RATIO
-                        and number(pc["delta_eer"]) <= SMALL_EER_COST) else "does not hold",
-            f"size ratio {number(pc['size_ratio']):.2f}, EER {number(pc['delta_eer']):+.2f} points"))
+            f"cost (paper: {_paper_choice()})", verdict,
+            f"size ratio {number(pc['size_ratio']):.2f} (at most {HALF_SIZE_RATIO}), ΔEER "
+            f"{interval(*_iv(pc, 'delta_eer'), 3, sign=True)} points (at most {SMALL_EER_COST})"))
     allq = _row(df, "all")
     if allq is not None and "speedup" in df:
         out.append(Finding(
             "Full INT8 is faster than float in ONNX Runtime on this CPU",
-            "holds" if number(allq["speedup"]) > FASTER else "does not hold",
-            f"speed-up {number(allq['speedup']):.2f}x, size ratio {number(allq['size_ratio']):.2f}, "
-            f"EER {number(allq['delta_eer']):+.2f} points"))
+            judge(*_iv(allq, "speedup")[1:], FASTER, "above"),
+            f"speed-up {interval(*_iv(allq, 'speedup'), 2)}x over timing rounds, size ratio "
+            f"{number(allq['size_ratio']):.2f}, ΔEER "
+            f"{interval(*_iv(allq, 'delta_eer'), 3, sign=True)} points"))
     return out
 
 
-def _sensitivity(df: pd.DataFrame) -> list[Finding]:
-    """The blocks are the most sensitive: holds when the top two are blocks, partly when the
-    most sensitive or one of the top two is."""
-    groups = [g for g in PAPER["groups"] if _row(df, g) is not None]
-    delta = {g: number(_row(df, g)["delta_eer"]) for g in groups}
-    if not delta:
+def _iv(row: pd.Series, col: str, scale: float = 1.0) -> tuple[float, float, float]:
+    """(value, lo, hi) of a column; NaN bounds when the table has no interval."""
+    return tuple(scale * number(row.get(c)) for c in (col, f"{col}_lo", f"{col}_hi"))  # type: ignore[return-value]
+
+
+def _sensitivity(df: pd.DataFrame, col: str, label: str, digits: int,
+                 scale: float = 1.0) -> list[Finding]:
+    """The two most sensitive groups are blocks: holds when the weaker of the two most
+    sensitive blocks is above every other group's whole interval, does not hold when some
+    other group is wholly above it, inconclusive when the intervals overlap."""
+    groups = [g for g in PAPER["groups"] if _row(df, g) is not None and col in df]
+    iv = {g: _iv(_row(df, g), col, scale) for g in groups}
+    blocks = sorted((g for g in iv if g in BLOCKS), key=lambda g: iv[g][0], reverse=True)
+    rest = [g for g in iv if g not in BLOCKS]
+    if len(blocks) < 2 or not rest:
         return []
-    top2 = sorted(delta, key=lambda g: delta[g], reverse=True)[:2]
-    most = max(delta, key=lambda g: delta[g])
-    verdict = ("holds" if most in BLOCKS and set(top2) <= BLOCKS else
-               ("partly holds" if most in BLOCKS or set(top2) & BLOCKS else "does not hold"))
+    second = iv[blocks[1]]
+    if all(second[1] > iv[g][2] for g in rest):
+        verdict = "holds"
+    elif any(iv[g][1] > second[2] for g in rest):
+        verdict = "does not hold"
+    else:
+        verdict = "inconclusive"
     return [Finding(
-        f"The SE-Res2Blocks are the layers most sensitive to INT8 (paper: {_paper_order()})",
-        verdict, "EER increase per group: " + ", ".join(f"{g} {delta[g]:+.2f}" for g in groups))]
+        f"The SE-Res2Blocks are the layers most sensitive to INT8, by {label} "
+        f"(paper, by ΔEER: {_paper_order()})", verdict,
+        ", ".join(f"{g} {interval(*iv[g], digits, sign=col.startswith('delta'))}"
+                  for g in groups))]
 
 
 # What the summary needs of this study: its title, its table's variant column, the reference

@@ -14,7 +14,9 @@ import pandas as pd
 from slimaudio import runtime
 from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
-from slimaudio.latency import Latency
+from slimaudio.latency import Latency, speedup
+from slimaudio.speaker.uncertainty import TrialStats
+from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise import calibration, groups
 from slimaudio.studies.ptq_layerwise.ablation import run_ablation
 from slimaudio.studies.ptq_layerwise.config import Config
@@ -36,8 +38,10 @@ from slimaudio.studies.ptq_layerwise.timing import (
     profile_ops,
 )
 
-COLUMNS = ["quantized", "eer", "delta_eer", "min_dcf", "size_bytes", "size_mib", "size_ratio",
-           "latency_ms", "speedup"]
+COLUMNS = ["quantized", "eer", "eer_lo", "eer_hi", "delta_eer", "delta_eer_lo", "delta_eer_hi",
+           "score_shift", "score_shift_lo", "score_shift_hi", "min_dcf", "min_dcf_lo",
+           "min_dcf_hi", "delta_min_dcf", "delta_min_dcf_lo", "delta_min_dcf_hi", "size_bytes",
+           "size_mib", "size_ratio", "latency_ms", "speedup", "speedup_lo", "speedup_hi"]
 
 
 @dataclass
@@ -57,11 +61,12 @@ class StudyResult:
         return pd.DataFrame(recs, columns=COLUMNS)
 
 
-def run_study(cfg: Config, seed: int, threads: int, model: str | os.PathLike[str],
-              data_dir: str | os.PathLike[str], models_dir: str | os.PathLike[str],
-              progress: bool = True) -> StudyResult:
+def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
+              model: str | os.PathLike[str], data_dir: str | os.PathLike[str],
+              models_dir: str | os.PathLike[str], progress: bool = True) -> StudyResult:
     """Run every row of the study; quantized models are written into `models_dir`.
-    `seed`, `threads`: base.seed (calibration draw, latency order) and base.threads (latency)."""
+    `seed`, `threads`, `boot`: base.seed (calibration draw, latency order, resamples),
+    base.threads (latency) and base.bootstrap (intervals)."""
     timer, models_dir = Timer(), Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     with timer.lap("load"):
@@ -81,6 +86,9 @@ def run_study(cfg: Config, seed: int, threads: int, model: str | os.PathLike[str
     with timer.lap("latency"):
         lat = measure_latency(models, ablation.configs, feeds, cfg, threads, seed)
     add_relative_metrics(rows, ablation.records, lat)
+    with timer.lap("intervals"):
+        add_intervals(rows, lat, TrialStats.build(evalset.trials, evalset.speaker_of,
+                                                  boot.resamples, boot.level, seed), seed)
     with timer.lap("profile"):
         profile = profile_ops({n: models[n] for n in ("none", "all", *ablation.paths)},
                               ablation.configs, feeds, cfg.profile_runs, threads)
@@ -89,7 +97,8 @@ def run_study(cfg: Config, seed: int, threads: int, model: str | os.PathLike[str
     return StudyResult(rows=rows, search=search, errors=errors, ablation=ablation.records,
                        profile=profile, timings=timer.with_total(),
                        n_nodes={g: len(v) for g, v in gmap.nodes.items()},
-                       info=machine_info(rows, profile, len(reader), evalset))
+                       info=machine_info(rows, profile, len(reader), evalset)
+                       | {"level": boot.level})
 
 
 def load(model: str | os.PathLike[str], data_dir: str | os.PathLike[str], models_dir: Path,
@@ -139,6 +148,20 @@ def add_relative_metrics(rows: dict[str, Row], ablation: list[dict[str, Any]],
         m["speedup"] = ref / m["latency_ms"]
 
 
+def add_intervals(rows: dict[str, Row], lat: Mapping[str, Latency], ts: TrialStats,
+                  seed: int) -> None:
+    """Speaker-bootstrap intervals of EER and minDCF, paired differences from `none`, the
+    score shift, and the speed-up's interval over timing rounds."""
+    scored = {n: ts.score(r.scores) for n, r in rows.items() if r.scores is not None}
+    ref = scored["none"]
+    res = ts.resampler
+    for n, m in scored.items():
+        rows[n].metrics.update(ts.metrics(m) | ts.deltas(ref, m))
+        iv = speedup(lat["none"], lat[n], len(res.counts), runtime.rng(seed, "bootstrap"),
+                     res.level)
+        rows[n].metrics.update(speedup=iv.value, speedup_lo=iv.lo, speedup_hi=iv.hi)
+
+
 def machine_info(rows: dict[str, Row], profile: list[dict[str, Any]], calibration_utterances: int,
                  evalset: EvalSet) -> dict[str, Any]:
     """The CPU, what the files are made of, and the sizes of the data behind the numbers."""
@@ -151,4 +174,5 @@ def machine_info(rows: dict[str, Row], profile: list[dict[str, Any]], calibratio
             "size_breakdown": {n: size_breakdown(rows[n].path) for n in ("none", "all")},
             "calibration_utterances": calibration_utterances,
             "eval_utterances": len(evalset.inputs),
-            "trials": len(trials), "target_trials": int(trials.labels.sum())}
+            "trials": len(trials), "target_trials": int(trials.labels.sum()),
+            "test_speakers": len({evalset.speaker_of[u] for u in trials.utterances})}

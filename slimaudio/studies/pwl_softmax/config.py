@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from slimaudio.errors import ParamError
+
 # Seeds derived from base.seed. Fixed values: changing one changes every number it feeds.
 LOGIT_CROPS_SEED_OFFSET = 7   # pwl_fit: the clean training crops whose attention logits are fitted
 FT_CACHE_SEED_OFFSET = 1      # pwl_softmax: the noisy training crops of the frozen-trunk cache
@@ -26,13 +28,22 @@ class FitConfig:
     bins: int
     segments: tuple[int, ...]
     min_floor: float
+    uniform_range: tuple[float, float]
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> FitConfig:
         return cls(crops=int(section["crops"]), crop_s=float(section["crop_s"]),
                    max_columns=int(section["max_columns"]), bins=int(section["bins"]),
                    segments=tuple(int(k) for k in section["segments"]),
-                   min_floor=float(section["min_floor"]))
+                   min_floor=float(section["min_floor"]),
+                   uniform_range=_range(section["uniform_range"]))
+
+
+def _range(v: Any) -> tuple[float, float]:
+    lo, hi = (float(x) for x in v)
+    if not lo < hi:
+        raise ParamError(f"params: pwl_fit.uniform_range must be [lo, hi] with lo < hi, got {v}")
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,14 @@ class FtConfig:
     lr: float
     lr_min: float
     cache_crops: int
+    replicates: int
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> FtConfig:
         return cls(scope=str(section["scope"]), steps=int(section["steps"]),
                    batch_size=int(section["batch_size"]), lr=float(section["lr"]),
-                   lr_min=float(section["lr_min"]), cache_crops=int(section["cache_crops"]))
+                   lr_min=float(section["lr_min"]), cache_crops=int(section["cache_crops"]),
+                   replicates=int(section["replicates"]))
 
 
 @dataclass(frozen=True)

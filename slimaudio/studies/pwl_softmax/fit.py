@@ -46,6 +46,9 @@ def collect_logits(model: EcapaTdnn, sampler: CropSampler, crops: int, max_colum
     return cols.astype(np.float64)
 
 
+UNIFORM_SEGMENTS = (1, 2)  # the paper's two forms, also fitted the way a reader would, data-free
+
+
 @dataclass
 class FitResult:
     hist: pwl.LogitHistogram
@@ -53,11 +56,13 @@ class FitResult:
     pwl: dict[int, pwl.PwlCoeffs]
     diagnostics: dict[str, dict[str, float]]
     logit_stats: dict[str, float]
+    uniform: dict[int, pwl.PwlCoeffs]  # UNIFORM_SEGMENTS fitted data-free (pwl.uniform_histogram)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "clip": {"floor": self.clip_floor},
             "pwl": {str(k): c.as_dict() for k, c in sorted(self.pwl.items())},
+            "uniform": {str(k): c.as_dict() for k, c in sorted(self.uniform.items())},
             "diagnostics": self.diagnostics,
             "logit_stats": self.logit_stats,
             "histogram": {"z_edges": self.hist.z_edges.tolist(), "z_counts": self.hist.z_counts.tolist(),
@@ -71,12 +76,15 @@ class FitResult:
                                   np.asarray(h["e_edges"]), np.asarray(h["e_counts"]))
         return cls(hist, float(d["clip"]["floor"]),
                    {int(k): pwl.PwlCoeffs.from_dict(v) for k, v in d["pwl"].items()},
-                   dict(d.get("diagnostics", {})), dict(d.get("logit_stats", {})))
+                   dict(d.get("diagnostics", {})), dict(d.get("logit_stats", {})),
+                   {int(k): pwl.PwlCoeffs.from_dict(v) for k, v in d.get("uniform", {}).items()})
 
     def run_params(self) -> dict[str, Any]:
         """The fitted coefficients, as the stage run's MLflow params."""
+        fits = {**{f"pwl{k}": c for k, c in self.pwl.items()},
+                **{f"pwl{k}_uniform": c for k, c in self.uniform.items()}}
         return {"clip.floor": self.clip_floor,
-                **{f"pwl{k}.{n}": v for k, c in self.pwl.items() for n, v in c.as_dict().items()}}
+                **{f"{m}.{n}": v for m, c in fits.items() for n, v in c.as_dict().items()}}
 
     def run_metrics(self) -> dict[str, float]:
         """Fit diagnostics and logit statistics, as the stage run's MLflow metrics."""
@@ -91,17 +99,21 @@ def fit_all(columns: np.ndarray, cfg: FitConfig) -> FitResult:
     hist = pwl.histogram(columns, cfg.bins)
     floor = pwl.fit_clip(columns, cfg.min_floor)
     fits = {int(k): pwl.fit_pwl(hist, int(k), cfg.min_floor) for k in sorted(set(cfg.segments))}
+    flat = pwl.uniform_histogram(*cfg.uniform_range, bins=cfg.bins)
+    uniform = {k: pwl.fit_pwl(flat, k, cfg.min_floor) for k in UNIFORM_SEGMENTS}
     diag = {"clip": {"tv": pwl.total_variation(columns, "clip", {"floor": floor})}}
-    for k, c in fits.items():
-        diag[f"pwl{k}"] = {"tv": pwl.total_variation(columns, "pwl", c.as_dict()),
-                           "exp_mse": pwl.exp_mse(hist, c)}
+    named = {**{f"pwl{k}": c for k, c in fits.items()},
+             **{f"pwl{k}_uniform": c for k, c in uniform.items()}}
+    for name, c in named.items():  # diagnostics on the observed logits, data-free fits too
+        diag[name] = {"tv": pwl.total_variation(columns, "pwl", c.as_dict()),
+                      "exp_mse": pwl.exp_mse(hist, c)}
     z = columns - columns.max(axis=1, keepdims=True)
     stats = {"rows": int(columns.shape[0]), "frames": int(columns.shape[1]),
              "e_mean": float(columns.mean()), "e_std": float(columns.std()),
              "e_min": float(columns.min()), "e_max": float(columns.max()),
              "z_p01": float(np.quantile(z, 0.01)), "z_median": float(np.median(z)),
              "share_z_above_-2": float((z > -2).mean())}
-    return FitResult(hist, floor, fits, diag, stats)
+    return FitResult(hist, floor, fits, diag, stats, uniform)
 
 
 def fit_logits(model: EcapaTdnn, data: SpeakerData, cfg: FitConfig, seed: int,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from slimaudio.formatting import num
+from slimaudio.formatting import interval, num
 from slimaudio.papers import PWL_SOFTMAX as P
 from slimaudio.studies.pwl_softmax import rules
 from slimaudio.studies.pwl_softmax.fit import FitResult
@@ -63,18 +63,42 @@ def table_markdown(table: pd.DataFrame, latency_df: pd.DataFrame, fit_res: FitRe
 def eer_table(t: pd.DataFrame) -> list[str]:
     """The paper's Table 1: EER before and after fine-tuning, ours and the paper's."""
     lines = ["## Table 1: speaker verification (EER %, lower is better)", "",
-             "| method | feature | ours before FT | ours after FT | ours minDCF after FT | "
-             "paper before FT | paper after FT |",
-             "|---|---|---|---|---|---|---|"]
+             "| method | feature | ours before FT | Δ before FT | ours after FT | Δ after FT "
+             "| ours minDCF after FT | paper before FT | paper after FT |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for m in t.index:
         pb = P["eer_before_ft"].get(m)
         pa = P["eer_after_ft"].get(m) if m != "baseline" else None
-        lines.append(f"| {m} | {feature(m)} | {num(t.loc[m, 'eer_before_ft'], 2)} | "
-                     f"{num(t.loc[m, 'eer_after_ft'], 2)} | {num(t.loc[m, 'min_dcf_after_ft'], 3)} | "
-                     f"{num(pb, 2)} | {num(pa, 2)} |")
+        lines.append(f"| {m} | {feature(m)} | {_iv(t, m, 'eer_before_ft')} "
+                     f"| {_iv(t, m, 'delta_eer_before_ft', 2, True)} | {_iv(t, m, 'eer_after_ft')} "
+                     f"| {_iv(t, m, 'delta_eer_after_ft', 2, True)} "
+                     f"| {_iv(t, m, 'min_dcf_after_ft', 3)} | {num(pb, 2)} | {num(pa, 2)} |")
     return lines + ["", "The baseline is not fine-tuned; `baseline_ft_control` is the baseline "
                     "fine-tuned exactly like the methods (the paper has no such control: its after-FT "
-                    "numbers compare against the untuned baseline).", ""]
+                    "numbers compare against the untuned baseline). Δ before FT is from the "
+                    "baseline, Δ after FT from the control; `pwl<k>_uniform` are the paper's "
+                    "forms fitted evenly on a fixed z range, without the model's logits (as a "
+                    "reader of the paper would fit them).", "", *_interval_note(t), ""]
+
+
+def _iv(t: pd.DataFrame, m: str, col: str, digits: int = 2, sign: bool = False) -> str:
+    if col not in t or pd.isna(t.loc[m, col]):
+        return num(None)
+    return interval(t.loc[m, col], t.loc[m].get(f"{col}_lo"), t.loc[m].get(f"{col}_hi"),
+                    digits, sign)
+
+
+def _interval_note(t: pd.DataFrame) -> list[str]:
+    sd = t["eer_after_ft_sd"].dropna() if "eer_after_ft_sd" in t else pd.Series(dtype=float)
+    reps = ("one fine-tuning per method, so the after-FT intervals cover the trial list's "
+            "speakers but not the training seed (set `pwl_softmax.ft.replicates` >= 2; the "
+            "paper profile runs 3)" if sd.empty else
+            f"the after-FT values are means over fine-tuning replicates, resampled with the "
+            f"speakers; the replicates' EER spread (sd) is {num(sd.median(), 3)} points "
+            f"(median over methods) against a speaker interval half-width of "
+            f"{num(((t['eer_after_ft_hi'] - t['eer_after_ft_lo']) / 2).median(), 3)}")
+    return ["Intervals [lo, hi]: speaker bootstrap at `base.bootstrap.level`, paired across methods (every Δ has its "
+            f"own interval); {reps}."]
 
 
 def speed_table(t: pd.DataFrame, lat: pd.DataFrame) -> list[str]:
@@ -84,12 +108,11 @@ def speed_table(t: pd.DataFrame, lat: pd.DataFrame) -> list[str]:
              "ours whole model (torch) | ours whole model (ORT) | paper |",
              "|---|---|---|---|---|---|---|"]
     for m in t.index:
-        lines.append(f"| {m} | {feature(m)} | {num(lat.loc[m, 'rel_time_softmax_torch'], 3)} | "
-                     f"{num(lat.loc[m, 'rel_time_softmax_onnx'], 3)} | "
-                     f"{num(lat.loc[m, 'rel_time_model_torch'], 3)} | "
-                     f"{num(lat.loc[m, 'rel_time_model_onnx'], 3)} | "
+        cells = [_iv(lat, m, c, 3) for c in ("rel_time_softmax_torch", "rel_time_softmax_onnx",
+                                             "rel_time_model_torch", "rel_time_model_onnx")]
+        lines.append(f"| {m} | {feature(m)} | {' | '.join(cells)} | "
                      f"{num(P['rel_time'].get(m), 4)} |")
-    return lines
+    return lines + ["", "Intervals: bootstrap over interleaved timing rounds (`base.bootstrap.level`)."]
 
 
 def absolute_times(lat: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
@@ -147,11 +170,13 @@ def fit_table(fit_res: FitResult) -> list[str]:
              "|---|---|---|---|---|",
              f"| clip | {fit_res.clip_floor:.4g} | - | - | "
              f"{fit_res.diagnostics['clip']['tv']:.3f} |"]
-    for k, c in sorted(fit_res.pwl.items()):
-        d = fit_res.diagnostics[f"pwl{k}"]
+    fits = [(f"pwl{k}", c) for k, c in sorted(fit_res.pwl.items())]
+    fits += [(f"pwl{k}_uniform", c) for k, c in sorted(fit_res.uniform.items())]
+    for name, c in fits:
+        d = fit_res.diagnostics[name]
         coeffs = f"c0={c.c0:.3f}, s0={c.s0:.3f}" + "".join(
             f", d{j + 1}={dj:.3f}@t={tj:.2f}" for j, (dj, tj) in enumerate(zip(c.d, c.t, strict=True)))
-        lines.append(f"| pwl{k} | {c.floor:.4g} | {coeffs} | {d['exp_mse']:.2e} | {d['tv']:.3f} |")
+        lines.append(f"| {name} | {c.floor:.4g} | {coeffs} | {d['exp_mse']:.2e} | {d['tv']:.3f} |")
     return lines
 
 

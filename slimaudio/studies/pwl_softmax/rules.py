@@ -13,13 +13,16 @@ from typing import Any
 import pandas as pd
 
 from slimaudio import papers
-from slimaudio.studies.base import Finding, Study, number, share_verdict, table_row
+from slimaudio.formatting import interval
+from slimaudio.studies.base import Finding, Study, combine, judge, number, table_row
 
 # A method recovers after fine-tuning when its EER is at most this far above the fine-tuned
 # control's: FT_TOL_POINTS EER points or FT_TOL_SHARE of the control's EER, whichever is larger.
 FT_TOL_POINTS = 0.1
 FT_TOL_SHARE = 0.05
 PAPER_METHODS = ("clip", "pwl1", "pwl2")   # the paper's approximations
+UNIFORM_METHODS = ("pwl1_uniform", "pwl2_uniform")  # the same forms, fitted without data
+UNIFORM_RANGE_TEXT = "pwl_fit.uniform_range"
 LEARNABLE_TIE = 1e-9   # learnable starts from pwl2's fit, so before FT they may tie exactly
 
 
@@ -53,44 +56,44 @@ def checks(table: pd.DataFrame) -> dict[str, float]:
 
 
 def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Finding]:
-    """The paper's claims judged on our table: recovery by fine-tuning, degradation without
-    it, and whole-model speed (metrics are not needed)."""
+    """The paper's claims judged on our table's paired intervals: recovery by fine-tuning,
+    degradation without it (fitted to the model's logits, and data-free), whole-model speed."""
     df = table
     if df is None or "method" not in df:
         return [Finding("Piecewise-linear softmax study", "not measured", "no table.csv")]
-    out: list[Finding] = []
     ctrl = table_row(df, "method", "baseline_ft_control")
-    base = table_row(df, "method", "baseline")
-    ref = ctrl if ctrl is not None else base
-    ref_eer = number(ref["eer_after_ft"]) if ref is not None else math.nan
-    methods = [m for m in PAPER_METHODS if table_row(df, "method", m) is not None]
-    gaps = {m: number(table_row(df, "method", m)["eer_after_ft"]) - ref_eer for m in methods}
+    ref_eer = number(ctrl["eer_after_ft"]) if ctrl is not None else math.nan
     tol = ft_tolerance(ref_eer) if not math.isnan(ref_eer) else math.nan
-    ok = [m for m, g in gaps.items() if g <= tol]
-    out.append(Finding(
-        f"Fine-tuning recovers the EER lost to the approximations (within {FT_TOL_POINTS:g} "
-        f"points or {100 * FT_TOL_SHARE:g}% of the fine-tuned baseline)",
-        share_verdict(len(ok), len(gaps)),
-        ", ".join(f"{m} {g:+.2f} points" for m, g in gaps.items()) + f" vs the FT control at {ref_eer:.2f}%"))
-    before = {m: number(table_row(df, "method", m)["eer_before_ft"]) for m in methods}
-    base_eer = number(base["eer_before_ft"]) if base is not None else math.nan
-    worse = [m for m, v in before.items() if v > base_eer]
-    out.append(Finding(
-        "Swapping exp() without fine-tuning degrades EER",
-        share_verdict(len(worse), len(before)),
-        ", ".join(f"{m} {v:.2f}%" for m, v in before.items()) + f" vs baseline {base_eer:.2f}%"))
+    out = [_claim(df, PAPER_METHODS, "delta_eer_after_ft", tol, "below",
+                  f"Fine-tuning recovers the EER lost to the approximations (ΔEER to the "
+                  f"fine-tuned control below {FT_TOL_POINTS:g} points or "
+                  f"{100 * FT_TOL_SHARE:g}% of its EER)", f" points vs the FT control at {ref_eer:.2f}%"),
+           _claim(df, PAPER_METHODS, "delta_eer_before_ft", 0.0, "above",
+                  "Swapping exp() without fine-tuning degrades EER (our fit to the model's "
+                  "logits)", " points vs the baseline"),
+           _claim(df, UNIFORM_METHODS, "delta_eer_before_ft", 0.0, "above",
+                  "Swapping exp() without fine-tuning degrades EER (fitted without data, "
+                  f"on z in {UNIFORM_RANGE_TEXT})", " points vs the baseline")]
     paper_rel = " / ".join(f"{papers.PWL_SOFTMAX['rel_time'][m]:.3f}" for m in PAPER_METHODS)
     for col, where in (("rel_time_model_torch", "torch"), ("rel_time_model_onnx", "ONNX Runtime")):
-        if col not in df:
-            continue
-        rel = {m: number(table_row(df, "method", m)[col]) for m in methods}
-        faster = [m for m, v in rel.items() if v < 1.0]
-        out.append(Finding(
-            f"The approximations make the whole model faster ({where}, one thread)",
-            # no method measured counts as holding here (as the summary always judged it)
-            "holds" if len(faster) == len(rel) else ("partly holds" if faster else "does not hold"),
-            ", ".join(f"{m} {v:.3f}x" for m, v in rel.items()) + f" of softmax time (paper: {paper_rel})"))
-    return out
+        out.append(_claim(df, PAPER_METHODS, col, 1.0, "below",
+                          f"The approximations make the whole model faster ({where}, one "
+                          "thread)", f"x of softmax time over timing rounds (paper: {paper_rel})",
+                          digits=3, sign=False))
+    return [f for f in out if f is not None]
+
+
+def _claim(df: pd.DataFrame, methods: tuple[str, ...], col: str, threshold: float, want: str,
+           claim: str, unit: str, digits: int = 2, sign: bool = True) -> Finding | None:
+    """One claim over several methods: each judged on its interval of `col`, then combined."""
+    rows = {m: table_row(df, "method", m) for m in methods}
+    rows = {m: r for m, r in rows.items() if r is not None}
+    if not rows or col not in df:
+        return None
+    iv = {m: tuple(number(r.get(col + e)) for e in ("", "_lo", "_hi")) for m, r in rows.items()}
+    verdicts = [judge(lo, hi, threshold, want) for _, lo, hi in iv.values()]
+    return Finding(claim, combine(verdicts),
+                   ", ".join(f"{m} {interval(*v, digits, sign)}" for m, v in iv.items()) + unit)
 
 
 # What the summary needs of this study: its title, its table's variant column, the reference

@@ -11,8 +11,8 @@ import contextlib
 import copy
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,8 +32,10 @@ from slimaudio.speaker.evaluate import (
 )
 from slimaudio.speaker.export import export_bytes
 from slimaudio.speaker.train import TrainConfig, TrainResult
+from slimaudio.speaker.uncertainty import TrialStats, speakers_of
+from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.base import StudyReport
-from slimaudio.studies.pwl_softmax import report, timing
+from slimaudio.studies.pwl_softmax import intervals, report, timing
 from slimaudio.studies.pwl_softmax.config import StudyConfig
 from slimaudio.studies.pwl_softmax.finetune import (
     FtPlan,
@@ -48,8 +50,6 @@ from slimaudio.studies.pwl_softmax.rules import STUDY
 from slimaudio.studies.pwl_softmax.variants import Variant, build_variants, control_variant
 
 CONTROL = "baseline_ft_control"
-TABLE_COLUMNS = ["method", "eer_before_ft", "eer_after_ft", "min_dcf_after_ft", "rel_time_softmax",
-                 "rel_time_model_torch", "rel_time_model_onnx"]
 # latency.csv column -> the table's column of the same ratio
 REL_TIME_COLUMNS = {"rel_time_softmax_torch": "rel_time_softmax",
                     "rel_time_softmax_onnx": "rel_time_softmax_onnx",
@@ -87,21 +87,51 @@ def timed(seconds: dict[str, float], key: str) -> Iterator[None]:
     seconds[key] = time.perf_counter() - t0
 
 
-def evaluate_before(model: EcapaTdnn, variants: Sequence[Variant],
-                    test_cache: Any, data: SpeakerData) -> tuple[dict[str, dict[str, Any]], Verification]:
+def evaluate_before(model: EcapaTdnn, variants: Sequence[Variant], test_cache: Any,
+                    data: SpeakerData
+                    ) -> tuple[dict[str, dict[str, Any]], Verification, dict[str, np.ndarray]]:
     """Rows with every variant's metrics on the baseline weights (the control's are the
-    baseline's), and the baseline's verification (its only scores: it is not fine-tuned)."""
+    baseline's), the baseline's verification (its only scores: it is not fine-tuned), and
+    every variant's trial scores."""
     rows: dict[str, dict[str, Any]] = {}
-    baseline: Verification | None = None
+    scores: dict[str, np.ndarray] = {}
     for v in variants:
         m = copy.deepcopy(model).set_softmax(v.module())
         before = evaluate_head(m, test_cache, data.trials)
+        scores[v.name] = before.scores
         if v.name == "baseline":
             baseline = before
         rows[v.name] = {"method": v.name, **{f"{k}_before_ft": val for k, val in before.metrics.items()}}
     rows[CONTROL] = {"method": CONTROL, **{k: rows["baseline"][k] for k in rows["baseline"] if k != "method"}}
-    assert baseline is not None
-    return rows, baseline
+    return rows, baseline, scores
+
+
+def finetune_replicates(names: Sequence[str], tune: Callable[[str, FtPlan], Tuned],
+                        plan: FtPlan, replicates: int
+                        ) -> tuple[dict[str, Tuned], dict[str, list[np.ndarray]]]:
+    """Every method fine-tuned `replicates` times (seeds plan.seed + r, the same for every
+    method): the first replicate is the deployed model; every replicate's trial scores."""
+    first: dict[str, Tuned] = {}
+    scores: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for r in range(replicates):
+        p = replace(plan, seed=plan.seed + r)
+        for name in names:
+            t = tune(name, p)
+            first.setdefault(name, t)
+            scores[name].append(t.verification.scores)
+    return first, scores
+
+
+def add_intervals(rows: dict[str, dict[str, Any]], ts: TrialStats,
+                  before: Mapping[str, np.ndarray], after: Mapping[str, Sequence[np.ndarray]],
+                  seed: int) -> None:
+    """Each row's EER/minDCF (after FT: the replicate mean) with intervals and paired
+    differences: before FT from the baseline, after FT from the fine-tuned control."""
+    for name, rec in intervals.before_ft(ts, before, "baseline").items():
+        rows[name].update(rec)
+    rows[CONTROL].update(rows["baseline"] | {"method": CONTROL})
+    for name, rec in intervals.after_ft(ts, after, CONTROL, seed).items():
+        rows[name].update(rec)
 
 
 def finetune_one(model: EcapaTdnn, aam: AAMSoftmax, name: str, variant: Variant,
@@ -145,7 +175,8 @@ def export_onnx(tuned: Mapping[str, EcapaTdnn], order: Sequence[str], data: Spea
 
 def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: FitResult,
               cfg: StudyConfig, base_train: TrainConfig, threads_latency: int, seed: int,
-              opset: int, progress: bool = True, threads_eval: int = 1) -> StudyResult:
+              opset: int, boot: BootstrapConfig, progress: bool = True,
+              threads_eval: int = 1) -> StudyResult:
     """Every method before and after fine-tuning, ONNX exports, and speed; see the module
     docstring. Fine-tuning runs on `base_train.threads` threads, embedding on `threads_eval`."""
     t_start = time.perf_counter()
@@ -157,7 +188,7 @@ def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: Fit
     with timed(seconds, "test_trunk_cache"):
         test_cache = trunk_cache(model, data, progress)
     with timed(seconds, "eval_before_ft"):
-        rows, baseline_ver = evaluate_before(model, variants, test_cache, data)
+        rows, baseline_ver, before_scores = evaluate_before(model, variants, test_cache, data)
 
     cache = None
     if cfg.ft.scope == "head" and cfg.ft.steps > 0:
@@ -168,16 +199,20 @@ def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: Fit
 
     ft_names = [CONTROL] + [v.name for v in variants if v.name != "baseline"]
     by_name = {v.name: v for v in variants}
-    tuned: dict[str, Tuned] = {}
     with timed(seconds, "finetune_and_eval"):
-        for name in ft_names:
-            tuned[name] = t = finetune_one(model, aam, name, by_name.get(name, by_name["baseline"]),
-                                           data, plan, base_train, cache, test_cache,
-                                           threads_eval, progress)
-            rows[name].update({f"{k}_after_ft": val for k, val in t.verification.metrics.items()})
-            rows[name]["ft_seconds"] = t.seconds
-            if t.learned_coeffs is not None:
-                rows[name]["learned_coeffs"] = t.learned_coeffs
+        tuned, after_scores = finetune_replicates(
+            ft_names, lambda name, p: finetune_one(
+                model, aam, name, by_name.get(name, by_name["baseline"]), data, p, base_train,
+                cache, test_cache, threads_eval, progress), plan, cfg.ft.replicates)
+    for name, t in tuned.items():
+        rows[name]["ft_seconds"] = t.seconds
+        rows[name]["min_dcf_p05_after_ft"] = t.verification.metrics["min_dcf_p05"]
+        if t.learned_coeffs is not None:
+            rows[name]["learned_coeffs"] = t.learned_coeffs
+    with timed(seconds, "intervals"):
+        ts = TrialStats.build(data.trials, speakers_of(data.manifest), boot.resamples,
+                              boot.level, seed)
+        add_intervals(rows, ts, before_scores, after_scores, seed)
     models = {"baseline": copy.deepcopy(model).eval(), **{n: t.model for n, t in tuned.items()}}
 
     order = ["baseline"] + ft_names
@@ -187,10 +222,12 @@ def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: Fit
         rows[n]["onnx_max_abs_diff"] = d
     with timed(seconds, "latency"):
         latency_df = timing.latency_table(model, data, models, blobs, order, cfg.latency,
-                                          threads_latency, seed, opset)
+                                          threads_latency, seed, opset, boot)
     for rec in latency_df.to_dict("records"):
         if rec["method"] in rows:
-            rows[rec["method"]].update({col: rec[src] for src, col in REL_TIME_COLUMNS.items()})
+            rows[rec["method"]].update({col + end: rec.get(src + end)
+                                        for src, col in REL_TIME_COLUMNS.items()
+                                        for end in ("", "_lo", "_hi")})
     seconds["total"] = time.perf_counter() - t_start
     after = {"baseline": baseline_ver, **{n: t.verification for n, t in tuned.items()}}
     curves = {n: t.curve for n, t in tuned.items()}
@@ -198,25 +235,32 @@ def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: Fit
                        variants)
 
 
+def _with_iv(*cols: str) -> list[str]:
+    return [c + s for c in cols for s in ("", "_lo", "_hi")]
+
+
+# The table's columns after `method`; after-FT columns stay blank for the (untuned) baseline.
+BEFORE_COLUMNS = _with_iv("eer_before_ft", "delta_eer_before_ft")
+AFTER_COLUMNS = [*_with_iv("eer_after_ft", "delta_eer_after_ft"), "eer_after_ft_sd",
+                 *_with_iv("min_dcf_after_ft", "delta_min_dcf_after_ft")]
+TIME_COLUMNS = _with_iv("rel_time_softmax", "rel_time_model_torch", "rel_time_model_onnx")
+EXTRA_COLUMNS = [*_with_iv("min_dcf_before_ft"), "min_dcf_p05_after_ft", "rel_time_softmax_onnx",
+                 "onnx_max_abs_diff"]
+
+TABLE_COLUMNS = ["method", *BEFORE_COLUMNS, *AFTER_COLUMNS, *TIME_COLUMNS, *EXTRA_COLUMNS]
+
+
 def make_table(rows: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> pd.DataFrame:
     recs = []
     for n in order:
         r = rows[n]
         is_base = n == "baseline"  # the baseline is not fine-tuned (the control is)
-        recs.append({
-            "method": n,
-            "eer_before_ft": r.get("eer_before_ft"),
-            "eer_after_ft": None if is_base else r.get("eer_after_ft"),
-            "min_dcf_after_ft": None if is_base else r.get("min_dcf_after_ft"),
-            "rel_time_softmax": r.get("rel_time_softmax"),
-            "rel_time_model_torch": r.get("rel_time_model_torch"),
-            "rel_time_model_onnx": r.get("rel_time_model_onnx"),
-            "min_dcf_before_ft": r.get("min_dcf_before_ft"),
-            "min_dcf_p05_after_ft": None if is_base else r.get("min_dcf_p05_after_ft"),
-            "rel_time_softmax_onnx": r.get("rel_time_softmax_onnx"),
-            "onnx_max_abs_diff": r.get("onnx_max_abs_diff"),
-        })
-    return pd.DataFrame(recs)
+        rec = {"method": n} | {c: r.get(c) for c in [*BEFORE_COLUMNS, *TIME_COLUMNS,
+                                                      *EXTRA_COLUMNS]}
+        rec |= {c: None if is_base else r.get(c)
+                for c in [*AFTER_COLUMNS, "min_dcf_p05_after_ft"]}
+        recs.append(rec)
+    return pd.DataFrame(recs, columns=TABLE_COLUMNS)
 
 
 def study_report(res: StudyResult, fit_res: FitResult, meta: Mapping[str, Any]) -> StudyReport:

@@ -14,10 +14,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from slimaudio import latency
+from slimaudio import latency, runtime
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.models.ecapa import EcapaTdnn
 from slimaudio.speaker.export import export_bytes
+from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.pwl_softmax.config import LatencyConfig
 
 NO_SOFTMAX = "no_softmax"   # the timing floor's row in latency.csv
@@ -80,9 +81,10 @@ def real_logits(model: EcapaTdnn, data: SpeakerData, frames: int) -> torch.Tenso
 
 def latency_table(model: EcapaTdnn, data: SpeakerData, tuned: Mapping[str, EcapaTdnn],
                   blobs: Mapping[str, bytes], order: Sequence[str], cfg: LatencyConfig,
-                  threads: int, seed: int, opset: int) -> pd.DataFrame:
+                  threads: int, seed: int, opset: int, boot: BootstrapConfig) -> pd.DataFrame:
     """latency.csv: per variant (in `order`, then the no-softmax floor) the medians, p90s and
-    ratios to the baseline of the normaliser alone and the whole model, torch and ORT."""
+    ratios to the baseline of the normaliser alone and the whole model, torch and ORT, each
+    ratio with its interval over timing rounds (`_lo`, `_hi`)."""
     logits = real_logits(model, data, cfg.frames)
     norm_mods = {n: tuned[n].asp.softmax for n in order}
     norm_mods[NO_SOFTMAX] = TimingFloor()
@@ -101,6 +103,9 @@ def latency_table(model: EcapaTdnn, data: SpeakerData, tuned: Mapping[str, Ecapa
         for key, res in timed.items():
             rec[f"{key}_ms"] = res[n].median_ms
             rec[f"{key}_p90_ms"] = res[n].p90_ms
-            rec[f"rel_time_{key}"] = res[n].median_ms / res["baseline"].median_ms
+            iv = latency.speedup(res[n], res["baseline"], boot.resamples,
+                                 runtime.rng(seed, "bootstrap"), boot.level)
+            rec |= {f"rel_time_{key}": iv.value, f"rel_time_{key}_lo": iv.lo,
+                    f"rel_time_{key}_hi": iv.hi}
         recs.append(rec)
     return pd.DataFrame(recs)

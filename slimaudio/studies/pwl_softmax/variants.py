@@ -49,12 +49,14 @@ def _override(name: str, kind: str, base: dict[str, Any], overrides: Mapping[str
 
 def build_variants(fit_res: FitResult, learnable_segments: int,
                    overrides: Mapping[str, Any]) -> list[Variant]:
-    """baseline, clip, pwl1, pwl2, the other pwl<k>, learnable (init from pwl<learnable_segments>)."""
+    """baseline, clip, pwl1, pwl2, the other pwl<k>, the data-free pwl<k>_uniform, learnable
+    (init from pwl<learnable_segments>)."""
     for k in (1, 2, learnable_segments):
         if k not in fit_res.pwl:
             raise ParamError(f"params: pwl_fit.segments must include {k} (fitted: "
                              f"{sorted(fit_res.pwl)})")
-    known = {"clip", "learnable"} | {f"pwl{k}" for k in fit_res.pwl}
+    known = ({"clip", "learnable"} | {f"pwl{k}" for k in fit_res.pwl}
+             | {f"pwl{k}_uniform" for k in fit_res.uniform})
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ParamError(f"params: pwl_softmax.overrides.{unknown[0]} names no method "
@@ -64,6 +66,9 @@ def build_variants(fit_res: FitResult, learnable_segments: int,
     for k in sorted(fit_res.pwl, key=lambda k: (k > 2, k)):
         out.append(Variant(f"pwl{k}", "pwl",
                            _override(f"pwl{k}", "pwl", fit_res.pwl[k].as_dict(), overrides)))
+    for k, c in sorted(fit_res.uniform.items()):
+        name = f"pwl{k}_uniform"
+        out.append(Variant(name, "pwl", _override(name, "pwl", c.as_dict(), overrides)))
     init = next(v for v in out if v.name == f"pwl{learnable_segments}").params
     out.append(Variant("learnable", "learnable", _override("learnable", "pwl", dict(init), overrides)))
     return out

@@ -13,6 +13,7 @@ Modules:
   variants     the variants and their conversion into .tflite files
   naive_input  STUDY ONLY: the naive int8 input cast behind the paper's full-int collapse
   measure      test-set scores, interleaved batch-1 latency, one-convolution kernel throughput
+  intervals    clip-bootstrap intervals of F1/accuracy, paired differences from `basic`
   table        the table and diagnostics from the measurements
   run          the steps in order (run_study) and the StudyReport (build_report)
   rules        the paper's claims judged on the table (findings)

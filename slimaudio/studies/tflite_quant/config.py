@@ -1,8 +1,9 @@
-"""The study's typed configuration, built once from params section `tflite_quant`.
+"""The study's typed configuration, built once from params section `tflite_quant` and the
+shared `base.bootstrap` (every quality interval's resamples and level).
 
-No defaults here: they live in conf/config.yaml, and the schema (slimaudio/schemas/tflite.py)
-validates the section before `from_params` reads it (tests/test_tflite_study.py checks that
-these fields and the schema's keys are the same).
+No defaults here: they live in conf/config.yaml, and the schemas (slimaudio/schemas/tflite.py,
+slimaudio/schemas/base.py) validate the sections before `from_params` reads them
+(tests/test_tflite_study.py checks that these fields and the schemas' keys are the same).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from slimaudio.stats import BootstrapConfig
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,12 @@ class Config:
     latency: LatencyConfig
     eval_threads: int
     eval_batch_size: int
+    bootstrap: BootstrapConfig  # the clip bootstrap: base.bootstrap, not from this section
 
 
-def from_params(section: Mapping[str, Any]) -> Config:
-    """The validated params section as a Config."""
+def from_params(section: Mapping[str, Any], base: Mapping[str, Any]) -> Config:
+    """The validated params section (and params section `base`, for its bootstrap) as a
+    Config."""
     lat = section["latency"]
     return Config(
         representative_samples=int(section["representative_samples"]),
@@ -52,4 +57,5 @@ def from_params(section: Mapping[str, Any]) -> Config:
                               builtin_kernels=bool(lat["builtin_kernels"]),
                               kernel_probe=bool(lat["kernel_probe"])),
         eval_threads=int(section["eval_threads"]),
-        eval_batch_size=int(section["eval_batch_size"]))
+        eval_batch_size=int(section["eval_batch_size"]),
+        bootstrap=BootstrapConfig.from_params(dict(base)))

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from slimaudio import papers, runtime
-from slimaudio.formatting import num
+from slimaudio.formatting import interval
 from slimaudio.metrics import MIB
+from slimaudio.studies.tflite_quant import rules
 
 # The paper's Table 2 (slimaudio.papers, as printed: size in "MB", time in seconds).
 _NAMES = {"original": ("Original Model", "HDF5"), "basic": ("Basic Model", "TFLite"),
@@ -53,7 +54,7 @@ def flat_metrics(row: Mapping[str, Any]) -> dict[str, float]:
 def _naive_sentence(t: pd.DataFrame, d: Mapping[str, Any], fr: Sequence[float]) -> str:
     return (
         f"- `full_int_naive` is the same full-int file fed `x.astype(int8)` instead of "
-        f"`round(x / scale) + zero_point`: F1 {num(t.loc['full_int_naive', 'f1'])} "
+        f"`round(x / scale) + zero_point`: F1 {_iv(t.loc['full_int_naive'], 'f1')} "
         f"(paper full-int: {papers.TFLITE_QUANT['f1']['full_int']:g}). The input tensor "
         f"represents log-mel values in "
         f"[{fr[0]:.2f}, {fr[1]:.2f}] with 256 codes; the test log-mels span "
@@ -70,17 +71,25 @@ def _probe_sentence(t: pd.DataFrame, d: Mapping[str, Any], name: str) -> str:
     rng_txt = (f"its input codes cover [{r[0]:.2f}, {r[1]:.2f}], so {100 * sat:.0f}% of test "
                f"input values saturate; " if r else "")
     return (f"- `{name}` (calibrated on {t.loc[name, 'calibration']}): {rng_txt}F1 "
-            f"{num(t.loc[name, 'f1'])} (paper int: {papers.TFLITE_QUANT['f1']['int']:g}), "
+            f"{_iv(t.loc[name], 'f1')} (paper int: {papers.TFLITE_QUANT['f1']['int']:g}), "
             f"{100 * t.loc[name, 'pred_top_share']:.0f}% of frames in the most predicted class.")
+
+
+def _collapse_verdict(table: pd.DataFrame) -> str:
+    f = rules.collapse_finding(table)
+    return f.verdict if f is not None else "not measured"
 
 
 def explain_collapse(table: pd.DataFrame, d: Mapping[str, Any]) -> list[str]:
     """Sentences built from the measurements: why the paper's int/full-int F1 collapsed."""
     t = table.set_index("variant")
     lines = [
-        f"- Quantized correctly, `int` keeps F1 {num(t.loc['int', 'f1'])} and `full_int` "
-        f"{num(t.loc['full_int', 'f1'])} (basic {num(t.loc['basic', 'f1'])}): integer "
-        f"quantization itself does not collapse this model."]
+        f"- Quantized correctly, `int` scores F1 {_iv(t.loc['int'], 'f1')} "
+        f"(ΔF1 {_iv(t.loc['int'], 'delta_f1', sign=True)}) and `full_int` "
+        f"{_iv(t.loc['full_int'], 'f1')} (ΔF1 {_iv(t.loc['full_int'], 'delta_f1', sign=True)}) "
+        f"against basic {_iv(t.loc['basic'], 'f1')}. The paper's collapse, judged on the F1 "
+        f"ratio to basic (collapsed below {rules.COLLAPSED_BELOW:g}): "
+        f"**{_collapse_verdict(table)}**."]
     fr = d["input_range"].get("full_int")
     if fr is not None:
         lines.append(_naive_sentence(t, d, fr))
@@ -162,8 +171,9 @@ def _paper_table(t: pd.DataFrame) -> list[str]:
     pb = PAPER_TABLE2["basic"]
     out = ["| Model name (file format) | Quantized | Size (ours) | Size (paper) "
            "| Size vs basic (ours / paper) | Inference time (ours, ms) "
-           "| Inference time (paper, s) | Time vs basic (ours / paper) | F1 (ours) | F1 (paper) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "| Inference time (paper, s) | Time vs basic (ours / paper) | F1 (ours) [interval] "
+           "| ΔF1 vs basic [paired interval] | F1 (paper) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in t.iterrows():
         p = PAPER_TABLE2.get(str(name))
         label = f"{p['name'] if p else name} ({r['file_format']})"
@@ -175,8 +185,35 @@ def _paper_table(t: pd.DataFrame) -> list[str]:
         out.append(
             f"| {label} `{name}` | {'O' if r['quantized'] else 'X'} | {r['size_mib']:.3f} MiB "
             f"| {psize} | {r['size_ratio']:.3f} / {pratio} | {r['latency_ms']:.3f} | {ptime} "
-            f"| {r['latency_ratio']:.2f} / {ptratio} | {r['f1']:.4f} | {pf1} |")
+            f"| {r['latency_ratio']:.2f} / {ptratio} | {_iv(r, 'f1')} "
+            f"| {_iv(r, 'delta_f1', sign=True)} | {pf1} |")
     return out
+
+
+def _iv(r: Mapping[str, Any], col: str, sign: bool = False, digits: int = 3) -> str:
+    """A row's value of `col` with its interval (`col`_lo, `col`_hi)."""
+    return interval(r.get(col), r.get(f"{col}_lo"), r.get(f"{col}_hi"), digits, sign)
+
+
+def _bootstrap_note(d: Mapping[str, Any]) -> str:
+    b = d.get("bootstrap")
+    if not b:
+        return ""
+    return (f"Intervals: {100 * b['level']:g}% percentile bootstrap over the {b['clusters']} test "
+            f"clusters (`{b['unit']}`: a clip's frames are resampled together), "
+            f"{b['resamples']} resamples; one set of resamples for every variant, so each ΔF1 "
+            f"is paired with `basic`.")
+
+
+def _accuracy_section(t: pd.DataFrame) -> list[str]:
+    """Accuracy and F1 relative to basic, with their paired intervals."""
+    out = ["## Accuracy and F1 relative to `basic`", "",
+           "| variant | accuracy [interval] | Δaccuracy vs basic | F1 / basic F1 |",
+           "|---|---|---|---|"]
+    for name, r in t.iterrows():
+        out.append(f"| `{name}` | {_iv(r, 'accuracy')} | {_iv(r, 'delta_accuracy', sign=True)} "
+                   f"| {_iv(r, 'f1_ratio')} |")
+    return [*out, ""]
 
 
 def _baseline_section(b: Mapping[str, Any]) -> list[str]:
@@ -214,9 +251,10 @@ def render_markdown(table: pd.DataFrame, diagnostics: Mapping[str, Any],
         "inference time in seconds as printed.",
         "",
         *_paper_table(table.set_index("variant")),
-        "", "`full_int_naive`: the `full_int` file fed raw float features cast to int8 "
+        "", _bootstrap_note(diagnostics), "", "`full_int_naive`: the `full_int` file fed raw float features cast to int8 "
         "(no input quantization), for comparison with the paper's full-int row. "
         "`int_calib_*`: the `int` conversion calibrated on an unrepresentative set.", ""]
+    out += _accuracy_section(table.set_index("variant"))
     if baseline:
         out += _baseline_section(baseline)
     out += ["## Why the paper's int / full-int models collapsed", "",
@@ -244,7 +282,11 @@ def _scatter(table: pd.DataFrame, x: str, xlabel: str, title: str) -> Any:
         broken = r.variant == "full_int_naive" or str(r.variant).startswith("int_calib_")
         ax.scatter(getattr(r, x), r.f1, s=70 if not broken else 60, marker="X" if broken else "o",
                    color=colors(i % 10), edgecolors="k", linewidths=0.4, alpha=0.85,
-                   label=f"{r.variant} (F1 {r.f1:.3f})")
+                   label=f"{r.variant} (F1 {r.f1:.3f})", zorder=3)
+        lo, hi = getattr(r, "f1_lo", np.nan), getattr(r, "f1_hi", np.nan)
+        if np.isfinite(lo) and np.isfinite(hi):  # the clip-bootstrap interval
+            ax.errorbar(getattr(r, x), r.f1, yerr=[[r.f1 - lo], [hi - r.f1]], fmt="none",
+                        ecolor=colors(i % 10), elinewidth=1, capsize=3, zorder=2)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     ax.set_xscale("log")
     for axis_fmt in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
@@ -269,5 +311,6 @@ def plot_f1_vs_latency(table: pd.DataFrame) -> Any:
 def describe(table: pd.DataFrame) -> Sequence[str]:
     """One console line per variant."""
     return [f"{r.variant:28s} size {r.size_bytes / MIB:8.3f} MiB ({r.size_ratio:5.3f})  "
-            f"latency {r.latency_ms:8.3f} ms ({r.latency_ratio:4.2f})  F1 {r.f1:.4f}"
+            f"latency {r.latency_ms:8.3f} ms ({r.latency_ratio:4.2f})  "
+            f"F1 {_iv(r._asdict(), 'f1')}  ΔF1 {_iv(r._asdict(), 'delta_f1', sign=True)}"
             for r in table.itertuples()]

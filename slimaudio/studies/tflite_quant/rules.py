@@ -1,6 +1,9 @@
 """The study's verdict rules: the paper's Table 2 claims judged on our table.
 
-Thresholds stand beside their rule; the paper's numbers come from slimaudio.papers.
+Every verdict reads an interval (the paired clip bootstrap of the table's `delta_f1_*` and
+`f1_ratio_*` columns) through studies.base.judge: holds, does not hold, or inconclusive when
+the interval straddles the threshold. Thresholds stand beside their rule; the paper's numbers
+come from slimaudio.papers.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from typing import Any
 import pandas as pd
 
 from slimaudio import papers
-from slimaudio.studies.base import Finding, Study, number, table_row
+from slimaudio.formatting import interval, num
+from slimaudio.studies.base import Finding, Study, combine, judge, number, table_row
 
 _PAPER = papers.TFLITE_QUANT
-# variant, the paper's claim, the F1 drop from `basic` the claim tolerates
+# variant, the paper's claim, the F1 drop from `basic` the claim tolerates. The claim holds
+# when the whole paired ΔF1 interval lies above -tolerance, does not hold when the whole
+# interval lies below it, and is inconclusive when the interval straddles it.
 KEEPS_F1 = (
     ("float16", f"float16 keeps F1 at about half the size (paper: {_PAPER['f1']['float16']:.3f} "
                 f"at {_PAPER['size_mb']['float16']:.0f} MB)", 0.01),
@@ -24,47 +30,68 @@ KEEPS_F1 = (
 )
 COLLAPSE_CLAIM = (f"Integer quantization collapses F1 (paper: int {_PAPER['f1']['int']:.2f}, "
                   f"full-int {_PAPER['f1']['full_int']:g})")
-COLLAPSED_BELOW = 0.5  # an F1 below half of basic's counts as collapsed
+# An F1 below this fraction of basic's counts as collapsed: the claim holds for a variant when
+# the whole interval of its paired F1 ratio to basic (`f1_ratio`) lies below it, does not hold
+# when the whole interval lies above it; the claim is about both variants (base.combine:
+# holds when both hold, partly holds when they split, inconclusive otherwise).
+COLLAPSED_BELOW = 0.5
+COLLAPSE_VARIANTS = ("int", "full_int")
 
 
+def _cell(r: pd.Series, col: str) -> float:
+    return number(r.get(col))
 
 
+def _iv(r: pd.Series, col: str, sign: bool = False) -> str:
+    """Column `col` of a row with its interval (`col`_lo, `col`_hi), e.g. '-0.006 [-0.015, +0.003]'."""
+    return interval(_cell(r, col), _cell(r, f"{col}_lo"), _cell(r, f"{col}_hi"), 3, sign)
 
 
-def _collapse_finding(df: pd.DataFrame, f1b: float) -> Finding | None:
-    ints = {v: table_row(df, "variant", v) for v in ("int", "full_int", "full_int_naive")}
-    if ints["int"] is None or ints["full_int"] is None:
+def _keeps_finding(r: pd.Series, basic: pd.Series, claim: str, tol: float) -> Finding:
+    """float16 / dynamic range: the paired ΔF1 interval against -tol."""
+    verdict = judge(_cell(r, "delta_f1_lo"), _cell(r, "delta_f1_hi"), -tol, "above")
+    size = _cell(r, "size_bytes") / _cell(basic, "size_bytes")
+    ev = (f"ΔF1 vs basic {_iv(r, 'delta_f1', True)} against a tolerated drop of {tol:.3f}; "
+          f"F1 {_iv(r, 'f1')} vs basic {_iv(basic, 'f1')}; size {num(size, 2)} of basic")
+    return Finding(claim, verdict, ev)
+
+
+def _ratio_text(r: pd.Series) -> str:
+    return f"F1 {num(_cell(r, 'f1'))}, {_iv(r, 'f1_ratio')} of basic's"
+
+
+def collapse_finding(df: pd.DataFrame) -> Finding | None:
+    """int and full-int (inputs quantized correctly): each paired F1-ratio interval against
+    COLLAPSED_BELOW; the naive input path is evidence, not judged."""
+    rows = {v: table_row(df, "variant", v) for v in (*COLLAPSE_VARIANTS, "full_int_naive")}
+    if any(rows[v] is None for v in COLLAPSE_VARIANTS):
         return None
-    f_int, f_full = number(ints["int"]["f1"]), number(ints["full_int"]["f1"])
-    collapsed = f_int < COLLAPSED_BELOW * f1b and f_full < COLLAPSED_BELOW * f1b
-    ev = (f"int F1 {f_int:.3f}, full-int F1 {f_full:.3f} with inputs quantized by the model's "
+    verdicts = [judge(_cell(rows[v], "f1_ratio_lo"), _cell(rows[v], "f1_ratio_hi"),
+                      COLLAPSED_BELOW, "below") for v in COLLAPSE_VARIANTS]
+    ev = (f"int {_ratio_text(rows['int'])}, full-int {_ratio_text(rows['full_int'])} "
+          f"(collapsed: below {COLLAPSED_BELOW:g}), with inputs quantized by the model's "
           f"scale and zero point")
-    if ints["full_int_naive"] is not None:
-        ev += f"; the same full-int model fed raw floats scores {number(ints['full_int_naive']['f1']):.3f}"
-    return Finding(COLLAPSE_CLAIM,
-                   "holds" if collapsed else "does not hold when inputs are quantized correctly", ev)
+    if rows["full_int_naive"] is not None:
+        ev += f"; the same full-int model fed raw floats: {_ratio_text(rows['full_int_naive'])}"
+    return Finding(COLLAPSE_CLAIM, combine(verdicts), ev)
 
 
 def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Finding]:
     """float16 and dynamic range keep F1 at a fraction of the size; integer quantization
-    collapses F1 (judged with correctly quantized inputs, the naive path as evidence)."""
+    collapses F1 (judged with correctly quantized inputs, the naive path as evidence). Each
+    verdict reads the paired clip-bootstrap intervals of the table; without them, inconclusive."""
     df = table
     if df is None or "variant" not in df:
         return [Finding("TFLite quantization study", "not measured", "no table.csv")]
     basic = table_row(df, "variant", "basic")
     if basic is None:
         return [Finding("TFLite quantization study", "not measured", "no basic row")]
-    f1b, sizeb = number(basic["f1"]), number(basic["size_bytes"])
     out: list[Finding] = []
     for v, claim, f1_tol in KEEPS_F1:
         r = table_row(df, "variant", v)
-        if r is None:
-            continue
-        kept = number(r["f1"]) >= f1b - f1_tol
-        out.append(Finding(claim, "holds" if kept else "does not hold",
-                           f"F1 {number(r['f1']):.3f} vs basic {f1b:.3f}, "
-                           f"size {number(r['size_bytes']) / sizeb:.2f} of basic"))
-    collapse = _collapse_finding(df, f1b)
+        if r is not None:
+            out.append(_keeps_finding(r, basic, claim, f1_tol))
+    collapse = collapse_finding(df)
     if collapse is not None:
         out.append(collapse)
     return out

@@ -13,7 +13,7 @@ import pandas as pd
 from slimaudio import runtime
 from slimaudio.datasets.sounds import SoundFrames
 from slimaudio.studies.base import StudyReport
-from slimaudio.studies.tflite_quant import report
+from slimaudio.studies.tflite_quant import intervals, report
 from slimaudio.studies.tflite_quant.config import Config
 from slimaudio.studies.tflite_quant.measure import kernel_throughput, predict_all, time_all
 from slimaudio.studies.tflite_quant.naive_input import seen_by_naive
@@ -43,15 +43,24 @@ def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: Config
                            tflite_dir)
     scores = predict_all(model, variants, test.x, cfg)
     lat = time_all(model, variants, test.x[:1], cfg.latency, threads, seed)
+    clusters, unit = intervals.cluster_ids(data, "test")
     diag: dict[str, Any] = {"test_input_min": float(test.x.min()),
                             "test_input_max": float(test.x.max()), "n_test_frames": len(test),
                             "threads": threads, "ops": {}, "input_range": {},
-                            "cpu": runtime.cpu_info()}
-    table = build_table(variants, scores, test, lat, data.n_classes, diag)
+                            "cpu": runtime.cpu_info(),
+                            "bootstrap": bootstrap_info(clusters, unit, cfg)}
+    table = build_table(variants, scores, test, lat, data.n_classes, diag,
+                        intervals.resampler(clusters, cfg.bootstrap, seed))
     diag.update(seen_by_naive(test.x, next(v.path for v in variants if v.name == "full_int")))
     if cfg.latency.kernel_probe:
         diag["kernel"] = kernel_throughput(threads, seed)
     return StudyResult(table=table, diagnostics=diag, scores=scores)
+
+
+def bootstrap_info(clusters: np.ndarray, unit: str, cfg: Config) -> dict[str, Any]:
+    """What the intervals rest on, for metrics.json and the markdown."""
+    return {"unit": unit, "clusters": int(len(np.unique(clusters))),
+            "resamples": cfg.bootstrap.resamples, "level": cfg.bootstrap.level}
 
 
 def build_report(res: StudyResult, baseline: Mapping[str, Any] | None) -> StudyReport:

@@ -8,19 +8,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from slimaudio import stats
 from slimaudio.compress import tflite as tfl
 from slimaudio.datasets.sounds import Split
 from slimaudio.frame_classifier.evaluate import evaluate_scores
 from slimaudio.latency import Latency, litert_interpreter
 from slimaudio.metrics import file_size
+from slimaudio.studies.tflite_quant.intervals import RATIO, quality_intervals
 from slimaudio.studies.tflite_quant.measure import BUILTIN
 from slimaudio.studies.tflite_quant.variants import NAIVE, Variant
 
+# Intervals (clip bootstrap, slimaudio.studies.tflite_quant.intervals) stand beside their value;
+# delta_* and f1_ratio are paired differences from / ratios to `basic`.
 TABLE_COLUMNS = ["variant", "file_format", "quantized", "size_bytes", "size_mib", "latency_ms",
-                 "f1", "precision", "recall", "accuracy"]
+                 "f1", "f1_lo", "f1_hi", "delta_f1", "delta_f1_lo", "delta_f1_hi",
+                 "precision", "recall",
+                 "accuracy", "accuracy_lo", "accuracy_hi",
+                 "delta_accuracy", "delta_accuracy_lo", "delta_accuracy_hi"]
 EXTRA_COLUMNS = ["latency_p90_ms", "latency_builtin_ms", "clip_f1", "clip_accuracy", "size_ratio",
-                 "latency_ratio", "pred_top_share", "input_saturation", "calibration"]
-REFERENCE = "basic"  # size_ratio and latency_ratio are relative to this row
+                 "latency_ratio", RATIO, f"{RATIO}_lo", f"{RATIO}_hi", "pred_top_share",
+                 "input_saturation", "calibration"]
+REFERENCE = "basic"  # size_ratio, latency_ratio, f1_ratio and delta_* are relative to this row
 
 
 def variant_row(v: Variant, scores: np.ndarray, test: Split, lat: Mapping[str, Latency],
@@ -40,9 +48,10 @@ def variant_row(v: Variant, scores: np.ndarray, test: Split, lat: Mapping[str, L
 
 
 def build_table(variants: list[Variant], scores: Mapping[str, np.ndarray], test: Split,
-                lat: Mapping[str, Latency], n_classes: int,
-                diag: dict[str, Any]) -> pd.DataFrame:
-    """Every variant's row; each TFLite file's input code range and op counts go into
+                lat: Mapping[str, Latency], n_classes: int, diag: dict[str, Any],
+                res: stats.Resampler) -> pd.DataFrame:
+    """Every variant's row, with the intervals drawn from `res` (the study's clip resamples of
+    the test frames); each TFLite file's input code range and op counts go into
     diag["input_range"] and diag["ops"]."""
     rows = []
     for v in variants:
@@ -56,6 +65,10 @@ def build_table(variants: list[Variant], scores: Mapping[str, np.ndarray], test:
             diag["ops"][v.name] = tfl.op_summary(v.path)
         rows.append(row)
     table = pd.DataFrame(rows)
+    preds = {v: np.asarray(s).argmax(axis=1) for v, s in scores.items()}
+    ci = quality_intervals(preds, test.y, n_classes, res, REFERENCE)
+    extra = ci.drop(columns=["f1", "accuracy"])  # the values themselves come from the row
+    table = table.join(extra, on="variant")
     ref = table.set_index("variant").loc[REFERENCE]
     table["size_ratio"] = table["size_bytes"] / ref["size_bytes"]
     table["latency_ratio"] = table["latency_ms"] / ref["latency_ms"]
