@@ -21,7 +21,7 @@ def main() -> None:
     from slimaudio.frame_classifier.train import find_model
     from slimaudio.studies.tflite_quant import config, report, run
 
-    cfg = config.from_params(params["tflite_quant"])
+    cfg = config.from_params(params["tflite_quant"], params["base"])
     threads = params["base"]["threads"]
     runtime.set_tf_threads(threads)  # the `original` row is timed on the same thread count as LiteRT
     data = load_sounds(args.sounds)

@@ -1,4 +1,5 @@
-"""Distillation study: frontier, regression, student grid, probes, params (no TensorFlow)."""
+"""Distillation study: frontier, regression, student grid, probes, accuracy intervals,
+params (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pytest
 import yaml
 
 from slimaudio import config
-from slimaudio.errors import ParamError
+from slimaudio.errors import DataError, ParamError
+from slimaudio.stats import Resampler
 from slimaudio.studies.distill import grid, pareto, probes, regression
+from slimaudio.studies.distill.config import Bootstrap
 
 LEVELS = {"arch": ["small", "large"], "width": [0.5, 0.75, 1.0], "bottleneck": [16, 64, 192],
           "pool": ["gap", "flatten"], "qat": [False, True], "frontend": ["outside", "inside"]}
@@ -51,12 +54,58 @@ def test_regression_recovers_known_weights_on_standardised_inputs() -> None:
     assert f.r2 > 0.999 and f.dof == 60 - 4
 
 
-def test_regression_gives_a_constant_column_zero_weight() -> None:
+def test_regression_leaves_a_constant_column_out() -> None:
     x = np.column_stack([np.arange(10.0), np.ones(10)])
     y = 3.0 * (x[:, 0] - x[:, 0].mean()) / x[:, 0].std()
     f = regression.fit(x, y, ["varies", "constant"])
-    assert f.weights[1] == 0.0
+    assert f.varies.tolist() == [True, False]
+    assert np.isnan(f.weights[1]) and np.isnan(f.se[1]) and np.isnan(f.lo[1])
     assert f.weights[0] == pytest.approx(3.0)
+    assert f.dof == 10 - 2          # intercept and the varying column
+
+
+def _factorial(noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """A replicated 2x2 factorial (x in 0/1, so each standardised column is exactly +-1) with
+    y = 1 + 2 z1 - 0.5 z2 + noise * z1 z2: the 'noise' is the interaction column, orthogonal
+    to the intercept and both main effects, so the residuals are exactly noise * z1 z2."""
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 2, dtype=float)
+    z = 2 * x - 1
+    return x, 1.0 + 2.0 * z[:, 0] - 0.5 * z[:, 1] + noise * z[:, 0] * z[:, 1]
+
+
+def test_regression_standard_errors_match_the_closed_form() -> None:
+    from scipy.stats import t
+
+    x, y = _factorial(0.1)
+    f = regression.fit(x, y, ["a", "b"], level=0.95)
+    np.testing.assert_allclose(f.weights, [2.0, -0.5], atol=1e-12)
+    assert f.dof == 8 - 3
+    # D'D = 8 I, RSS = 8 * 0.1^2 -> s^2 = 0.08 / 5, SE = sqrt(s^2 / 8) for both weights
+    se = np.sqrt(0.08 / 5 / 8)
+    np.testing.assert_allclose(f.se, [se, se], rtol=1e-10)
+    half = t.ppf(0.975, 5) * se
+    np.testing.assert_allclose(f.lo, [2.0 - half, -0.5 - half], rtol=1e-10)
+    np.testing.assert_allclose(f.hi, [2.0 + half, -0.5 + half], rtol=1e-10)
+    # and the general formula on a non-orthogonal design: sqrt(diag(s^2 (D'D)^-1))
+    rng = np.random.default_rng(3)
+    x2 = rng.normal(size=(12, 3)) @ np.array([[1.0, 0.4, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 1.0]])
+    y2 = x2 @ [1.0, -2.0, 0.5] + rng.normal(0, 0.2, 12)
+    g = regression.fit(x2, y2, ["a", "b", "c"])
+    d = np.column_stack([np.ones(12), (x2 - x2.mean(0)) / x2.std(0)])
+    coef, *_ = np.linalg.lstsq(d, y2, rcond=None)
+    r = y2 - d @ coef
+    ref = np.sqrt(np.diag(r @ r / (12 - 4) * np.linalg.inv(d.T @ d)))[1:]
+    np.testing.assert_allclose(g.se, ref, rtol=1e-10)
+    assert g.dof == 8
+
+
+def test_regression_has_no_interval_without_residual_dof_or_when_aliased() -> None:
+    x, y = _factorial(0.1)
+    exact = regression.fit(x[:3], y[:3], ["a", "b"])          # 3 students, 3 coefficients
+    assert exact.dof == 0 and np.isnan(exact.se).all() and np.isnan(exact.lo).all()
+    aliased = regression.fit(np.column_stack([x, x[:, 0]]), y, ["a", "b", "a_again"])
+    assert np.isnan(aliased.se).all()                         # not separately estimable
+    assert aliased.dof == 8 - 3                               # rank, not column count
 
 
 # ------------------------------------------------------------------------------ grid
@@ -123,11 +172,40 @@ def test_student_group_files_are_what_the_generator_writes(repo, design: str) ->
     assert yaml.safe_load(text) == grid.design(levels, design)
 
 
-def test_default_params_train_at_least_8_students_covering_every_level(repo) -> None:
-    merged = config.resolve(repo / "params.yaml")
-    students = merged["distill_grid"]["students"]
-    assert len(students) >= 8
-    assert grid.covers_all_levels(students, merged["distill_grid"]["levels"]) == []
+def test_default_design_leaves_at_least_3_residual_dof_and_covers_the_varied_levels() -> None:
+    merged = config.compose([])
+    students, levels = merged["distill_grid"]["students"], merged["distill_grid"]["levels"]
+    fixed = grid.fixed_factors(students)
+    assert fixed == grid.DEFAULT_FIXED
+    held = {**levels, **{f: [v] for f, v in fixed.items()}}
+    assert grid.covers_all_levels(students, held) == []
+    x, names = grid.encode(students)
+    f = regression.fit(x, np.arange(len(students), dtype=float), names)
+    assert f.dof == len(students) - (len(grid.FACTORS) - len(fixed) + 1) >= 3
+    assert int(f.varies.sum()) == len(grid.FACTORS) - len(fixed)
+
+
+def test_a_fixed_factor_keeps_its_level_and_the_others_stay_covered() -> None:
+    d = grid.fractional(LEVELS, 7, seed=0, restarts=2, fixed={"arch": "small", "qat": False})
+    assert {s["arch"] for s in d.values()} == {"small"} and {s["qat"] for s in d.values()} == {False}
+    assert grid.fixed_factors(d) == {"arch": "small", "qat": False}
+    assert grid.covers_all_levels(d, {**LEVELS, "arch": ["small"], "qat": [False]}) == []
+    full = grid.full_grid(LEVELS)
+    assert all(full[sid] == hp for sid, hp in d.items())      # ids of the full grid
+    with pytest.raises(ParamError, match="cannot fix"):
+        grid.fractional(LEVELS, 7, fixed={"arch": "huge"})
+    assert grid.parse_fix(["arch=small", "width=0.5"]) == {"arch": "small", "width": 0.5}
+    assert grid.parse_fix(["none"]) == {} and grid.parse_fix(None) == grid.DEFAULT_FIXED
+
+
+def test_check_grid_notes_the_factors_the_design_holds() -> None:
+    from slimaudio.studies.distill.config import GridConfig
+    from slimaudio.studies.distill.selection import check_grid
+
+    students = grid.fractional(LEVELS, 7, seed=0, restarts=2, fixed={"arch": "small"})
+    notes = check_grid(GridConfig(LEVELS, students), require_full=False)
+    assert notes == ["held at one level by the design, so without a regression weight: "
+                     "arch=small"]
 
 
 def test_paper_profile_requires_and_selects_the_full_grid() -> None:
@@ -278,3 +356,110 @@ def test_the_report_refuses_a_final_student_trained_for_another_choice(tmp_path)
         read_final(tmp_path, {"student": "s001", "hyperparameters": {**hp, "width": 0.75}})
     with pytest.raises(DataError, match="run the distill_final stage"):
         read_final(tmp_path / "nowhere", {"student": "s001", "hyperparameters": hp})
+
+
+# ------------------------------------------------------------------------------ intervals
+
+
+def _answers_frame(utts: pd.DataFrame, right: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A predictions.csv frame: each task's probe-test rows, right where `right` says."""
+    parts = []
+    for task, ok in right.items():
+        rows = np.flatnonzero(utts[probes.ROLE_COLUMN[task]].to_numpy() == "test")
+        label = utts[probes.LABEL_COLUMN[task]].astype(str).to_numpy()[rows]
+        parts.append(pd.DataFrame({"task": task, "row": rows, "label": label,
+                                   "predicted": np.where(ok[rows], label, "wrong")}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_probe_answers_are_saved_read_back_and_give_the_accuracy(tmp_path) -> None:
+    from slimaudio.studies.distill import intervals
+
+    u = _utts(n_spk=8, per_spk=10)
+    rng = np.random.default_rng(1)
+    spk = u["speaker"].str[3:].astype(int).to_numpy()
+    emb = np.column_stack([np.eye(8)[spk], u["masked"] * 1.0]) + rng.normal(0, 0.8, (len(u), 9))
+    res = probes.evaluate(emb, u, ["speaker", "masked"])
+    for r in res.values():
+        assert len(r.rows) == r.n_test and np.mean(r.truth == r.predicted) == r.accuracy
+    probes.predictions_frame(res).to_csv(tmp_path / "p.csv", index=False)
+    back = probes.read_predictions(tmp_path / "p.csv", "distill_student@s000")
+    a = intervals.answers(back, ["speaker", "masked"], len(u), "p.csv")
+    for i, t in enumerate(["speaker", "masked"]):
+        assert intervals.task_stat(a, i)(np.ones((1, len(u))))[0] == pytest.approx(res[t].accuracy)
+    with pytest.raises(DataError, match="run the distill_targets stage"):
+        probes.read_predictions(tmp_path / "none.csv", "distill_targets")
+    with pytest.raises(DataError, match="no answers of task 'group'"):
+        intervals.answers(back, ["group"], len(u), "p.csv")
+
+
+def _boot(resamples: int = 400) -> Bootstrap:
+    return Bootstrap(resamples=resamples, level=0.95)
+
+
+def test_accuracy_intervals_pair_students_with_the_teacher_over_speakers() -> None:
+    from slimaudio.studies.distill import intervals
+
+    u = _utts(n_spk=24, per_spk=10)
+    tasks = ["speaker", "group"]
+    rng = np.random.default_rng(0)
+    hard = rng.random(24) < 0.3                       # speakers both models get wrong
+    spk = u["speaker"].str[3:].astype(int).to_numpy()
+    base = ~hard[spk] & (rng.random(len(u)) < 0.9)
+    student = base & (rng.random(len(u)) < 0.95)      # the teacher's answers, a few lost
+    models = {name: intervals.answers(_answers_frame(u, {t: ok for t in tasks}), tasks,
+                                      len(u), name)
+              for name, ok in (("teacher", base), ("student", student))}
+    res = intervals.speaker_resampler(u, _boot(), seed=0)
+    assert res.counts.shape == (400, 24)              # speakers are the resampled unit
+    ivs = intervals.interval_table(res, models, "teacher", tasks)
+    t, s = ivs.loc["teacher"], ivs.loc["student"]
+    assert t["delta_mean_accuracy"] == t["delta_mean_accuracy_lo"] == 0.0
+    assert t["accuracy_retention"] == pytest.approx(1.0)
+    assert s["delta_mean_accuracy"] == pytest.approx(s["mean_accuracy"] - t["mean_accuracy"])
+    assert s["mean_accuracy_lo"] < s["mean_accuracy"] < s["mean_accuracy_hi"]
+    paired = s["delta_mean_accuracy_hi"] - s["delta_mean_accuracy_lo"]
+    unpaired = (s["mean_accuracy_hi"] - s["mean_accuracy_lo"]
+                + t["mean_accuracy_hi"] - t["mean_accuracy_lo"]) / 2
+    assert paired < 0.5 * unpaired                    # shared hard speakers cancel in the pair
+    assert s["delta_mean_accuracy_hi"] < 0            # the student loses some answers
+    # whole speakers right or wrong: resampling utterances would understate the uncertainty
+    per_utt = Resampler.of_clusters(None, len(u), 400, np.random.default_rng(0))
+    stat = intervals.stats_of(models["teacher"], tasks)["acc_group"]
+    assert per_utt.interval(stat).half_width < 0.8 * res.interval(stat).half_width
+
+
+def test_the_report_merges_intervals_and_refuses_stale_answers(tmp_path) -> None:
+    from slimaudio.studies.distill.data import PREDICTIONS, TEACHER_PREDICTIONS
+    from slimaudio.studies.distill.final import with_intervals
+
+    u = _utts(n_spk=8, per_spk=10)
+    tasks = ["speaker", "masked"]
+    data, grid_dir, final_dir = tmp_path / "data", tmp_path / "models", tmp_path / "final"
+    for d in (data, grid_dir / "s000", final_dir):
+        d.mkdir(parents=True)
+    u.to_csv(data / "probe_utts.csv", index=False)
+    rng = np.random.default_rng(2)
+    oks = {"teacher": rng.random(len(u)) < 0.8, "s000": rng.random(len(u)) < 0.6,
+           "final": rng.random(len(u)) < 0.7}
+    paths = {"teacher": data / TEACHER_PREDICTIONS, "s000": grid_dir / "s000" / PREDICTIONS,
+             "final": final_dir / PREDICTIONS}
+    table = []
+    for name, ok in oks.items():
+        frame = _answers_frame(u, {t: ok for t in tasks})
+        frame.to_csv(paths[name], index=False)
+        accs = {f"acc_{t}": float(np.mean(ok[frame.loc[frame.task == t, "row"]])) for t in tasks}
+        table.append({"student": name, "role": "grid" if name == "s000" else name, **accs,
+                      "mean_accuracy": float(np.mean(list(accs.values())))})
+    df = pd.DataFrame(table)
+    out = with_intervals(df, data, grid_dir, final_dir, tasks, _boot(200), seed=0)
+    assert list(out["student"]) == ["teacher", "s000", "final"]
+    for c in ("mean_accuracy_lo", "acc_speaker_hi", "delta_mean_accuracy_lo",
+              "delta_acc_masked_hi", "accuracy_retention_lo"):
+        assert out[c].notna().all(), c
+    stale = df.assign(mean_accuracy=df["mean_accuracy"] + 0.01)
+    with pytest.raises(DataError, match="re-run the stage that probed it"):
+        with_intervals(stale, data, grid_dir, final_dir, tasks, _boot(200), seed=0)
+    paths["final"].unlink()
+    with pytest.raises(DataError, match="run the distill_final stage"):
+        with_intervals(df, data, grid_dir, final_dir, tasks, _boot(200), seed=0)

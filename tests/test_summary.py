@@ -57,13 +57,18 @@ def test_tflite_collapse_finding() -> None:
     df = pd.DataFrame({
         "variant": ["basic", "float16", "dynamic_range", "int", "full_int", "full_int_naive"],
         "f1": [0.9, 0.9, 0.89, 0.89, 0.88, 0.02],
+        # verdicts read the paired intervals; tests/test_tflite_study.py flips each of them
+        "delta_f1_lo": [0, -0.004, -0.02, -0.02, -0.03, -0.9],
+        "delta_f1_hi": [0, 0.004, 0.0, 0.0, 0.0, -0.85],
+        "f1_ratio": [1, 1, 0.99, 0.99, 0.98, 0.022], "f1_ratio_lo": [1, 0.99, 0.98, 0.97, 0.96, 0.01],
+        "f1_ratio_hi": [1, 1.01, 1.0, 1.0, 1.0, 0.03],
         "size_bytes": [100, 50, 26, 26, 26, 26],
     })
     f = {x.claim.split()[0]: x for x in tflite_rules.findings(df, {})}
     assert f["float16"].verdict == "holds"
-    assert f["Integer"].verdict.startswith("does not hold")
-    assert "0.020" in f["Integer"].evidence
-    df.loc[df.variant.isin(["int", "full_int"]), "f1"] = 0.1
+    assert f["Integer"].verdict == "does not hold"
+    assert "0.022 [0.010, 0.030]" in f["Integer"].evidence
+    df.loc[df.variant.isin(["int", "full_int"]), ["f1_ratio_lo", "f1_ratio_hi"]] = [0.05, 0.2]
     f = {x.claim.split()[0]: x for x in tflite_rules.findings(df, {})}
     assert f["Integer"].verdict == "holds"
 
@@ -125,6 +130,7 @@ def test_report_write_refuses_roles_and_paths_that_disagree(tmp_path: Path) -> N
 def test_the_summary_page_reads_each_study_folder_by_its_contract(tmp_path: Path) -> None:
     table = pd.DataFrame({"variant": ["basic", "int", "full_int"], "size_mib": [4.0, 1.0, 1.0],
                           "latency_ms": [2.0, 1.0, 1.0], "f1": [0.8, 0.3, 0.1],
+                          "f1_ratio_lo": [1.0, 0.3, 0.05], "f1_ratio_hi": [1.0, 0.45, 0.2],
                           "size_bytes": [4, 1, 1]})
     StudyReport(TFLITE, table, "# TFLite\n", {"n": 1}).write(
         {r: tmp_path / n for r, n in (("table", "table.csv"), ("rows", "rows.csv"),

@@ -60,7 +60,15 @@ def render_markdown(studies: Mapping[str, StudyFolder], findings: Mapping[str, l
     lines = ["# slimaudio: the four studies, regenerated", ""]
     lines += [f"- **{k}**: {v}" for k, v in header.items()] + [""]
     lines += ["All numbers below come from this pipeline run; the papers' numbers are quoted beside "
-              "them from the papers themselves (`slimaudio/papers.py`).", ""]
+              "them from the papers themselves (`slimaudio/papers.py`).", "",
+              "Every verdict is drawn by its study's rule (`slimaudio/studies/<study>/rules.py`) "
+              "from intervals, never from point values alone: **holds** when the whole interval "
+              "is on the paper's side of the rule's threshold, **does not hold** when it is wholly "
+              "on the other side, **inconclusive** when it covers both (the data cannot tell); "
+              "a claim made for several methods is **partly holds** when they are decided both "
+              "ways. Intervals [lo, hi] are bootstrap intervals at `base.bootstrap.level` over "
+              "the unit that makes observations dependent (speakers, clips, utterances, timing "
+              "rounds), paired between the variants compared.", ""]
     if data_metrics:
         lines += ["## Corpora", ""]
         lines += [f"- {k}: {v}" for k, v in _data_summary(data_metrics).items()] + [""]
@@ -112,5 +120,7 @@ def summary_metrics(findings: Mapping[str, list[Finding]]) -> dict[str, float]:
         "findings_total": len(flat),
         "findings_hold": sum(f.verdict == "holds" for f in flat),
         "findings_partly": sum(f.verdict == "partly holds" for f in flat),
+        "findings_inconclusive": sum(f.verdict == "inconclusive" for f in flat),
+        "findings_not_hold": sum(f.verdict == "does not hold" for f in flat),
         "findings_not_measured": sum(f.verdict == "not measured" for f in flat),
     }

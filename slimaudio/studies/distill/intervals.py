@@ -65,7 +65,13 @@ def task_stat(a: Answers, i: int) -> Statistic:
     """Accuracy on task i under utterance weights [b, n_utts]."""
     m = a.test[i]
     c = a.correct[i, m]
-    return lambda w: (w[:, m] @ c) / w[:, m].sum(axis=1)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        # a resample without any test speaker of the task has no accuracy: NaN, dropped
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (w[:, m] @ c) / w[:, m].sum(axis=1)
+
+    return stat
 
 
 def stats_of(a: Answers, tasks: Sequence[str]) -> dict[str, Statistic]:
