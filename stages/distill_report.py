@@ -29,7 +29,7 @@ def main() -> None:
                                 "final", *ROLES])
     params = setup(args.params, SECTIONS)
     from slimaudio.studies.distill import report
-    from slimaudio.studies.distill.config import ReportConfig
+    from slimaudio.studies.distill.config import Bootstrap, ReportConfig
     from slimaudio.studies.distill.data import load_targets
     from slimaudio.studies.distill.final import assemble
 
@@ -42,7 +42,8 @@ def main() -> None:
     with tracking.stage_run("distill", "distill_report", params.flat()) as run:
         res = assemble(grid, selection, choice, Path(args.final), Path(args.models), info,
                        Path(args.teacher), ReportConfig.from_params(params["distill_report"]),
-                       int(base["threads"]), int(base["seed"]))
+                       int(base["threads"]), int(base["seed"]), data_dir=Path(args.data),
+                       boot=Bootstrap.from_params(base["bootstrap"]))
         study = report.study_report(res)
         study.write({role: getattr(args, role) for role in ROLES})
         study.log(run)

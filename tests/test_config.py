@@ -73,7 +73,7 @@ def test_profile_values_are_the_effective_params() -> None:
     assert tiny["ecapa"]["train"]["steps"] == 4 < default["ecapa"]["train"]["steps"]
     assert paper["ecapa"]["model"]["channels"] == 1024
     assert len(paper["distill_grid"]["students"]) == 144          # students: full
-    assert len(default["distill_grid"]["students"]) == 8           # students: fractional
+    assert len(default["distill_grid"]["students"]) == 10          # students: fractional
 
 
 def test_user_value_wins_over_the_profile() -> None:

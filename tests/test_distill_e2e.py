@@ -176,9 +176,16 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
     assert df.loc[df.student != "teacher", "on_frontier"].any()
     reg = pd.read_csv(paths["regression"])
     assert set(reg["target"]) == {"quality", "latency", "size"}
-    assert list(reg.columns) == ["target", "hyperparameter", "weight"]
+    assert list(reg.columns) == ["target", "hyperparameter", "weight", "se", "lo", "hi"]
+    # every probing stage saved its answers; the report drew paired intervals from them
+    assert (data / "teacher_predictions.csv").is_file() and (final / "predictions.csv").is_file()
+    assert all((models / sid / "predictions.csv").is_file() for sid in ("s000", "s143"))
+    for col in ("mean_accuracy_lo", "mean_accuracy_hi", "delta_mean_accuracy",
+                "delta_mean_accuracy_lo", "delta_mean_accuracy_hi", "acc_group_lo"):
+        assert df[col].notna().all(), col
     metrics = json.loads(paths["metrics"].read_text())
-    assert {"chosen_speedup", "chosen_size_fraction", "chosen_accuracy_drop"} <= set(metrics)
+    assert {"chosen_speedup", "chosen_size_fraction", "chosen_accuracy_drop", "chosen_speedup_lo",
+            "chosen_accuracy_retention_lo", "regression"} <= set(metrics)
     assert metrics["chosen"] == choice["student"] and metrics["chosen_train_steps"] == 3
     assert "32x" in paths["table_md"].read_text()
     assert paths["pareto"].stat().st_size > 1000

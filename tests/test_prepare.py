@@ -178,7 +178,8 @@ def test_prepare_sounds_synthetic_contract(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "class_weights.json", "classes.json", "frames.npy", "info.json", "manifest.csv"]
     m = pd.read_csv(out / "manifest.csv")
-    assert list(m.columns) == ["frame_id", "clip_id", "label", "class_name", "split", "start_s", "source"]
+    assert list(m.columns) == ["frame_id", "clip_id", "group", "label", "class_name", "split",
+                               "start_s", "source"]
     frames = np.load(out / "frames.npy", mmap_mode="r")
     assert frames.shape == (len(m), 64, 99) and frames.dtype == np.float16
     classes = json.loads((out / "classes.json").read_text())

@@ -32,7 +32,8 @@ from slimaudio.prepare.common import (
 )
 from slimaudio.sampling import balanced_class_weights, class_counts, undersample
 
-MANIFEST_COLUMNS = ["frame_id", "clip_id", "label", "class_name", "split", "start_s", "source"]
+MANIFEST_COLUMNS = ["frame_id", "clip_id", "group", "label", "class_name", "split", "start_s",
+                    "source"]
 SPLITS = ("train", "val", "test")
 
 
@@ -185,6 +186,7 @@ def _frame_clips(ctx: _Ctx, corpus: EventCorpus, split: dict[str, str], skips: S
         staged.append(frames)
         for k, st in enumerate(starts):
             out.rows.append({"frame_id": f"{c.clip_id}#{k}", "clip_id": c.clip_id,
+                             "group": c.group,  # the source recording: the bootstrap's unit
                              "label": c.label, "class_name": c.class_name, "split": s,
                              "start_s": round(st, 4), "source": c.source})
     staged.close()

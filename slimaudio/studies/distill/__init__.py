@@ -19,7 +19,8 @@ Modules, in pipeline order:
   timing      students and the teacher timed interleaved in one process
   pareto      the quality-latency frontier
   selection   stage distill_select: the grid table, the frontier, the choice
-  regression  the standardised main-effects regression
+  intervals   speaker-bootstrap intervals of the probe accuracies, paired with the teacher
+  regression  the standardised main-effects regression, OLS standard errors and t intervals
   final       stage distill_report's numbers: the final student, the regression, metrics.json
   rules       the choice rule, the acceptance checks and the verdict (papers.FRILL's numbers)
   report      table.md, pareto.png and the StudyReport

@@ -3,7 +3,7 @@ distill_final's longer training), its grid run and the teacher timed interleaved
 regression over the grid, and metrics.json.
 
 Why a final stage: FRILL trained every student to convergence on a TPU. Here the grid is a
-screen, each student trained for `distill_student.steps` so that eight fit a few minutes of
+screen, each student trained for `distill_student.steps` so that ten fit a few minutes of
 a 2-core CPU, and its accuracies rank the configurations; the chosen one is then trained for
 `distill_final.steps`, and the headline (speed-up, size, accuracy kept) is that model's. The
 grid's short-budget accuracy of the same configuration is shown beside it.
@@ -44,7 +44,7 @@ REGRESSION_COLUMNS = ["target", "hyperparameter", "weight", "se", "lo", "hi"]
 @dataclass
 class Outcome:
     table: pd.DataFrame                    # grid students, teacher and the final student
-    regression: pd.DataFrame               # target, hyperparameter, weight
+    regression: pd.DataFrame               # REGRESSION_COLUMNS, one row per varied factor
     chosen: str
     metrics: dict[str, Any]
     tasks: list[str]

@@ -13,7 +13,8 @@ student saw in training. An utterance's embedding is the mean of its patches' em
 The paralinguistic tasks are split by speaker (half of the probe speakers train the probe,
 the other half test it), so a probe cannot pass by recognising voices. The roles are decided
 once, in the distill_targets stage, and every student is scored on the same splits. Quality is the
-mean accuracy over the tasks.
+mean accuracy over the tasks. Each probing stage saves its answer for every probe-test
+utterance (predictions_frame), from which the report draws the intervals (intervals.py).
 """
 
 from __future__ import annotations
