@@ -14,8 +14,9 @@ separate intervals whenever their errors are correlated, which is the usual case
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class BootstrapConfig:
     level: float
 
     @classmethod
-    def from_params(cls, base: dict) -> BootstrapConfig:
+    def from_params(cls, base: Mapping[str, Any]) -> BootstrapConfig:
         b = base["bootstrap"]
         return cls(int(b["resamples"]), float(b["level"]))
 
@@ -83,24 +84,53 @@ def trial_weights(enroll: np.ndarray, test: np.ndarray, counts: np.ndarray) -> n
     return np.where(same, counts[:, enroll], counts[:, enroll] * counts[:, test])
 
 
+@dataclass(frozen=True)
+class SortedTrials:
+    """Scores sorted once; `curves(w)` gives the weighted FAR and FRR at every threshold
+    between distinct scores (as metrics.det_curve) for a chunk of weight rows. Cumulative sums
+    run in float32, exact for the integer weights of a bootstrap (sums below 2**24)."""
+
+    order: np.ndarray
+    labels: np.ndarray  # sorted
+    keep: np.ndarray    # thresholds between distinct scores, both extremes included
+
+    @classmethod
+    def of(cls, scores: np.ndarray, labels: np.ndarray) -> SortedTrials:
+        scores = np.asarray(scores, dtype=np.float64).ravel()
+        order = np.argsort(scores, kind="mergesort")
+        s = scores[order]
+        keep = np.concatenate([[True], s[1:] != s[:-1], [True]])
+        return cls(order, np.asarray(labels).astype(bool).ravel()[order], keep)
+
+    def curves(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(far, frr), each [rows, thresholds]; NaN rows where a class has no weight."""
+        w = np.asarray(w, dtype=np.float32)[:, self.order]
+        tar = np.where(self.labels, w, np.float32(0))
+        zero = np.zeros((len(w), 1), dtype=np.float32)
+        cum_all = np.concatenate([zero, np.cumsum(w, axis=1)], axis=1)[:, self.keep]
+        cum_tar = np.concatenate([zero, np.cumsum(tar, axis=1)], axis=1)[:, self.keep]
+        n_tar, n_non = cum_tar[:, -1:].astype(np.float64), (cum_all - cum_tar)[:, -1:].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frr = cum_tar / n_tar
+            far = 1 - (cum_all - cum_tar) / n_non
+        return far, frr
+
+
 def weighted_eer(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """EER (fraction) for each row of `weights` [n_boot, n_trials]; with unit weights it
-    equals metrics.eer (same crossing and interpolation)."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    labels = np.asarray(labels).astype(bool).ravel()
-    order = np.argsort(scores, kind="mergesort")
-    s, lab = scores[order], labels[order]
-    keep = np.concatenate([[True], s[1:] != s[:-1], [True]])  # thresholds between distinct scores
+    equals metrics.eer (same crossing and interpolation). NaN for a row with no target or
+    no non-target weight."""
+    st = SortedTrials.of(scores, labels)
     out = np.empty(len(weights))
-    for start in range(0, len(weights), CHUNK):  # a resample with no target or no non-target: NaN
-        w = np.asarray(weights[start:start + CHUNK], dtype=np.float64)[:, order]
-        tar, non = w * lab, w * ~lab
-        zero = np.zeros((len(w), 1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            miss = np.concatenate([zero, np.cumsum(tar, axis=1)], axis=1) / tar.sum(1, keepdims=True)
-            fa = 1 - np.concatenate([zero, np.cumsum(non, axis=1)], axis=1) / non.sum(1, keepdims=True)
-            out[start:start + CHUNK] = _crossing(fa[:, keep], miss[:, keep])
+    for start in range(0, len(weights), CHUNK):
+        far, frr = st.curves(weights[start:start + CHUNK])
+        out[start:start + CHUNK] = _crossing(far, frr)
     return out
+
+
+def _min_dcf(far: np.ndarray, frr: np.ndarray, p_target: float) -> np.ndarray:
+    cost = p_target * frr + (1 - p_target) * far
+    return cost.min(axis=1) / min(p_target, 1 - p_target)
 
 
 def _crossing(far: np.ndarray, frr: np.ndarray) -> np.ndarray:
@@ -186,22 +216,17 @@ def eer_stat(scores: np.ndarray, labels: np.ndarray) -> Statistic:
 
 def min_dcf_stat(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01) -> Statistic:
     """Weighted normalised minDCF (c_miss = c_fa = 1), as metrics.min_dcf."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    labels = np.asarray(labels).astype(bool).ravel()
-    order = np.argsort(scores, kind="mergesort")
-    s, lab = scores[order], labels[order]
-    keep = np.concatenate([[True], s[1:] != s[:-1], [True]])
-    default = min(p_target, 1 - p_target)
+    st = SortedTrials.of(scores, labels)
+    return lambda w: _min_dcf(*st.curves(w), p_target)
+
+
+def verification_stat(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.01) -> Statistic:
+    """EER (percent) and minDCF together, [rows, 2], from one pass over the sorted trials."""
+    st = SortedTrials.of(scores, labels)
 
     def stat(w: np.ndarray) -> np.ndarray:
-        w = np.asarray(w, dtype=np.float64)[:, order]
-        tar, non = w * lab, w * ~lab
-        zero = np.zeros((len(w), 1))
-        with np.errstate(invalid="ignore", divide="ignore"):  # an empty class: NaN
-            frr = np.concatenate([zero, np.cumsum(tar, axis=1)], axis=1) / tar.sum(1, keepdims=True)
-            far = 1 - np.concatenate([zero, np.cumsum(non, axis=1)], axis=1) / non.sum(1, keepdims=True)
-            cost = p_target * frr[:, keep] + (1 - p_target) * far[:, keep]
-        return cost.min(axis=1) / default
+        far, frr = st.curves(w)
+        return np.stack([100.0 * _crossing(far, frr), _min_dcf(far, frr, p_target)], axis=1)
 
     return stat
 

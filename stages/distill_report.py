@@ -28,8 +28,9 @@ def main() -> None:
     args = parse_args(__doc__, ["data", "teacher", "models", "grid", "choice", "selection",
                                 "final", *ROLES])
     params = setup(args.params, SECTIONS)
+    from slimaudio.stats import BootstrapConfig
     from slimaudio.studies.distill import report
-    from slimaudio.studies.distill.config import Bootstrap, ReportConfig
+    from slimaudio.studies.distill.config import ReportConfig
     from slimaudio.studies.distill.data import load_targets
     from slimaudio.studies.distill.final import assemble
 
@@ -43,7 +44,7 @@ def main() -> None:
         res = assemble(grid, selection, choice, Path(args.final), Path(args.models), info,
                        Path(args.teacher), ReportConfig.from_params(params["distill_report"]),
                        int(base["threads"]), int(base["seed"]), data_dir=Path(args.data),
-                       boot=Bootstrap.from_params(base["bootstrap"]))
+                       boot=BootstrapConfig.from_params(base))
         study = report.study_report(res)
         study.write({role: getattr(args, role) for role in ROLES})
         study.log(run)

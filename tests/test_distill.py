@@ -10,9 +10,8 @@ import yaml
 
 from slimaudio import config
 from slimaudio.errors import DataError, ParamError
-from slimaudio.stats import Resampler
+from slimaudio.stats import BootstrapConfig, Resampler
 from slimaudio.studies.distill import grid, pareto, probes, regression
-from slimaudio.studies.distill.config import Bootstrap
 
 LEVELS = {"arch": ["small", "large"], "width": [0.5, 0.75, 1.0], "bottleneck": [16, 64, 192],
           "pool": ["gap", "flatten"], "qat": [False, True], "frontend": ["outside", "inside"]}
@@ -393,8 +392,8 @@ def test_probe_answers_are_saved_read_back_and_give_the_accuracy(tmp_path) -> No
         intervals.answers(back, ["group"], len(u), "p.csv")
 
 
-def _boot(resamples: int = 400) -> Bootstrap:
-    return Bootstrap(resamples=resamples, level=0.95)
+def _boot(resamples: int = 400) -> BootstrapConfig:
+    return BootstrapConfig(resamples=resamples, level=0.95)
 
 
 def test_accuracy_intervals_pair_students_with_the_teacher_over_speakers() -> None:

@@ -72,9 +72,10 @@ def test_random_streams_keep_their_ids() -> None:
 
 def test_bootstrap_config_matches_the_base_schema() -> None:
     import slimaudio.schemas.base  # noqa: F401  (registers the section)
+    from slimaudio.stats import BootstrapConfig
 
-    _check_fields(dconf.Bootstrap, config.SCHEMAS["base"]["bootstrap"], "base.bootstrap")
-    b = dconf.Bootstrap.from_params(config.compose([])["base"]["bootstrap"])
+    _check_fields(BootstrapConfig, config.SCHEMAS["base"]["bootstrap"], "base.bootstrap")
+    b = BootstrapConfig.from_params(config.compose([])["base"])
     assert b.resamples >= 100 and 0.5 < b.level < 1
 
 

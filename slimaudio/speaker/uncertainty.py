@@ -36,11 +36,11 @@ class TrialStats:
         """A model's trial scores with eer (percent) and min_dcf (p_target 0.01) on every
         resample, computed once so that any number of comparisons costs nothing more."""
         scores = np.asarray(scores, dtype=np.float64)
-        stat = {"eer": stats.eer_stat(scores, self.labels),
-                "min_dcf": stats.min_dcf_stat(scores, self.labels, 0.01)}
-        ones = np.ones((1, self.resampler.n))
-        return Scored(scores, {k: float(f(ones)[0]) for k, f in stat.items()},
-                      {k: self.resampler.samples(f) for k, f in stat.items()})
+        stat = stats.verification_stat(scores, self.labels, 0.01)
+        value = stat(np.ones((1, self.resampler.n)))[0]
+        samples = self.resampler.samples(stat)
+        return Scored(scores, {"eer": float(value[0]), "min_dcf": float(value[1])},
+                      {"eer": samples[:, 0], "min_dcf": samples[:, 1]})
 
     def metrics(self, m: Scored) -> dict[str, float]:
         """eer and min_dcf, each with `_lo`/`_hi`."""

@@ -10,7 +10,7 @@ fields here and the schema keys agree).
   distill_grid     -> GridConfig
   distill_select   -> SelectConfig
   distill_report   -> ReportConfig
-  base.bootstrap   -> Bootstrap      (stage distill_report: the probe-accuracy intervals)
+  base.bootstrap   -> stats.BootstrapConfig (stage distill_report: the probe-accuracy intervals)
 """
 
 from __future__ import annotations
@@ -173,18 +173,6 @@ class ReportConfig:
     @classmethod
     def from_params(cls, s: Mapping[str, Any]) -> ReportConfig:
         return cls(latency=Latency.from_params(s["latency"]))
-
-
-@dataclass(frozen=True)
-class Bootstrap:
-    """params `base.bootstrap`: resamples and level of every interval of the study."""
-
-    resamples: int
-    level: float
-
-    @classmethod
-    def from_params(cls, s: Mapping[str, Any]) -> Bootstrap:
-        return cls(resamples=int(s["resamples"]), level=float(s["level"]))
 
 
 # params section -> its dataclass (the config-vs-schema test walks this)

@@ -29,9 +29,10 @@ from slimaudio import runtime
 from slimaudio.errors import DataError
 from slimaudio.latency import speedup
 from slimaudio.metrics import MIB
+from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.distill import grid as grid_mod
 from slimaudio.studies.distill import intervals, probes, rules
-from slimaudio.studies.distill.config import Bootstrap, ReportConfig
+from slimaudio.studies.distill.config import ReportConfig
 from slimaudio.studies.distill.data import PREDICTIONS, TEACHER_PREDICTIONS, read_probe_utts
 from slimaudio.studies.distill.regression import fit
 from slimaudio.studies.distill.selection import HYPER
@@ -87,7 +88,7 @@ def regressions(df: pd.DataFrame, level: float
 
 
 def with_intervals(df: pd.DataFrame, data_dir: Path, grid_dir: Path, final_dir: Path,
-                   tasks: list[str], boot: Bootstrap, seed: int) -> pd.DataFrame:
+                   tasks: list[str], boot: BootstrapConfig, seed: int) -> pd.DataFrame:
     """The table with every accuracy's interval and its paired difference from the teacher,
     from the probe answers the teacher's, each student's and the final student's stage saved."""
     utts = read_probe_utts(data_dir)
@@ -122,7 +123,7 @@ def final_row(grid_row: Mapping[str, Any], m: Mapping[str, Any], lat: Any, tasks
 def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[str, Any],
              final_dir: Path, grid_dir: Path, teacher_info: Mapping[str, Any],
              teacher_model: Path, cfg: ReportConfig, threads: int, seed: int, *,
-             data_dir: Path, boot: Bootstrap) -> Outcome:
+             data_dir: Path, boot: BootstrapConfig) -> Outcome:
     """The final student beside its grid run and the teacher, with intervals, and the
     regression."""
     chosen = str(choice["student"])

@@ -25,8 +25,7 @@ import pandas as pd
 
 from slimaudio import runtime
 from slimaudio.errors import DataError
-from slimaudio.stats import Resampler, Statistic
-from slimaudio.studies.distill.config import Bootstrap
+from slimaudio.stats import BootstrapConfig, Resampler, Statistic
 
 QUALITY = "mean_accuracy"      # the study's quality: the mean accuracy over the probe tasks
 RETENTION = "accuracy_retention"
@@ -82,7 +81,7 @@ def stats_of(a: Answers, tasks: Sequence[str]) -> dict[str, Statistic]:
     return out
 
 
-def speaker_resampler(utts: pd.DataFrame, boot: Bootstrap, seed: int) -> Resampler:
+def speaker_resampler(utts: pd.DataFrame, boot: BootstrapConfig, seed: int) -> Resampler:
     """The study's one resampler: probe speakers drawn with replacement."""
     return Resampler.of_clusters(utts["speaker"].astype(str).to_numpy(), len(utts),
                                  boot.resamples, runtime.rng(seed, "bootstrap"), boot.level)

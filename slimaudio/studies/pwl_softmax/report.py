@@ -42,6 +42,8 @@ def rows_table(table: pd.DataFrame, onnx: Mapping[str, bytes], latency_df: pd.Da
 
 def feature(method: str) -> str:
     """What a method does, in the paper's words."""
+    if method.endswith("_uniform"):
+        return f"{feature(method.removesuffix('_uniform'))}, fitted without data"
     return FEATURES.get(method, f"{method[3:]}-segment linear + clipping"
                         if method.startswith("pwl") else method)
 
