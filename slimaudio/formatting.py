@@ -21,7 +21,10 @@ def num(x: Any, digits: int = 3, sign: bool = False) -> str:
 
 
 def interval(x: Any, lo: Any, hi: Any, digits: int = 3, sign: bool = False) -> str:
-    """A value with its interval: '8.40 [6.67, 10.16]' (signs on all three when `sign`)."""
+    """A value with its interval: '8.40 [6.67, 10.16]' (signs on all three when `sign`);
+    MISSING alone when there is no value."""
+    if num(x) == MISSING:
+        return MISSING
     return f"{num(x, digits, sign)} [{num(lo, digits, sign)}, {num(hi, digits, sign)}]"
 
 

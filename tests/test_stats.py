@@ -140,3 +140,11 @@ def test_trial_stats_pair_models_on_one_set_of_speaker_resamples() -> None:
     assert d["delta_eer_lo"] <= d["delta_eer"] <= d["delta_eer_hi"]
     assert d["delta_eer_hi"] - d["delta_eer_lo"] < 0.5 * (m["eer_hi"] - m["eer_lo"])
     assert d["score_shift"] == pytest.approx(np.abs(new.scores - base).mean())
+
+
+def test_intervals_print_with_signs_and_missing_values() -> None:
+    from slimaudio.formatting import MISSING, interval
+
+    assert interval(0.5, -0.25, 1.0, 2, sign=True) == "+0.50 [-0.25, +1.00]"
+    assert interval(8.4, None, 10.0, 1) == f"8.4 [{MISSING}, 10.0]"
+    assert interval(float("nan"), 0.0, 1.0) == MISSING

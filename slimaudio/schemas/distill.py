@@ -91,6 +91,10 @@ register("distill_student", {
     "intra_threads": Field(int, lo=1, hi=64, doc="TensorFlow threads within one op"),
     "inter_threads": Field(int, lo=1, hi=64, doc="TensorFlow ops run side by side"),
     "calibration": Field(int, lo=1, hi=100000, doc="training inputs calibrating the int8 model"),
+    "replicates": Field(int, lo=1, hi=100,
+                        doc="times each student (and the final one) is trained, seeds base.seed "
+                            "+ 0..n-1; accuracies are the replicates' mean, their intervals "
+                            "resample the replicates too (1: the training seed is not in them)"),
     "latency": _LATENCY,
 })
 

@@ -98,7 +98,8 @@ class FinalConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """params `distill_student`: how every student is trained, converted and timed."""
+    """params `distill_student`: how every student is trained, converted and timed
+    (`replicates` trainings each, seeds base.seed + r; replicate 0 alone is timed)."""
 
     steps: int
     batch_size: int
@@ -109,6 +110,7 @@ class TrainConfig:
     intra_threads: int
     inter_threads: int
     calibration: int
+    replicates: int
     latency: Latency
 
     @classmethod
@@ -117,10 +119,11 @@ class TrainConfig:
                    bn_momentum=float(s["bn_momentum"]), cmn=bool(s["cmn"]),
                    l2_targets=bool(s["l2_targets"]), intra_threads=int(s["intra_threads"]),
                    inter_threads=int(s["inter_threads"]), calibration=int(s["calibration"]),
-                   latency=Latency.from_params(s["latency"]))
+                   replicates=int(s["replicates"]), latency=Latency.from_params(s["latency"]))
 
     def with_final(self, final: FinalConfig) -> TrainConfig:
-        """distill_final's training: its steps, batch size and lr, everything else as here."""
+        """distill_final's training: its steps, batch size and lr, everything else (the
+        replicates too) as here."""
         return replace(self, steps=final.steps, batch_size=final.batch_size, lr=final.lr)
 
 

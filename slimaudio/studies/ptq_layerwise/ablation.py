@@ -15,13 +15,14 @@ import numpy as np
 
 from slimaudio.compress import onnx_int8
 from slimaudio.compress.onnx_int8 import QuantSettings
-from slimaudio.metrics import file_size
+from slimaudio.metrics import file_size, verification_metrics
 from slimaudio.schemas.ptq_layerwise import ABLATIONS
 from slimaudio.studies.ptq_layerwise.evaluation import embedding_cosine
 from slimaudio.studies.ptq_layerwise.rows import Bench
 
 COLUMNS = ["variant", "activation_type", "quant_format", "per_channel", "reduce_range", "op_types",
-           "session_config", "eer", "delta_eer", "min_dcf", "size_bytes", "size_mib", "size_ratio",
+           "session_config", "eer", "delta_eer", "delta_eer_lo", "delta_eer_hi", "min_dcf",
+           "size_bytes", "size_mib", "size_ratio",
            "emb_cos", "latency_ms", "latency_p90_ms", "latency_std_ms", "speedup",
            "float_conv_kernels"]
 
@@ -33,6 +34,7 @@ class Ablation:
     records: list[dict[str, Any]]
     paths: dict[str, Path]
     configs: dict[str, dict[str, str]]
+    scores: dict[str, np.ndarray]  # trial scores of the variants whose EER is measured
 
 
 def variant_name(name: str) -> str:
@@ -53,7 +55,7 @@ def run_ablation(bench: Bench, eer0: float, err_inputs: Sequence[Mapping[str, np
                  ) -> Ablation:
     """Quantize and score every configured variant that differs from `all`."""
     cfg = bench.cfg
-    out = Ablation([], {}, {})
+    out = Ablation([], {}, {}, {})
     for name in cfg.ablation:
         got = variant_settings(cfg.quant_settings, name)
         if got is None:
@@ -64,8 +66,10 @@ def run_ablation(bench: Bench, eer0: float, err_inputs: Sequence[Mapping[str, np
                                             bench.models_dir / "ablation" / f"{variant}.onnx",
                                             bench.cache, None, st)
         onnx_int8.compact_names(p, bench.float_path)
-        ev = (bench.evalset.evaluate(p, cfg.eval.threads, bench.progress, config)
-              if name in cfg.ablation_eer else {"eer": float("nan"), "min_dcf": float("nan")})
+        ev = {"eer": float("nan"), "min_dcf": float("nan")}
+        if name in cfg.ablation_eer:
+            out.scores[variant] = bench.evalset.scores(p, cfg.eval.threads, bench.progress, config)
+            ev = verification_metrics(out.scores[variant], bench.evalset.trials.labels)
         out.paths[variant], out.configs[variant] = p, config
         out.records.append({
             "variant": variant, "activation_type": st.activation_type,

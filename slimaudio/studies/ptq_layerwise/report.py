@@ -230,11 +230,11 @@ def _ablation(res: StudyResult) -> list[str]:
              "| variant | EER (%) | ΔEER | size ratio | embedding cosine | latency (ms) "
              "| speedup | float Conv/Gemm kernels left |", "|---|---|---|---|---|---|---|---|"]
     m = res.rows["all"].metrics
-    lines.append(f"| all (as configured) | {m['eer']:.3f} | {m['delta_eer']:+.3f} "
+    lines.append(f"| all (as configured) | {m['eer']:.3f} | {_delta(m)} "
                  f"| {m['size_ratio']:.3f} | {m['emb_cos']:.5f} | {m['latency_ms']:.2f} "
                  f"| {m['speedup']:.2f} | {num(res.info['float_conv_kernels_all'], 0)} |")
     for a in res.ablation:
-        lines.append(f"| {a['variant']} | {num(a['eer'])} | {num(a['delta_eer'], sign=True)} "
+        lines.append(f"| {a['variant']} | {num(a['eer'])} | {_delta(a)} "
                      f"| {a['size_ratio']:.3f} | {a['emb_cos']:.5f} | {a['latency_ms']:.2f} "
                      f"| {a['speedup']:.2f} | {num(a['float_conv_kernels'], 0)} |")
     return lines
@@ -261,20 +261,32 @@ def plot_sensitivity(res: StudyResult) -> Any:
     r = res.rows
     d = [r[g].metrics["delta_eer"] for g in GROUPS]
     s = [100 * (1 - r[g].metrics["size_ratio"]) for g in GROUPS]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a1.bar(GROUPS, d, color=["C3" if v > res.search.budget else "C0" for v in d])
+    fig, (a1, a3, a2) = plt.subplots(1, 3, figsize=(14, 3.8))
+    a1.bar(GROUPS, d, yerr=_err(r, "delta_eer"), capsize=3,
+           color=["C3" if v > res.search.budget else "C0" for v in d])
     a1.axhline(res.search.budget, color="k", ls="--", lw=1, label="budget")
     a1.axhline(0, color="k", lw=0.5)
     a1.set_ylabel("EER increase (points)")
-    a1.set_title("EER increase, group quantized alone")
+    a1.set_title("ΔEER, group quantized alone (paired CI)", fontsize=10)
     a1.legend()
+    a3.bar(GROUPS, [1000 * r[g].metrics["score_shift"] for g in GROUPS],
+           yerr=1000 * _err(r, "score_shift"), capsize=3, color="C1")
+    a3.set_ylabel("mean |Δ score| ×1000")
+    a3.set_title("Score shift (threshold-free)", fontsize=10)
     a2.bar(GROUPS, s, color="C2")
     a2.set_ylabel("size saving (% of float model)")
-    a2.set_title("Size saving, group quantized alone")
-    for ax in (a1, a2):
+    a2.set_title("Size saving, group quantized alone", fontsize=10)
+    for ax in (a1, a3, a2):
         ax.tick_params(axis="x", rotation=40)
     fig.tight_layout()
     return fig
+
+
+def _err(rows: dict[str, Any], col: str) -> np.ndarray:
+    """[2, groups] distances from each group's value to its interval ends (matplotlib yerr)."""
+    m = [rows[g].metrics for g in GROUPS]
+    return np.array([[x[col] - x.get(f"{col}_lo", x[col]) for x in m],
+                     [x.get(f"{col}_hi", x[col]) - x[col] for x in m]]).clip(min=0)
 
 
 def plot_size_vs_eer(res: StudyResult) -> Any:

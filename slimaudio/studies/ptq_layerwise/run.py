@@ -18,7 +18,7 @@ from slimaudio.latency import Latency, speedup
 from slimaudio.speaker.uncertainty import TrialStats
 from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise import calibration, groups
-from slimaudio.studies.ptq_layerwise.ablation import run_ablation
+from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
 from slimaudio.studies.ptq_layerwise.evaluation import (
@@ -87,8 +87,8 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
         lat = measure_latency(models, ablation.configs, feeds, cfg, threads, seed)
     add_relative_metrics(rows, ablation.records, lat)
     with timer.lap("intervals"):
-        add_intervals(rows, lat, TrialStats.build(evalset.trials, evalset.speaker_of,
-                                                  boot.resamples, boot.level, seed), seed)
+        add_intervals(rows, ablation, lat, TrialStats.build(
+            evalset.trials, evalset.speaker_of, boot.resamples, boot.level, seed), seed)
     with timer.lap("profile"):
         profile = profile_ops({n: models[n] for n in ("none", "all", *ablation.paths)},
                               ablation.configs, feeds, cfg.profile_runs, threads)
@@ -148,12 +148,17 @@ def add_relative_metrics(rows: dict[str, Row], ablation: list[dict[str, Any]],
         m["speedup"] = ref / m["latency_ms"]
 
 
-def add_intervals(rows: dict[str, Row], lat: Mapping[str, Latency], ts: TrialStats,
-                  seed: int) -> None:
+def add_intervals(rows: dict[str, Row], ablation: Ablation, lat: Mapping[str, Latency],
+                  ts: TrialStats, seed: int) -> None:
     """Speaker-bootstrap intervals of EER and minDCF, paired differences from `none`, the
-    score shift, and the speed-up's interval over timing rounds."""
+    score shift, and the speed-up's interval over timing rounds; for the ablation variants
+    whose EER is measured, the paired ΔEER interval."""
     scored = {n: ts.score(r.scores) for n, r in rows.items() if r.scores is not None}
     ref = scored["none"]
+    for a in ablation.records:
+        if a["variant"] in ablation.scores:
+            d = ts.deltas(ref, ts.score(ablation.scores[a["variant"]]))
+            a.update(delta_eer_lo=d["delta_eer_lo"], delta_eer_hi=d["delta_eer_hi"])
     res = ts.resampler
     for n, m in scored.items():
         rows[n].metrics.update(ts.metrics(m) | ts.deltas(ref, m))

@@ -244,8 +244,8 @@ BEFORE_COLUMNS = _with_iv("eer_before_ft", "delta_eer_before_ft")
 AFTER_COLUMNS = [*_with_iv("eer_after_ft", "delta_eer_after_ft"), "eer_after_ft_sd",
                  *_with_iv("min_dcf_after_ft", "delta_min_dcf_after_ft")]
 TIME_COLUMNS = _with_iv("rel_time_softmax", "rel_time_model_torch", "rel_time_model_onnx")
-EXTRA_COLUMNS = [*_with_iv("min_dcf_before_ft"), "min_dcf_p05_after_ft", "rel_time_softmax_onnx",
-                 "onnx_max_abs_diff"]
+EXTRA_COLUMNS = [*_with_iv("min_dcf_before_ft", "delta_min_dcf_before_ft"), "min_dcf_p05_after_ft",
+                 "rel_time_softmax_onnx", "onnx_max_abs_diff"]
 
 TABLE_COLUMNS = ["method", *BEFORE_COLUMNS, *AFTER_COLUMNS, *TIME_COLUMNS, *EXTRA_COLUMNS]
 
