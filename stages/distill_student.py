@@ -1,5 +1,6 @@
 """Stage distill_student: train one MobileNetV3 student on the teacher's embeddings, convert
-it to TFLite, time it and probe its embeddings."""
+it to TFLite, time it and probe its embeddings; with distill_student.replicates > 1, train,
+convert and probe it again with seeds base.seed + 1, ... (replicate 0 alone is timed and kept)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,11 @@ def main() -> None:
         res = run_student(cfg, data, train, probe, tmp, int(base["seed"]), int(base["threads"]))
         record(res, args.student, "student", tmp, run)
     m = res.metrics
+    reps = "" if train.replicates == 1 else (
+        f" (mean of {train.replicates} replicates, sd {m['mean_accuracy_sd']:.3f})")
     print(f"distill_student {args.student} ({cfg.label}): {m['params']:.0f} params, "
           f"{m['size_mib']:.3f} MiB, {m['latency_ms']:.3f} ms, mean accuracy "
-          f"{m['mean_accuracy']:.3f}, final mse {m['final_mse']:.3f}, "
+          f"{m['mean_accuracy']:.3f}{reps}, final mse {m['final_mse']:.3f}, "
           f"train {m['train_seconds']:.0f} s")
 
 

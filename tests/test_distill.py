@@ -462,3 +462,150 @@ def test_the_report_merges_intervals_and_refuses_stale_answers(tmp_path) -> None
     paths["final"].unlink()
     with pytest.raises(DataError, match="run the distill_final stage"):
         with_intervals(df, data, grid_dir, final_dir, tasks, _boot(200), seed=0)
+
+
+# ------------------------------------------------------------------------------ replicates
+
+
+def _replicate_models(u: pd.DataFrame, tasks: list[str], loss: list[float], seed: int = 0
+                      ) -> tuple[object, list[object]]:
+    """The teacher's answers and a student's replicates, replicate r losing a fraction loss[r]
+    of the teacher's right answers (its own training seed: a different subset each)."""
+    from slimaudio.studies.distill import intervals
+
+    rng = np.random.default_rng(seed)
+    base = rng.random(len(u)) < 0.85
+
+    def ans(ok: np.ndarray) -> object:
+        return intervals.answers(_answers_frame(u, {t: ok for t in tasks}), tasks, len(u), "x")
+
+    return ans(base), [ans(base & (rng.random(len(u)) >= f)) for f in loss]
+
+
+def test_one_replicate_gives_the_single_runs_intervals_exactly() -> None:
+    """replicates 1 must not move a number: pooling one replicate is the plain paired
+    bootstrap (Resampler.interval / difference) to the last bit."""
+    from slimaudio.studies.distill import intervals
+
+    u = _utts(n_spk=16, per_spk=10)
+    tasks = ["speaker", "group"]
+    teacher, (student,) = _replicate_models(u, tasks, [0.1])
+    res = intervals.speaker_resampler(u, _boot(300), seed=3)
+    ivs = intervals.interval_table(res, {"teacher": teacher, "s": [student]}, "teacher", tasks,
+                                   intervals.replicate_draw(300, 1, seed=3))
+    mine, theirs = intervals.stats_of(student, tasks), intervals.stats_of(teacher, tasks)
+    for q in intervals.qualities(tasks):
+        iv, d = res.interval(mine[q]), res.difference(theirs[q], mine[q])
+        assert (ivs.loc["s", q], ivs.loc["s", f"{q}_lo"], ivs.loc["s", f"{q}_hi"]) == \
+            (iv.value, iv.lo, iv.hi)
+        assert (ivs.loc["s", f"delta_{q}"], ivs.loc["s", f"delta_{q}_lo"],
+                ivs.loc["s", f"delta_{q}_hi"]) == (d.value, d.lo, d.hi)
+    r = res.interval(lambda w: mine["mean_accuracy"](w) / theirs["mean_accuracy"](w))
+    assert (ivs.loc["s", "accuracy_retention_lo"], ivs.loc["s", "accuracy_retention_hi"]) == \
+        (r.lo, r.hi)
+    assert np.isnan(ivs.loc["s", "mean_accuracy_sd"])
+    assert not intervals.replicate_draw(300, 1, seed=3).any()   # nothing drawn
+
+
+def test_pooled_intervals_widen_with_the_replicates_spread() -> None:
+    from slimaudio.studies.distill import intervals
+
+    u = _utts(n_spk=24, per_spk=10)
+    tasks = ["speaker", "group"]
+    teacher, reps = _replicate_models(u, tasks, [0.0, 0.15, 0.3])
+    res = intervals.speaker_resampler(u, _boot(400), seed=0)
+    draw = intervals.replicate_draw(400, 3, seed=0)
+    assert draw.shape == (400, 3) and set(np.unique(draw)) == {0, 1, 2}
+    models = {"teacher": teacher, "spread": reps, **{f"same{r}": [a] * 3 for r, a in enumerate(reps)}}
+    ivs = intervals.interval_table(res, models, "teacher", tasks, draw)
+    single = intervals.interval_table(res, {"teacher": teacher, **{f"one{r}": a for r, a in
+                                                                   enumerate(reps)}},
+                                      "teacher", tasks)
+    s = ivs.loc["spread"]
+    own = [single.loc[f"one{r}", "mean_accuracy"] for r in range(3)]
+    assert s["mean_accuracy"] == pytest.approx(np.mean(own))
+    assert s["mean_accuracy_sd"] == pytest.approx(np.std(own, ddof=1))
+    for r in range(3):  # identical replicates: the single run's interval, no seed noise added
+        for c in ("mean_accuracy_lo", "mean_accuracy_hi", "delta_mean_accuracy_hi"):
+            assert ivs.loc[f"same{r}", c] == pytest.approx(single.loc[f"one{r}", c])
+
+    def width(row: pd.Series, q: str) -> float:
+        return float(row[f"{q}_hi"] - row[f"{q}_lo"])
+
+    for q in ("mean_accuracy", "delta_mean_accuracy"):
+        assert width(s, q) > 1.2 * max(width(single.loc[f"one{r}"], q) for r in range(3)), q
+
+
+def test_a_students_metrics_are_its_replicates_mean_and_one_replicate_is_unchanged() -> None:
+    from slimaudio.studies.distill.students import replicate_metrics, replicate_seed
+
+    reps = [{"seed": 7, "acc_speaker": 0.4, "acc_group": 0.8, "mean_accuracy": 0.6,
+             "final_mse": 0.5, "train_seconds": 3.0},
+            {"seed": 8, "acc_speaker": 0.5, "acc_group": 0.9, "mean_accuracy": 0.7,
+             "final_mse": 0.4, "train_seconds": 3.5}]
+    one = replicate_metrics(reps[:1])
+    assert one == {"acc_speaker": 0.4, "acc_group": 0.8, "mean_accuracy": 0.6, "replicates": 1}
+    two = replicate_metrics(reps)
+    assert two["mean_accuracy"] == pytest.approx(0.65) and two["acc_group"] == pytest.approx(0.85)
+    assert two["replicates"] == 2 and two["mean_accuracy_sd"] == pytest.approx(0.1 / np.sqrt(2))
+    assert [replicate_seed(7, r) for r in range(3)] == [7, 8, 9]   # replicate 0: the base seed
+
+
+def _replicated_report_dirs(tmp_path, n_rep: int):
+    """data/, models/s000 and final/ holding n_rep replicates' answers, and the table."""
+    from slimaudio.studies.distill.data import TEACHER_PREDICTIONS, predictions_name
+
+    u = _utts(n_spk=8, per_spk=10)
+    tasks = ["speaker", "masked"]
+    data, grid_dir, final_dir = tmp_path / "data", tmp_path / "models", tmp_path / "final"
+    for d in (data, grid_dir / "s000", final_dir):
+        d.mkdir(parents=True)
+    u.to_csv(data / "probe_utts.csv", index=False)
+    rng = np.random.default_rng(5)
+    _answers_frame(u, {t: rng.random(len(u)) < 0.8 for t in tasks}).to_csv(
+        data / TEACHER_PREDICTIONS, index=False)
+    table = [{"student": "teacher", "role": "teacher", "replicates": np.nan,
+              "mean_accuracy_sd": np.nan}]
+    for name, folder in (("s000", grid_dir / "s000"), ("final", final_dir)):
+        means = []
+        for r in range(n_rep):
+            ok = rng.random(len(u)) < 0.6
+            frame = _answers_frame(u, {t: ok for t in tasks})
+            frame.to_csv(folder / predictions_name(r), index=False)
+            means.append({f"acc_{t}": float(np.mean(ok[frame.loc[frame.task == t, "row"]]))
+                          for t in tasks})
+        accs = {k: float(np.mean([m[k] for m in means])) for k in means[0]}
+        per_rep = [float(np.mean(list(m.values()))) for m in means]
+        table.append({"student": name, "role": "grid" if name == "s000" else name, **accs,
+                      "mean_accuracy": float(np.mean(per_rep)), "replicates": n_rep,
+                      "mean_accuracy_sd": float(np.std(per_rep, ddof=1)) if n_rep > 1 else np.nan})
+    t = pd.read_csv(data / TEACHER_PREDICTIONS)
+    table[0] |= {f"acc_{k}": float((g.label.astype(str) == g.predicted.astype(str)).mean())
+                 for k, g in t.groupby("task")}
+    table[0]["mean_accuracy"] = float(np.mean([table[0][f"acc_{k}"] for k in tasks]))
+    return pd.DataFrame(table), (data, grid_dir, final_dir), tasks
+
+
+def test_the_report_pools_replicates_and_refuses_stale_or_mismatched_ones(tmp_path) -> None:
+    from slimaudio.studies.distill.final import replicate_summary, with_intervals
+
+    df, dirs, tasks = _replicated_report_dirs(tmp_path, 2)
+    out = with_intervals(df, *dirs, tasks, _boot(200), seed=0)
+    s = out.set_index("student").loc["s000"]
+    assert s["mean_accuracy_lo"] < s["mean_accuracy"] < s["mean_accuracy_hi"]
+    summary = replicate_summary(out)
+    assert summary["replicates"] == 2 and summary["replicate_sd"] == pytest.approx(
+        s["mean_accuracy_sd"])
+    with pytest.raises(DataError, match="re-run the stage that probed it"):   # sd not the files'
+        with_intervals(df.assign(mean_accuracy_sd=df["mean_accuracy_sd"] + 0.01), *dirs, tasks,
+                       _boot(200), seed=0)
+    (dirs[1] / "s000" / "predictions_r2.csv").write_text("task,row,label,predicted\n")
+    with pytest.raises(DataError, match=r"predictions_r2\.csv beyond the 2 replicate"):
+        with_intervals(df, *dirs, tasks, _boot(200), seed=0)
+    (dirs[1] / "s000" / "predictions_r2.csv").unlink()
+    (dirs[2] / "predictions_r1.csv").unlink()
+    with pytest.raises(DataError, match="run the distill_final stage"):
+        with_intervals(df, *dirs, tasks, _boot(200), seed=0)
+    with pytest.raises(DataError, match="different distill_student.replicates"):
+        with_intervals(df.assign(replicates=np.where(df.student == "final", 1, df.replicates)),
+                       *dirs, tasks, _boot(200), seed=0)

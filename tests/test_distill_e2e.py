@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -119,13 +120,16 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
         "s143": {"arch": "large", "width": 0.5, "bottleneck": 8, "pool": "flatten", "qat": True,
                  "frontend": "inside"},
     }
+    # one replicate as params say, then two: replicate 0 of the two must be the single run
+    (tmp_path / "params1.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    params["distill_student"]["replicates"] = 2
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     p = ["--params", str(tmp_path / "params.yaml")]
     data, models, rep = tmp_path / "distill", tmp_path / "models", tmp_path / "reports"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-    def stage(*args: str) -> str:
-        proc = subprocess.run([sys.executable, *args, *p], cwd=REPO, env=env,
+    def stage(*args: str, params_args: list[str] = p) -> str:
+        proc = subprocess.run([sys.executable, *args, *params_args], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=600, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc.stdout
@@ -142,6 +146,7 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
               "--out-dir", str(models / sid))
         assert (models / sid / "model.tflite").is_file()
     assert (models / "s143" / "model_fp32.tflite").is_file()  # QAT: int8 plus the float32
+    check_replicates(models / "s000", stage, data, tmp_path, int(params["base"]["seed"]))
     sel = {"grid": tmp_path / "select" / "grid.csv", "choice": tmp_path / "select" / "choice.json",
            "selection": tmp_path / "select" / "selection.json"}
     sel_args = [a for k, v in sel.items() for a in (f"--{k}", str(v))]
@@ -188,6 +193,10 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
             "chosen_accuracy_retention_lo", "regression"} <= set(metrics)
     assert metrics["chosen"] == choice["student"] and metrics["chosen_train_steps"] == 3
     assert "32x" in paths["table_md"].read_text()
+    assert "Training seed: included" in paths["table_md"].read_text()
+    assert df.loc[df.student != "teacher", "mean_accuracy_sd"].notna().all()
+    assert set(df.loc[df.student != "teacher", "replicates"]) == {2}
+    assert metrics["replicates"] == 2 and metrics["replicate_sd"] >= 0
     assert paths["pareto"].stat().st_size > 1000
     rows = pd.read_csv(paths["rows"])
     assert list(rows["variant"]) == ["s000", "s143", "teacher", "final"]
@@ -201,6 +210,31 @@ def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
     assert {"distill_targets", "distill_select", "distill_report"} <= names
     assert any(n.startswith(f"final {choice['student']} ") for n in names)
     assert any(n.startswith("s000 ") for n in names) and any(n.startswith("s143 ") for n in names)
+
+
+def check_replicates(folder: Path, stage: Callable[..., str], data: Path, tmp_path: Path, seed: int) -> None:
+    """A student trained with 2 replicates saved both replicates' answers and reports their
+    mean; its replicate 0 is exactly the student a 1-replicate run trains (same answers,
+    accuracies, loss and model), so replicates leave the default's numbers as they were."""
+    two = json.loads((folder / "metrics.json").read_text())
+    assert [r["seed"] for r in two["per_replicate"]] == [seed, seed + 1]
+    assert (folder / "predictions_r1.csv").is_file() and not (folder / "r1").exists()
+    m = two["metrics"]
+    assert m["replicates"] == 2 and m["mean_accuracy_sd"] >= 0
+    assert m["mean_accuracy"] == pytest.approx(
+        np.mean([r["mean_accuracy"] for r in two["per_replicate"]]))
+    one_dir = tmp_path / "one" / folder.name
+    stage("stages/distill_student.py", "--student", folder.name, "--data", str(data),
+          "--out-dir", str(one_dir), params_args=["--params", str(tmp_path / "params1.yaml")])
+    one = json.loads((one_dir / "metrics.json").read_text())
+    assert len(one["per_replicate"]) == 1 and one["metrics"]["replicates"] == 1
+    assert not list(one_dir.glob("predictions_r*.csv")) and "mean_accuracy_sd" not in one["metrics"]
+    rep0 = {k: v for k, v in two["per_replicate"][0].items() if k != "train_seconds"}
+    assert rep0 == {k: v for k, v in one["per_replicate"][0].items() if k != "train_seconds"}
+    assert (one_dir / "predictions.csv").read_bytes() == (folder / "predictions.csv").read_bytes()
+    assert (one_dir / "model.tflite").read_bytes() == (folder / "model.tflite").read_bytes()
+    for k in ("mean_accuracy", "acc_speaker", "final_mse", "params", "size_bytes"):
+        assert one["metrics"][k] == two["per_replicate"][0].get(k, two["metrics"][k]), k
 
 
 # `dvc exp run -S` on one student hyperparameter re-running only that student is checked on

@@ -251,3 +251,36 @@ def test_the_report_writes_every_role_and_rows_in_the_common_schema(tmp_path) ->
     table = pd.read_csv(paths["table"])
     assert {"mean_accuracy_lo", "mean_accuracy_hi", "delta_mean_accuracy",
             "delta_mean_accuracy_lo", "delta_mean_accuracy_hi"} <= set(table.columns)
+
+
+def test_replicates_default_to_one_and_the_paper_profile_trains_several() -> None:
+    """One replicate keeps the default's numbers and budget; the paper profile puts the
+    training seed into every interval."""
+    assert config.compose([])["distill_student"]["replicates"] == 1
+    assert config.compose(["profile=tiny"])["distill_student"]["replicates"] == 1
+    paper = dconf.TrainConfig.from_params(config.compose(["profile=paper"])["distill_student"])
+    assert paper.replicates >= 2
+    final = paper.with_final(dconf.FinalConfig.from_params(
+        config.compose(["profile=paper"])["distill_final"]))
+    assert final.replicates == paper.replicates   # the final student is replicated alike
+
+
+def test_the_report_says_whether_the_intervals_include_the_training_seed() -> None:
+    pytest.importorskip("matplotlib")
+    from slimaudio.studies.distill import report
+
+    res = _outcome()
+    md = report.render_markdown(res)
+    assert "Training seed: not included" in md and "seed sd" not in md
+    assert "from one training (1 replicate)" in md
+    sd = [0.01, 0.02, 0.015, 0.02, np.nan, 0.01]
+    res.table["replicates"] = [3, 3, 3, 3, np.nan, 3]
+    res.table["mean_accuracy_sd"] = sd
+    res.metrics |= {"replicates": 3.0, "replicate_sd": 0.017,
+                    "median_mean_accuracy_half_width": 0.03}
+    md = report.render_markdown(res)
+    assert "Training seed: included" in md and "trained 3 times" in md and "0.017" in md
+    assert "mean accuracy over its 3 training replicates" in md
+    assert "| seed sd |" in md and "| 0.015 |" in md
+    flat = report.study_report(res).variant_metrics["s002 l2"]
+    assert flat["replicates"] == 3 and flat["mean_accuracy_sd"] == pytest.approx(0.015)

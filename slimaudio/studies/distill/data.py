@@ -18,6 +18,9 @@ from slimaudio.features import MelConfig
 
 TEACHER_PREDICTIONS = "teacher_predictions.csv"  # the teacher's probe answers (probes.py)
 PREDICTIONS = "predictions.csv"                  # a student's, beside its metrics.json
+REPLICATE_PREDICTIONS = "predictions_r{}.csv"    # its replicate r's (r >= 1), beside it
+QUALITY = "mean_accuracy"      # the study's quality: the mean accuracy over the probe tasks
+QUALITY_SD = "mean_accuracy_sd"  # its sample sd over a student's training replicates
 ARRAYS = ("train_patches", "train_waves", "train_targets", "probe_patches", "probe_waves",
           "probe_utt")
 
@@ -46,6 +49,12 @@ class DistillData:
             return from_int16(self.train_waves if which == "train" else self.probe_waves)
         return np.asarray(self.train_patches if which == "train" else self.probe_patches,
                           dtype=np.float32)
+
+
+def predictions_name(replicate: int) -> str:
+    """The probe answers' file of a student's replicate: replicate 0 (the run a single-replicate
+    study makes) keeps the plain name, so one replicate writes what it always did."""
+    return PREDICTIONS if replicate == 0 else REPLICATE_PREDICTIONS.format(replicate)
 
 
 def load_targets(root: str | os.PathLike[str]) -> DistillData:

@@ -33,9 +33,16 @@ from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.distill import grid as grid_mod
 from slimaudio.studies.distill import intervals, probes, rules
 from slimaudio.studies.distill.config import ReportConfig
-from slimaudio.studies.distill.data import PREDICTIONS, TEACHER_PREDICTIONS, read_probe_utts
+from slimaudio.studies.distill.data import (
+    QUALITY,
+    QUALITY_SD,
+    REPLICATE_PREDICTIONS,
+    TEACHER_PREDICTIONS,
+    predictions_name,
+    read_probe_utts,
+)
 from slimaudio.studies.distill.regression import fit
-from slimaudio.studies.distill.selection import HYPER
+from slimaudio.studies.distill.selection import HYPER, replicate_columns
 from slimaudio.studies.distill.timing import time_with_teacher
 
 TARGETS = {"quality": "mean_accuracy", "latency": "latency_ms", "size": "size_mib"}
@@ -87,22 +94,74 @@ def regressions(df: pd.DataFrame, level: float
     return pd.DataFrame(rows, columns=REGRESSION_COLUMNS), extra, nested
 
 
+def answer_files(df: pd.DataFrame, data_dir: Path, grid_dir: Path, final_dir: Path
+                 ) -> dict[str, tuple[list[Path], str]]:
+    """Every model's probe-answer files, one per training replicate (as many as its row's
+    `replicates`; the teacher has one), and the stage that writes them. A folder holding
+    answers of more replicates than its metrics report is stale: refused."""
+    where = {"teacher": ([data_dir / TEACHER_PREDICTIONS], "distill_targets")}
+    folders = {sid: (grid_dir / sid, f"distill_student@{sid}")
+               for sid in df.loc[df["role"] == "grid", "student"]}
+    folders["final"] = (final_dir, "distill_final")
+    for name, (folder, stage) in folders.items():
+        n = replicates_of(df, name)
+        want = [predictions_name(r) for r in range(n)]
+        extra = sorted(p.name for p in folder.glob(REPLICATE_PREDICTIONS.format("*"))
+                       if p.name not in want)
+        if extra:
+            raise DataError(f"{folder}: {', '.join(extra)} beyond the {n} replicate(s) its "
+                            f"metrics report; re-run {stage}")
+        where[name] = ([folder / w for w in want], stage)
+    return where
+
+
+def replicates_of(df: pd.DataFrame, name: str) -> int:
+    """A row's training replicates (1 without the column: a table from before replicates)."""
+    if "replicates" not in df.columns:
+        return 1
+    v = df.loc[df["student"] == name, "replicates"]
+    return 1 if v.empty or pd.isna(v.iloc[0]) else int(v.iloc[0])
+
+
+def common_replicates(where: Mapping[str, tuple[list[Path], str]]) -> int:
+    """The students' one replicate count (the bootstrap draws replicates alike for all)."""
+    counts = {name: len(paths) for name, (paths, _) in where.items() if name != "teacher"}
+    if len(set(counts.values())) > 1:
+        raise DataError("students trained with different distill_student.replicates ("
+                        + ", ".join(f"{k}: {v}" for k, v in counts.items())
+                        + "); re-run the stages whose count differs from params")
+    return next(iter(counts.values()), 1)
+
+
 def with_intervals(df: pd.DataFrame, data_dir: Path, grid_dir: Path, final_dir: Path,
                    tasks: list[str], boot: BootstrapConfig, seed: int) -> pd.DataFrame:
     """The table with every accuracy's interval and its paired difference from the teacher,
-    from the probe answers the teacher's, each student's and the final student's stage saved."""
+    from the probe answers the teacher's, each student's and the final student's stage saved
+    (every replicate's: the intervals resample the replicates too, intervals.py)."""
     utts = read_probe_utts(data_dir)
-    where = {"teacher": (data_dir / TEACHER_PREDICTIONS, "distill_targets"),
-             **{sid: (grid_dir / sid / PREDICTIONS, f"distill_student@{sid}")
-                for sid in df.loc[df["role"] == "grid", "student"]},
-             "final": (final_dir / PREDICTIONS, "distill_final")}
-    models = {name: intervals.answers(probes.read_predictions(path, stage), tasks, len(utts),
-                                      str(path)) for name, (path, stage) in where.items()}
+    where = answer_files(df, data_dir, grid_dir, final_dir)
+    models = {name: [intervals.answers(probes.read_predictions(p, stage), tasks, len(utts),
+                                       str(p)) for p in paths]
+              for name, (paths, stage) in where.items()}
     res = intervals.speaker_resampler(utts, boot, seed)
-    ivs = intervals.interval_table(res, models, "teacher", tasks)
+    draw = intervals.replicate_draw(boot.resamples, common_replicates(where), seed)
+    ivs = intervals.interval_table(res, models, "teacher", tasks, draw)
     intervals.check_matches(df, ivs, "student", tasks)
     new = [c for c in ivs.columns if c not in df.columns]  # the table keeps its own values
     return df.merge(ivs[new].astype(float), left_on="student", right_index=True, how="left")
+
+
+def replicate_summary(df: pd.DataFrame) -> dict[str, float]:
+    """metrics.json: the students' replicate count and, with two or more, the seed's sd of the
+    mean accuracy pooled over the grid (root mean variance) beside the median half-width of
+    their intervals (which, then, include it)."""
+    st = df[df["role"] == "grid"]
+    n = replicates_of(df, str(st["student"].iloc[0])) if len(st) else 1
+    half = (st[f"{QUALITY}_hi"] - st[f"{QUALITY}_lo"]) / 2
+    out = {"replicates": float(n), "median_mean_accuracy_half_width": float(half.median())}
+    if n > 1:
+        out["replicate_sd"] = float(np.sqrt(np.mean(st[QUALITY_SD].to_numpy(float) ** 2)))
+    return out
 
 
 def final_row(grid_row: Mapping[str, Any], m: Mapping[str, Any], lat: Any, tasks: list[str],
@@ -117,7 +176,8 @@ def final_row(grid_row: Mapping[str, Any], m: Mapping[str, Any], lat: Any, tasks
             **{f"acc_{t}": m[f"acc_{t}"] for t in tasks}, "mean_accuracy": m["mean_accuracy"],
             "final_mse": m.get("final_mse", math.nan), "train_steps": m.get("train_steps"),
             "speedup": t_lat / lat.median_ms, "size_fraction": m["size_bytes"] / t_size,
-            "accuracy_retention": m["mean_accuracy"] / t_acc if t_acc > 0 else math.nan}
+            "accuracy_retention": m["mean_accuracy"] / t_acc if t_acc > 0 else math.nan,
+            **replicate_columns(m)}
 
 
 def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[str, Any],
@@ -150,7 +210,7 @@ def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[s
     df = pd.concat([grid, pd.DataFrame([final])], ignore_index=True)
     df = with_intervals(df, data_dir, grid_dir, final_dir, tasks, boot, seed)
     reg, extra, weights = regressions(df[df["role"] != "final"], boot.level)
-    extra = {**extra, "report_teacher_latency_ms": t_lat,
+    extra = {**extra, **replicate_summary(df), "report_teacher_latency_ms": t_lat,
              "grid_chosen_latency_ms": lat[chosen].median_ms,
              "bootstrap_resamples": boot.resamples, "bootstrap_level": boot.level,
              "probe_speakers": float(read_probe_utts(data_dir)["speaker"].nunique())}

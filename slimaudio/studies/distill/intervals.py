@@ -13,10 +13,21 @@ speaker and masked), and resampling speakers widens the `group` interval from +-
 One Resampler per report (stream runtime.rng(seed, "bootstrap")) serves every model, so each
 student's difference from the teacher (`delta_<q>`) and its share of the teacher's accuracy
 (`accuracy_retention`) are paired: both models are scored on the same resampled speakers.
+
+Training replicates (distill_student.replicates): a student's accuracy also depends on its
+training seed. Measured on the default corpus, one configuration trained 4 times scored
+0.517, 0.551, 0.548 and 0.552 mean accuracy (sd 0.017, against a speaker-bootstrap SE of
+about 0.019), so one replicate leaves out a noise as large as the one the speakers put in.
+With R >= 2 replicates a student's value is their mean and each resample b also draws R of
+its replicates with replacement (row b of `replicate_draw`, the same for every student, as
+replicate r of every student shares seed base.seed + r; PWL's fine-tuning replicates are
+pooled the same way), so the interval holds the seed's noise as well as the speakers'. With
+one replicate nothing is drawn and the intervals are those of the single run.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,9 +36,10 @@ import pandas as pd
 
 from slimaudio import runtime
 from slimaudio.errors import DataError
-from slimaudio.stats import BootstrapConfig, Resampler, Statistic
+from slimaudio.stats import BootstrapConfig, Interval, Resampler, Statistic, percentile
+from slimaudio.studies.distill.data import QUALITY
+from slimaudio.studies.distill.data import QUALITY_SD as SD
 
-QUALITY = "mean_accuracy"      # the study's quality: the mean accuracy over the probe tasks
 RETENTION = "accuracy_retention"
 MATCH_TOL = 1e-9               # answers vs the accuracy the probing stage reported
 
@@ -87,27 +99,75 @@ def speaker_resampler(utts: pd.DataFrame, boot: BootstrapConfig, seed: int) -> R
                                  boot.resamples, runtime.rng(seed, "bootstrap"), boot.level)
 
 
-def model_columns(res: Resampler, model: Answers, ref: Answers,
-                  tasks: Sequence[str]) -> dict[str, float]:
+def replicate_draw(n_boot: int, n_replicates: int, seed: int) -> np.ndarray:
+    """[n_boot, n_replicates]: the replicates resample b draws (with replacement), one draw
+    for every student. One replicate draws nothing (no generator is used)."""
+    if n_replicates == 1:
+        return np.zeros((n_boot, 1), dtype=np.int64)
+    return runtime.rng(seed, "bootstrap", 1).integers(0, n_replicates, (n_boot, n_replicates))
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """A model's accuracies over its replicates: the mean, and per resample the mean over the
+    replicates that resample draws."""
+
+    values: dict[str, float]         # per accuracy column
+    samples: dict[str, np.ndarray]   # per accuracy column, [n_boot]
+    sd: float                        # the replicates' sd of the mean accuracy (NaN with one)
+
+
+def pool(res: Resampler, reps: Sequence[Answers], tasks: Sequence[str],
+         draw: np.ndarray) -> Pooled:
+    """One model's replicates (a single one for the teacher) pooled on `res` and `draw`."""
+    if len(reps) > 1 and draw.shape[1] != len(reps):
+        raise DataError(f"{len(reps)} replicates but the draw is of {draw.shape[1]}")
+    rows = draw if len(reps) > 1 else np.zeros((len(draw), 1), dtype=np.int64)
+    per = [stats_of(a, tasks) for a in reps]
+    ones = np.ones((1, res.n))
+    own = {q: [float(s[q](ones)[0]) for s in per] for q in qualities(tasks)}
+    values = {q: float(np.mean(v)) for q, v in own.items()}
+    samples = {}
+    for q in own:
+        per_rep = np.stack([res.samples(s[q]) for s in per])          # [replicates, n_boot]
+        samples[q] = per_rep[rows, np.arange(len(rows))[:, None]].mean(axis=1)
+    sd = float(np.std(own[QUALITY], ddof=1)) if len(reps) > 1 else float("nan")
+    return Pooled(values, samples, sd)
+
+
+def model_columns(model: Pooled, ref: Pooled, tasks: Sequence[str],
+                  level: float) -> dict[str, float]:
     """`q`, `q_lo`, `q_hi`, `delta_q` (model - reference, paired) with its interval, for
-    every accuracy column q; `accuracy_retention` (model / reference) with its interval."""
-    mine, theirs = stats_of(model, tasks), stats_of(ref, tasks)
+    every accuracy column q; `accuracy_retention` (model / reference) with its interval; the
+    replicates' sd of the mean accuracy."""
     out: dict[str, float] = {}
     for q in qualities(tasks):
-        iv, d = res.interval(mine[q]), res.difference(theirs[q], mine[q])
-        out |= {q: iv.value, f"{q}_lo": iv.lo, f"{q}_hi": iv.hi, f"delta_{q}": d.value,
-                f"delta_{q}_lo": d.lo, f"delta_{q}_hi": d.hi}
-    r = res.interval(lambda w: mine[QUALITY](w) / theirs[QUALITY](w))
-    out |= {RETENTION: r.value, f"{RETENTION}_lo": r.lo, f"{RETENTION}_hi": r.hi}
-    return out
+        iv = percentile(model.samples[q], model.values[q], level)
+        d = percentile(model.samples[q] - ref.samples[q], model.values[q] - ref.values[q], level)
+        out |= _flat(q, iv) | _flat(f"delta_{q}", d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = percentile(model.samples[QUALITY] / ref.samples[QUALITY],
+                       model.values[QUALITY] / ref.values[QUALITY], level)
+    return out | _flat(RETENTION, r) | {SD: model.sd}
 
 
-def interval_table(res: Resampler, models: Mapping[str, Answers], reference: str,
-                   tasks: Sequence[str]) -> pd.DataFrame:
-    """One row per model (index: its name), the columns of model_columns."""
-    ref = models[reference]
-    return pd.DataFrame({name: model_columns(res, a, ref, tasks)
-                         for name, a in models.items()}).T
+def _flat(name: str, iv: Interval) -> dict[str, float]:
+    return {name: iv.value, f"{name}_lo": iv.lo, f"{name}_hi": iv.hi}
+
+
+def interval_table(res: Resampler, models: Mapping[str, Answers | Sequence[Answers]],
+                   reference: str, tasks: Sequence[str], draw: np.ndarray | None = None
+                   ) -> pd.DataFrame:
+    """One row per model (index: its name), the columns of model_columns; a model's
+    replicates (a single Answers: one) pooled with `draw` (replicate_draw; None: every model
+    has one replicate)."""
+    if draw is None:
+        draw = np.zeros((len(res.counts), 1), dtype=np.int64)
+    pooled = {name: pool(res, [reps] if isinstance(reps, Answers) else reps, tasks, draw)
+              for name, reps in models.items()}
+    ref = pooled[reference]
+    return pd.DataFrame({name: model_columns(p, ref, tasks, res.level)
+                         for name, p in pooled.items()}).T
 
 
 def check_matches(table: pd.DataFrame, ivs: pd.DataFrame, key: str, tasks: Sequence[str]) -> None:
@@ -117,8 +177,11 @@ def check_matches(table: pd.DataFrame, ivs: pd.DataFrame, key: str, tasks: Seque
         have = table.loc[table[key] == name]
         if have.empty:
             raise DataError(f"{name}: probe answers but no row in the table")
-        for q in qualities(tasks):
-            if abs(float(have[q].iloc[0]) - float(row[q])) > MATCH_TOL:
+        for q in [*qualities(tasks), *([SD] if SD in table.columns else [])]:
+            mine, theirs = float(row[q]), float(have[q].iloc[0])
+            if math.isnan(mine) and math.isnan(theirs):
+                continue  # no sd with one replicate
+            if not abs(theirs - mine) <= MATCH_TOL:
                 raise DataError(f"{name}: its saved probe answers give {q} {row[q]:.6f}, its "
                                 f"metrics {float(have[q].iloc[0]):.6f}; re-run the stage that "
                                 "probed it")

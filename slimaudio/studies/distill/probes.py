@@ -29,6 +29,7 @@ import numpy as np
 from slimaudio import runtime
 from slimaudio.errors import DataError, ParamError
 from slimaudio.schemas.distill import TASKS
+from slimaudio.studies.distill.data import QUALITY
 
 if TYPE_CHECKING:  # pandas is imported lazily: a probe-free caller need not load it
     import pandas as pd
@@ -131,7 +132,7 @@ def evaluate(utt_emb: np.ndarray, utts: pd.DataFrame, tasks: Sequence[str],
 def accuracy_columns(results: Mapping[str, ProbeResult]) -> dict[str, float]:
     """{acc_<task>: accuracy, ..., mean_accuracy: mean over tasks}."""
     cols = {f"acc_{t}": r.accuracy for t, r in results.items()}
-    cols["mean_accuracy"] = float(np.mean([r.accuracy for r in results.values()]))
+    cols[QUALITY] = float(np.mean([r.accuracy for r in results.values()]))
     return cols
 
 

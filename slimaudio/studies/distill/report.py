@@ -11,6 +11,7 @@ import pandas as pd
 from slimaudio import papers
 from slimaudio.formatting import interval, num
 from slimaudio.studies.base import StudyReport
+from slimaudio.studies.distill.data import QUALITY_SD
 from slimaudio.studies.distill.final import Outcome
 from slimaudio.studies.distill.intervals import qualities
 from slimaudio.studies.distill.pareto import frontier_order
@@ -44,6 +45,22 @@ def intervals_note(m: Mapping[str, Any]) -> str:
             "interleaved timing rounds.")
 
 
+def seed_note(m: Mapping[str, Any]) -> str:
+    """Whether the intervals include the training seed, in one sentence."""
+    n = int(m.get("replicates", 1))
+    if n > 1:
+        return (f"- Training seed: included - every student, the final one too, was trained "
+                f"{n} times (seeds base.seed + 0..{n - 1}), its accuracies are the replicates' "
+                f"mean and every resample also draws {n} of its replicates (the same draw for "
+                f"all); the seed's sd of the mean accuracy, pooled over the grid, is "
+                f"{float(m['replicate_sd']):.3f} against a median interval half-width of "
+                f"{float(m['median_mean_accuracy_half_width']):.3f}.")
+    return ("- Training seed: not included - each student was trained once "
+            "(distill_student.replicates 1), so the intervals hold the probe speakers' noise "
+            "but not the seed's, which measured about as large (intervals.py); set "
+            "distill_student.replicates >= 2 (the paper profile does) to include it.")
+
+
 def headline(res: Outcome) -> list[str]:
     """The teacher, the final student and its grid run beside the paper's FRILL vs TRILL."""
     df, m = res.table, res.metrics
@@ -74,7 +91,7 @@ def headline(res: Outcome) -> list[str]:
         q = f"acc_{task}"
         lines.append(f"| accuracy: {task} | {acc(t, q)} | {acc(f, q)} | {acc(f, q, True)} | | "
                      f"{acc(g, q)} |")
-    return [*lines, "", *[f"- {n}" for n in res.notes], intervals_note(m),
+    return [*lines, "", *[f"- {n}" for n in res.notes], intervals_note(m), seed_note(m),
             "- Latency: models timed interleaved in one process (batch 1, one input "
             "patch of 0.96 s, base.threads threads); students with LiteRT, the teacher with "
             "ONNX Runtime (it takes 80-band log-mel features, so its frontend is outside, like "
@@ -97,14 +114,18 @@ def frontier_lines(df: pd.DataFrame) -> list[str]:
 
 
 def grid_lines(df: pd.DataFrame) -> list[str]:
-    """Every grid student's accuracy with its interval and its paired difference."""
+    """Every grid student's accuracy with its interval and its paired difference (and, with
+    training replicates, their sd of the mean accuracy)."""
+    st = df[df["role"] == "grid"]
+    sd = QUALITY_SD in st and bool(st[QUALITY_SD].notna().any())
     lines = ["", "## Every grid student", "",
-             "| student | label | latency (ms) | size (MiB) | mean accuracy | vs teacher |",
-             "|---|---|---|---|---|---|"]
-    for _, r in df[df["role"] == "grid"].sort_values("latency_ms").iterrows():
+             "| student | label | latency (ms) | size (MiB) | mean accuracy | vs teacher |"
+             + (" seed sd |" if sd else ""), "|---|---|---|---|---|---|" + ("---|" if sd else "")]
+    for _, r in st.sort_values("latency_ms").iterrows():
         lines.append(f"| {r['student']} | `{r['label']}` | {r['latency_ms']:.3f} | "
                      f"{r['size_mib']:.3f} | {acc(r, 'mean_accuracy')} | "
-                     f"{acc(r, 'mean_accuracy', True)} |")
+                     f"{acc(r, 'mean_accuracy', True)} |"
+                     + (f" {num(r[QUALITY_SD], 3)} |" if sd else ""))
     return lines
 
 
@@ -118,7 +139,8 @@ def regression_lines(regression: pd.DataFrame, m: Mapping[str, Any]) -> list[str
              f"R^2: quality {m['regression_quality_r2']:.2f}, latency "
              f"{m['regression_latency_r2']:.2f}, size {m['regression_size_r2']:.2f}; "
              f"residual degrees of freedom {dof:.0f}"
-             + (" (an exact fit: more students are needed to test it)." if dof <= 0 else "."),
+             + (" (an exact fit: more students are needed to test it)." if dof <= 0 else ".")
+             + f" {replicates_phrase(m)}",
              "", "| hyperparameter | quality (accuracy) | latency (ms) | size (MiB) |",
              "|---|---|---|---|"]
     for name, g in regression.groupby("hyperparameter", sort=True):
@@ -130,6 +152,16 @@ def regression_lines(regression: pd.DataFrame, m: Mapping[str, Any]) -> list[str
             "latency the most; compression cost the most quality and pooling the least; the "
             "width multiplier mattered most for size. The summary judges each direction on "
             "its interval (rules.REGRESSION_CLAIMS)."]
+
+
+def replicates_phrase(m: Mapping[str, Any]) -> str:
+    """What the quality regressed is: each student's mean over its training replicates."""
+    n = int(m.get("replicates", 1))
+    if n > 1:
+        return (f"Quality is each student's mean accuracy over its {n} training replicates, "
+                "so the residuals hold what is left of the seed's noise.")
+    return ("Quality is each student's accuracy from one training (1 replicate), so the "
+            "residuals hold the training seed's noise too.")
 
 
 def _steps(row: Mapping[str, Any]) -> str:
@@ -183,7 +215,7 @@ def flat_metrics(row: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, floa
     paired difference from the teacher."""
     keys = ["size_bytes", "size_mib", "latency_ms", "latency_p90_ms", "speedup",
             "size_fraction", "accuracy_retention", "accuracy_retention_lo",
-            "accuracy_retention_hi", "speedup_lo", "speedup_hi"]
+            "accuracy_retention_hi", "speedup_lo", "speedup_hi", "replicates", QUALITY_SD]
     for q in qualities(tasks):
         keys += [q, f"{q}_lo", f"{q}_hi", f"delta_{q}", f"delta_{q}_lo", f"delta_{q}_hi"]
     return {k: float(row[k]) for k in keys if row.get(k) is not None and pd.notna(row.get(k))}

@@ -19,6 +19,7 @@ from slimaudio.metrics import MIB
 from slimaudio.studies.distill import grid as grid_mod
 from slimaudio.studies.distill import rules
 from slimaudio.studies.distill.config import GridConfig, SelectConfig
+from slimaudio.studies.distill.data import QUALITY_SD
 from slimaudio.studies.distill.pareto import frontier
 from slimaudio.studies.distill.timing import time_with_teacher
 
@@ -56,7 +57,15 @@ def student_row(sid: str, hp: Mapping[str, Any], rec: Mapping[str, Any], lat: Ma
     row["mean_accuracy"] = m["mean_accuracy"]
     row["final_mse"] = m.get("final_mse", math.nan)
     row["train_steps"] = m.get("train_steps")
+    row.update(replicate_columns(m))
     return row
+
+
+def replicate_columns(m: Mapping[str, Any]) -> dict[str, Any]:
+    """How many training replicates the accuracies average and their sd of the mean accuracy
+    (NaN with one; a metrics.json older than replicates had one)."""
+    return {"replicates": int(m.get("replicates", 1)),
+            QUALITY_SD: float(m.get(QUALITY_SD, math.nan))}
 
 
 def teacher_row(teacher: Mapping[str, Any], lat: Mapping[str, Any], tasks: Sequence[str],

@@ -10,6 +10,7 @@ Quality: the probe suite on the TFLite model's embeddings (what a phone would ru
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,13 @@ from slimaudio.models.mobilenet_students import StudentConfig
 from slimaudio.speaker.scoring import l2_normalise
 from slimaudio.studies.distill import probes
 from slimaudio.studies.distill.config import ProbeConfig, TrainConfig
-from slimaudio.studies.distill.data import PREDICTIONS, DistillData, target_stats
+from slimaudio.studies.distill.data import (
+    QUALITY,
+    QUALITY_SD,
+    DistillData,
+    predictions_name,
+    target_stats,
+)
 
 DEPLOYED = "model.tflite"          # what the study measures: int8 for QAT students, else float32
 FLOAT32 = "model_fp32.tflite"      # QAT students' float32 conversion, for comparison
@@ -87,38 +94,93 @@ def tflite_embed(model: bytes | str | os.PathLike[str], inputs: np.ndarray,
 
 
 @dataclass
+class Replicate:
+    """One training of a student: its Keras model, TFLite files and probe answers."""
+
+    seed: int
+    model: Any
+    files: dict[str, Path]
+    losses: list[float]
+    results: dict[str, probes.ProbeResult]
+    train_s: float
+    convert_s: float
+
+    def summary(self) -> dict[str, float]:
+        """What metrics.json keeps of it: its seed, accuracies, loss and training time."""
+        return {"seed": self.seed, **probes.accuracy_columns(self.results),
+                "final_mse": float(np.mean(self.losses[-20:])), "train_seconds": self.train_s}
+
+
+@dataclass
 class StudentResult:
     cfg: StudentConfig
     metrics: dict[str, float]
     losses: list[float]
     files: dict[str, Path] = field(default_factory=dict)
     probe_results: dict[str, probes.ProbeResult] = field(default_factory=dict)
+    # every replicate, replicate 0 (the one above) first: seed, accuracies, loss, time
+    replicates: list[dict[str, float]] = field(default_factory=list)
+    replicate_results: list[dict[str, probes.ProbeResult]] = field(default_factory=list)
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    """Replicate r trains with base.seed + r: replicate 0 is the single run's, and replicate r of
+    every student shares a seed (as the PWL fine-tuning replicates do)."""
+    return seed + replicate
 
 
 def run_student(cfg: StudentConfig, data: DistillData, train: TrainConfig, probe: ProbeConfig,
                 out_dir: str | os.PathLike[str], seed: int, latency_threads: int,
                 progress: bool = True) -> StudentResult:
-    """Train one student, convert it, measure size/latency, probe its TFLite embeddings."""
+    """Train one student `train.replicates` times; convert, probe and measure each, time
+    replicate 0 (the one deployed in out_dir; the others' models are not kept). Accuracies
+    are the replicates' mean, everything else replicate 0's."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # A MobileNetV3 training step is ~2,000 small ops, so running independent ops side by side
     # (inter) beats splitting each op (intra): 1 x 2 took 26 ms a step of 16 where 2 x 1 took
     # 34 ms on the 2-core machine (measured).
     runtime.set_tf_threads(train.intra_threads, train.inter_threads)
-    t0 = time.perf_counter()
     x_train = data.inputs(cfg.frontend, "train")
+    x_probe = data.inputs(cfg.frontend, "probe")
+    first = train_replicate(cfg, data, x_train, x_probe, train, probe, out, seed, progress)
+    lat = time_formats(first.files, x_probe, train, latency_threads)
+    metrics = student_metrics(first.model, cfg, first.files, lat, first.results, first.losses,
+                              train, first.train_s, first.convert_s)
+    reps, answers = [first.summary()], [first.results]
+    for r in range(1, train.replicates):
+        with tempfile.TemporaryDirectory(prefix=f"replicate{r}-") as tmp:
+            rep = train_replicate(cfg, data, x_train, x_probe, train, probe, Path(tmp),
+                                  replicate_seed(seed, r), progress)
+        reps.append(rep.summary())
+        answers.append(rep.results)
+    return StudentResult(cfg, metrics | replicate_metrics(reps), first.losses, first.files,
+                         first.results, reps, answers)
+
+
+def train_replicate(cfg: StudentConfig, data: DistillData, x_train: np.ndarray,
+                    x_probe: np.ndarray, train: TrainConfig, probe: ProbeConfig, out: Path,
+                    seed: int, progress: bool) -> Replicate:
+    """Train, convert (into `out`) and probe one replicate."""
+    t0 = time.perf_counter()
     model, losses = train_student(cfg, data, x_train, train, seed, progress)
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     files = convert(model, cfg, x_train, train.calibration, out, seed)
     convert_s = time.perf_counter() - t1
+    results = probe_student(out / DEPLOYED, cfg, data, x_probe, probe, seed, progress)
+    return Replicate(seed, model, files, losses, results, train_s, convert_s)
 
-    deployed = out / DEPLOYED
-    x_probe = data.inputs(cfg.frontend, "probe")
-    results = probe_student(deployed, cfg, data, x_probe, probe, seed, progress)
-    lat = time_formats(files, x_probe, train, latency_threads)
-    return StudentResult(cfg, student_metrics(model, cfg, files, lat, results, losses, train,
-                                              train_s, convert_s), losses, files, results)
+
+def replicate_metrics(reps: list[dict[str, float]]) -> dict[str, float]:
+    """The accuracies as the replicates' mean (one replicate: its own, unchanged), their count
+    and, with two or more, the sample sd of the mean accuracy over replicates."""
+    cols = [k for k in reps[0] if k.startswith("acc_") or k == QUALITY]
+    out: dict[str, float] = {k: float(np.mean([r[k] for r in reps])) for k in cols}
+    out["replicates"] = len(reps)
+    if len(reps) > 1:
+        out[QUALITY_SD] = float(np.std([r[QUALITY] for r in reps], ddof=1))
+    return out
 
 
 def train_student(cfg: StudentConfig, data: DistillData, x_train: np.ndarray, train: TrainConfig,
@@ -205,17 +267,21 @@ def student_metrics(model: Any, cfg: StudentConfig, files: dict[str, Path], lat:
 
 def record(res: StudentResult, sid: str, role: str, out_dir: str | os.PathLike[str],
            run: Any) -> None:
-    """Write a trained student's metrics.json and probe answers (predictions.csv, for the
-    report's intervals) into its (staging) folder and log it to its MLflow run: the metrics,
-    the loss curve (every 10th step) and its role tags."""
+    """Write a trained student's metrics.json (with every replicate's summary) and each
+    replicate's probe answers (predictions.csv, predictions_r1.csv, ..., for the report's
+    intervals) into its (staging) folder and log it to its MLflow run: the metrics, the loss
+    curve of replicate 0 (every 10th step), each replicate's mean accuracy and its role tags."""
     from slimaudio import atomic
 
     atomic.write_json(Path(out_dir) / "metrics.json", {
         "student": sid, "label": res.cfg.label, "hyperparameters": res.cfg.as_dict(),
-        "metrics": res.metrics})
-    atomic.write_csv(Path(out_dir) / PREDICTIONS, probes.predictions_frame(res.probe_results))
+        "metrics": res.metrics, "per_replicate": res.replicates})
+    for r, results in enumerate(res.replicate_results or [res.probe_results]):
+        atomic.write_csv(Path(out_dir) / predictions_name(r), probes.predictions_frame(results))
     run.log_metrics(res.metrics)
     for i, loss in enumerate(res.losses):
         if i % 10 == 0 or i == len(res.losses) - 1:
             run.log_metric_step("mse", loss, i + 1)
+    for r, rep in enumerate(res.replicates):
+        run.log_metric_step("replicate_mean_accuracy", rep[QUALITY], r)
     run.set_tags({"role": role, "student": sid, "format": "int8" if res.cfg.qat else "float32"})
