@@ -38,13 +38,6 @@ class Finding:
         return f"{self.claim}: **{self.verdict}** ({self.evidence})."
 
 
-def share_verdict(passed: int, total: int) -> str:
-    """'holds' when every case passes, 'partly holds' when some do."""
-    if total == 0 or passed == 0:
-        return "does not hold"
-    return "holds" if passed == total else "partly holds"
-
-
 def judge(lo: float, hi: float, threshold: float, want: str) -> str:
     """The verdict an interval [lo, hi] supports for a claim 'the quantity is `want` (above or
     below) `threshold`': holds when the whole interval is on the claimed side, does not hold

@@ -90,6 +90,12 @@ def _iv(t: pd.DataFrame, m: str, col: str, digits: int = 2, sign: bool = False) 
                     digits, sign)
 
 
+def _delta_half_width(t: pd.DataFrame) -> float:
+    hw = (t["delta_eer_after_ft_hi"] - t["delta_eer_after_ft_lo"]) / 2
+    return float(hw.drop(index=[i for i in ("baseline", "baseline_ft_control") if i in hw.index])
+                 .median())
+
+
 def _interval_note(t: pd.DataFrame) -> list[str]:
     sd = t["eer_after_ft_sd"].dropna() if "eer_after_ft_sd" in t else pd.Series(dtype=float)
     reps = ("one fine-tuning per method, so the after-FT intervals cover the trial list's "
@@ -97,8 +103,8 @@ def _interval_note(t: pd.DataFrame) -> list[str]:
             "paper profile runs 3)" if sd.empty else
             f"the after-FT values are means over fine-tuning replicates, resampled with the "
             f"speakers; the replicates' EER spread (sd) is {num(sd.median(), 3)} points "
-            f"(median over methods) against a speaker interval half-width of "
-            f"{num(((t['eer_after_ft_hi'] - t['eer_after_ft_lo']) / 2).median(), 3)}")
+            f"(median over methods) against a median half-width of "
+            f"{num(_delta_half_width(t), 3)} for the paired Δ after FT")
     return ["Intervals [lo, hi]: speaker bootstrap at `base.bootstrap.level`, paired across methods (every Δ has its "
             f"own interval); {reps}."]
 
