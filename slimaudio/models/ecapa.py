@@ -38,6 +38,15 @@ class EcapaConfig:
     se_bottleneck: int = 128
     kernel_size: int = 3
     dilations: Sequence[int] = field(default=(2, 3, 4))
+    # Options where published ECAPA-TDNNs differ (defaults: this project's own model;
+    # SpeechBrain's: dense_sums False, input_cmn False, std_eps 1e-12, padding_mode reflect,
+    # mfa_bn True, fc_bn False; see slimaudio/models/speechbrain_import.py).
+    dense_sums: bool = True      # block n's input: stem + every earlier block (else the last)
+    input_cmn: bool = True       # subtract each utterance's mean over time inside the model
+    std_eps: float = STD_EPS     # floor on variances before sqrt in the pooling
+    padding_mode: str = "zeros"  # of the k > 1 convolutions ("reflect": SpeechBrain)
+    mfa_bn: bool = False         # BatchNorm after the MFA convolution's ReLU
+    fc_bn: bool = True           # BatchNorm over the embedding
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -62,7 +71,7 @@ class DilatedConv1d(nn.Conv1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (self.dilation[0] > 1 and not torch.is_grad_enabled() and x.device.type == "cpu"
+        if (self.dilation[0] > 1 and self.padding_mode == "zeros" and not torch.is_grad_enabled() and x.device.type == "cpu"
                 and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
                 and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()):
             return torch.ops.aten.mkldnn_convolution(
@@ -72,10 +81,11 @@ class DilatedConv1d(nn.Conv1d):
 
 
 class Conv1dReluBn(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel_size: int = 1, dilation: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel_size: int = 1, dilation: int = 1,
+                 padding_mode: str = "zeros") -> None:
         super().__init__(
             DilatedConv1d(c_in, c_out, kernel_size, dilation=dilation,
-                          padding=dilation * (kernel_size - 1) // 2),
+                          padding=dilation * (kernel_size - 1) // 2, padding_mode=padding_mode),
             nn.ReLU(),
             nn.BatchNorm1d(c_out),
         )
@@ -85,13 +95,15 @@ class Res2Conv1dReluBn(nn.Module):
     """Res2Net convolution: split channels into `scale` groups; group i (i >= 1) is convolved
     after adding the previous group's output; group 0 passes through (hierarchical residuals)."""
 
-    def __init__(self, channels: int, kernel_size: int, dilation: int, scale: int) -> None:
+    def __init__(self, channels: int, kernel_size: int, dilation: int, scale: int,
+                 padding_mode: str = "zeros") -> None:
         super().__init__()
         if channels % scale:
             raise ValueError(f"ecapa: channels {channels} must be divisible by scale {scale}")
         self.width = channels // scale
         self.convs = nn.ModuleList(
-            Conv1dReluBn(self.width, self.width, kernel_size, dilation) for _ in range(scale - 1)
+            Conv1dReluBn(self.width, self.width, kernel_size, dilation, padding_mode)
+            for _ in range(scale - 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,10 +130,10 @@ class SqueezeExcitation(nn.Module):
 
 class SERes2Block(nn.Module):
     def __init__(self, channels: int, kernel_size: int, dilation: int, scale: int,
-                 se_bottleneck: int) -> None:
+                 se_bottleneck: int, padding_mode: str = "zeros") -> None:
         super().__init__()
         self.conv1 = Conv1dReluBn(channels, channels, 1)
-        self.res2 = Res2Conv1dReluBn(channels, kernel_size, dilation, scale)
+        self.res2 = Res2Conv1dReluBn(channels, kernel_size, dilation, scale, padding_mode)
         self.conv2 = Conv1dReluBn(channels, channels, 1)
         self.se = SqueezeExcitation(channels, se_bottleneck)
 
@@ -151,8 +163,9 @@ class AttentiveStatsPool(nn.Module):
     x*x is computed once and shared by the global context and the weighted std.
     """
 
-    def __init__(self, channels: int, attention_channels: int) -> None:
+    def __init__(self, channels: int, attention_channels: int, std_eps: float = STD_EPS) -> None:
         super().__init__()
+        self.std_eps = std_eps
         self.attention = nn.Sequential(
             nn.Conv1d(3 * channels, attention_channels, 1),
             nn.ReLU(),
@@ -165,7 +178,8 @@ class AttentiveStatsPool(nn.Module):
     def _logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x2 = x * x
         mean = x.mean(dim=-1, keepdim=True)
-        std = torch.sqrt(torch.clamp(x2.mean(dim=-1, keepdim=True) - mean * mean, min=STD_EPS))
+        std = torch.sqrt(torch.clamp(x2.mean(dim=-1, keepdim=True) - mean * mean,
+                                     min=self.std_eps))
         ctx = torch.cat([x, mean.expand_as(x), std.expand_as(x)], dim=1)
         return self.attention(ctx), x2
 
@@ -185,7 +199,7 @@ class AttentiveStatsPool(nn.Module):
             w = norm(e)
             mu = (x * w).sum(dim=-1)
             m2 = (x2 * w).sum(dim=-1)
-        sg = torch.sqrt(torch.clamp(m2 - mu * mu, min=STD_EPS))
+        sg = torch.sqrt(torch.clamp(m2 - mu * mu, min=self.std_eps))
         return torch.cat([mu, sg], dim=1)
 
 
@@ -196,24 +210,32 @@ class EcapaTdnn(nn.Module):
         c = self.cfg
         if len(c.dilations) != 3:
             raise ValueError("ecapa: exactly three SE-Res2Block dilations are expected")
-        self.conv_in = Conv1dReluBn(c.n_mels, c.channels, 5)
+        self.conv_in = Conv1dReluBn(c.n_mels, c.channels, 5, padding_mode=c.padding_mode)
         self.block1, self.block2, self.block3 = (
-            SERes2Block(c.channels, c.kernel_size, d, c.scale, c.se_bottleneck) for d in c.dilations
+            SERes2Block(c.channels, c.kernel_size, d, c.scale, c.se_bottleneck, c.padding_mode)
+            for d in c.dilations
         )
-        self.conv_mfa = nn.Sequential(nn.Conv1d(3 * c.channels, c.mfa_channels, 1), nn.ReLU())
-        self.asp = AttentiveStatsPool(c.mfa_channels, c.attention_channels)
+        mfa_bn = [nn.BatchNorm1d(c.mfa_channels)] if c.mfa_bn else []
+        self.conv_mfa = nn.Sequential(nn.Conv1d(3 * c.channels, c.mfa_channels, 1), nn.ReLU(),
+                                      *mfa_bn)
+        self.asp = AttentiveStatsPool(c.mfa_channels, c.attention_channels, c.std_eps)
         self.bn_asp = nn.BatchNorm1d(2 * c.mfa_channels)
         self.fc = nn.Linear(2 * c.mfa_channels, c.embedding_dim)
-        self.bn_fc = nn.BatchNorm1d(c.embedding_dim)
+        self.bn_fc: nn.Module = nn.BatchNorm1d(c.embedding_dim) if c.fc_bn else nn.Identity()
 
     def trunk(self, feats: torch.Tensor) -> torch.Tensor:
         """Frame-level features [B, mfa_channels, T] before pooling."""
         x = feats.transpose(1, 2)
-        x = x - x.mean(dim=2, keepdim=True)
+        if self.cfg.input_cmn:
+            x = x - x.mean(dim=2, keepdim=True)
         x = self.conv_in(x)
         o1 = self.block1(x)
-        o2 = self.block2(x + o1)
-        o3 = self.block3(x + o1 + o2)
+        if self.cfg.dense_sums:
+            o2 = self.block2(x + o1)
+            o3 = self.block3(x + o1 + o2)
+        else:
+            o2 = self.block2(o1)
+            o3 = self.block3(o2)
         return self.conv_mfa(torch.cat([o1, o2, o3], dim=1))
 
     def head(self, frames: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,65 @@
+"""The SpeechBrain ECAPA-TDNN import gives SpeechBrain's own embeddings (issue 17, WIP).
+
+Needs `speechbrain` (a test extra). speechbrain 1.1.2 imports torchaudio at package import for
+its audio back-ends, and PyPI's torchaudio cannot load with this CPU torch; ECAPA_TDNN does not
+use it, so an empty stand-in module is put first on the path for this test only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from slimaudio.errors import DataError
+from slimaudio.models.speechbrain_import import config_from_hparams, import_state_dict
+
+HPARAMS = dict(input_size=80, channels=[64, 64, 64, 64, 192], kernel_sizes=[5, 3, 3, 3, 1],
+               dilations=[1, 2, 3, 4, 1], attention_channels=16, lin_neurons=32, se_channels=16,
+               res2net_scale=8)
+
+
+@pytest.fixture(scope="module")
+def sb_model(tmp_path_factory: pytest.TempPathFactory):
+    stub = tmp_path_factory.mktemp("stub")
+    (stub / "torchaudio").mkdir()
+    (stub / "torchaudio" / "__init__.py").write_text("")
+    sys.path.insert(0, str(stub))
+    try:
+        ecapa = pytest.importorskip("speechbrain.lobes.models.ECAPA_TDNN")
+    finally:
+        sys.path.remove(str(stub))
+    torch.manual_seed(0)
+    m = ecapa.ECAPA_TDNN(**HPARAMS).eval()
+    with torch.no_grad():  # non-trivial batch-norm statistics, so every BN tensor matters
+        for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm1d)):
+            bn.running_mean.normal_(0, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.normal_(1, 0.2)
+            bn.bias.normal_(0, 0.2)
+    return m
+
+
+def test_imported_model_gives_speechbrains_embeddings(sb_model, tmp_path: Path) -> None:
+    torch.save(sb_model.state_dict(), tmp_path / "embedding_model.ckpt")
+    sd = torch.load(tmp_path / "embedding_model.ckpt", weights_only=True)
+    ours = import_state_dict(sd, config_from_hparams(HPARAMS), "embedding_model.ckpt")
+    x = torch.randn(2, 150, 80)
+    with torch.no_grad():
+        diff = (sb_model(x).squeeze(1) - ours(x)).abs().max().item()
+    assert diff <= 1e-4
+
+
+def test_a_missing_or_misshaped_tensor_is_named(sb_model) -> None:
+    sd = dict(sb_model.state_dict())
+    cfg = config_from_hparams(HPARAMS)
+    bad = dict(sd)
+    del bad["mfa.norm.norm.running_var"]
+    with pytest.raises(DataError, match="conv_mfa.2.running_var"):
+        import_state_dict(bad, cfg, "ckpt")
+    bad = dict(sd)
+    bad["fc.conv.bias"] = torch.zeros(31)
+    with pytest.raises(DataError, match="'fc.conv.bias' has shape"):
+        import_state_dict(bad, cfg, "ckpt")
