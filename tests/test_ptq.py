@@ -649,3 +649,17 @@ def test_size_scaling_quantizes_every_weight_and_shrinks_with_width() -> None:
         assert r["int8_breakdown"]["init_int8"] > 0
     # per-channel metadata grows as C, weights as C^2: a wider model compresses better
     assert wide["ratio"] < small["ratio"] and wide["ratio"] < 0.5
+
+
+def test_regex_groups_cover_every_weight_node_once() -> None:
+    from slimaudio.studies.ptq_layerwise.groups import match_patterns
+
+    nodes = ["/front/conv/Conv", "/layer1/conv/Conv", "/layer2/conv/Conv", "/head/Gemm"]
+    got = match_patterns(nodes, {"stem": r"^/front/", "body": r"^/layer\d", "fc": r"Gemm$"})
+    assert got == {"stem": [nodes[0]], "body": nodes[1:3], "fc": [nodes[3]]}
+    with pytest.raises(ParamError, match="'/head/Gemm' is in no group"):
+        match_patterns(nodes, {"stem": r"^/front/", "body": r"^/layer\d"})
+    with pytest.raises(ParamError, match="in groups body and all"):
+        match_patterns(nodes, {"body": r"^/layer", "all": r"Conv$", "fc": "Gemm"})
+    with pytest.raises(ParamError, match="groups.none: the pattern matches no weight node"):
+        match_patterns(nodes, {"all": r".", "none": r"^$x"})
