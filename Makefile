@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch first, so nothing pulls the CUDA one
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	# the reference extra, without its dependencies (see pyproject.toml)
+	$(PY) -m pip install -q --no-deps speechbrain==1.1.2 hyperpyyaml==1.2.3 kaldi-native-fbank==1.23.0
 	touch $@
 
 venv: $(STAMP) ## Create the virtual environment (.venv) with pinned dependencies

@@ -31,3 +31,28 @@ def shared_data() -> Path:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def speechbrain(tmp_path_factory: pytest.TempPathFactory):
+    """The `speechbrain` package (the `reference` extra), for tests that compare against it.
+
+    speechbrain 1.1.2 imports torchaudio at package import for its audio back-ends, and PyPI's
+    torchaudio cannot load with the CPU torch here. The classes the tests use (ECAPA_TDNN, Fbank)
+    never call it, so an empty stand-in `torchaudio` is put first on the path while speechbrain
+    imports. Test set-up only: the library never imports speechbrain.
+    """
+    import importlib
+    import sys
+
+    stub = tmp_path_factory.mktemp("torchaudio_stand_in")
+    (stub / "torchaudio").mkdir()
+    (stub / "torchaudio" / "__init__.py").write_text("")
+    sys.path.insert(0, str(stub))
+    try:
+        sb = pytest.importorskip("speechbrain")
+        importlib.import_module("speechbrain.lobes.models.ECAPA_TDNN")
+        importlib.import_module("speechbrain.lobes.features")
+    finally:
+        sys.path.remove(str(stub))
+    return sb

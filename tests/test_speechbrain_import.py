@@ -1,13 +1,11 @@
-"""The SpeechBrain ECAPA-TDNN import gives SpeechBrain's own embeddings (issue 17, WIP).
+"""The SpeechBrain ECAPA-TDNN import gives SpeechBrain's own embeddings.
 
-Needs `speechbrain` (a test extra). speechbrain 1.1.2 imports torchaudio at package import for
-its audio back-ends, and PyPI's torchaudio cannot load with this CPU torch; ECAPA_TDNN does not
-use it, so an empty stand-in module is put first on the path for this test only.
+Needs `speechbrain` (the `reference` extra; conftest's `speechbrain` fixture explains the
+stand-in torchaudio it imports with).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,17 +20,11 @@ HPARAMS = dict(input_size=80, channels=[64, 64, 64, 64, 192], kernel_sizes=[5, 3
 
 
 @pytest.fixture(scope="module")
-def sb_model(tmp_path_factory: pytest.TempPathFactory):
-    stub = tmp_path_factory.mktemp("stub")
-    (stub / "torchaudio").mkdir()
-    (stub / "torchaudio" / "__init__.py").write_text("")
-    sys.path.insert(0, str(stub))
-    try:
-        ecapa = pytest.importorskip("speechbrain.lobes.models.ECAPA_TDNN")
-    finally:
-        sys.path.remove(str(stub))
+def sb_model(speechbrain):
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
     torch.manual_seed(0)
-    m = ecapa.ECAPA_TDNN(**HPARAMS).eval()
+    m = ECAPA_TDNN(**HPARAMS).eval()
     with torch.no_grad():  # non-trivial batch-norm statistics, so every BN tensor matters
         for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm1d)):
             bn.running_mean.normal_(0, 0.5)
