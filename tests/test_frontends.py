@@ -1,0 +1,187 @@
+"""The pretrained-model frontends (slimaudio.frontends) give their references' numbers on real
+recordings: SpeechBrain's Fbank (speechbrain 1.1.2, torch) and kaldi-native-fbank's OnlineFbank.
+
+Needs the `reference` extra (conftest's `speechbrain` fixture explains the stand-in torchaudio).
+The references compute in float32 (ours repeats only their float32 filter design), so values
+agree to float32 rounding where the energy is; bins 60-90 dB below their frame's peak (below ~100 Hz in LibriSpeech, the
+empty 4-8 kHz band of the upsampled 8 kHz FSDD digits) carry the float32 FFT's noise floor
+(checked: our own pipeline run in float32 moves those bins by as much). Hence three figures per
+comparison: max |diff| everywhere, max |diff| on loud bins (within 40 dB of their frame's
+peak) and mean |diff|.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from slimaudio import frontends as fe
+from slimaudio.audio import load_audio
+from slimaudio.errors import ParamError
+from slimaudio.features import MelConfig, log_mel
+
+N_MELS = 80
+LOUD_DB = 40.0
+# Tolerances: 2-3x the worst measured here (torch 2.13 CPU, kaldi-native-fbank 1.23.0), raw and
+# mean-normalised alike. SpeechBrain's Fbank is in dB: measured max 1.3e-3, loud 2.7e-4 (at
+# 8 kHz, where torch's vectorised linspace rounds a few filter centres its own way; 7e-5 at
+# 16 kHz), mean 1.3e-5 dB.
+SB_TOL_MAX, SB_TOL_LOUD, SB_TOL_MEAN = 3e-3, 6e-4, 4e-5
+# Kaldi fbank is in nats (natural log): measured max 3.7e-3, loud 3.6e-5, mean 2.3e-5.
+KALDI_TOL_MAX, KALDI_TOL_LOUD, KALDI_TOL_MEAN = 8e-3, 1e-4, 6e-5
+
+LIBRI = "librispeech-train-clean-100-1utt"
+FSDD = ["fsdd/recordings/0_george_0.wav", "fsdd/recordings/3_lucas_0.wav",
+        "fsdd/recordings/7_jackson_0.wav"]
+
+
+def _recordings(root: Path) -> list[tuple[str, int, np.ndarray]]:
+    """(name, sample_rate, float32 waveform): 3 LibriSpeech files (16 kHz), 3 FSDD digits (8 kHz)
+    resampled to 16 kHz by the project's loader, and one FSDD digit at its own 8 kHz."""
+    libri = sorted((root / LIBRI).rglob("*.flac"))[:3]
+    if len(libri) < 3:
+        pytest.skip(f"LibriSpeech samples not found under {root / LIBRI}")
+    out = [(p.name, 16000, load_audio(p, 16000)) for p in libri]
+    out += [(Path(f).name, 16000, load_audio(root / f, 16000)) for f in FSDD]
+    out.append((Path(FSDD[0]).name, 8000, load_audio(root / FSDD[0], 8000)))
+    return out
+
+
+@pytest.fixture
+def recordings(shared_data: Path) -> list[tuple[str, int, np.ndarray]]:
+    return _recordings(shared_data)
+
+
+def _cfg(kind: str, sample_rate: int, mean_norm: bool = False, **kw) -> fe.FrontendConfig:
+    mel = MelConfig(sample_rate=sample_rate, n_mels=N_MELS, f_max=min(7600.0, sample_rate / 2))
+    return fe.FrontendConfig(mel=mel, kind=kind, mean_norm=mean_norm, **kw)
+
+
+def _figures(ours: np.ndarray, ref: np.ndarray, loud: np.ndarray) -> tuple[float, float, float]:
+    """(max, max over the loud mask, mean) |ours - ref|; shapes must agree."""
+    assert ours.shape == ref.shape and ours.dtype == np.float32, (ours.shape, ref.shape, ours.dtype)
+    d = np.abs(ours.astype(np.float64) - ref)
+    return float(d.max()), float(d[loud].max()), float(d.mean())
+
+
+def _check(label: str, rows: list[tuple[str, tuple[float, float, float]]],
+           tols: tuple[float, float, float]) -> None:
+    for name, f in rows:
+        print(f"{label} {name:24s} max {f[0]:.2e}  loud {f[1]:.2e}  mean {f[2]:.2e}")
+    worst = [max(f[i] for _, f in rows) for i in range(3)]
+    print(f"{label} worst: max {worst[0]:.2e}  loud {worst[1]:.2e}  mean {worst[2]:.2e}  "
+          f"(tolerances {tols[0]:.0e} / {tols[1]:.0e} / {tols[2]:.0e})")
+    assert all(w <= t for w, t in zip(worst, tols, strict=True)), (label, worst, tols)
+
+
+def test_speechbrain_fbank_matches_speechbrain(speechbrain, recordings) -> None:
+    import torch
+    from speechbrain.lobes.features import Fbank
+    from speechbrain.processing.features import InputNormalization
+
+    norm = InputNormalization(norm_type="sentence", std_norm=False)  # the ECAPA recipes' setting
+    raw, normed = [], []
+    for name, sr, x in recordings:
+        with torch.no_grad():
+            ref_t = Fbank(n_mels=N_MELS, sample_rate=sr)(torch.from_numpy(x)[None])
+            ref_n = norm(ref_t, torch.ones(1))[0].double().numpy()
+        ref = ref_t[0].double().numpy()
+        loud = ref >= ref.max(axis=1, keepdims=True) - LOUD_DB
+        assert _cfg("speechbrain_fbank", sr).n_frames(x.size) == ref.shape[0]
+        raw.append((f"{name}@{sr}", _figures(fe.compute(x, _cfg("speechbrain_fbank", sr)), ref, loud)))
+        normed.append((f"{name}@{sr}", _figures(
+            fe.compute(x, _cfg("speechbrain_fbank", sr, mean_norm=True)), ref_n, loud)))
+    _check("speechbrain_fbank [dB]", raw, (SB_TOL_MAX, SB_TOL_LOUD, SB_TOL_MEAN))
+    _check("speechbrain_fbank + sentence norm [dB]", normed, (SB_TOL_MAX, SB_TOL_LOUD, SB_TOL_MEAN))
+
+
+def _kaldi_reference(x: np.ndarray, sr: int, window: str, scale: float) -> np.ndarray:
+    knf = pytest.importorskip("kaldi_native_fbank")
+    opts = knf.FbankOptions()
+    f = opts.frame_opts
+    f.samp_freq, f.frame_length_ms, f.frame_shift_ms = sr, 25.0, 10.0
+    f.dither, f.preemph_coeff, f.remove_dc_offset = 0.0, 0.97, True
+    f.window_type, f.snip_edges = window, True
+    opts.mel_opts.num_bins, opts.mel_opts.low_freq, opts.mel_opts.high_freq = N_MELS, 20.0, 0.0
+    opts.use_energy = False
+    fbank = knf.OnlineFbank(opts)
+    fbank.accept_waveform(sr, (x.astype(np.float64) * scale).tolist())
+    fbank.input_finished()
+    return np.array([fbank.get_frame(i) for i in range(fbank.num_frames_ready)], dtype=np.float64)
+
+
+# Kaldi's own scale and window; WeSpeaker (int16 scale, Hamming); 3D-Speaker ([-1, 1], Povey)
+@pytest.mark.parametrize("window, scale", [("povey", fe.KALDI_SCALE), ("hamming", fe.KALDI_SCALE),
+                                           ("povey", 1.0)], ids=["kaldi", "wespeaker", "3dspeaker"])
+def test_kaldi_fbank_matches_kaldi_native_fbank(recordings, window: str, scale: float) -> None:
+    raw, normed = [], []
+    loud_nats = LOUD_DB * math.log(10) / 10
+    for name, sr, x in recordings:
+        ref = _kaldi_reference(x, sr, window, scale)
+        loud = ref >= ref.max(axis=1, keepdims=True) - loud_nats
+        cfg = _cfg("kaldi_fbank", sr, kaldi_scale=scale, kaldi_window=window)
+        assert cfg.n_frames(x.size) == ref.shape[0]
+        raw.append((f"{name}@{sr}", _figures(fe.compute(x, cfg), ref, loud)))
+        cmn = _cfg("kaldi_fbank", sr, mean_norm=True, kaldi_scale=scale, kaldi_window=window)
+        normed.append((f"{name}@{sr}", _figures(fe.compute(x, cmn), ref - ref.mean(axis=0), loud)))
+    tols = (KALDI_TOL_MAX, KALDI_TOL_LOUD, KALDI_TOL_MEAN)
+    _check(f"kaldi_fbank {window} x{scale:g} [nats]", raw, tols)
+    _check(f"kaldi_fbank {window} x{scale:g} + CMN [nats]", normed, tols)
+
+
+def test_log_mel_kind_is_features_log_mel_exactly() -> None:
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 16000 + 123).astype(np.float32)
+    mel = MelConfig()
+    cfg = fe.FrontendConfig(mel=mel)
+    ours = fe.compute(x, cfg, cfg.filterbank())
+    assert ours.dtype == np.float32 and ours.tobytes() == log_mel(x, mel).tobytes()
+    assert cfg.n_frames(x.size) == ours.shape[0] == mel.n_frames(x.size)
+
+
+@pytest.mark.parametrize("kind", fe.KINDS)
+def test_n_frames_is_the_output_length(kind: str) -> None:
+    cfg = _cfg(kind, 16000)
+    rng = np.random.default_rng(1)
+    for n in (cfg.min_samples, 399, 400, 401, 559, 560, 16000):
+        if n < cfg.min_samples:
+            assert cfg.n_frames(n) == 0
+            continue
+        feats = fe.compute(rng.standard_normal(n).astype(np.float32) * 0.1, cfg)
+        assert feats.shape == (cfg.n_frames(n), N_MELS), (kind, n, feats.shape)
+    assert cfg.n_frames(cfg.min_samples - 1) == 0
+
+
+def test_mean_norm_centres_every_band() -> None:
+    x = np.random.default_rng(2).standard_normal(8000).astype(np.float32) * 0.1
+    for kind in fe.KINDS:
+        feats = fe.compute(x, _cfg(kind, 16000, mean_norm=True))
+        assert np.abs(feats.mean(axis=0)).max() < 1e-4, kind
+
+
+def test_bad_kind_is_a_one_line_param_error() -> None:
+    feats = {"kind": "mfcc", "mean_norm": False, "n_mels": 80, "n_fft": 512, "win_length": 400,
+             "hop_length": 160, "f_min": 20.0, "f_max": 7600.0}
+    with pytest.raises(ParamError, match=r"prepare_speakers\.features\.kind = 'mfcc'") as info:
+        fe.FrontendConfig.from_params(feats, 16000)
+    assert "\n" not in str(info.value)
+
+
+def test_params_offer_exactly_the_frontend_kinds() -> None:
+    from slimaudio import config
+
+    config.validate(config.compose([]))  # the default (log_mel) validates
+    spec = config.SCHEMAS["prepare_speakers"]["features"]
+    assert tuple(spec["kind"].choices) == fe.KINDS
+    assert "kind" not in config.SCHEMAS["prepare_sounds"]["features"]
+    bad = config.compose(["prepare_speakers.features.kind=mfcc"])
+    with pytest.raises(ParamError, match=r"prepare_speakers\.features\.kind = 'mfcc'") as info:
+        config.validate(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_speechbrain_fbank_refuses_rates_above_16k() -> None:
+    with pytest.raises(ParamError, match="sample_rate <= 16000"):
+        _cfg("speechbrain_fbank", 22050)
