@@ -1,4 +1,8 @@
-"""Stage ptq_layerwise: per-layer INT8 post-training quantization of the ECAPA-TDNN ONNX export."""
+"""Stage ptq_layerwise: per-layer INT8 post-training quantization of a speaker-embedding model.
+
+The ECAPA-TDNN ONNX export by default; any other ONNX model with params ptq_layerwise.groups
+(regex layer groups) and ptq_layerwise.input.
+"""
 
 from __future__ import annotations
 

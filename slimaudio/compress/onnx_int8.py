@@ -159,6 +159,7 @@ def quantize_static_nodes(model: str | os.PathLike[str], out: str | os.PathLike[
     INT8 (per channel when asked). Activations: 8-bit, uint8 asymmetric (what ORT's x86
     integer kernels take: U8S8) or int8 when asked.
     """
+    import onnx
     from onnxruntime.quantization import QuantFormat, quantize_static
 
     if settings.activation_type not in ACTIVATION_TYPES:
@@ -176,6 +177,7 @@ def quantize_static_nodes(model: str | os.PathLike[str], out: str | os.PathLike[
             reduce_range=settings.reduce_range,
             activation_type=_qtype(settings.activation_type), weight_type=_qtype("int8"),
             nodes_to_quantize=list(nodes) if nodes is not None else None,
+            nodes_to_exclude=sorted(shape_only_nodes(onnx.load(str(model)))),
             op_types_to_quantize=list(settings.op_types) if settings.op_types else None,
             extra_options={"WeightSymmetric": True},
         )
@@ -251,16 +253,33 @@ def quantize_dynamic_model(model: str | os.PathLike[str], out: str | os.PathLike
     return Path(out)
 
 
+def shape_only_nodes(model: Any) -> set[str]:
+    """Nodes none of whose inputs derive from the graph's data input except through Shape:
+    arithmetic on sizes and constants (e.g. the length masks SpeechBrain's pooling builds).
+    Quantizing them with ranges calibrated at one length breaks the model at other lengths."""
+    inits = {i.name for i in model.graph.initializer}
+    data = {i.name for i in model.graph.input if i.name not in inits}
+    out: set[str] = set()
+    for node in model.graph.node:  # graph order is topological
+        if node.op_type != "Shape" and any(i in data for i in node.input):
+            data.update(node.output)
+        elif node.name:
+            out.add(node.name)
+    return out
+
+
 def convert_float16(model: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """Float16 weights and compute (float32 input/output kept, so callers feed the same array)."""
     import onnx
     from onnxconverter_common import float16
 
     # Cast nodes stay float32 (a cast whose 'to' says float would clash with the float16 type
-    # the converter gives its output); the converter bridges them with casts.
-    block = [*float16.DEFAULT_OP_BLOCK_LIST, "Cast"]
-    m16 = float16.convert_float_to_float16(onnx.load(str(model)), keep_io_types=True,
-                                           op_block_list=block)
+    # the converter gives its output); the converter bridges them with casts. Blocked by name:
+    # with "Cast" in the op block list the converter loops forever on a model holding a Cast
+    # to float (SpeechBrain's pooling has one), as it treats the casts it inserts as blocked too.
+    m = onnx.load(str(model))
+    casts = [n.name for n in m.graph.node if n.op_type == "Cast"]
+    m16 = float16.convert_float_to_float16(m, keep_io_types=True, node_block_list=casts)
     onnx.save(m16, str(out))
     return Path(out)
 

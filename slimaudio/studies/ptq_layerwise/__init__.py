@@ -9,9 +9,11 @@ technique itself: slimaudio.compress.onnx_int8). Stage `ptq_layerwise`, params s
 
 Modules, in the order the study runs them (run.run_study):
   config          the typed params section (Config), built once
-  groups          the paper's layer groups as ONNX node sets; the float model every row derives from
+  groups          the layer groups as ONNX node sets (the paper's, or regex groups from params);
+                  the float model every row derives from
   calibration     activation ranges from train-split utterances (one calibration for every row)
-  evaluation      EER over the trial list, embedding cosine, the latency input
+  evaluation      the model's input and output, EER over the trial list, embedding cosine,
+                  the latency input
   rows            the rows (ROWS) and how each is quantized and scored; `proposed` via search
   search          the greedy choice of groups under the EER budget, and its final check
   error_analysis  each group's own activation error, and its rank correlation with ΔEER

@@ -18,14 +18,15 @@ class SpeakerCalibrationReader:
     """ORT CalibrationDataReader over train-split utterances only (never test data).
 
     `n` utterances are drawn with a seeded RNG from the train split; each gives one
-    `[1, crop_frames, n_mels]` input, a random fixed-length crop (an utterance shorter than the
+    `[1, crop_frames, n_mels]` input (`[1, n_mels, crop_frames]` for `layout` BFT, the
+    model's layout), a random fixed-length crop (an utterance shorter than the
     crop is used whole). Fixed-length crops keep the calibration set's statistics comparable
     between utterances and bound its cost; 3 s matches the latency input. Re-iterable via
     `rewind()`.
     """
 
     def __init__(self, corpus: SpeakerData, n: int, crop_frames: int, seed: int,
-                 input_name: str = "feats") -> None:
+                 input_name: str = "feats", layout: str = "BTF") -> None:
         manifest = corpus.manifest
         train = np.flatnonzero(manifest["split"].to_numpy(str) == "train")
         if len(train) == 0:
@@ -39,7 +40,10 @@ class SpeakerCalibrationReader:
         for i in self.indices:
             total = int(manifest["feat_frames"].iat[i])
             start = int(rng.integers(0, total - crop_frames + 1)) if total > crop_frames else 0
-            self._inputs.append(corpus.feats_of(i, start, crop_frames)[None])
+            x = corpus.feats_of(i, start, crop_frames)[None]
+            if layout == "BFT":
+                x = np.ascontiguousarray(x.transpose(0, 2, 1))
+            self._inputs.append(x)
         self._it = iter(self._inputs)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -57,8 +61,10 @@ class SpeakerCalibrationReader:
 
 
 def calibrate(float_model: Path, corpus: SpeakerData, cfg: CalibrationConfig, seed: int,
-              cache: Path, input_name: str) -> tuple[SpeakerCalibrationReader, Path]:
+              cache: Path, input_name: str, layout: str = "BTF"
+              ) -> tuple[SpeakerCalibrationReader, Path]:
     """The calibration reader and the cached activation ranges every static row uses."""
-    reader = SpeakerCalibrationReader(corpus, cfg.utterances, cfg.crop_frames, seed, input_name)
+    reader = SpeakerCalibrationReader(corpus, cfg.utterances, cfg.crop_frames, seed, input_name,
+                                      layout)
     return reader, onnx_int8.calibrate(float_model, reader, cfg.method, cache,
                                        percentile=cfg.percentile)

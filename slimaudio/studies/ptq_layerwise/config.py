@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slimaudio.compress.onnx_int8 import QuantSettings
+from slimaudio.studies.ptq_layerwise.groups import check_patterns
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,12 @@ class CalibrationConfig:
     crop_frames: int   # one random fixed-length crop per calibration utterance
     method: str        # MinMax | Entropy | Percentile
     percentile: float  # Percentile method only
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    name: str | None  # the model input the features go to (None: its first)
+    layout: str       # BTF [batch, frames, features] | BFT [batch, features, frames]
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class LatencyConfig:
 
 @dataclass(frozen=True)
 class Config:
+    groups: dict[str, str] | None     # {group: regex over node names} (None: the paper's groups)
+    input: InputConfig
     calibration: CalibrationConfig
     activation_type: str              # uint8 (U8S8) | int8 (S8S8)
     per_channel: bool
@@ -67,7 +76,12 @@ class Config:
 def from_params(section: Mapping[str, Any]) -> Config:
     """The validated params section as a Config."""
     cal, ev, lat = section["calibration"], section["eval"], section["latency"]
+    groups = section["groups"]
+    if groups is not None:
+        check_patterns(groups)  # a bad name or regex stops here, before any model is loaded
     return Config(
+        groups=None if groups is None else {str(g): str(p) for g, p in groups.items()},
+        input=InputConfig(name=section["input"]["name"], layout=str(section["input"]["layout"])),
         calibration=CalibrationConfig(utterances=int(cal["utterances"]),
                                       crop_frames=int(cal["crop_frames"]),
                                       method=str(cal["method"]),

@@ -32,12 +32,13 @@ class ActivationError:
 
 def group_output_error(float_model: str | os.PathLike[str], quant_model: str | os.PathLike[str],
                        group: str, gmap: GroupMap, inputs: Sequence[Mapping[str, np.ndarray]],
-                       output_name: str = "embedding", threads: int = 1) -> ActivationError:
+                       output_name: str | None = None, threads: int = 1) -> ActivationError:
     """Relative error of a group's output activations when only that group is quantized.
 
     Both graphs expose the group's boundary tensors as extra outputs (in the quantized graph,
     the tensor its first outside reader consumes, i.e. after any output Q/DQ); with every other
     node float, the error at the boundary is the group's own quantization error.
+    `output_name`: the embedding (None: the model's first output).
     """
     import onnx
 
@@ -45,6 +46,7 @@ def group_output_error(float_model: str | os.PathLike[str], quant_model: str | o
 
     fmodel = onnx.load(str(float_model))
     qmodel = onnx.load(str(quant_model))
+    output_name = output_name or fmodel.graph.output[0].name
     qnodes = {n.name: n for n in qmodel.graph.node}
     pairs: dict[str, str] = {}  # float tensor -> the tensor its reader sees in the quant model
     for tensor, reader, slot in boundary_outputs(fmodel, gmap, group):

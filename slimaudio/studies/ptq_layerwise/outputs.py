@@ -26,7 +26,7 @@ ROW_KEYS = ("eer", "eer_lo", "eer_hi", "delta_eer", "delta_eer_lo", "delta_eer_h
             "min_dcf_p05", "score_shift", "score_shift_lo", "score_shift_hi", "size_bytes",
             "size_mib", "size_ratio", "latency_ms", "latency_p90_ms", "speedup", "speedup_lo",
             "speedup_hi", "emb_cos")
-HEADLINE_ROWS = ("all", "paper_choice", "proposed", "dynamic", "float16")
+HEADLINE_ROWS = ("all", "paper_choice", "proposed", "dynamic", "float16")  # those made
 
 
 def metrics_summary(res: StudyResult) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def metrics_summary(res: StudyResult) -> dict[str, Any]:
         "search": res.search.as_dict(),
         "delta_eer_resolution": resolution(res),
     }
-    for n in HEADLINE_ROWS:
+    for n in (n for n in HEADLINE_ROWS if n in r):
         m = r[n].metrics
         out |= {f"{k}_{n}": m[k] for k in ("eer", "delta_eer", "size_ratio", "speedup")}
     out["rows"] = {n: row.metrics for n, row in r.items()}
@@ -57,10 +57,8 @@ def metrics_summary(res: StudyResult) -> dict[str, Any]:
 def resolution(res: StudyResult) -> float:
     """The smallest ΔEER the trial list resolves: the median half-width of the per-group
     paired ΔEER intervals (points)."""
-    from slimaudio.studies.ptq_layerwise.groups import GROUPS
-
     hw = [(res.rows[g].metrics["delta_eer_hi"] - res.rows[g].metrics["delta_eer_lo"]) / 2
-          for g in GROUPS]
+          for g in res.groups]
     return float(pd.Series(hw).median())
 
 

@@ -40,8 +40,9 @@ def _cpu(info: dict[str, Any]) -> str:
 
 def _setup(res: StudyResult, cfg: Config) -> list[str]:
     info = res.info
+    model = "ECAPA-TDNN" if res.groups == GROUPS else "a speaker-embedding model"
     return [
-        "# Per-layer INT8 post-training quantization of ECAPA-TDNN",
+        f"# Per-layer INT8 post-training quantization of {model}",
         "",
         f"Reproduces: {P['title']}.",
         "",
@@ -64,26 +65,50 @@ def _setup(res: StudyResult, cfg: Config) -> list[str]:
         f"{P['classifier_speakers']} VoxCeleb2 training speakers; ours is the size of the ONNX "
         "file of the embedding extractor alone (no classifier head), so compare ratios, not "
         "megabytes.",
+        *_groups_note(info),
     ]
 
 
+def _groups_note(info: dict[str, Any]) -> list[str]:
+    """The regex groups, when params gave them (nothing for the paper's default groups)."""
+    if "groups" not in info:
+        return []
+    return ["", "Layer groups (params ptq_layerwise.groups, regex over ONNX node names): "
+            + ", ".join(f"{g} `{p}`" for g, p in info["groups"].items()) + "."]
+
+
+def _paper_rows(res: StudyResult) -> bool:
+    """Whether the paper's figures are shown: some group has a paper group's name."""
+    return any(g in P["eer"] for g in res.groups)
+
+
 def _table1(res: StudyResult) -> list[str]:
-    p_eer, p_size = P["eer"], P["size_mb"]
+    paper = _paper_rows(res)
+    head = ("| Quantized layer | paper EER (%) | paper ΔEER | paper size (MB) | paper size ratio "
+            if paper else "| Quantized layer ")
     lines = [
         "",
         "## Table 1: each layer group quantized alone",
         "",
-        "| Quantized layer | paper EER (%) | paper ΔEER | paper size (MB) | paper size ratio "
-        "| our EER (%) | our ΔEER | our score shift (×1000) | our size (MiB) | our size ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        head + "| our EER (%) | our ΔEER | our score shift (×1000) | our size (MiB) "
+        "| our size ratio |",
+        "|---|" + "---|" * (9 if paper else 5),
     ]
-    for n in ("none", *GROUPS):
+    for n in ("none", *res.groups):
         m = res.rows[n].metrics
         lines.append(
-            f"| {PAPER_LABELS[n]} | {p_eer[n]:.3f} | {p_eer[n] - p_eer['none']:+.3f} "
-            f"| {p_size[n]:.3f} | {p_size[n] / p_size['none']:.3f} | {_eer(m)} | {_delta(m)} "
-            f"| {_shift(m)} | {m['size_mib']:.3f} | {m['size_ratio']:.3f} |")
+            f"| {PAPER_LABELS.get(n, n)} | {_paper_cells(n) if paper else ''}{_eer(m)} "
+            f"| {_delta(m)} | {_shift(m)} | {m['size_mib']:.3f} | {m['size_ratio']:.3f} |")
     return lines + _resolution_note(res)
+
+
+def _paper_cells(n: str) -> str:
+    """The paper's EER, ΔEER, size and size ratio of a row ('-' for a group it does not have)."""
+    p_eer, p_size = P["eer"], P["size_mb"]
+    if n not in p_eer:
+        return "- | - | - | - | "
+    return (f"{p_eer[n]:.3f} | {p_eer[n] - p_eer['none']:+.3f} | {p_size[n]:.3f} "
+            f"| {p_size[n] / p_size['none']:.3f} | ")
 
 
 def _eer(m: dict[str, float]) -> str:
@@ -128,12 +153,17 @@ def _table2(res: StudyResult, cfg: Config) -> list[str]:
                          ("proposed", f"Ours, automatic (budget {cfg.budget_eer} points): "
                           f"{', '.join(res.search.chosen) or 'nothing'}", None),
                          ("all", "All layers", None)):
+        if n not in res.rows:  # paper_choice, for a model without the paper's groups
+            continue
         m = res.rows[n].metrics
+        pk = pk if _paper_rows(res) else None  # no paper group: nothing to compare with
         pe = f"{p_eer[pk]:.3f}" if pk else "-"
         ps = f"{p_size[pk]:.3f}" if pk else "-"
         pr = f"{p_size[pk] / p_size['none']:.3f}" if pk else "-"
         lines.append(f"| {label} | {pe} | {ps} | {pr} | {_eer(m)} | {_delta(m)} "
                      f"| {m['size_mib']:.3f} | {m['size_ratio']:.3f} |")
+    if "paper_choice_omitted" in res.info:
+        lines += ["", f"No paper_choice row: {res.info['paper_choice_omitted']}."]
     return lines
 
 
@@ -258,22 +288,22 @@ def plot_sensitivity(res: StudyResult) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    r = res.rows
-    d = [r[g].metrics["delta_eer"] for g in GROUPS]
-    s = [100 * (1 - r[g].metrics["size_ratio"]) for g in GROUPS]
+    r, groups = res.rows, list(res.groups)
+    d = [r[g].metrics["delta_eer"] for g in groups]
+    s = [100 * (1 - r[g].metrics["size_ratio"]) for g in groups]
     fig, (a1, a3, a2) = plt.subplots(1, 3, figsize=(14, 3.8))
-    a1.bar(GROUPS, d, yerr=_err(r, "delta_eer"), capsize=3,
+    a1.bar(groups, d, yerr=_err(r, groups, "delta_eer"), capsize=3,
            color=["C3" if v > res.search.budget else "C0" for v in d])
     a1.axhline(res.search.budget, color="k", ls="--", lw=1, label="budget")
     a1.axhline(0, color="k", lw=0.5)
     a1.set_ylabel("EER increase (points)")
     a1.set_title("ΔEER, group quantized alone (paired CI)", fontsize=10)
     a1.legend()
-    a3.bar(GROUPS, [1000 * r[g].metrics["score_shift"] for g in GROUPS],
-           yerr=1000 * _err(r, "score_shift"), capsize=3, color="C1")
+    a3.bar(groups, [1000 * r[g].metrics["score_shift"] for g in groups],
+           yerr=1000 * _err(r, groups, "score_shift"), capsize=3, color="C1")
     a3.set_ylabel("mean |Δ score| ×1000")
     a3.set_title("Score shift (threshold-free)", fontsize=10)
-    a2.bar(GROUPS, s, color="C2")
+    a2.bar(groups, s, color="C2")
     a2.set_ylabel("size saving (% of float model)")
     a2.set_title("Size saving, group quantized alone", fontsize=10)
     for ax in (a1, a3, a2):
@@ -282,9 +312,9 @@ def plot_sensitivity(res: StudyResult) -> Any:
     return fig
 
 
-def _err(rows: dict[str, Any], col: str) -> np.ndarray:
+def _err(rows: dict[str, Any], groups: list[str], col: str) -> np.ndarray:
     """[2, groups] distances from each group's value to its interval ends (matplotlib yerr)."""
-    m = [rows[g].metrics for g in GROUPS]
+    m = [rows[g].metrics for g in groups]
     return np.array([[x[col] - x.get(f"{col}_lo", x[col]) for x in m],
                      [x.get(f"{col}_hi", x[col]) - x[col] for x in m]]).clip(min=0)
 

@@ -1,10 +1,12 @@
 """The study's rows: each one an ONNX file that loads on its own, quantized and scored.
 
   none                 the float model (after ORT pre-processing, the graph every row derives from)
-  conv_in ... fc       one layer group quantized (static QDQ, per-channel symmetric INT8 weights)
+  conv_in ... fc       one layer group quantized (static QDQ, per-channel symmetric INT8 weights);
+                       the groups of the GroupMap, in its order (the paper's seven by default)
   all                  every node of the quantized op types (op_types), including the few
                        outside the groups (the input transpose, the dense sums, the MFA concat)
-  paper_choice         every group except block2 and block3 (the paper's proposal)
+  paper_choice         every group except block2 and block3 (the paper's proposal); only when
+                       the model has every group the paper chose
   proposed             the automatic choice (search.greedy_search) under budget_eer; a final
                        check keeps instead any already-measured row (a group alone, all,
                        paper_choice) that is within the budget and smaller
@@ -38,7 +40,20 @@ from slimaudio.studies.ptq_layerwise.search import (
 )
 
 PAPER_CHOICE: tuple[str, ...] = tuple(papers.PTQ_LAYERWISE["choice_groups"])
-ROWS: tuple[str, ...] = ("none", *GROUPS, "all", "paper_choice", "proposed", "dynamic", "float16")
+
+
+def row_names(groups: Sequence[str]) -> tuple[str, ...]:
+    """The rows, in order, of a model with these layer groups."""
+    choice = ("paper_choice",) if not missing_choice(groups) else ()
+    return ("none", *groups, "all", *choice, "proposed", "dynamic", "float16")
+
+
+def missing_choice(groups: Sequence[str]) -> list[str]:
+    """The groups of the paper's choice a model lacks (none: the paper_choice row is made)."""
+    return [g for g in PAPER_CHOICE if g not in groups]
+
+
+ROWS: tuple[str, ...] = row_names(GROUPS)  # the rows of the default (the paper's groups)
 
 
 @dataclass
@@ -101,7 +116,7 @@ class Bench:
                 self.cfg.quant_settings)
             onnx_int8.compact_names(path, self.float_path)
         return self.evaluate(Row(name, path, "static",
-                                 list(GROUPS) if groups is None else list(groups)))
+                                 list(self.gmap.groups) if groups is None else list(groups)))
 
     def remember(self, row: Row) -> Row:
         self.measured[tuple(sorted(row.groups))] = row
@@ -134,19 +149,22 @@ class Bench:
 
 
 def make_rows(bench: Bench) -> tuple[dict[str, Row], SearchResult]:
-    """Every row of ROWS, in that order, and the search that chose `proposed`."""
+    """Every row of row_names(the model's groups), in that order, and the search that chose
+    `proposed`."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(ROWS), desc="ptq rows", disable=not bench.progress)
+    groups = bench.gmap.groups
+    bar = tqdm(total=len(row_names(groups)), desc="ptq rows", disable=not bench.progress)
     rows = {"none": bench.evaluate(Row("none", bench.float_path, "float", []))}
     bar.update()
-    for g in GROUPS:
+    for g in groups:
         rows[g] = bench.remember(bench.static_row(g, [g]))
         bar.update()
     rows["all"] = bench.static_row("all", None)
     bar.update()
-    rows["paper_choice"] = bench.remember(bench.static_row("paper_choice", PAPER_CHOICE))
-    bar.update()
+    if not missing_choice(groups):
+        rows["paper_choice"] = bench.remember(bench.static_row("paper_choice", PAPER_CHOICE))
+        bar.update()
     rows["proposed"], search = propose(bench, rows)
     bar.update()
     for row in bench.comparison_rows():
@@ -160,15 +178,16 @@ def propose(bench: Bench, rows: dict[str, Row]) -> tuple[Row, SearchResult]:
     """`proposed`: the greedy search's pick, unless a row already measured is within the budget
     and smaller; its file is that model's, byte for byte."""
     eer0, size0 = rows["none"].metrics["eer"], rows["none"].metrics["size_bytes"]
-    delta = {g: rows[g].metrics["eer"] - eer0 for g in GROUPS}
-    saving = {g: size0 - rows[g].metrics["size_bytes"] for g in GROUPS}
+    groups = bench.gmap.groups
+    delta = {g: rows[g].metrics["eer"] - eer0 for g in groups}
+    saving = {g: size0 - rows[g].metrics["size_bytes"] for g in groups}
     budget = bench.cfg.budget_eer
     search = greedy_search(delta, saving, budget,
                            lambda groups: bench.measure(groups).metrics["eer"] - eer0)
     greedy_row = bench.measured.get(tuple(sorted(search.chosen)))
     greedy = None if greedy_row is None else _candidate("greedy", search.chosen, greedy_row, eer0)
     others = [_candidate(n, rows[n].groups, rows[n], eer0)
-              for n in (*GROUPS, "paper_choice", "all")]
+              for n in (*groups, "paper_choice", "all") if n in rows]
     best = final_check(greedy, others, budget, size0)
     search.source = best.source if best is not None else "greedy"
     if search.source != "greedy":

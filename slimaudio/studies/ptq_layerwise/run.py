@@ -22,15 +22,21 @@ from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
 from slimaudio.studies.ptq_layerwise.evaluation import (
-    INPUT,
-    OUTPUT,
     EvalSet,
-    check_n_mels,
+    ModelIO,
     embedding_cosine,
     latency_input,
+    model_io,
 )
 from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
-from slimaudio.studies.ptq_layerwise.rows import Bench, Row, Timer, make_rows
+from slimaudio.studies.ptq_layerwise.rows import (
+    PAPER_CHOICE,
+    Bench,
+    Row,
+    Timer,
+    make_rows,
+    missing_choice,
+)
 from slimaudio.studies.ptq_layerwise.search import SearchResult
 from slimaudio.studies.ptq_layerwise.timing import (
     float_convs,
@@ -54,6 +60,7 @@ class StudyResult:
     timings: dict[str, float]
     n_nodes: dict[str, int]
     info: dict[str, Any]
+    groups: tuple[str, ...] = GROUPS  # the layer groups (GroupMap.groups), in order
 
     def table(self) -> pd.DataFrame:
         recs = [{"quantized": r.name, **{c: r.metrics.get(c) for c in COLUMNS[1:]}}
@@ -71,17 +78,19 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
     models_dir.mkdir(parents=True, exist_ok=True)
     with timer.lap("load"):
         float_path, gmap, corpus, evalset = load(model, data_dir, models_dir, cfg)
+    io = evalset.io
     with timer.lap("calibrate"):
         reader, cache = calibration.calibrate(float_path, corpus, cfg.calibration, seed,
-                                              models_dir / "calibration.json", INPUT)
+                                              models_dir / "calibration.json", io.input,
+                                              io.layout)
     bench = Bench(cfg, float_path, gmap, cache, evalset, models_dir, timer, progress)
     rows, search = make_rows(bench)
     with timer.lap("error_analysis"):
-        err_inputs = error_inputs(evalset, cfg)
+        err_inputs = error_inputs(evalset, cfg, io)
         errors = analyse_errors(bench, rows, err_inputs)
     with timer.lap("ablation"):
         ablation = run_ablation(bench, rows["none"].metrics["eer"], err_inputs)
-    feeds = {INPUT: latency_input(corpus, cfg.latency.frames)}
+    feeds = io.feed(latency_input(corpus, cfg.latency.frames))
     models = {n: r.path for n, r in rows.items()} | ablation.paths
     with timer.lap("latency"):
         lat = measure_latency(models, ablation.configs, feeds, cfg, threads, seed)
@@ -98,23 +107,38 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
                        profile=profile, timings=timer.with_total(),
                        n_nodes={g: len(v) for g, v in gmap.nodes.items()},
                        info=machine_info(rows, profile, len(reader), evalset)
-                       | {"level": boot.level})
+                       | {"level": boot.level} | group_info(cfg, gmap),
+                       groups=gmap.groups)
 
 
 def load(model: str | os.PathLike[str], data_dir: str | os.PathLike[str], models_dir: Path,
          cfg: Config) -> tuple[Path, GroupMap, SpeakerData, EvalSet]:
     """The float model every row derives from, its layer groups, the corpus, the trial set."""
-    float_path = groups.prepare(model, models_dir / "none.onnx")
-    gmap = groups.group_nodes(float_path)
+    float_path = groups.prepare(model, models_dir / "none.onnx", cfg.groups)
+    gmap = groups.group_nodes(float_path, cfg.groups)
     corpus = speakers.load(data_dir)
-    check_n_mels(model, float_path, corpus)
-    return float_path, gmap, corpus, EvalSet(corpus, cfg.eval.max_frames)
+    io = model_io(model, float_path, corpus, cfg.input)
+    return float_path, gmap, corpus, EvalSet(corpus, io, cfg.eval.max_frames)
 
 
-def error_inputs(evalset: EvalSet, cfg: Config) -> list[dict[str, np.ndarray]]:
-    """The first `error_analysis.utterances` trial utterances, cut to the latency length."""
+def group_info(cfg: Config, gmap: GroupMap) -> dict[str, Any]:
+    """What metrics.json and the report say of regex groups and of a paper_choice row left out
+    (nothing for the default groups, so the default's outputs stay as they were)."""
+    out: dict[str, Any] = {}
+    if cfg.groups is not None:
+        out["groups"] = dict(cfg.groups)
+    missing = missing_choice(gmap.groups)
+    if missing:
+        out["paper_choice_omitted"] = (f"the model has no group {', '.join(missing)} of the "
+                                       f"paper's choice ({', '.join(PAPER_CHOICE)})")
+    return out
+
+
+def error_inputs(evalset: EvalSet, cfg: Config, io: ModelIO) -> list[dict[str, np.ndarray]]:
+    """The first `error_analysis.utterances` trial utterances, cut to the latency length, as
+    feeds."""
     frames = cfg.latency.frames
-    return [{INPUT: x[:, :frames]}
+    return [io.feed(x[:, :frames])
             for x in list(evalset.inputs.values())[:cfg.error_analysis.utterances]]
 
 
@@ -123,8 +147,9 @@ def analyse_errors(bench: Bench, rows: dict[str, Row],
     """Per-group activation error (each group's row has only that group quantized), and how
     far each row's embedding moved (`emb_cos`), on the same inputs."""
     threads = bench.cfg.eval.threads
-    errors = [group_output_error(bench.float_path, rows[g].path, g, bench.gmap, inputs, OUTPUT,
-                                 threads) for g in GROUPS]
+    io = bench.evalset.io
+    errors = [group_output_error(bench.float_path, rows[g].path, g, bench.gmap, inputs, io.output,
+                                 threads) for g in bench.gmap.groups]
     for row in rows.values():
         row.metrics["emb_cos"] = embedding_cosine(bench.float_path, row.path, inputs, threads)
     return errors
