@@ -123,7 +123,7 @@ def test_index_html_renders_in_chromium(tiny: ProjectCopy, tmp_path: Path) -> No
 def test_one_ecapa_param_reruns_only_speaker_stages(tiny: ProjectCopy) -> None:
     proc = tiny.dvc("exp", "run", "-S", "ecapa.train.lr=0.002")
     ran = _ran(proc)
-    assert "train_ecapa" in ran and "report" in ran
+    assert "ecapa_model" in ran and "report" in ran
     assert not ran & SOUND_STAGES, f"sound stages re-ran: {ran & SOUND_STAGES}"
     assert "prepare_speakers" not in ran
     # the tiny model's EER sits at chance, but its training loss moves with the learning rate
@@ -155,12 +155,12 @@ def _last_step(curve: Path) -> int:
 
 def test_user_values_win_over_the_profile_and_are_recorded(tiny: ProjectCopy) -> None:
     """`-S profile=... -S key=value`: the user's value is what runs and what DVC records."""
-    tiny.dvc("exp", "run", "-S", "profile=tiny", "-S", "ecapa.train.steps=5", "train_ecapa")
+    tiny.dvc("exp", "run", "-S", "profile=tiny", "-S", "ecapa.train.steps=5", "ecapa_model")
     curve = tiny.root / "reports" / "ecapa" / "train_curve.csv"
     assert curve.read_text().splitlines()[0].startswith("step,")
     assert _last_step(curve) == 5                       # 5 steps ran (tiny logs every step)
     lock = yaml.safe_load((tiny.root / "dvc.lock").read_text())
-    recorded = lock["stages"]["train_ecapa"]["params"]["params.yaml"]
+    recorded = lock["stages"]["ecapa_model"]["params"]["params.yaml"]
     assert recorded["ecapa.train"]["steps"] == 5 and recorded["profile"] == "tiny"
     shown = json.loads(tiny.dvc("exp", "show", "--json").stdout)
     work = next(e for e in shown if e["rev"] == "workspace")
@@ -214,7 +214,7 @@ def test_paper_profile_validates_and_plans_every_stage(tiny: ProjectCopy) -> Non
     finally:
         tiny.run("git", "checkout", "--", "params.yaml")
     planned = set(re.findall(r"Running stage '([^']+)'", plan))
-    for stage in ("prepare_speakers", "prepare_sounds", "train_ecapa", "pwl_softmax",
+    for stage in ("prepare_speakers", "prepare_sounds", "ecapa_model", "pwl_softmax",
                   "ptq_layerwise", "train_resnet", "tflite_quant", "distill_select", "distill_final",
                   "distill_report", "report"):
         assert stage in planned, f"paper profile does not plan {stage}"

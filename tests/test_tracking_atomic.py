@@ -325,7 +325,7 @@ def test_every_stage_run_logs_all_declared_params(repo: Path) -> None:
 def test_runs_view_keeps_columns_of_every_stage_and_ranks_by_the_key_metric() -> None:
     import json
 
-    train = tracking.RunRecord("train_ecapa", params={"ecapa.train.lr": "0.01"},
+    train = tracking.RunRecord("ecapa_model", params={"ecapa.train.lr": "0.01"},
                                metrics={"train_loss": 1.0, "stage_seconds": 3.0})
     view = tracking._view_state("ecapa", train, None)
     assert json.loads(view)["orderByKey"] == "metrics.`train_loss`"

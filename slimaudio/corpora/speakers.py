@@ -299,4 +299,54 @@ def read_speaker_corpus(corpus: dict[str, Any], synthetic: dict[str, Any], sampl
         out = read_fsdd(corpus["path"])
     else:
         raise DataError(f"unknown speaker corpus kind '{kind}' (known: {', '.join(SPEAKER_KINDS)})")
+    if kind != "voxceleb" and corpus.get("trial_list"):
+        out = with_trial_list(out, corpus["trial_list"])
+    check_trials(out)
     return subset(out, corpus.get("max_speakers"), corpus.get("max_utts_per_speaker"), seed)
+
+
+def with_trial_list(corpus: SpeakerCorpus, trial_list: str) -> SpeakerCorpus:
+    """The corpus with a trial list in VoxCeleb's format ('label enroll test' per line, the
+    utterance ids of this corpus, '.wav' optional), a path or a file name in the corpus root."""
+    path = Path(trial_list)
+    if not path.is_absolute() and corpus.root and not path.is_file():
+        path = Path(corpus.root) / trial_list
+    if not path.is_file():
+        raise DataError(f"{trial_list}: trial list not found (nor in {corpus.root})")
+    return replace(corpus, trials=_read_vox_trials(path), trial_source=str(path))
+
+
+def check_trials(corpus: SpeakerCorpus) -> None:
+    """Every utterance a trial list names is in the corpus: one line naming the first that is
+    not (a trial silently dropped would change the protocol)."""
+    if not corpus.trials:
+        return
+    ids = {u.utt_id for u in corpus.utterances}
+    for n, (_, a, b) in enumerate(corpus.trials, 1):
+        for u in (a, b):
+            if u not in ids:
+                raise DataError(f"{corpus.trial_source}: trial {n} names utterance {u!r}, which "
+                                f"is not in the {corpus.kind} corpus at {corpus.root}")
+
+
+def evaluation_only(test: SpeakerCorpus, train: SpeakerCorpus) -> tuple[SpeakerCorpus, dict[str, str]]:
+    """(one corpus, {speaker: split}) when the test side and the train side (calibration,
+    fine-tuning, score-normalisation cohort) are separate corpora. The test side is what the
+    trial list names (every utterance when there is none). Refuses, naming it, an audio file or
+    a speaker on both sides: the train side must never see test audio."""
+    keep = {i for t in test.trials for i in t[1:]} if test.trials else None
+    test_utts = [u for u in test.utterances if keep is None or u.utt_id in keep]
+    test_files = {str(Path(u.path).resolve()): u.utt_id for u in test_utts if u.path}
+    test_spk = {u.speaker for u in test_utts}
+    for u in train.utterances:
+        if u.path and str(Path(u.path).resolve()) in test_files:
+            raise DataError(f"{u.path}: in both the test corpus and prepare_speakers.train_corpus "
+                            "(calibration and fine-tuning audio must not be test audio)")
+        if u.speaker in test_spk:
+            raise DataError(f"speaker {u.speaker!r} is in both the test corpus ({test.root}) and "
+                            f"prepare_speakers.train_corpus ({train.root})")
+    split = {u.speaker: "test" for u in test_utts} | {u.speaker: "train" for u in train.utterances}
+    merged = replace(test, utterances=test_utts + train.utterances,
+                     skipped=test.skipped + train.skipped,
+                     notes={**test.notes, "train_corpus": {"kind": train.kind, "path": train.root}})
+    return merged, split

@@ -3,14 +3,17 @@ project's EcapaTdnn: every tensor of its `embedding_model.ckpt` state dict mappe
 architecture's differences set as EcapaConfig options (no dense sums, no mean normalisation
 inside the model, variance floor 1e-12, reflect padding, BN after the MFA, no BN after fc).
 
-WIP (issue 17): the mapping is checked by tests/test_speechbrain_import.py against
-SpeechBrain's own class.
+A SpeechBrain model folder (as `speechbrain/spkrec-ecapa-voxceleb` ships it) holds
+`hyperparams.yaml` (HyperPyYAML: its `embedding_model: !new:...ECAPA_TDNN` entry gives the
+constructor arguments) and `embedding_model.ckpt` (the state dict). The mapping is checked by
+tests/test_speechbrain_import.py against SpeechBrain's own class.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -93,3 +96,63 @@ def import_state_dict(sb: Mapping[str, torch.Tensor], cfg: EcapaConfig,
         raise DataError(f"{source}: missing tensor for {missing[0]} ({len(missing)} missing)")
     model.load_state_dict(mapped, strict=False)  # only the counters are left out
     return model.eval()
+
+
+CHECKPOINT = "embedding_model.ckpt"
+HPARAMS = "hyperparams.yaml"
+
+
+def read_hparams(path: str | Path) -> dict[str, Any]:
+    """The ECAPA_TDNN constructor arguments of a SpeechBrain hyperparams.yaml, with `!ref <key>`
+    references to top-level keys resolved; the other HyperPyYAML tags are read as plain data."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        value = loader.construct_scalar(node)
+        return ("!ref", value) if suffix == "ref" else value
+
+    Loader.add_multi_constructor("!", tagged)
+    try:
+        doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=Loader)
+    except (OSError, yaml.YAMLError) as e:
+        raise DataError(f"{path}: cannot read SpeechBrain hyperparams ({e})".replace("\n", " ")) from None
+    emb = doc.get("embedding_model") if isinstance(doc, dict) else None
+    if not isinstance(emb, dict):
+        raise DataError(f"{path}: no `embedding_model` entry (a SpeechBrain ECAPA-TDNN's "
+                        "hyperparams.yaml has `embedding_model: !new:...ECAPA_TDNN`)")
+    return {k: _resolve(v, doc, path) for k, v in emb.items()}
+
+
+def _resolve(value: Any, doc: Mapping[str, Any], path: str | Path) -> Any:
+    if isinstance(value, tuple) and value[:1] == ("!ref",):
+        key = str(value[1]).strip().strip("<>")
+        if key not in doc:
+            raise DataError(f"{path}: `!ref <{key}>` names no top-level key")
+        return _resolve(doc[key], doc, path)
+    return value
+
+
+def load_folder(folder: str | Path) -> EcapaTdnn:
+    """Our EcapaTdnn from a SpeechBrain model folder (hyperparams.yaml + embedding_model.ckpt)."""
+    from slimaudio.speaker.train import load_weights
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder (expected a SpeechBrain model folder with "
+                        f"{HPARAMS} and {CHECKPOINT})")
+    for name in (HPARAMS, CHECKPOINT):
+        if not (folder / name).is_file():
+            raise DataError(f"{folder / name}: missing (a SpeechBrain ECAPA-TDNN folder has "
+                            f"{HPARAMS} and {CHECKPOINT})")
+    cfg = config_from_hparams(read_hparams(folder / HPARAMS))
+    state = load_weights(folder / CHECKPOINT)
+    if not isinstance(state, Mapping):
+        raise DataError(f"{folder / CHECKPOINT}: not a state dict")
+    return import_state_dict(state, cfg, str(folder / CHECKPOINT))

@@ -18,9 +18,16 @@ import numpy as np
 from slimaudio import runtime
 from slimaudio.atomic import atomic_dir
 from slimaudio.audio import AudioChecks, BadAudio, from_int16, to_int16
-from slimaudio.corpora.speakers import SpeakerCorpus, Utterance, read_speaker_corpus, trial_speakers
+from slimaudio.corpora.speakers import (
+    SpeakerCorpus,
+    Utterance,
+    evaluation_only,
+    read_speaker_corpus,
+    trial_speakers,
+)
 from slimaudio.errors import DataError, ParamError
-from slimaudio.features import MelConfig, log_mel, mel_filterbank
+from slimaudio.features import MelConfig
+from slimaudio.frontends import FrontendConfig, compute
 from slimaudio.prepare.common import (
     NpyAppender,
     PrepResult,
@@ -127,10 +134,11 @@ class _Ctx:
     sample_rate: int
     checks: AudioChecks
     mel: MelConfig
+    frontend: FrontendConfig  # features.kind; its .mel is `mel`
 
 
 def _work(ctx: _Ctx, utts: list[Utterance]) -> list[tuple]:
-    fb = mel_filterbank(ctx.mel)
+    fb = ctx.frontend.filterbank()
     out: list[tuple] = []
     for u in utts:
         try:
@@ -140,30 +148,33 @@ def _work(ctx: _Ctx, utts: list[Utterance]) -> list[tuple]:
             continue
         pcm = to_int16(audio)
         # featurise the stored int16 waveform, so LogMel(audio.npy) reproduces feats.npy
-        feats = log_mel(from_int16(pcm), ctx.mel, fb).astype(np.float16)
+        # (log_mel kind; the others through slimaudio.frontends.compute)
+        feats = compute(from_int16(pcm), ctx.frontend, fb).astype(np.float16)
         out.append(("ok", pcm, feats))
     return out
 
 
 # --- the stage ----------------------------------------------------------------------------------
 
-def checks_from(section: dict[str, Any], mel: MelConfig) -> AudioChecks:
-    # a file shorter than one STFT window has no features: count it as too short
+def checks_from(section: dict[str, Any], feats: MelConfig | FrontendConfig) -> AudioChecks:
+    # a file too short for one feature frame has no features: count it as too short
+    mel = feats.mel if isinstance(feats, FrontendConfig) else feats
+    min_samples = feats.min_samples if isinstance(feats, FrontendConfig) else mel.win_length
     return AudioChecks(silence_dbfs=float(section["audio"]["silence_dbfs"]),
                        min_duration_s=max(float(section["audio"]["min_duration_s"]),
-                                          mel.win_length / mel.sample_rate))
+                                          min_samples / mel.sample_rate))
 
 
 def prepare_speakers(section: dict[str, Any], base: dict[str, Any], out_dir: str | Path, *,
                      workers: int = 2, chunk_size: int = 32, progress: bool = True) -> PrepResult:
     sr, seed = int(base["sample_rate"]), int(base["seed"])
-    corpus = read_speaker_corpus(section["corpus"], section["synthetic"], sr, seed)
-    mel = MelConfig.from_params(section["features"], sr)
-    checks = checks_from(section, mel)
-    split = assign_splits(corpus, float(section["split"]["test_speakers"]), seed)
+    corpus, split = read_sides(section, sr, seed)
+    frontend = FrontendConfig.from_params(section["features"], sr)
+    mel = frontend.mel
+    checks = checks_from(section, frontend)
     skips = SkipLog(base["on_bad_audio"])
     skips.add_all(corpus.skipped)
-    ctx = _Ctx(replace(corpus, utterances=[], trials=None, skipped=[]), sr, checks, mel)
+    ctx = _Ctx(replace(corpus, utterances=[], trials=None, skipped=[]), sr, checks, mel, frontend)
     with atomic_dir(out_dir) as tmp:
         rows = _featurise(ctx, corpus.utterances, split, skips, tmp, workers, chunk_size, progress)
         import pandas as pd  # here, not at the top: worker processes never need it
@@ -173,10 +184,21 @@ def prepare_speakers(section: dict[str, Any], base: dict[str, Any], out_dir: str
         trials, trials_from, dropped = _trials(corpus, test, section["trials"], seed)
         manifest.to_csv(tmp / "manifest.csv", index=False)
         (tmp / "trials.txt").write_text(write_trials_text(trials), encoding="utf-8")
-        info = _info(corpus, manifest, trials, trials_from, dropped, mel, skips, section)
+        info = _info(corpus, manifest, trials, trials_from, dropped, frontend, skips, section)
         (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n",
                                        encoding="utf-8")
     return PrepResult(metrics=_metrics(info), info=info)
+
+
+def read_sides(section: dict[str, Any], sr: int, seed: int) -> tuple[SpeakerCorpus, dict[str, str]]:
+    """The corpus to prepare and each speaker's split: train speakers carved from `corpus`, or,
+    evaluation-only, the whole `corpus` as the test side and `train_corpus` as the train side."""
+    corpus = read_speaker_corpus(section["corpus"], section["synthetic"], sr, seed)
+    side = section["train_corpus"]
+    if side["kind"] is None:
+        return corpus, assign_splits(corpus, float(section["split"]["test_speakers"]), seed)
+    train = read_speaker_corpus({**side, "trial_list": None}, section["synthetic"], sr, seed)
+    return evaluation_only(corpus, train)
 
 
 def assign_splits(corpus: SpeakerCorpus, test_speakers: float, seed: int) -> dict[str, str]:
@@ -236,8 +258,17 @@ def _trials(corpus: SpeakerCorpus, test: Any, sizes: dict[str, Any],
     return trials, corpus.trial_source, len(corpus.trials) - len(tr)
 
 
+# What each frontend's values are (slimaudio.frontends has the definitions).
+_FEATURES = {
+    "log_mel": {"log_eps": 1e-6, "window": "hann (periodic)", "mel_scale": "htk"},
+    "speechbrain_fbank": {"log": "10*log10(max(x, 1e-10)), top_db 80", "window": "hamming",
+                          "mel_scale": "htk"},
+    "kaldi_fbank": {"log": "ln(max(x, float eps))", "mel_scale": "kaldi"},  # window: kaldi_window
+}
+
+
 def _info(corpus: SpeakerCorpus, m: Any, trials: Trials, trials_from: str | None,
-          dropped: int, mel: MelConfig, skips: SkipLog, section: dict[str, Any]) -> dict[str, Any]:
+          dropped: int, frontend: FrontendConfig, skips: SkipLog, section: dict[str, Any]) -> dict[str, Any]:
     lo, hi = float(m.duration_s.min()), float(m.duration_s.max())
     per_split = {}
     for name in ("train", "test"):
@@ -252,11 +283,12 @@ def _info(corpus: SpeakerCorpus, m: Any, trials: Trials, trials_from: str | None
             "duration_hist": histogram(part.duration_s, bins=24, lo=lo, hi=hi),
         }
     return {
-        **mel.as_dict(),
+        **frontend.describe(),
         "corpus": {"kind": corpus.kind, "path": corpus.root, "options": section["corpus"],
                    "trials": trials_from},
-        "features": {"dtype": "float16", "layout": "[total_frames, n_mels]", "log_eps": 1e-6,
-                     "window": "hann (periodic)", "mel_scale": "htk", "normalisation": "none"},
+        "features": {"dtype": "float16", "layout": "[total_frames, n_mels]", **_FEATURES[frontend.kind],
+                     **({"window": frontend.kaldi_window} if frontend.kind == "kaldi_fbank" else {}),
+                     "normalisation": "utterance mean" if frontend.mean_norm else "none"},
         "audio": {"dtype": "int16", "scale": 32767, "silence_dbfs": section["audio"]["silence_dbfs"],
                   "min_duration_s": section["audio"]["min_duration_s"]},
         "counts": {"utterances": int(len(m)), "speakers": int(m.speaker.nunique()),

@@ -1,5 +1,7 @@
 """Schemas of the data stages: prepare_speakers and prepare_sounds."""
 
+from dataclasses import replace
+
 from slimaudio.config import Field, register, register_check
 from slimaudio.errors import ParamError
 
@@ -19,6 +21,27 @@ def _features(n_mels_default_doc: str) -> dict:
         "hop_length": Field(int, lo=1, hi=4096, doc="STFT hop in samples"),
         "f_min": Field(float, lo=0.0, doc="lowest mel filter edge (Hz)"),
         "f_max": Field(float, lo=100.0, doc="highest mel filter edge (Hz, <= sample_rate / 2)"),
+    }
+
+
+def _speaker_features() -> dict:
+    """_features plus the frontend choice. The pretrained frontends fix their own STFT and mel
+    settings (slimaudio.frontends), so they use only n_mels of these."""
+    fixed = "; log_mel only: the pretrained kinds fix it as their reference does"
+    plain = _features("log-mel bands (80 for ECAPA-TDNN); the filterbank size for every kind")
+    return {
+        "kind": Field(str, choices=["log_mel", "speechbrain_fbank", "kaldi_fbank"],
+                      doc="frontend: log_mel (the project's), speechbrain_fbank (SpeechBrain's "
+                          "Fbank, in dB) or kaldi_fbank (Kaldi fbank of WeSpeaker / 3D-Speaker, "
+                          "int16 scale); see slimaudio.frontends"),
+        "mean_norm": Field(bool, doc="subtract each utterance's mean over frames (the sentence "
+                                     "mean norm / CMN the pretrained recipes apply)"),
+        "kaldi_window": Field(str, choices=["povey", "hamming"],
+                              doc="kaldi_fbank: window (WeSpeaker: hamming; Kaldi, 3D-Speaker: povey)"),
+        "kaldi_scale": Field(float, lo=1e-6, hi=1e6,
+                             doc="kaldi_fbank: waveform scale ([-1, 1] times this; WeSpeaker and "
+                                 "Kaldi: 32768, 3D-Speaker: 1)"),
+        **{k: (replace(f, doc=f.doc + fixed) if k != "n_mels" else f) for k, f in plain.items()},
     }
 
 
@@ -47,8 +70,21 @@ register("prepare_speakers", {
         "kind": Field(str, choices=["synthetic", "voxceleb", "librispeech", "fsdd"]),
         "path": Field(str, nullable=True, doc="corpus root for the real kinds; null for synthetic"),
         "trial_list": Field(str, nullable=True,
-                            doc="voxceleb: trial list file name (null: veri_test2.txt or "
-                                "veri_test.txt when present)"),
+                            doc="trial list ('label enroll test' per line, VoxCeleb's format) as "
+                                "a path or a file name in the corpus root (voxceleb, null: "
+                                "veri_test2.txt or veri_test.txt when present); every utterance "
+                                "it names must be in the corpus"),
+        "max_speakers": _opt_pos_int,
+        "max_utts_per_speaker": _opt_pos_int,
+    },
+    # evaluation-only: `corpus` is all test side, this corpus the train side
+    "train_corpus": {
+        "kind": Field(str, nullable=True, choices=["voxceleb", "librispeech", "fsdd"],
+                      doc="null: carve the train speakers out of `corpus` (split.test_speakers); "
+                          "else the corpus that gives calibration, fine-tuning and cohort audio "
+                          "while every utterance of `corpus` (or of its trial list) is test; "
+                          "a file or speaker on both sides is refused"),
+        "path": Field(str, nullable=True, doc="its root"),
         "max_speakers": _opt_pos_int,
         "max_utts_per_speaker": _opt_pos_int,
     },
@@ -69,7 +105,7 @@ register("prepare_speakers", {
         "mask_db_max": Field(float, lo=0.0, hi=60.0),
         "arousal_strength": Field(float, lo=0.0, hi=10.0),
     },
-    "features": _features("log-mel bands (80 for ECAPA-TDNN)"),
+    "features": _speaker_features(),
     "split": {
         "test_speakers": Field(float, lo=0.0, doc="test speakers: a count (>= 1) or a fraction (< 1)"),
     },

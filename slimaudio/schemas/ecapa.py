@@ -30,7 +30,19 @@ TRAIN = {
 }
 TRAIN_ORDERS = [("train.snr_db.0", "train.snr_db.1")]   # the augmentation SNR range [lo, hi]
 
+INIT = {
+    "kind": Field(str, choices=["train", "speechbrain", "onnx"],
+                  doc="train: train ECAPA-TDNN here (ecapa.model, ecapa.train); speechbrain: "
+                      "import a SpeechBrain ECAPA-TDNN folder; onnx: any speaker-embedding ONNX "
+                      "file (input [batch, frames, n_mels]; evaluation and PTQ only). Nothing "
+                      "is trained unless kind is train"),
+    "path": Field(str, doc="speechbrain: the folder with hyperparams.yaml and "
+                           "embedding_model.ckpt; onnx: the .onnx file (a dependency of "
+                           "ecapa_model: DVC reruns it when the files change); train: unused"),
+}
+
 register("ecapa", {
+    "init": INIT,
     "model": MODEL,
     "train": TRAIN,
     "eval": {
@@ -38,5 +50,12 @@ register("ecapa", {
         "onnx_opset": Field(int, lo=17, hi=21),
         "onnx_max_eer_diff": Field(float, lo=0.0, hi=100.0,
                                    doc="largest allowed |EER(torch) - EER(onnx)| in points"),
+        "score_norm": {
+            "kind": Field(str, choices=["none", "as_norm"],
+                          doc="as_norm: also report AS-norm scores (cohort: train split)"),
+            "top_k": Field(int, lo=1, hi=100000, doc="AS-norm: best cohort scores per side"),
+            "cohort_per_speaker": Field(int, lo=1, hi=10000,
+                                        doc="AS-norm: train utterances averaged per cohort speaker"),
+        },
     },
 }, orders=TRAIN_ORDERS)

@@ -14,6 +14,7 @@ from torch import nn
 
 from slimaudio import metrics
 from slimaudio.datasets.speakers import SpeakerData
+from slimaudio.errors import DataError
 from slimaudio.speaker.scoring import Trials, cosine_scores, embed_all
 
 
@@ -22,15 +23,17 @@ class Verification:
     metrics: dict[str, float]    # eer (percent), min_dcf, min_dcf_p05
     scores: np.ndarray
     labels: np.ndarray
+    embeddings: Mapping[str, np.ndarray] | None = None  # of the trial utterances, when kept
 
     def as_dict(self) -> dict[str, object]:
-        return {**self.metrics, "scores": self.scores, "labels": self.labels}
+        return {**self.metrics, "scores": self.scores, "labels": self.labels,
+                "embeddings": self.embeddings}
 
 
 def score_trials(embeddings: Mapping[str, np.ndarray], trials: Trials) -> Verification:
     scores = cosine_scores(embeddings, trials)
     return Verification(metrics.verification_metrics(scores, trials.labels), scores,
-                        np.asarray(trials.labels))
+                        np.asarray(trials.labels), embeddings)
 
 
 def torch_embedder(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -47,6 +50,29 @@ def evaluate_torch(model: nn.Module, data: SpeakerData, progress: bool = True) -
     emb = embed_all(torch_embedder(model), ids=data.trials.utterances, loader=data.utterance,
                     progress=progress)
     return score_trials(emb, data.trials)
+
+
+def cohort_embeddings(embed: Callable[[np.ndarray], np.ndarray], data: SpeakerData,
+                      per_speaker: int, progress: bool = True) -> np.ndarray:
+    """Speaker-mean embeddings of the train split (its first `per_speaker` utterances each):
+    the AS-norm cohort, never test audio."""
+    from slimaudio.speaker.scoring import speaker_means
+
+    train = data.split("train")
+    if train.empty:
+        raise DataError(f"{data.root}: no train-split utterances for the AS-norm cohort")
+    picked = train.groupby("speaker", sort=True).head(per_speaker)
+    emb = embed_all(embed, ids=picked["utt_id"], loader=data.utterance, progress=progress)
+    return speaker_means(emb, dict(zip(picked["utt_id"], picked["speaker"], strict=True)))
+
+
+def normalised(ver: Verification, trials: Trials, cohort: np.ndarray, top_k: int) -> Verification:
+    """The same trials scored with AS-norm."""
+    from slimaudio.speaker.scoring import as_norm
+
+    assert ver.embeddings is not None, "score_trials keeps the embeddings"
+    scores = as_norm(ver.scores, ver.embeddings, trials, cohort, top_k)
+    return Verification(metrics.verification_metrics(scores, trials.labels), scores, ver.labels)
 
 
 # -------------------------------------------------------- frozen-trunk caching (PWL study)

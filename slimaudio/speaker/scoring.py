@@ -85,3 +85,30 @@ def embed_all(embed: Callable[[np.ndarray], np.ndarray], feats: Mapping[str, np.
         x = loader(u) if loader is not None else feats[u]  # type: ignore[index]
         out[u] = np.asarray(embed(np.asarray(x, dtype=np.float32))).reshape(-1)
     return out
+
+
+def as_norm(scores: np.ndarray, embeddings: Mapping[str, np.ndarray], trials: Trials,
+            cohort: np.ndarray, top_k: int) -> np.ndarray:
+    """Adaptive symmetric score normalisation (AS-norm; Matejka et al., 2017, as WeSpeaker's
+    recipes): each side of a trial is scored against the cohort, and its `top_k` best cohort
+    scores give the mean and sd that normalise the trial score; the two sides are averaged.
+    `cohort` holds embeddings from the non-test side (one row each, any scale)."""
+    if len(cohort) == 0:
+        raise DataError("AS-norm: the cohort is empty (no train-split utterances)")
+    k = min(int(top_k), len(cohort))
+    ids = trials.utterances
+    index = {u: i for i, u in enumerate(ids)}
+    mat = l2_normalise(np.stack([embeddings[u] for u in ids]))
+    top = np.sort(mat @ l2_normalise(cohort).T, axis=1)[:, -k:]
+    mu, sd = top.mean(axis=1), np.maximum(top.std(axis=1), 1e-6)
+    e = np.array([index[u] for u in trials.enroll])
+    t = np.array([index[u] for u in trials.test])
+    return 0.5 * ((scores - mu[e]) / sd[e] + (scores - mu[t]) / sd[t])
+
+
+def speaker_means(embeddings: Mapping[str, np.ndarray], speaker_of: Mapping[str, str]) -> np.ndarray:
+    """One unit-length mean embedding per speaker (the cohort WeSpeaker's AS-norm uses)."""
+    by: dict[str, list[np.ndarray]] = {}
+    for u, e in embeddings.items():
+        by.setdefault(speaker_of[u], []).append(l2_normalise(e))
+    return np.stack([l2_normalise(np.mean(v, axis=0)) for _, v in sorted(by.items())])

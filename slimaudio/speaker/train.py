@@ -49,8 +49,19 @@ class TrainConfig:
                    weight_decay=float(train["weight_decay"]), margin=float(train["margin"]),
                    margin_warmup_steps=int(train["margin_warmup_steps"]),
                    scale=float(train["scale"]),
-                   noise=NoiseConfig(prob=float(train["noise_prob"]), snr_db=(lo, hi)),
+                   noise=NoiseConfig(prob=noise_prob(train, data), snr_db=(lo, hi)),
                    log_every=int(train["log_every"]), threads=int(train["threads"]), seed=seed)
+
+
+def noise_prob(train: Mapping[str, Any], data: SpeakerData) -> float:
+    """ecapa.train.noise_prob, or 0 for features other than log-mel: the noise is added in the
+    log-mel domain (slimaudio.speaker.data), which dB or normalised features are not."""
+    kind = data.info.get("kind", "log_mel")
+    if kind != "log_mel" and float(train["noise_prob"]) > 0:
+        print(f"note: no noise augmentation on {kind} features (ecapa.train.noise_prob applies "
+              "to log_mel only)")
+        return 0.0
+    return float(train["noise_prob"])
 
 
 def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float:
@@ -177,6 +188,12 @@ def plain(obj: Any) -> Any:
 def load_checkpoint(path: str | Path) -> tuple[EcapaTdnn, AAMSoftmax, dict[str, Any]]:
     """(model in eval mode with the softmax normaliser, AAM head, the raw checkpoint)."""
     blob = load_weights(path)
+    if "onnx_import" in blob:
+        from slimaudio.errors import CheckpointError
+
+        raise CheckpointError(f"{path}: the model is the ONNX file {blob['onnx_import']} "
+                              "(ecapa.init.kind: onnx), without torch weights; this study "
+                              "needs them (use ecapa.init.kind: speechbrain or train)")
     model = EcapaTdnn(EcapaConfig.from_dict(blob["model_cfg"]))
     model.load_state_dict(blob["model"])
     model.eval()
