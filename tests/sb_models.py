@@ -48,7 +48,9 @@ class _Flat(torch.nn.Module):
         self.m = m
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.m(feats).squeeze(1)
+        # not squeeze(1): the exporter writes a dynamic squeeze as an If node, whose subgraph
+        # reads an outer-scope tensor, and ORT 1.31 aborts on that once the Conv before it is QDQ
+        return self.m(feats)[:, 0]
 
 
 def export_onnx(model: torch.nn.Module, path: Path, n_mels: int = 80) -> Path:

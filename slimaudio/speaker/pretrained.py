@@ -102,8 +102,12 @@ def check_onnx(path: Path, n_mels: int) -> dict[str, Any]:
     if len(dims) != 3 or isinstance(dims[1], int) or dims[2] != n_mels:
         raise DataError(f"{path}: input {inputs[0].name} has shape {dims}; expected [batch, "
                         f"frames (dynamic), {n_mels}] as prepare_speakers.features gives")
+    import hashlib
+
     n = sum(int(np.prod(i.dims)) for i in model.graph.initializer)
-    return {"input": f"{inputs[0].name} {dims}", "parameters": n}
+    # the file's hash goes into ecapa_model's output, so a changed file reruns eval_ecapa
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"input": f"{inputs[0].name} {dims}", "parameters": n, "sha256": digest}
 
 
 def save_onnx_pointer(dst: str | Path, onnx_path: Path, info: Mapping[str, Any]) -> None:
