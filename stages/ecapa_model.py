@@ -12,6 +12,7 @@ from __future__ import annotations
 from slimaudio import atomic, tracking
 from slimaudio.datasets import speakers
 from slimaudio.speaker import pretrained
+from slimaudio.speaker.model_source import InitConfig
 from slimaudio.speaker.train import (
     TrainConfig,
     log_curve,
@@ -29,7 +30,7 @@ def main() -> None:
     args = parse_args(__doc__, ["data", "model", "curve", "curve_plot", "metrics"])
     params = setup(args.params, SECTIONS)
     ecapa, seed = params["ecapa"], int(params["base"]["seed"])
-    init = pretrained.InitConfig.from_params(ecapa["init"])
+    init = InitConfig.from_params(ecapa["init"])
     with tracking.stage_run("ecapa", "ecapa_model", params.flat()) as run:
         data = speakers.load(args.data)
         if init.kind == "onnx":
@@ -73,7 +74,7 @@ def import_model(init, data, ecapa, seed: int, args) -> dict:
 
 
 def record_onnx(init, data, args) -> dict:
-    info = pretrained.check_onnx(init.path, data.n_mels)
+    info = pretrained.check_onnx(init.path, data.n_mels, init.input_name, init.layout)
     pretrained.save_onnx_pointer(args.model, init.path, info)
     write_curve([], args.curve, args.curve_plot, title=f"not trained: ONNX {init.path.name}")
     print(f"ecapa_model: ONNX model {init.path} ({info['parameters'] / 1e6:.2f} M weights, "

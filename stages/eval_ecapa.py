@@ -18,7 +18,7 @@ from slimaudio.speaker.evaluate import (
     torch_embedder,
 )
 from slimaudio.speaker.export import ExportMismatch, evaluate_onnx, export_onnx, onnx_embedder
-from slimaudio.speaker.pretrained import InitConfig
+from slimaudio.speaker.model_source import InitConfig
 from slimaudio.speaker.train import load_checkpoint
 from slimaudio.speaker.uncertainty import TrialStats, speakers_of
 from slimaudio.stage import cli, parse_args, setup
@@ -39,13 +39,16 @@ def main() -> None:
         data = speakers.load(args.data)
         if init.kind == "onnx":
             shutil.copyfile(init.path, args.onnx)  # the studies read the file from one place
-            curves, embedder = {}, onnx_embedder(args.onnx, threads)
+            curves = {}
+            embedder = onnx_embedder(args.onnx, threads, init.input_name, init.layout)
         else:
             model, _, _ = load_checkpoint(args.model)
             curves = {"ECAPA-TDNN (torch)": evaluate_torch(model, data)}
             export_onnx(model, args.onnx, data.n_mels, int(ev["onnx_opset"]))
             embedder = torch_embedder(model)
-        onx = evaluate_onnx(args.onnx, data, threads=threads)
+        io = init.model_input
+        onx = evaluate_onnx(args.onnx, data, threads=threads, input_name=io["name"],
+                            layout=io["layout"])
         curves["ECAPA-TDNN (ONNX)"] = Verification(
             {k: onx[k] for k in ("eer", "min_dcf", "min_dcf_p05")}, onx["scores"], onx["labels"],
             onx["embeddings"])

@@ -1,12 +1,13 @@
 """Stage ptq_layerwise: per-layer INT8 post-training quantization of a speaker-embedding model.
 
 The ECAPA-TDNN ONNX export by default; any other ONNX model with params ptq_layerwise.groups
-(regex layer groups) and ptq_layerwise.input.
+(regex layer groups) and ecapa.init.input (how it takes its features).
 """
 
 from __future__ import annotations
 
 from slimaudio import atomic, tracking
+from slimaudio.speaker.model_source import InitConfig
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise import config
@@ -14,7 +15,7 @@ from slimaudio.studies.ptq_layerwise.outputs import study_report
 from slimaudio.studies.ptq_layerwise.report import headline
 from slimaudio.studies.ptq_layerwise.run import run_study
 
-SECTIONS = ("base", "ptq_layerwise")
+SECTIONS = ("base", "ecapa.init", "ptq_layerwise")
 OUTPUTS = ("table", "rows", "table_md", "metrics", "errors", "op_profile", "ablation",
            "sensitivity_png", "size_png")
 
@@ -22,7 +23,8 @@ OUTPUTS = ("table", "rows", "table_md", "metrics", "errors", "op_profile", "abla
 def main() -> None:
     args = parse_args(__doc__, ["model", "data", "models_dir", *OUTPUTS])
     params = setup(args.params, SECTIONS)
-    cfg = config.from_params(params["ptq_layerwise"])
+    init = InitConfig.from_params(params["ecapa"]["init"])
+    cfg = config.from_params(params["ptq_layerwise"], init.model_input)
     base = params["base"]
     with tracking.stage_run("ptq_layerwise", "ptq_layerwise", params.flat()) as run:
         with atomic.atomic_dir(args.models_dir) as tmp:

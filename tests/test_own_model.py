@@ -16,6 +16,7 @@ from slimaudio.corpora import speakers
 from slimaudio.errors import DataError
 from slimaudio.models.speechbrain_import import read_hparams
 from slimaudio.speaker import pretrained
+from slimaudio.speaker.model_source import InitConfig
 from slimaudio.speaker.scoring import Trials, as_norm, cosine_scores
 
 SB_HPARAMS = """\
@@ -43,7 +44,7 @@ def test_speechbrain_hyperparams_are_read_with_references(tmp_path: Path) -> Non
 
 def test_a_speechbrain_folder_without_its_checkpoint_is_named(tmp_path: Path) -> None:
     (tmp_path / "hyperparams.yaml").write_text(SB_HPARAMS)
-    cfg = pretrained.InitConfig.from_params({"kind": "speechbrain", "path": str(tmp_path)})
+    cfg = InitConfig.from_params({"kind": "speechbrain", "path": str(tmp_path)})
     with pytest.raises(DataError, match="embedding_model.ckpt: missing"):
         from slimaudio.models.speechbrain_import import load_folder
 
@@ -147,6 +148,10 @@ def test_an_onnx_import_is_checked_and_the_pwl_study_refuses_it(tmp_path: Path) 
     assert info["parameters"] > 0
     with pytest.raises(DataError, match="expected \\[batch, frames \\(dynamic\\), 64\\]"):
         pretrained.check_onnx(Path(path), 64)
+    with pytest.raises(DataError, match="expected \\[batch, 80, frames \\(dynamic\\)\\] \\(layout BFT"):
+        pretrained.check_onnx(Path(path), 80, layout="BFT")
+    with pytest.raises(DataError, match="no input 'mel' \\(ecapa.init.input.name\\); it has feats"):
+        pretrained.check_onnx(Path(path), 80, input_name="mel")
     with pytest.raises(DataError, match="no such ONNX file"):
         pretrained.check_onnx(tmp_path / "none.onnx", 80)
     pretrained.save_onnx_pointer(tmp_path / "ecapa.pt", Path(path), info)

@@ -1,5 +1,5 @@
 """The per-layer PTQ study on speaker-embedding ONNX models of any naming and input layout
-(params ptq_layerwise.groups: regex layer groups; ptq_layerwise.input: name and layout).
+(params ptq_layerwise.groups: regex layer groups; ecapa.init.input: name and layout).
 
 Two exports made here: our tiny EcapaTdnn under other module names, fed [batch, features,
 frames] (BFT), and SpeechBrain's own ECAPA_TDNN class (tiny sizes, random weights). The data
@@ -336,13 +336,20 @@ def test_bad_group_params_are_refused_before_any_model_is_read(patterns, match) 
 def test_params_give_regex_groups_and_the_input(tmp_path) -> None:
     from slimaudio import config
 
+    from slimaudio.speaker.model_source import InitConfig
+
     composed = config.compose(["ptq_layerwise.groups={stem:'^/encoder/stem/',rest:'.'}",
-                               "ptq_layerwise.input.layout=BFT", "ptq_layerwise.input.name=mel"])
+                               "ecapa.init.kind=onnx", "ecapa.init.input.layout=BFT",
+                               "ecapa.init.input.name=mel"])
     config.validate(composed)
-    cfg = study_config.from_params(composed["ptq_layerwise"])
+    init = InitConfig.from_params(composed["ecapa"]["init"])
+    cfg = study_config.from_params(composed["ptq_layerwise"], init.model_input)
     assert cfg.groups == {"stem": "^/encoder/stem/", "rest": "."}
     assert list(cfg.groups) == ["stem", "rest"]  # ordered: the order of the rows
     assert cfg.input == study_config.InputConfig(name="mel", layout="BFT")
+    # the input settings describe an ONNX file; our own exports ignore them
+    trained = InitConfig.from_params({**composed["ecapa"]["init"], "kind": "train"})
+    assert trained.model_input == {"name": None, "layout": "BTF"}
     default = study_config.from_params(config.compose([])["ptq_layerwise"])
     assert default.groups is None and default.input.layout == "BTF"
 

@@ -39,6 +39,13 @@ INIT = {
     "path": Field(str, doc="speechbrain: the folder with hyperparams.yaml and "
                            "embedding_model.ckpt; onnx: the .onnx file (a dependency of "
                            "ecapa_model: DVC reruns it when the files change); train: unused"),
+    "input": {
+        "name": Field(str, nullable=True,
+                      doc="onnx: the model input fed the features (null: its first)"),
+        "layout": Field(str, choices=["BTF", "BFT"],
+                        doc="onnx: BTF [batch, frames, features] or BFT [batch, features, "
+                            "frames]; the frames dimension must be dynamic"),
+    },
 }
 
 register("ecapa", {

@@ -25,12 +25,6 @@ register("ptq_layerwise", {
                     doc="layer groups: null (the paper's seven groups of our ECAPA export, by "
                         "node-name prefix) or an ordered {group: regex over ONNX node names}; "
                         "every weight-bearing node in exactly one group"),
-    "input": {
-        "name": Field(str, nullable=True, doc="the model input fed the features (null: its first)"),
-        "layout": Field(str, choices=["BTF", "BFT"],
-                        doc="BTF [batch, frames, features] or BFT [batch, features, frames]; "
-                            "the frames dimension must be dynamic"),
-    },
     "calibration": {
         "utterances": Field(int, lo=1, hi=100000,
                             doc="train-split utterances used for calibration (never test)"),

@@ -55,20 +55,28 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], n_mels: int,
     return Path(path)
 
 
-def onnx_embedder(model: str | os.PathLike[str] | bytes | Any, threads: int = 1):
-    """A function float32 [frames, n_mels] -> embedding, running an ORT session."""
+def onnx_embedder(model: str | os.PathLike[str] | bytes | Any, threads: int = 1,
+                  input_name: str | None = None, layout: str = "BTF"):
+    """A function float32 [frames, n_mels] -> embedding, running an ORT session: the features
+    go to `input_name` (None: the model's first input) in `layout` (BTF or BFT, params
+    ecapa.init.input); the embedding is the first output (our exports: feats -> embedding)."""
     from slimaudio.latency import onnx_session
 
     sess = model if hasattr(model, "run") else onnx_session(model, threads)
+    name = input_name or sess.get_inputs()[0].name
+    out = sess.get_outputs()[0].name
 
     def embed(x: np.ndarray) -> np.ndarray:
-        return sess.run([OUTPUT], {INPUT: np.asarray(x, dtype=np.float32)[None]})[0][0]
+        x = np.asarray(x, dtype=np.float32)
+        feed = x[None] if layout == "BTF" else np.ascontiguousarray(x.T)[None]
+        return sess.run([out], {name: feed})[0].reshape(-1)
 
     return embed
 
 
 def evaluate_onnx(model_path: str | os.PathLike[str] | bytes, data_dir: str | os.PathLike[str] | Any,
-                  threads: int = 1, progress: bool = True) -> dict[str, Any]:
+                  threads: int = 1, progress: bool = True, input_name: str | None = None,
+                  layout: str = "BTF") -> dict[str, Any]:
     """EER / minDCF of an ONNX embedding extractor on a prepared speaker folder.
 
     Returns dict(eer (percent), min_dcf, min_dcf_p05, scores, labels, n_trials). `data_dir` may
@@ -81,7 +89,7 @@ def evaluate_onnx(model_path: str | os.PathLike[str] | bytes, data_dir: str | os
     if not isinstance(model_path, bytes) and not Path(model_path).exists():
         raise DataError(f"{model_path}: no such ONNX model")
     data = data_dir if isinstance(data_dir, speakers.SpeakerData) else speakers.load(data_dir)
-    emb = embed_all(onnx_embedder(model_path, threads), ids=data.trials.utterances,
+    emb = embed_all(onnx_embedder(model_path, threads, input_name, layout), ids=data.trials.utterances,
                     loader=data.utterance, progress=progress)
     out = score_trials(emb, data.trials).as_dict()
     out["n_trials"] = len(data.trials)

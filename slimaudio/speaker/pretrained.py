@@ -14,38 +14,18 @@ normalised mean embedding of that speaker's crops), so fine-tuning starts from a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError, ParamError
-from slimaudio.models.ecapa import EcapaTdnn
-from slimaudio.speaker.aamsoftmax import AAMSoftmax
-from slimaudio.speaker.data import CropSampler
+from slimaudio.speaker.model_source import InitConfig
 
-KINDS = ("train", "speechbrain", "onnx")
+if TYPE_CHECKING:  # the torch side is imported where it is used: InitConfig stays light
+    from slimaudio.datasets.speakers import SpeakerData
+    from slimaudio.models.ecapa import EcapaTdnn
+    from slimaudio.speaker.aamsoftmax import AAMSoftmax
+
 IMPRINT_CROPS = 4  # crops per speaker that imprint the AAM head
-
-
-@dataclass(frozen=True)
-class InitConfig:
-    kind: str
-    path: Path
-
-    @classmethod
-    def from_params(cls, init: Mapping[str, Any]) -> InitConfig:
-        kind = str(init["kind"])
-        if kind not in KINDS:
-            raise ParamError(f"params: ecapa.init.kind = {kind!r} (known: {', '.join(KINDS)})")
-        return cls(kind=kind, path=Path(str(init["path"])))
-
-    @property
-    def imported(self) -> bool:
-        return self.kind != "train"
 
 
 def import_torch(cfg: InitConfig, data: SpeakerData) -> EcapaTdnn:
@@ -62,28 +42,36 @@ def import_torch(cfg: InitConfig, data: SpeakerData) -> EcapaTdnn:
     return model
 
 
-@torch.no_grad()
 def imprinted_head(model: EcapaTdnn, data: SpeakerData, crop_frames: int, margin: float,
                    scale: float, seed: int) -> tuple[AAMSoftmax, list[str]]:
     """An AAM-softmax head over the train-split speakers, each row the unit mean embedding of
     IMPRINT_CROPS random crops of that speaker (train split only: never test audio)."""
+    import numpy as np
+    import torch
+
+    from slimaudio.speaker.aamsoftmax import AAMSoftmax
+    from slimaudio.speaker.data import CropSampler
+
     sampler = CropSampler(data, crop_frames, seed)
     aam = AAMSoftmax(model.cfg.embedding_dim, sampler.n_classes, margin, scale)
     rows = torch.zeros(sampler.n_classes, model.cfg.embedding_dim)
     rng = np.random.default_rng(seed)
-    for label in range(sampler.n_classes):
-        utts = np.flatnonzero(sampler.labels == label)
-        picks = rng.choice(utts, size=IMPRINT_CROPS, replace=len(utts) < IMPRINT_CROPS)
-        x = torch.from_numpy(np.stack([sampler.crop_one(int(i)) for i in picks])).float()
-        emb = torch.nn.functional.normalize(model(x), dim=1).mean(0)
-        rows[label] = torch.nn.functional.normalize(emb, dim=0)
-    aam.weight.copy_(rows)
+    with torch.no_grad():
+        for label in range(sampler.n_classes):
+            utts = np.flatnonzero(sampler.labels == label)
+            picks = rng.choice(utts, size=IMPRINT_CROPS, replace=len(utts) < IMPRINT_CROPS)
+            x = torch.from_numpy(np.stack([sampler.crop_one(int(i)) for i in picks])).float()
+            emb = torch.nn.functional.normalize(model(x), dim=1).mean(0)
+            rows[label] = torch.nn.functional.normalize(emb, dim=0)
+        aam.weight.copy_(rows)
     return aam.eval(), sampler.speakers
 
 
-def check_onnx(path: Path, n_mels: int) -> dict[str, Any]:
-    """One input [batch, frames, n_mels] with dynamic frames, one output: else a one-line
-    DataError naming the file."""
+def check_onnx(path: Path, n_mels: int, input_name: str | None = None,
+               layout: str = "BTF") -> dict[str, Any]:
+    """The input (`input_name`, else the only one) is [batch, frames, n_mels] (BTF) or
+    [batch, n_mels, frames] (BFT) with dynamic frames: else a one-line DataError naming the
+    file."""
     import onnx
 
     if not path.is_file():
@@ -93,25 +81,36 @@ def check_onnx(path: Path, n_mels: int) -> dict[str, Any]:
     except Exception as e:  # onnx raises DecodeError and friends
         raise DataError(f"{path}: not an ONNX model ({type(e).__name__})") from None
     inits = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise DataError(f"{path}: {len(inputs)} inputs; a speaker-embedding model takes one "
-                        "[batch, frames, n_mels] tensor")
+    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
+    if input_name is None and len(inputs) != 1:
+        raise DataError(f"{path}: {len(inputs)} inputs ({', '.join(inputs)}); name the one "
+                        "that takes the features in ecapa.init.input.name")
+    name = input_name or next(iter(inputs))
+    if name not in inputs:
+        raise DataError(f"{path}: no input {name!r} (ecapa.init.input.name); it has "
+                        f"{', '.join(inputs)}")
     dims = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?"
-            for d in inputs[0].type.tensor_type.shape.dim]
-    if len(dims) != 3 or isinstance(dims[1], int) or dims[2] != n_mels:
-        raise DataError(f"{path}: input {inputs[0].name} has shape {dims}; expected [batch, "
-                        f"frames (dynamic), {n_mels}] as prepare_speakers.features gives")
+            for d in inputs[name].type.tensor_type.shape.dim]
+    frames, feats = (1, 2) if layout == "BTF" else (2, 1)
+    if len(dims) != 3 or isinstance(dims[frames], int) or dims[feats] != n_mels:
+        want = f"[batch, frames (dynamic), {n_mels}]" if layout == "BTF" else \
+            f"[batch, {n_mels}, frames (dynamic)]"
+        raise DataError(f"{path}: input {name} has shape {dims}; expected {want} (layout "
+                        f"{layout}, n_mels from prepare_speakers.features)")
     import hashlib
+
+    import numpy as np
 
     n = sum(int(np.prod(i.dims)) for i in model.graph.initializer)
     # the file's hash goes into ecapa_model's output, so a changed file reruns eval_ecapa
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return {"input": f"{inputs[0].name} {dims}", "parameters": n, "sha256": digest}
+    return {"input": f"{name} {dims} {layout}", "parameters": n, "sha256": digest}
 
 
 def save_onnx_pointer(dst: str | Path, onnx_path: Path, info: Mapping[str, Any]) -> None:
     """The ecapa_model output for an ONNX import: no torch weights, where the model is."""
+    import torch
+
     from slimaudio.atomic import atomic_path
 
     with atomic_path(dst) as tmp:

@@ -73,15 +73,17 @@ class Config:
                              quant_format=self.quant_format, op_types=self.op_types)
 
 
-def from_params(section: Mapping[str, Any]) -> Config:
-    """The validated params section as a Config."""
+def from_params(section: Mapping[str, Any], model_input: Mapping[str, Any] | None = None) -> Config:
+    """The validated params section as a Config; `model_input` is params `ecapa.init.input`
+    (how the model takes its features: its home is with the model; None: our exports')."""
+    model_input = model_input or {"name": None, "layout": "BTF"}
     cal, ev, lat = section["calibration"], section["eval"], section["latency"]
     groups = section["groups"]
     if groups is not None:
         check_patterns(groups)  # a bad name or regex stops here, before any model is loaded
     return Config(
         groups=None if groups is None else {str(g): str(p) for g, p in groups.items()},
-        input=InputConfig(name=section["input"]["name"], layout=str(section["input"]["layout"])),
+        input=InputConfig(name=model_input["name"], layout=str(model_input["layout"])),
         calibration=CalibrationConfig(utterances=int(cal["utterances"]),
                                       crop_frames=int(cal["crop_frames"]),
                                       method=str(cal["method"]),

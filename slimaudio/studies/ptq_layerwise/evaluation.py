@@ -3,7 +3,7 @@
 Every trial utterance is embedded one at a time (batch 1, whole utterance unless
 `eval.max_frames` crops it) and cosine-scored; EER in percent. Features are held as
 [1, frames, features] and fed to the model's input in its layout (ModelIO, params
-`ptq_layerwise.input`); the embedding is the model's first output.
+`ecapa.init.input`); the embedding is the model's first output.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def model_io(model: str | os.PathLike[str], float_model: Path, corpus: SpeakerDa
         raise DataError(f"{model}: the model has no input or no output")
     name = cfg.name or next(iter(inputs))
     if name not in inputs:
-        raise ParamError(f"params: ptq_layerwise.input.name = {name!r}: {model} has no such "
+        raise ParamError(f"params: ecapa.init.input.name = {name!r}: {model} has no such "
                          f"input (inputs: {', '.join(inputs)})")
     t = inputs[name].type.tensor_type
     if t.HasField("shape"):
@@ -70,7 +70,7 @@ def _check_dims(model: str | os.PathLike[str], name: str, dims: list, layout: st
         raise DataError(f"{model}: input {name!r} has a fixed frames dimension "
                         f"({frames.dim_value}, layout {layout}); the study feeds utterances of any "
                         "length: export it with a dynamic frames axis (or check "
-                        "ptq_layerwise.input.layout)")
+                        "ecapa.init.input.layout)")
     n_mels = feats.dim_value if feats.HasField("dim_value") else None
     if n_mels is not None and n_mels != corpus.n_mels:
         raise DataError(f"{model}: takes {n_mels} mel bands but {corpus.root}/feats.npy has "
