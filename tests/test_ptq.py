@@ -502,7 +502,10 @@ def test_config_fields_are_the_schema_keys() -> None:
     from slimaudio import config
 
     config.validate(config.compose([]))  # registers every schema
-    assert _fields(study_config.Config) == _keys(config.SCHEMAS["ptq_layerwise"])
+    fields = _fields(study_config.Config)
+    # how the model takes its features is said with the model: params ecapa.init.input
+    assert fields.pop("input") == _keys(config.SCHEMAS["ecapa"]["init"]["input"])
+    assert fields == _keys(config.SCHEMAS["ptq_layerwise"])
     typed = study_config.from_params(config.compose([])["ptq_layerwise"])
     assert typed.quant_settings.op_types == typed.op_types and typed.ablation
 
