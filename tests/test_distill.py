@@ -428,16 +428,22 @@ def test_accuracy_intervals_pair_students_with_the_teacher_over_speakers() -> No
     assert per_utt.interval(stat).half_width < 0.8 * res.interval(stat).half_width
 
 
-def test_the_report_merges_intervals_and_refuses_stale_answers(tmp_path) -> None:
-    from slimaudio.studies.distill.data import PREDICTIONS, TEACHER_PREDICTIONS
-    from slimaudio.studies.distill.final import with_intervals
-
+def _report_dirs(tmp_path) -> tuple[pd.DataFrame, list[str], tuple]:
+    """8 probe speakers x 10 utterances, two tasks, and the data/, models/s000 and final/
+    folders a report reads (probe_utts.csv written)."""
     u = _utts(n_spk=8, per_spk=10)
-    tasks = ["speaker", "masked"]
     data, grid_dir, final_dir = tmp_path / "data", tmp_path / "models", tmp_path / "final"
     for d in (data, grid_dir / "s000", final_dir):
         d.mkdir(parents=True)
     u.to_csv(data / "probe_utts.csv", index=False)
+    return u, ["speaker", "masked"], (data, grid_dir, final_dir)
+
+
+def test_the_report_merges_intervals_and_refuses_stale_answers(tmp_path) -> None:
+    from slimaudio.studies.distill.data import PREDICTIONS, TEACHER_PREDICTIONS
+    from slimaudio.studies.distill.final import with_intervals
+
+    u, tasks, (data, grid_dir, final_dir) = _report_dirs(tmp_path)
     rng = np.random.default_rng(2)
     oks = {"teacher": rng.random(len(u)) < 0.8, "s000": rng.random(len(u)) < 0.6,
            "final": rng.random(len(u)) < 0.7}
@@ -555,12 +561,7 @@ def _replicated_report_dirs(tmp_path, n_rep: int):
     """data/, models/s000 and final/ holding n_rep replicates' answers, and the table."""
     from slimaudio.studies.distill.data import TEACHER_PREDICTIONS, predictions_name
 
-    u = _utts(n_spk=8, per_spk=10)
-    tasks = ["speaker", "masked"]
-    data, grid_dir, final_dir = tmp_path / "data", tmp_path / "models", tmp_path / "final"
-    for d in (data, grid_dir / "s000", final_dir):
-        d.mkdir(parents=True)
-    u.to_csv(data / "probe_utts.csv", index=False)
+    u, tasks, (data, grid_dir, final_dir) = _report_dirs(tmp_path)
     rng = np.random.default_rng(5)
     _answers_frame(u, {t: rng.random(len(u)) < 0.8 for t in tasks}).to_csv(
         data / TEACHER_PREDICTIONS, index=False)
