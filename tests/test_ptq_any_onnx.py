@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+import sb_models
 from test_ptq import (
     BOOT,
     CONFIGURED_OPS,
@@ -202,19 +203,9 @@ def sb_export(speechbrain, tmp_path_factory, data) -> dict:
     """SpeechBrain's ECAPA_TDNN (tiny, random weights and BN statistics), exported with a
     dynamic frames axis, pre-processed with the paper-named regex groups, and calibrated."""
     import torch
-    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
-
     d = tmp_path_factory.mktemp("sb")
-    torch.manual_seed(0)
-    m = ECAPA_TDNN(N_MELS, channels=[32, 32, 32, 32, 96], attention_channels=8,
-                   lin_neurons=EMB).eval()
-    for mod in m.modules():  # untrained BN constants are identical and ORT would merge them
-        if isinstance(mod, torch.nn.BatchNorm1d):
-            n = mod.num_features
-            mod.running_mean.copy_(torch.randn(n) * 0.2)
-            mod.running_var.copy_(torch.rand(n) + 0.5)
-            mod.weight.data.copy_(torch.rand(n) + 0.5)
-            mod.bias.data.copy_(torch.randn(n) * 0.1)
+    # random BN statistics: untrained BN constants are identical and ORT would merge them
+    m = sb_models.sb_ecapa({**sb_models.TINY, "input_size": N_MELS, "lin_neurons": EMB})
     raw = _export(m, d / "sb.onnx", torch.randn(1, 120, N_MELS), "x", 1, "embedding")
     pre = groups.prepare(raw, d / "pre.onnx", SB_GROUPS)
     reader = SpeakerCalibrationReader(speakers.load(data), 4, 60, seed=1, input_name="x")
@@ -335,7 +326,6 @@ def test_bad_group_params_are_refused_before_any_model_is_read(patterns, match) 
 
 def test_params_give_regex_groups_and_the_input(tmp_path) -> None:
     from slimaudio import config
-
     from slimaudio.speaker.model_source import InitConfig
 
     composed = config.compose(["ptq_layerwise.groups={stem:'^/encoder/stem/',rest:'.'}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sb_models
 import torch
 
 from slimaudio.errors import DataError
@@ -21,17 +22,7 @@ HPARAMS = dict(input_size=80, channels=[64, 64, 64, 64, 192], kernel_sizes=[5, 3
 
 @pytest.fixture(scope="module")
 def sb_model(speechbrain):
-    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
-
-    torch.manual_seed(0)
-    m = ECAPA_TDNN(**HPARAMS).eval()
-    with torch.no_grad():  # non-trivial batch-norm statistics, so every BN tensor matters
-        for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm1d)):
-            bn.running_mean.normal_(0, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.normal_(1, 0.2)
-            bn.bias.normal_(0, 0.2)
-    return m
+    return sb_models.sb_ecapa(HPARAMS)
 
 
 def test_imported_model_gives_speechbrains_embeddings(sb_model, tmp_path: Path) -> None:
