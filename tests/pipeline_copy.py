@@ -40,6 +40,17 @@ class ProjectCopy:
                                  f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
         return proc
 
+    def detached_dvc(self, log: Path, *args: str) -> None:
+        """Run a dvc command that starts daemons (`queue start`) with its output in `log`:
+        a daemon keeps the caller's stdout open, so a captured call would wait for it."""
+        with open(log, "w") as out:
+            proc = subprocess.run([str(VENV_BIN / "dvc"), *args], cwd=self.root, env=_env(),
+                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=120, check=False)
+        if proc.returncode != 0:
+            raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{log.read_text()[-4000:]}")
+
     def dvc(self, *args: str, **kw) -> subprocess.CompletedProcess[str]:
         return self.run(str(VENV_BIN / "dvc"), *args, **kw)
 

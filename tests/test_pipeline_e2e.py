@@ -185,20 +185,40 @@ def test_two_queued_experiments_run_in_parallel_and_land_in_mlflow(tiny: Project
     tiny.run("git", "checkout", "--", ".", check=False)
     for title in ("queued A", "queued B"):
         tiny.dvc("exp", "run", "--queue", "-S", f"report.title={title}")
-    tiny.dvc("queue", "start", "-j", "2")
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status = tiny.dvc("queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
-    status = tiny.dvc("queue", "status").stdout
-    assert status.count("Success") >= 2, status
-    tiny.dvc("queue", "stop", check=False)
+    # The workers inherit `dvc queue start`'s stdout: captured, the call would block until
+    # they exit. Their output goes to a file instead, and the test polls the queue.
+    t0 = time.time()
+    tiny.detached_dvc(tiny.root / "queue_start.log", "queue", "start", "-j", "2")
+    try:
+        status = _wait_for_queue(tiny, seconds=1200)
+    finally:
+        tiny.dvc("queue", "stop", "--kill", check=False)  # never leave workers behind
+    print(f"\ntwo queued tiny experiments: {time.time() - t0:.0f} s")
+    assert status.count("Success") >= 2, status + _queue_logs(tiny)
     mlflow.set_tracking_uri(f"sqlite:///{tiny.root / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["summary"])
     titles = set(runs.get("params.report.title", []))
     assert {"queued A", "queued B"} <= titles, titles
+
+
+def _wait_for_queue(tiny: ProjectCopy, seconds: float) -> str:
+    deadline = time.time() + seconds
+    while True:
+        status = tiny.dvc("queue", "status").stdout
+        if ("Queued" not in status and "Running" not in status) or time.time() > deadline:
+            return status
+        time.sleep(5)
+
+
+def _queue_logs(tiny: ProjectCopy) -> str:
+    """The tails of every queued experiment's log, for a failure message."""
+    out = []
+    for line in tiny.dvc("queue", "status", check=False).stdout.splitlines()[1:]:
+        task = line.split()[0] if line.split() else ""
+        if task:
+            log = tiny.dvc("queue", "logs", task, check=False)
+            out.append(f"--- {task}\n{(log.stdout + log.stderr)[-3000:]}")
+    return "\n".join(out)
 
 
 def test_paper_profile_validates_and_plans_every_stage(tiny: ProjectCopy) -> None:
