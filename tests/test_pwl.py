@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from slimaudio.compress import pwl
+from slimaudio.compress.exp_free import Base2Softmax, ConSmax, IBertSoftmax
 from slimaudio.compress.pwl import ClipSoftmax, LearnablePwlSoftmax, PwlCoeffs, PwlSoftmax
 from slimaudio.models.ecapa import AttentiveStatsPool, EcapaTdnn, Softmax
 
@@ -22,7 +23,11 @@ PWL1 = PwlCoeffs(c0=0.7, s0=0.2, floor=0.03)
 def _modules() -> dict[str, torch.nn.Module]:
     return {"softmax": Softmax(), "clip": ClipSoftmax(0.05), "pwl1": PwlSoftmax(PWL1),
             "pwl2": PwlSoftmax(CONVEX2), "pwl4": PwlSoftmax(CONVEX4),
-            "nonconvex": PwlSoftmax(NONCONVEX), "learnable": LearnablePwlSoftmax(CONVEX2)}
+            "nonconvex": PwlSoftmax(NONCONVEX), "learnable": LearnablePwlSoftmax(CONVEX2),
+            "ibert": IBertSoftmax(), "base2": Base2Softmax(), "consmax": ConSmax(1.0, 0.5)}
+
+
+NORMALISED = [n for n in _modules() if n != "consmax"]  # consmax's weights need not sum to one
 
 
 def _logits(seed: int = 0) -> torch.Tensor:
@@ -60,7 +65,7 @@ def test_pwl_is_continuous_at_every_breakpoint(coeffs: PwlCoeffs) -> None:
         assert g(z) == pytest.approx(float(coeffs.clipped(np.array(z))), abs=1e-5)
 
 
-@pytest.mark.parametrize("name", list(_modules()))
+@pytest.mark.parametrize("name", NORMALISED)
 def test_weights_are_non_negative_and_sum_to_one(name: str) -> None:
     mod = _modules()[name]
     e = _logits()
@@ -91,7 +96,8 @@ def test_clip_and_pwl_reject_bad_floors() -> None:
         pwl.make_softmax("lut")
 
 
-@pytest.mark.parametrize("name", ["softmax", "clip", "pwl1", "pwl2", "nonconvex"])
+@pytest.mark.parametrize("name", ["softmax", "clip", "pwl1", "pwl2", "nonconvex", "ibert",
+                                  "base2", "consmax"])
 def test_pooling_shortcuts_equal_plain_weighted_statistics(name: str) -> None:
     torch.manual_seed(0)
     pool = AttentiveStatsPool(24, 8).eval()

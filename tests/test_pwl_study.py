@@ -30,6 +30,7 @@ from slimaudio.studies.pwl_softmax.run import TABLE_COLUMNS, run_study, study_re
 from slimaudio.studies.pwl_softmax.variants import build_variants
 
 SECTION = {"learnable_segments": 2, "learnable_lr_mult": 10.0, "overrides": {},
+           "bench": ["ibert", "base2", "consmax"],
            "ft": {"scope": "head", "steps": 6, "batch_size": 8, "lr": 1e-3, "lr_min": 1e-5,
                   "cache_crops": 16, "replicates": 1},
            "latency": {"frames": 60, "warmup": 1, "repeats": 30, "softmax_repeats": 30}}
@@ -115,7 +116,8 @@ def test_study_produces_the_table_and_the_report(trained, tmp_path: Path) -> Non
     t = res.table
     assert list(t.columns) == TABLE_COLUMNS
     assert list(t["method"]) == ["baseline", "baseline_ft_control", "clip", "pwl1", "pwl2",
-                                 "pwl4", "pwl1_uniform", "pwl2_uniform", "learnable"]
+                                 "pwl4", "pwl1_uniform", "pwl2_uniform", "learnable", "ibert",
+                                 "base2", "consmax"]
     ti = t.set_index("method")
     assert ti.loc["baseline", "rel_time_model_onnx"] == 1.0
     assert pd.isna(ti.loc["baseline", "eer_after_ft"])
@@ -128,6 +130,8 @@ def test_study_produces_the_table_and_the_report(trained, tmp_path: Path) -> Non
     assert {len(c) for c in res.ft_curves.values()} == {6}
     md = report.table_markdown(t, res.latency, fit_res, META)
     assert "Table 1" in md and "Table 2" in md and "2.55" in md  # the paper's clip EER
+    assert "| ibert |" in md and "| consmax |" in md and "Best for accuracy" in md
+    assert set(json.loads(res.rows["consmax"]["learned_coeffs"])) == {"beta", "gamma"}
     assert "| baseline | Softmax |" in md and "| — |" in md  # the baseline has no after-FT EER
     checks = rules.checks(t)
     assert set(checks) >= {"check_pwl1_after_ft_within_tol", "check_learnable_before_ft_le_pwl2",

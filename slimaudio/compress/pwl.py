@@ -39,9 +39,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from slimaudio.compress import exp_free
 from slimaudio.models.ecapa import Softmax
 
-METHODS = ("softmax", "clip", "pwl", "learnable")
+METHODS = ("softmax", "clip", "pwl", "learnable", *exp_free.EXP_FREE_METHODS)
 
 
 @dataclass(frozen=True)
@@ -222,9 +223,13 @@ class LearnablePwlSoftmax(nn.Module):
     def to_static(self) -> PwlSoftmax:
         return PwlSoftmax(self.coeffs())
 
+    def trained_params(self) -> dict[str, Any]:
+        return self.coeffs().as_dict()
+
 
 def make_softmax(method: str, params: Mapping[str, Any] | None = None) -> nn.Module:
-    """A normaliser by name: softmax, clip {floor}, pwl {coeffs}, learnable {coeffs}."""
+    """A normaliser by name: softmax, clip {floor}, pwl {coeffs}, learnable {coeffs}, and
+    the forms of slimaudio.compress.exp_free: ibert, base2 {scale}, consmax {beta, gamma}."""
     params = params or {}
     if method == "softmax":
         return Softmax()
@@ -234,6 +239,8 @@ def make_softmax(method: str, params: Mapping[str, Any] | None = None) -> nn.Mod
         return PwlSoftmax(PwlCoeffs.from_dict(params))
     if method == "learnable":
         return LearnablePwlSoftmax(PwlCoeffs.from_dict(params))
+    if method in exp_free.EXP_FREE_METHODS:
+        return exp_free.make(method, params)
     raise ValueError(f"unknown softmax method {method!r} (known: {', '.join(METHODS)})")
 
 
@@ -347,6 +354,8 @@ def weights_np(columns: np.ndarray, method: str, params: Mapping[str, Any]) -> n
     """Numpy reference of every method's normalised weights (for fitting and diagnostics)."""
     if method == "softmax":
         return softmax_np(columns)
+    if method in exp_free.EXP_FREE_METHODS:
+        return exp_free.weights_np(columns, method, params)
     if method == "clip":
         g = np.maximum(columns, float(params["floor"]))
     else:

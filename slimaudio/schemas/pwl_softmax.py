@@ -21,7 +21,11 @@ register("pwl_softmax", {
                                 doc="segments of `learnable`, initialised from pwl<k>'s fit"),
     "learnable_lr_mult": Field(float, lo=0.0, hi=1000.0,
                                doc="learning-rate multiplier of the PWL coefficients"),
-    "overrides": Field(dict, doc="{method: {c0|s0|d|t|floor: value}} replacing fitted values"),
+    "overrides": Field(dict, doc="{method: {c0|s0|d|t|floor: value}} replacing fitted values "
+                                 "(base2: {scale}; consmax: {beta, gamma})"),
+    "bench": Field(list, item=Field(str, choices=["ibert", "base2", "consmax"]),
+                   doc="exp-free softmax forms measured beside the paper's methods: I-BERT's "
+                       "polynomial exp, a base-2 shift+linear exp, ConSmax ([] for none)"),
     "ft": {
         "scope": Field(str, choices=["head", "all"],
                        doc="head: asp, bn_asp, fc, bn_fc and the AAM head train on cached "

@@ -88,6 +88,7 @@ class StudyConfig:
     learnable_segments: int
     learnable_lr_mult: float
     overrides: Mapping[str, Any]   # {method: {c0|s0|d|t|floor: value}}; checked by build_variants
+    bench: tuple[str, ...]         # exp-free forms measured beside the paper's (variants.BENCH)
     ft: FtConfig
     latency: LatencyConfig
 
@@ -96,5 +97,6 @@ class StudyConfig:
         return cls(learnable_segments=int(section["learnable_segments"]),
                    learnable_lr_mult=float(section["learnable_lr_mult"]),
                    overrides=dict(section["overrides"] or {}),
+                   bench=tuple(str(m) for m in section["bench"] or ()),
                    ft=FtConfig.from_params(section["ft"]),
                    latency=LatencyConfig.from_params(section["latency"]))

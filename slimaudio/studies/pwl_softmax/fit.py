@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimaudio.compress import pwl
+from slimaudio.compress import exp_free, pwl
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError
 from slimaudio.models.ecapa import EcapaTdnn
@@ -57,12 +57,14 @@ class FitResult:
     diagnostics: dict[str, dict[str, float]]
     logit_stats: dict[str, float]
     uniform: dict[int, pwl.PwlCoeffs]  # UNIFORM_SEGMENTS fitted data-free (pwl.uniform_histogram)
+    consmax: dict[str, float]          # ConSmax's starting beta, gamma (exp_free.fit_consmax)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "clip": {"floor": self.clip_floor},
             "pwl": {str(k): c.as_dict() for k, c in sorted(self.pwl.items())},
             "uniform": {str(k): c.as_dict() for k, c in sorted(self.uniform.items())},
+            "consmax": self.consmax,
             "diagnostics": self.diagnostics,
             "logit_stats": self.logit_stats,
             "histogram": {"z_edges": self.hist.z_edges.tolist(), "z_counts": self.hist.z_counts.tolist(),
@@ -77,13 +79,15 @@ class FitResult:
         return cls(hist, float(d["clip"]["floor"]),
                    {int(k): pwl.PwlCoeffs.from_dict(v) for k, v in d["pwl"].items()},
                    dict(d.get("diagnostics", {})), dict(d.get("logit_stats", {})),
-                   {int(k): pwl.PwlCoeffs.from_dict(v) for k, v in d.get("uniform", {}).items()})
+                   {int(k): pwl.PwlCoeffs.from_dict(v) for k, v in d.get("uniform", {}).items()},
+                   {k: float(v) for k, v in d["consmax"].items()})
 
     def run_params(self) -> dict[str, Any]:
         """The fitted coefficients, as the stage run's MLflow params."""
         fits = {**{f"pwl{k}": c for k, c in self.pwl.items()},
                 **{f"pwl{k}_uniform": c for k, c in self.uniform.items()}}
         return {"clip.floor": self.clip_floor,
+                **{f"consmax.{n}": v for n, v in self.consmax.items()},
                 **{f"{m}.{n}": v for m, c in fits.items() for n, v in c.as_dict().items()}}
 
     def run_metrics(self) -> dict[str, float]:
@@ -107,13 +111,30 @@ def fit_all(columns: np.ndarray, cfg: FitConfig) -> FitResult:
     for name, c in named.items():  # diagnostics on the observed logits, data-free fits too
         diag[name] = {"tv": pwl.total_variation(columns, "pwl", c.as_dict()),
                       "exp_mse": pwl.exp_mse(hist, c)}
+    diag |= exp_free_diagnostics(columns, consmax := exp_free.fit_consmax(columns))
     z = columns - columns.max(axis=1, keepdims=True)
     stats = {"rows": int(columns.shape[0]), "frames": int(columns.shape[1]),
              "e_mean": float(columns.mean()), "e_std": float(columns.std()),
              "e_min": float(columns.min()), "e_max": float(columns.max()),
              "z_p01": float(np.quantile(z, 0.01)), "z_median": float(np.median(z)),
              "share_z_above_-2": float((z > -2).mean())}
-    return FitResult(hist, floor, fits, diag, stats, uniform)
+    return FitResult(hist, floor, fits, diag, stats, uniform, consmax)
+
+
+def exp_free_diagnostics(columns: np.ndarray, consmax: Mapping[str, float]
+                         ) -> dict[str, dict[str, float]]:
+    """tv of each exp-free form's weights from softmax's on the observed logits; for the forms
+    that approximate exp (ibert, base2), the mean squared and the largest relative error of
+    their exp against the exact one over every observed z = e - max e."""
+    out = {"consmax": {"tv": pwl.total_variation(columns, "consmax", consmax)}}
+    z = (columns - columns.max(axis=1, keepdims=True)).ravel()
+    z = z[z > -exp_free.MAX_SHIFT * exp_free.LN2]  # below, both forms hold a constant floor
+    for method in ("ibert", "base2"):
+        got, ref = exp_free.approx_exp_np(method, z, {}), exp_free.exp_target(method, z, {})
+        out[method] = {"tv": pwl.total_variation(columns, method, {}),
+                       "exp_mse": float(np.mean((got - ref) ** 2)),
+                       "exp_max_rel_err": float(np.max(np.abs(got - ref) / ref))}
+    return out
 
 
 def fit_logits(model: EcapaTdnn, data: SpeakerData, cfg: FitConfig, seed: int,

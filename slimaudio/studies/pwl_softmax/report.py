@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from slimaudio.compress import exp_free
 from slimaudio.formatting import interval, num
 from slimaudio.papers import PWL_SOFTMAX as P
 from slimaudio.studies.pwl_softmax import rules
@@ -16,7 +17,10 @@ from slimaudio.studies.pwl_softmax.fit import FitResult
 
 FEATURES = {"baseline": "Softmax", "baseline_ft_control": "Softmax, fine-tuned (control)",
             "clip": "Clipping only", "pwl1": "1-segment linear + clipping",
-            "pwl2": "2-segment linear + clipping", "learnable": "learnable PWL + clipping"}
+            "pwl2": "2-segment linear + clipping", "learnable": "learnable PWL + clipping",
+            "ibert": "I-BERT polynomial exp, base-2 range reduction",
+            "base2": "base-2 exponential, shift + linear (Softermax-style)",
+            "consmax": "ConSmax: learned constants for max and sum"}
 SPEED_COLUMNS = (("softmax alone in torch", "rel_time_softmax_torch"),
                  ("softmax alone in ORT", "rel_time_softmax_onnx"),
                  ("whole model in torch", "rel_time_model_torch"),
@@ -58,8 +62,44 @@ def table_markdown(table: pd.DataFrame, latency_df: pd.DataFrame, fit_res: FitRe
              f"profile `{meta['profile']}`; fine-tuning: scope `{meta['ft_scope']}`, "
              f"{meta['ft_steps']} steps for every method and the control. EER in %.", ""]
     lines += eer_table(t) + speed_table(t, lat) + absolute_times(lat, meta)
-    lines += speed_notes(lat) + fit_table(fit_res)
+    lines += speed_notes(lat) + bench_notes(t) + fit_table(fit_res)
     return "\n".join(lines) + "\n"
+
+
+def best_by(t: pd.DataFrame, col: str) -> tuple[str, str | None]:
+    """The method with the lowest `col` among the replacements, and the runner-up when its
+    interval overlaps the best's (the ordering is then not resolved)."""
+    cands = t.drop(index=[i for i in ("baseline", "baseline_ft_control") if i in t.index])
+    cands = cands[cands[col].notna()].sort_values(col)
+    if cands.empty:
+        return "", None
+    best, rest = cands.index[0], cands.iloc[1:]
+    hi = cands.loc[best].get(f"{col}_hi")
+    tied = rest[rest[f"{col}_lo"] <= hi] if hi is not None and f"{col}_lo" in rest else rest[:0]
+    return best, (tied.index[0] if len(tied) else None)
+
+
+def bench_notes(t: pd.DataFrame) -> list[str]:
+    """Which replacement is best for accuracy and which for speed, measured (every method,
+    the exp-free bench forms included)."""
+    if not set(exp_free.EXP_FREE_METHODS) & set(t.index):
+        return []
+    lines = ["## Softmax-approximation bench: the best form for accuracy and for speed", ""]
+    for label, col in (("accuracy (EER after FT)", "eer_after_ft"),
+                       ("speed, whole model in ORT", "rel_time_model_onnx"),
+                       ("speed, whole model in torch", "rel_time_model_torch")):
+        best, tie = best_by(t, col)
+        if not best:
+            continue
+        cell = _iv(t, best, col, 3)
+        verdict = (f"not resolved from `{tie}` ({_iv(t, tie, col, 3)}): the intervals overlap"
+                   if tie else "its interval is clear of every other method's")
+        lines.append(f"- Best for {label}: `{best}` {cell}; {verdict}.")
+    return lines + ["", "The bench forms: `ibert` (I-BERT's second-order polynomial exp with "
+                    "base-2 range reduction), `base2` (2^n (1 + f), shift plus linear, "
+                    "Softermax-style), `consmax` (learned constants in place of the max and the "
+                    "sum; keeps exp). Their element-wise error against exp on the observed "
+                    "logits is in the fit table below; fit.png plots them.", ""]
 
 
 def eer_table(t: pd.DataFrame) -> list[str]:
@@ -185,6 +225,24 @@ def fit_table(fit_res: FitResult) -> list[str]:
         coeffs = f"c0={c.c0:.3f}, s0={c.s0:.3f}" + "".join(
             f", d{j + 1}={dj:.3f}@t={tj:.2f}" for j, (dj, tj) in enumerate(zip(c.d, c.t, strict=True)))
         lines.append(f"| {name} | {c.floor:.4g} | {coeffs} | {d['exp_mse']:.2e} | {d['tv']:.3f} |")
+    return lines + exp_free_rows(fit_res)
+
+
+def exp_free_rows(fit_res: FitResult) -> list[str]:
+    """The exp-free forms' rows of the fit table (fixed constants but consmax's)."""
+    d = fit_res.diagnostics
+    lines = []
+    for name, coeffs in (("ibert", f"I-BERT poly a={exp_free.IBERT_A}, b={exp_free.IBERT_B}, "
+                                   f"c={exp_free.IBERT_C}, shift by 2^-q"),
+                         ("base2", "2^n (1 + f) of u = log2(e) z")):
+        if name in d:
+            lines.append(f"| {name} | 2^-{exp_free.MAX_SHIFT:g} | {coeffs} | "
+                         f"{d[name]['exp_mse']:.2e} (max rel. {d[name]['exp_max_rel_err']:.3f}) | "
+                         f"{d[name]['tv']:.3f} |")
+    if "consmax" in d:
+        c = fit_res.consmax
+        lines.append(f"| consmax | - | beta={c['beta']:.3f}, gamma={c['gamma']:.3g} (start; "
+                     f"learned in fine-tuning) | - (keeps exp) | {d['consmax']['tv']:.3f} |")
     return lines
 
 
@@ -210,6 +268,9 @@ def fit_figure(fit_res: FitResult) -> Any:
     ax.plot(z, np.exp(z), "k", lw=2, label="exp(z)")
     for k, c in sorted(fit_res.pwl.items()):
         ax.plot(z, c.clipped(z), lw=1.2, label=f"pwl{k} (floor {c.floor:.3g})")
+    for name, style in (("ibert", ":"), ("base2", "--")):
+        if name in fit_res.diagnostics:
+            ax.plot(z, exp_free.approx_exp_np(name, z, {}), style, lw=1.2, label=name)
     ax.set_xlabel("z = e - max_t e")
     ax.set_ylabel("value")
     ax.set_ylim(-0.05, 1.1)

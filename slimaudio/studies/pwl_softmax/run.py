@@ -77,7 +77,7 @@ class Tuned:
     curve: list[dict[str, float]]
     verification: Verification
     seconds: float
-    learned_coeffs: str | None   # `learnable` only: the coefficients it ended with
+    learned_coeffs: str | None   # learnable, consmax: the coefficients it ended with
 
 
 @contextlib.contextmanager
@@ -150,12 +150,12 @@ def finetune_one(model: EcapaTdnn, aam: AAMSoftmax, name: str, variant: Variant,
     else:
         res = finetune_all(m, a, data, base_train, plan, f"ft {name}", progress)
     torch.set_num_threads(threads_eval)
-    m.set_softmax(static_module(m.asp.softmax)).eval()
+    norm = m.asp.softmax  # learnable, consmax: what training made of its coefficients
+    coeffs = json.dumps(norm.trained_params()) if hasattr(norm, "trained_params") else None
+    m.set_softmax(static_module(norm)).eval()
     # Scope head leaves the trunk untouched, so the cached test features stay valid.
     ver = (evaluate_head(m, test_cache, data.trials) if plan.ft.scope == "head"
            else evaluate_torch(m, data, progress))
-    coeffs = (json.dumps(m.asp.softmax.coeffs.as_dict()) if variant.method == "learnable"
-              else None)
     return Tuned(m, res.curve, ver, res.seconds, coeffs)
 
 
@@ -182,7 +182,7 @@ def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: Fit
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
     plan = FtPlan(cfg.ft, cfg.learnable_lr_mult, base_train.weight_decay, seed)
-    variants = build_variants(fit_res, cfg.learnable_segments, cfg.overrides)
+    variants = build_variants(fit_res, cfg.learnable_segments, cfg.overrides, cfg.bench)
     torch.set_num_threads(threads_eval)
     model.eval()
     with timed(seconds, "test_trunk_cache"):

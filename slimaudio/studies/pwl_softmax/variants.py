@@ -4,23 +4,25 @@ the user's coefficient overrides (params `pwl_softmax.overrides`) applied and ch
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from slimaudio.compress import pwl
+from slimaudio.compress import exp_free, pwl
 from slimaudio.errors import ParamError
 from slimaudio.studies.pwl_softmax.fit import FitResult
 
-COEFF_KEYS = {"clip": {"floor"}, "pwl": {"c0", "s0", "d", "t", "floor"}}
+COEFF_KEYS = {"clip": {"floor"}, "pwl": {"c0", "s0", "d", "t", "floor"}, "ibert": set(),
+              "base2": {"scale"}, "consmax": {"beta", "gamma"}}
+BENCH = ("ibert", "base2", "consmax")  # the exp-free forms of slimaudio.compress.exp_free
 
 
 @dataclass
 class Variant:
     name: str
-    method: str                       # softmax | clip | pwl | learnable
+    method: str                       # softmax | clip | pwl | learnable | ibert | base2 | consmax
     params: dict[str, Any] = field(default_factory=dict)   # the normaliser's coefficients
 
     def module(self) -> nn.Module:
@@ -48,15 +50,15 @@ def _override(name: str, kind: str, base: dict[str, Any], overrides: Mapping[str
 
 
 def build_variants(fit_res: FitResult, learnable_segments: int,
-                   overrides: Mapping[str, Any]) -> list[Variant]:
+                   overrides: Mapping[str, Any], bench: Sequence[str] = ()) -> list[Variant]:
     """baseline, clip, pwl1, pwl2, the other pwl<k>, the data-free pwl<k>_uniform, learnable
-    (init from pwl<learnable_segments>)."""
+    (init from pwl<learnable_segments>), then the `bench` forms (consmax from its fit)."""
     for k in (1, 2, learnable_segments):
         if k not in fit_res.pwl:
             raise ParamError(f"params: pwl_fit.segments must include {k} (fitted: "
                              f"{sorted(fit_res.pwl)})")
     known = ({"clip", "learnable"} | {f"pwl{k}" for k in fit_res.pwl}
-             | {f"pwl{k}_uniform" for k in fit_res.uniform})
+             | {f"pwl{k}_uniform" for k in fit_res.uniform} | set(bench))
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ParamError(f"params: pwl_softmax.overrides.{unknown[0]} names no method "
@@ -71,6 +73,12 @@ def build_variants(fit_res: FitResult, learnable_segments: int,
         out.append(Variant(name, "pwl", _override(name, "pwl", c.as_dict(), overrides)))
     init = next(v for v in out if v.name == f"pwl{learnable_segments}").params
     out.append(Variant("learnable", "learnable", _override("learnable", "pwl", dict(init), overrides)))
+    starts = {"ibert": {}, "base2": {"scale": exp_free.LOG2E}, "consmax": dict(fit_res.consmax)}
+    for name in bench:
+        if name not in BENCH:
+            raise ParamError(f"params: pwl_softmax.bench: unknown form {name!r} "
+                             f"(known: {', '.join(BENCH)})")
+        out.append(Variant(name, name, _override(name, name, starts[name], overrides)))
     return out
 
 
