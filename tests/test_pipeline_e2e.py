@@ -26,8 +26,10 @@ STUDY_REPORTS = {  # every study folder keeps the contract of docs/architecture.
     "ptq_layerwise": ["table.csv", "rows.csv", "table.md", "metrics.json"],
     "tflite_quant": ["table.csv", "rows.csv", "table.md", "metrics.json"],
     "distill": ["table.csv", "rows.csv", "regression.csv", "table.md", "metrics.json", "pareto.png"],
+    "pwl_int8": ["table.csv", "rows.csv", "table.md", "metrics.json", "eer.png"],
 }
-EXPERIMENTS = ("data", "ecapa", "pwl_softmax", "ptq_layerwise", "tflite_quant", "distill", "summary")
+EXPERIMENTS = ("data", "ecapa", "pwl_softmax", "ptq_layerwise", "pwl_int8", "tflite_quant", "distill",
+               "summary")
 SOUND_STAGES = {"prepare_sounds", "train_resnet", "tflite_quant"}
 
 

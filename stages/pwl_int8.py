@@ -1,0 +1,61 @@
+"""Stage pwl_int8: the PWL study's fine-tuned models quantized with the PTQ study's settings,
+weight layers (`all`) and every op (`all_ops`): does PWL pooling keep full-integer EER?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from slimaudio import atomic, tracking
+from slimaudio.errors import DataError
+from slimaudio.stage import cli, parse_args, setup
+from slimaudio.stats import BootstrapConfig
+from slimaudio.studies.base import StudyReport
+from slimaudio.studies.pwl_int8 import report
+from slimaudio.studies.pwl_int8.config import Config
+from slimaudio.studies.pwl_int8.rules import STUDY
+from slimaudio.studies.pwl_int8.run import export_winner, run_study, summary_metrics
+
+SECTIONS = ("base", "ecapa.model.channels", "ptq_layerwise", "pwl_softmax.bench", "pwl_int8")
+OUTPUTS = ("table", "rows", "table_md", "metrics", "eer_png")
+
+
+def main() -> None:
+    args = parse_args(__doc__, ["onnx_dir", "pwl_table", "data", "models_dir", *OUTPUTS])
+    params = setup(args.params, SECTIONS)
+    cfg = Config.from_params(params["pwl_int8"], params["ptq_layerwise"],
+                             params["pwl_softmax"]["bench"])
+    base = params["base"]
+    with tracking.stage_run("pwl_int8", "pwl_int8", params.flat()) as run:
+        pwl_table = _read_table(Path(args.pwl_table))
+        with atomic.atomic_dir(args.models_dir) as tmp:
+            res = run_study(cfg, Path(args.onnx_dir), Path(args.data), Path(tmp), pwl_table,
+                            int(base["seed"]), int(base["threads"]),
+                            BootstrapConfig.from_params(base))
+            export_winner(res, Path(tmp) / "winner.onnx")
+        st = cfg.ptq.quant_settings
+        meta = {"channels": params["ecapa"]["model"]["channels"], "profile": params.profile,
+                "threads": base["threads"], "frames": cfg.latency.frames,
+                "settings": f"{st.quant_format}, {st.activation_type} activations, "
+                            f"{'per-channel' if st.per_channel else 'per-tensor'} "
+                            f"{'7' if st.reduce_range else '8'}-bit weights, "
+                            f"{st.method} calibration"}
+        out = StudyReport(study=STUDY, table=res.table, markdown=report.table_markdown(res, meta),
+                          metrics=summary_metrics(res), figures={"eer_png": report.eer_figure(res)},
+                          variant_metrics={r["variant"]: {k: v for k, v in r.items()
+                                                          if isinstance(v, int | float)}
+                                           for r in res.table.to_dict("records")})
+        out.write({role: getattr(args, role) for role in OUTPUTS})
+        out.log(run)
+    print(f"pwl_int8: winner {res.winner}; {res.seconds['total']:.1f} s -> {args.table_md}")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: pwl_softmax's table not found (run stage pwl_softmax)")
+    return pd.read_csv(path)
+
+
+if __name__ == "__main__":
+    cli(main)
