@@ -17,7 +17,7 @@ from slimaudio.studies.ptq_layerwise.run import run_study
 
 SECTIONS = ("base", "ecapa.init", "ptq_layerwise")
 OUTPUTS = ("table", "rows", "table_md", "metrics", "errors", "op_profile", "ablation",
-           "sensitivity_png", "size_png")
+           "sensitivity_png", "size_png", "mixed_png")
 
 
 def main() -> None:

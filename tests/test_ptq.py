@@ -34,7 +34,8 @@ SENTINEL = 50.0  # every test-split feature frame holds this value in band 0
 REPORT_FILES = {"table": "table.csv", "rows": "rows.csv", "table_md": "table.md",
                 "metrics": "metrics.json", "errors": "error_analysis.csv",
                 "op_profile": "op_profile.csv", "ablation": "ablation.csv",
-                "sensitivity_png": "sensitivity.png", "size_png": "size_vs_eer.png"}
+                "sensitivity_png": "sensitivity.png", "size_png": "size_vs_eer.png",
+                "mixed_png": "mixed_precision.png"}
 
 BOOT = BootstrapConfig(resamples=200, level=0.95)
 
@@ -543,15 +544,23 @@ def test_study_runs_every_row(work, tmp_path) -> None:
                         progress=False)
     tab = res.table()
     assert list(tab.columns) == run.COLUMNS
-    assert tab["quantized"].tolist() == list(ROWS)
-    assert tab.drop(columns="quantized").notna().all().all()
-    m = {r: res.rows[r].metrics for r in ROWS}
+    bits = [f"{g}_w4" for g in groups.GROUPS]  # the default widths: [4]
+    mixed = ["mixed_precision"] if res.bits["mixed_precision"]["chosen"] else []
+    assert tab["quantized"].tolist() == [*ROWS, *bits, *mixed]
+    every = [*ROWS, *bits, *mixed]
+    assert tab.drop(columns=["quantized", "weight_bits", "packed_bytes"]).notna().all().all()
+    m = {r: res.rows[r].metrics for r in every}
+    for g in groups.GROUPS:  # 4-bit weights pack smaller than the group's INT8 row
+        assert m[f"{g}_w4"]["weight_bits"] == 4 and m[g]["weight_bits"] == 8
+        assert m[f"{g}_w4"]["packed_bytes"] < m[g]["packed_bytes"] < m["none"]["size_bytes"]
+    assert len(res.bits["ordering"]["w4"]) == 2 * 5  # blocks 2, 3 against the five others
+    assert res.bits["mixed_precision"]["verify_calls"] <= cfg.weight_bits.max_verify
     assert m["none"]["delta_eer"] == 0 and m["none"]["size_ratio"] == 1
     assert m["all"]["size_ratio"] > 0 and m["float16"]["size_ratio"] < 1
     assert m["proposed"]["delta_eer"] <= cfg.budget_eer + 1e-9
     if m["paper_choice"]["delta_eer"] <= cfg.budget_eer:
         assert m["proposed"]["size_bytes"] <= m["paper_choice"]["size_bytes"]
-    for r in ROWS:  # one file per row, each loads in a fresh session
+    for r in [*ROWS, *mixed]:  # one file per row, each loads in a fresh session
         p = tmp_path / "models" / f"{r}.onnx"
         y = onnx_session(p).run(None, {"feats": np.zeros((1, 70, N_MELS), np.float32)})[0]
         assert y.shape == (1, EMB)
@@ -562,16 +571,19 @@ def test_study_runs_every_row(work, tmp_path) -> None:
     files = report.write({k: tmp_path / "reports" / f for k, f in REPORT_FILES.items()})
     assert {p.name for p in files} == set(REPORT_FILES.values())
     rep = tmp_path / "reports"
-    assert pd.read_csv(rep / "table.csv").shape == (len(ROWS), len(run.COLUMNS))
+    assert pd.read_csv(rep / "table.csv").shape == (len(every), len(run.COLUMNS))
     rows = read_rows(rep / "rows.csv")
-    assert list(rows.columns) == list(ROW_COLUMNS) and rows["variant"].tolist() == list(ROWS)
+    assert list(rows.columns) == list(ROW_COLUMNS) and rows["variant"].tolist() == every
     assert (rows["study"] == "ptq_layerwise").all() and rows["relative_quality"].iat[0] == 1.0
-    assert set(report.variant_metrics) == set(ROWS) and report.variant_tags["all"]["kind"] == "static"
+    assert set(report.variant_metrics) == set(every) and report.variant_tags["all"]["kind"] == "static"
     metrics = json.loads((rep / "metrics.json").read_text())
     assert set(metrics["ablation"]) == {"all_s8s8"} and "eer" not in metrics["ablation"]["all_s8s8"]
     assert report.run_params["proposed_source"] == res.search.source
     md = (rep / "table.md").read_text()
     assert "Table 1" in md and "Table 2" in md and "5994" in md and "| all_s8s8 | —" in md
+    assert "## Sub-8-bit weights per layer group" in md and "| block2 | " in md
+    assert "Mixed precision under the EER budget" in md
+    assert metrics["weight_bits"]["widths"] == [4]
 
 
 def test_report_refuses_paths_that_do_not_match_its_outputs(work, tmp_path) -> None:
@@ -611,14 +623,18 @@ def test_stage_writes_every_output_and_one_mlflow_run_per_row(work, tmp_path) ->
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert all(p.is_file() for p in files.values())
-    assert {p.stem for p in (tmp_path / "models").glob("*.onnx")} == set(ROWS)
+    metrics = json.loads(files["metrics"].read_text())
+    mixed = {"mixed_precision"} if metrics["weight_bits"]["mixed_precision"]["chosen"] else set()
+    bits = {f"{g}_w4" for g in groups.GROUPS}  # the tiny profile's widths: [4]
+    assert {p.stem for p in (tmp_path / "models").glob("*.onnx")} == set(ROWS) | mixed
+    assert {p.stem for p in (tmp_path / "models" / "bits").glob("*.onnx")} == bits
 
     import mlflow
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=["ptq_layerwise"])
     children = runs[runs["tags.mlflow.parentRunId"].notna()]
-    assert sorted(children["tags.mlflow.runName"]) == sorted(ROWS)
+    assert sorted(children["tags.mlflow.runName"]) == sorted(set(ROWS) | bits | mixed)
     assert children["metrics.eer"].notna().all() and children["metrics.speedup"].notna().all()
     assert set(children["tags.kind"]) == {"float", "static", "dynamic", "float16"}
     parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]

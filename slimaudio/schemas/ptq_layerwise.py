@@ -66,4 +66,13 @@ register("ptq_layerwise", {
     "ablation_eer": Field(list, item=Field(str, choices=list(ABLATIONS)),
                           doc="ablation variants whose EER is measured too (the others: "
                               "embedding cosine only)"),
+    "weight_bits": {
+        "widths": Field(list, item=Field(int, lo=2, hi=7),
+                        doc="weight bit widths below 8: every group's INT8 row again with its "
+                            "weights at each width (real b-bit values in the int8 kernels, "
+                            "8-bit activations); [] for none"),
+        "max_verify": Field(int, lo=0, hi=1000,
+                            doc="configurations the mixed-precision walk (bits per group under "
+                                "budget_eer) may measure; 0: no walk"),
+    },
 })

@@ -48,6 +48,12 @@ class LatencyConfig:
 
 
 @dataclass(frozen=True)
+class WeightBitsConfig:
+    widths: tuple[int, ...]  # weight bit widths below 8 per group (bitwidth.py); () for none
+    max_verify: int          # configurations the mixed-precision walk may measure (0: no walk)
+
+
+@dataclass(frozen=True)
 class Config:
     groups: dict[str, str] | None     # {group: regex over node names} (None: the paper's groups)
     input: InputConfig
@@ -64,6 +70,7 @@ class Config:
     profile_runs: int
     ablation: tuple[str, ...]         # variants of `all` (schemas.ptq_layerwise.ABLATIONS)
     ablation_eer: tuple[str, ...]     # ...whose EER is measured too
+    weight_bits: WeightBitsConfig
 
     @property
     def quant_settings(self) -> QuantSettings:
@@ -101,4 +108,7 @@ def from_params(section: Mapping[str, Any], model_input: Mapping[str, Any] | Non
                               repeats=int(lat["repeats"])),
         profile_runs=int(section["profile_runs"]),
         ablation=tuple(section["ablation"]),
-        ablation_eer=tuple(section["ablation_eer"]))
+        ablation_eer=tuple(section["ablation_eer"]),
+        weight_bits=WeightBitsConfig(
+            widths=tuple(sorted({int(b) for b in section["weight_bits"]["widths"]}, reverse=True)),
+            max_verify=int(section["weight_bits"]["max_verify"])))

@@ -9,6 +9,7 @@ import pandas as pd
 
 from slimaudio.studies.base import StudyReport
 from slimaudio.studies.ptq_layerwise.ablation import COLUMNS as ABLATION_COLUMNS
+from slimaudio.studies.ptq_layerwise.bits_report import plot_mixed_precision
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import rank_correlations
 from slimaudio.studies.ptq_layerwise.report import (
@@ -25,7 +26,7 @@ ROW_KEYS = ("eer", "eer_lo", "eer_hi", "delta_eer", "delta_eer_lo", "delta_eer_h
             "min_dcf_lo", "min_dcf_hi", "delta_min_dcf", "delta_min_dcf_lo", "delta_min_dcf_hi",
             "min_dcf_p05", "score_shift", "score_shift_lo", "score_shift_hi", "size_bytes",
             "size_mib", "size_ratio", "latency_ms", "latency_p90_ms", "speedup", "speedup_lo",
-            "speedup_hi", "emb_cos")
+            "speedup_hi", "emb_cos", "weight_bits", "packed_bytes")
 HEADLINE_ROWS = ("all", "paper_choice", "proposed", "dynamic", "float16")  # those made
 
 
@@ -50,6 +51,7 @@ def metrics_summary(res: StudyResult) -> dict[str, Any]:
     out["ablation"] = {a["variant"]: {k: a[k] for k in ROW_KEYS
                                       if isinstance(a.get(k), float) and math.isfinite(a[k])}
                        for a in res.ablation}
+    out["weight_bits"] = res.bits
     out |= rank_correlations(res.errors, {g: row.metrics["delta_eer"] for g, row in r.items()})
     return out
 
@@ -78,7 +80,8 @@ def study_report(res: StudyResult, cfg: Config) -> StudyReport:
         tables={"errors": errors_table(res),
                 "op_profile": pd.DataFrame(res.profile, columns=PROFILE_COLUMNS),
                 "ablation": pd.DataFrame(res.ablation, columns=ABLATION_COLUMNS)},
-        figures={"sensitivity_png": plot_sensitivity(res), "size_png": plot_size_vs_eer(res)},
+        figures={"sensitivity_png": plot_sensitivity(res), "size_png": plot_size_vs_eer(res),
+                 "mixed_png": plot_mixed_precision(res)},
         variant_metrics={n: {k: row.metrics[k] for k in ROW_KEYS if k in row.metrics}
                          for n, row in res.rows.items()},
         variant_tags={n: {"kind": row.kind, "groups": ",".join(row.groups) or "none"}

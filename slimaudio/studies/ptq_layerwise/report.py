@@ -9,6 +9,8 @@ import numpy as np
 from slimaudio.formatting import interval, num
 from slimaudio.papers import PTQ_LAYERWISE as P
 from slimaudio.schemas.ptq_layerwise import ABLATIONS
+from slimaudio.studies.ptq_layerwise.bits_report import bits_section
+from slimaudio.studies.ptq_layerwise.bitwidth import is_bits_row
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import rank_correlations
 from slimaudio.studies.ptq_layerwise.groups import GROUPS
@@ -23,8 +25,8 @@ PROFILE_TOP = 8  # op types per model in the profile table
 
 def table_markdown(res: StudyResult, cfg: Config) -> str:
     lines = [*_setup(res, cfg), *_table1(res), *_table2(res, cfg), *_size_breakdown(res),
-             *_every_row(res), *_search(res), *_errors(res), *_ablation(res),
-             *_profile(res)]
+             *_every_row(res), *_search(res), *bits_section(res), *_errors(res),
+             *_ablation(res), *_profile(res)]
     lines += ["", f"Study run time: {res.timings['total']:.1f} s "
               f"({', '.join(f'{k} {v:.1f} s' for k, v in res.timings.items() if k != 'total')}).",
               ""]
@@ -329,6 +331,8 @@ def plot_size_vs_eer(res: StudyResult) -> Any:
     eer0 = res.rows["none"].metrics["eer"]
     labels: dict[tuple[float, float], list[str]] = {}
     for n, row in res.rows.items():
+        if is_bits_row(n):  # they have their own figure (mixed_precision.png)
+            continue
         m = row.metrics
         mark = {"float": "s", "static": "o", "dynamic": "^", "float16": "D"}[row.kind]
         col = "C3" if n == "proposed" else ("C1" if n in ("all", "paper_choice") else "C0")

@@ -3,7 +3,7 @@ the paper's numbers from slimaudio.papers)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -56,6 +56,7 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
             f"cost (paper: {_paper_choice()})", verdict,
             f"size ratio {number(pc['size_ratio']):.2f} (at most {HALF_SIZE_RATIO}), ΔEER "
             f"{interval(*_iv(pc, 'delta_eer'), 3, sign=True)} points (at most {SMALL_EER_COST})"))
+    out += _bits_ordering(metrics)
     allq = _row(df, "all")
     if allq is not None and "speedup" in df:
         out.append(Finding(
@@ -64,6 +65,30 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
             f"speed-up {interval(*_iv(allq, 'speedup'), 2)}x over timing rounds, size ratio "
             f"{number(allq['size_ratio']):.2f}, ΔEER "
             f"{interval(*_iv(allq, 'delta_eer'), 3, sign=True)} points"))
+    return out
+
+
+def ordering_verdict(pairs: Mapping[str, Sequence[float]]) -> str:
+    """'focus group more sensitive than every other', from paired differences [v, lo, hi]
+    (focus minus other): holds when every interval is above 0, does not hold when some
+    interval is wholly below 0, inconclusive otherwise."""
+    if not pairs:
+        return "not measured"
+    if all(lo > 0 for _, lo, _ in pairs.values()):
+        return "holds"
+    return "does not hold" if any(hi < 0 for _, _, hi in pairs.values()) else "inconclusive"
+
+
+def _bits_ordering(metrics: Mapping[str, Any]) -> list[Finding]:
+    """The paper's ordering tested where sub-8-bit weights make the effects larger."""
+    order = (metrics.get("weight_bits") or {}).get("ordering") or {}
+    out = []
+    for w, pairs in order.items():
+        out.append(Finding(
+            f"Blocks 2 and 3 are more sensitive than every other group with {w.removeprefix('w')}"
+            f"-bit weights (paper: {_paper_order()} at INT8)", ordering_verdict(pairs),
+            "paired EER differences " + ", ".join(
+                f"{k} {interval(*v, 2, sign=True)}" for k, v in pairs.items()) + " points"))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.latency import Latency, speedup
 from slimaudio.speaker.uncertainty import TrialStats
 from slimaudio.stats import BootstrapConfig
-from slimaudio.studies.ptq_layerwise import calibration, groups
+from slimaudio.studies.ptq_layerwise import bitwidth, calibration, groups
 from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
@@ -29,6 +29,7 @@ from slimaudio.studies.ptq_layerwise.evaluation import (
     model_io,
 )
 from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
+from slimaudio.studies.ptq_layerwise.mixed_precision import MixedPrecisionResult
 from slimaudio.studies.ptq_layerwise.rows import (
     PAPER_CHOICE,
     Bench,
@@ -47,7 +48,8 @@ from slimaudio.studies.ptq_layerwise.timing import (
 COLUMNS = ["quantized", "eer", "eer_lo", "eer_hi", "delta_eer", "delta_eer_lo", "delta_eer_hi",
            "score_shift", "score_shift_lo", "score_shift_hi", "min_dcf", "min_dcf_lo",
            "min_dcf_hi", "delta_min_dcf", "delta_min_dcf_lo", "delta_min_dcf_hi", "size_bytes",
-           "size_mib", "size_ratio", "latency_ms", "speedup", "speedup_lo", "speedup_hi"]
+           "size_mib", "size_ratio", "latency_ms", "speedup", "speedup_lo", "speedup_hi",
+           "weight_bits", "packed_bytes"]
 
 
 @dataclass
@@ -61,6 +63,7 @@ class StudyResult:
     n_nodes: dict[str, int]
     info: dict[str, Any]
     groups: tuple[str, ...] = GROUPS  # the layer groups (GroupMap.groups), in order
+    bits: dict[str, Any] = field(default_factory=dict)  # sub-8-bit part (bitwidth.summary)
 
     def table(self) -> pd.DataFrame:
         recs = [{"quantized": r.name, **{c: r.metrics.get(c) for c in COLUMNS[1:]}}
@@ -85,6 +88,7 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
                                               io.layout)
     bench = Bench(cfg, float_path, gmap, cache, evalset, models_dir, timer, progress)
     rows, search = make_rows(bench)
+    mixed = add_weight_bits(bench, rows)
     with timer.lap("error_analysis"):
         err_inputs = error_inputs(evalset, cfg, io)
         errors = analyse_errors(bench, rows, err_inputs)
@@ -96,8 +100,12 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
         lat = measure_latency(models, ablation.configs, feeds, cfg, threads, seed)
     add_relative_metrics(rows, ablation.records, lat)
     with timer.lap("intervals"):
-        add_intervals(rows, ablation, lat, TrialStats.build(
-            evalset.trials, evalset.speaker_of, boot.resamples, boot.level, seed), seed)
+        ts = TrialStats.build(evalset.trials, evalset.speaker_of, boot.resamples, boot.level,
+                              seed)
+        add_intervals(rows, ablation, lat, ts, seed)
+        bits = bitwidth.summary(mixed, bitwidth.ordering(ts, rows, gmap.groups,
+                                                         cfg.weight_bits.widths),
+                                cfg.weight_bits.widths)
     with timer.lap("profile"):
         profile = profile_ops({n: models[n] for n in ("none", "all", *ablation.paths)},
                               ablation.configs, feeds, cfg.profile_runs, threads)
@@ -108,7 +116,22 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
                        n_nodes={g: len(v) for g, v in gmap.nodes.items()},
                        info=machine_info(rows, profile, len(reader), evalset)
                        | {"level": boot.level} | group_info(cfg, gmap),
-                       groups=gmap.groups)
+                       groups=gmap.groups, bits=bits)
+
+
+def add_weight_bits(bench: Bench, rows: dict[str, Row]) -> MixedPrecisionResult | None:
+    """The sub-8-bit rows (every group at every width, then the mixed-precision choice) added
+    to `rows`; every INT8 row gets its packed size. Returns the mixed-precision walk."""
+    wb = bench.cfg.weight_bits
+    mixed = None
+    if wb.widths:
+        solo = bitwidth.solo_rows(bench, rows, wb.widths)
+        if wb.max_verify:
+            mixed, row = bitwidth.mixed_precision(bench, rows, solo, wb.widths, wb.max_verify)
+            solo |= {row.name: row} if row is not None else {}
+        rows.update(solo)
+    bitwidth.packed_8bit(rows)
+    return mixed
 
 
 def load(model: str | os.PathLike[str], data_dir: str | os.PathLike[str], models_dir: Path,

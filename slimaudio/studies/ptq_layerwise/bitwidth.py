@@ -1,0 +1,154 @@
+"""Sub-8-bit weights per layer group, and a mixed-precision choice of bits under the EER budget.
+
+At INT8 every group's EER change is within a trial or two at the default scale, so the
+per-group ordering (the paper: blocks 2 and 3 most sensitive) cannot be resolved there. With
+fewer weight bits the changes grow past the noise:
+
+  <group>_w<b>      the group's INT8 row with its weights requantized to b bits
+                    (slimaudio.compress.low_bit): real b-bit integer arithmetic in ORT's int8
+                    kernels (the values use 2^b - 1 levels; the container stays 8-bit) with
+                    8-bit activations, not a float simulation
+  mixed_precision   the `all` row with bits per group chosen by mixed_precision.py's greedy
+                    walk (AIMET AMP style) under `budget_eer`, every configuration on the way
+                    measured
+
+Sizes: `packed_bytes` is what the parameters take packed at their bit widths; the ONNX file
+(size_bytes) keeps 8-bit containers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from slimaudio import papers, stats
+from slimaudio.compress import low_bit
+from slimaudio.speaker.uncertainty import TrialStats
+from slimaudio.studies.ptq_layerwise.mixed_precision import (
+    MixedPrecisionResult,
+    mixed_precision_search,
+)
+from slimaudio.studies.ptq_layerwise.rows import Bench, Row
+
+TOP_BITS = low_bit.MAX_BITS  # the study's INT8 weights as quantized (7-bit under reduce_range)
+MIXED = "mixed_precision"
+# The paper's most sensitive groups: those its choice leaves in float (blocks 2 and 3).
+FOCUS = tuple(g for g in papers.PTQ_LAYERWISE["groups"]
+              if g not in papers.PTQ_LAYERWISE["choice_groups"])
+
+
+def row_name(group: str, bits: int) -> str:
+    return f"{group}_w{bits}"  # MLflow names allow no '@'
+
+
+def is_bits_row(name: str) -> bool:
+    return re.fullmatch(r".+_w[2-7]", name) is not None
+
+
+def _with_bits(bench: Bench, name: str, src: Path, node_bits: Mapping[str, int],
+               groups: Sequence[str], bits: int | None) -> Row:
+    """A scored row of `src` with the named nodes' weights at their bits."""
+    with bench.timer.lap("weight_bits"):
+        path = low_bit.set_weight_bits(src, bench.models_dir / "bits" / f"{name}.onnx",
+                                       node_bits)
+    row = bench.evaluate(Row(name, path, "static", list(groups)))
+    row.metrics["packed_bytes"] = float(low_bit.packed_weight_bytes(path, node_bits))
+    if bits is not None:
+        row.metrics["weight_bits"] = float(bits)
+    return row
+
+
+def solo_rows(bench: Bench, rows: Mapping[str, Row], widths: Sequence[int]) -> dict[str, Row]:
+    """Every group's INT8 row at every width: the group's weight nodes at b bits."""
+    out = {}
+    for g, b in itertools.product(bench.gmap.groups, widths):
+        nodes = low_bit.quantized_weight_nodes(rows[g].path)
+        out[row_name(g, b)] = _with_bits(bench, row_name(g, b), rows[g].path,
+                                         {n: b for n in nodes}, [g], b)
+    return out
+
+
+def packed_8bit(rows: Mapping[str, Row]) -> None:
+    """packed_bytes and weight_bits of the INT8 rows (every weight at 8 bits), so that the
+    columns cover every quantized row."""
+    for r in rows.values():
+        if r.kind == "static" and "packed_bytes" not in r.metrics:
+            r.metrics["packed_bytes"] = float(low_bit.packed_weight_bytes(r.path, {}))
+            r.metrics.setdefault("weight_bits", float(TOP_BITS))
+
+
+def mixed_precision(bench: Bench, rows: Mapping[str, Row], solo: Mapping[str, Row],
+                    widths: Sequence[int], max_verify: int
+                    ) -> tuple[MixedPrecisionResult, Row | None]:
+    """The greedy walk on the `all` row; returns it and the chosen configuration's row (None:
+    nothing within the budget). Only the chosen model's file is kept."""
+    all_row, eer0 = rows["all"], rows["none"].metrics["eer"]
+    group_of = bench.gmap.group_of()
+    nodes = low_bit.quantized_weight_nodes(all_row.path)
+
+    def node_bits(config: Mapping[str, int]) -> dict[str, int]:
+        return {n: config[group_of[n]] for n in nodes if n in group_of}
+
+    made: dict[tuple[int, ...], Row] = {}
+
+    def verify(config: dict[str, int]) -> float:
+        key = tuple(config[g] for g in bench.gmap.groups)
+        row = _with_bits(bench, f"mp_{len(made)}", all_row.path, node_bits(config),
+                         list(bench.gmap.groups), None)
+        made[key] = row
+        return row.metrics["eer"] - eer0
+
+    solo_delta = {(g, b): solo[row_name(g, b)].metrics["eer"] - eer0
+                  for g in bench.gmap.groups for b in widths}
+    solo_delta |= {(g, TOP_BITS): rows[g].metrics["eer"] - eer0 for g in bench.gmap.groups}
+    res = mixed_precision_search(
+        bench.gmap.groups, (TOP_BITS, *widths), solo_delta,
+        lambda c: float(low_bit.packed_weight_bytes(all_row.path, node_bits(c))), verify,
+        bench.cfg.budget_eer, max_verify)
+    chosen = res.chosen
+    keep = None if chosen is None else made[tuple(chosen.config[g] for g in bench.gmap.groups)]
+    for row in made.values():
+        if row is not keep:
+            row.path.unlink(missing_ok=True)
+    if keep is None:
+        return res, None
+    path = keep.path.rename(bench.models_dir / f"{MIXED}.onnx")
+    mixed = Row(MIXED, path, "static", list(bench.gmap.groups), dict(keep.metrics), keep.scores)
+    mixed.metrics["weight_bits"] = float(min(chosen.config.values()))
+    return res, mixed
+
+
+def ordering(ts: TrialStats, rows: Mapping[str, Row], groups: Sequence[str],
+             widths: Sequence[int], focus: Sequence[str] = FOCUS
+             ) -> dict[str, dict[str, list[float]]]:
+    """Per width, the paired EER difference of each `focus` group's row minus every other
+    group's row ([value, lo, hi], points): above 0 on the whole interval, the focus group is
+    the more sensitive one."""
+    level = ts.resampler.level
+    out: dict[str, dict[str, list[float]]] = {}
+    for b in widths:
+        names = {g: row_name(g, b) for g in groups if row_name(g, b) in rows}
+        if not all(f in names for f in focus):
+            continue
+        scored = {g: ts.score(rows[n].scores) for g, n in names.items()}
+        pairs = {}
+        for f, h in itertools.product(focus, [g for g in names if g not in focus]):
+            a, c = scored[f], scored[h]
+            iv = stats.percentile(a.samples["eer"] - c.samples["eer"],
+                                  a.values["eer"] - c.values["eer"], level)
+            pairs[f"{f} - {h}"] = [iv.value, iv.lo, iv.hi]
+        out[f"w{b}"] = pairs
+    return out
+
+
+def summary(res: MixedPrecisionResult | None, order: Mapping[str, Any],
+            widths: Sequence[int]) -> dict[str, Any]:
+    """What metrics.json records of the sub-8-bit part."""
+    out: dict[str, Any] = {"widths": list(widths), "ordering": dict(order)}
+    if res is not None:
+        out["mixed_precision"] = res.as_dict()
+    return out
+
