@@ -57,7 +57,7 @@ def render_markdown(studies: Mapping[str, StudyFolder], findings: Mapping[str, l
                     header: Mapping[str, str], data_metrics: Mapping, cross_png: str,
                     rel_dirs: Mapping[str, str]) -> str:
     """The summary page; image links are relative to the page (rel_dirs: study -> folder)."""
-    lines = ["# slimaudio: the four studies, regenerated", ""]
+    lines = ["# slimaudio: the four studies regenerated, and beyond the papers", ""]
     lines += [f"- **{k}**: {v}" for k, v in header.items()] + [""]
     lines += ["All numbers below come from this pipeline run; the papers' numbers are quoted beside "
               "them from the papers themselves (`slimaudio/papers.py`).", "",
