@@ -15,9 +15,10 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# the CPU build of torch first, so nothing pulls the CUDA one
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	# the CPU build of torch first, so nothing pulls the CUDA one. --no-compile: Python
+	# compiles only the modules it imports, when it imports them (not ~20k files up front)
+	$(PY) -m pip install -q --no-compile torch==2.13.0
+	$(PY) -m pip install -q --no-compile -e ".[dev]"
 	# the reference extra, without its dependencies (see pyproject.toml)
 	$(PY) -m pip install -q --no-deps speechbrain==1.1.2 hyperpyyaml==1.2.3 kaldi-native-fbank==1.23.0
 	touch $@
