@@ -682,3 +682,19 @@ def test_regex_groups_cover_every_weight_node_once() -> None:
         match_patterns(nodes, {"body": r"^/layer", "all": r"Conv$", "fc": "Gemm"})
     with pytest.raises(ParamError, match="groups.none: the pattern matches no weight node"):
         match_patterns(nodes, {"all": r".", "none": r"^$x"})
+
+
+def test_sub8bit_ordering_verdict_reads_the_paired_intervals() -> None:
+    from slimaudio.studies.ptq_layerwise.bitwidth import is_bits_row, row_name
+    from slimaudio.studies.ptq_layerwise.rules import findings, ordering_verdict
+
+    assert ordering_verdict({"block2 - fc": [0.5, 0.2, 0.8], "block3 - fc": [0.4, 0.1, 0.7]}) == "holds"
+    assert ordering_verdict({"block2 - fc": [0.5, 0.2, 0.8], "block3 - fc": [-0.4, -0.7, -0.1]}) \
+        == "does not hold"
+    assert ordering_verdict({"block2 - fc": [0.2, -0.1, 0.5]}) == "inconclusive"
+    assert row_name("block2", 4) == "block2_w4" and is_bits_row("block2_w4")
+    assert not is_bits_row("block2") and not is_bits_row("all_ops")
+    table = pd.DataFrame({"quantized": ["none"], "eer": [5.0]})
+    metrics = {"weight_bits": {"ordering": {"w4": {"block2 - fc": [0.5, 0.2, 0.8]}}}}
+    got = [f for f in findings(table, metrics) if "4-bit" in f.claim]
+    assert len(got) == 1 and got[0].verdict == "holds"
