@@ -168,10 +168,12 @@ def test_study_runs_on_a_renamed_bft_export_with_regex_groups(renamed, data, tmp
     res = run.run_study(cfg, 0, 1, BOOT, renamed["raw"], data, tmp_path / "models",
                         progress=False)
     print(f"run_study on the renamed BFT export: {time.perf_counter() - t0:.1f} s")
-    expected = row_names(tuple(RENAMED_GROUPS))
+    rows = row_names(tuple(RENAMED_GROUPS))
+    mixed = ["mixed_precision"] if "mixed_precision" in res.rows else []
+    expected = [*rows, *(f"{g}_w4" for g in RENAMED_GROUPS), *mixed]  # sub-8-bit rows too
     tab = res.table()
-    assert tab["quantized"].tolist() == list(expected) and "paper_choice" not in res.rows
-    assert tab.drop(columns="quantized").notna().all().all()
+    assert tab["quantized"].tolist() == expected and "paper_choice" not in res.rows
+    assert tab.drop(columns=["quantized", "weight_bits", "packed_bytes"]).notna().all().all()
     assert res.groups == tuple(RENAMED_GROUPS)
     assert [e.group for e in res.errors] == list(RENAMED_GROUPS)
     assert "conv_in" in res.info["paper_choice_omitted"] and res.info["groups"] == RENAMED_GROUPS
@@ -179,12 +181,13 @@ def test_study_runs_on_a_renamed_bft_export_with_regex_groups(renamed, data, tmp
     assert res.rows["proposed"].metrics["delta_eer"] <= cfg.budget_eer + 1e-9
     x = np.zeros((1, N_MELS, 70), np.float32)  # every row takes BFT input of any length
     for r in expected:
-        y = onnx_session(tmp_path / "models" / f"{r}.onnx").run(None, {"mel": x})[0]
+        folder = tmp_path / "models" / ("bits" if r.endswith("_w4") else "")
+        y = onnx_session(folder / f"{r}.onnx").run(None, {"mel": x})[0]
         assert y.shape == (1, EMB)
     report = outputs.study_report(res, cfg)
     report.write({k: tmp_path / "reports" / f for k, f in REPORT_FILES.items()})
     rep = tmp_path / "reports"
-    assert pd.read_csv(rep / "table.csv")["quantized"].tolist() == list(expected)
+    assert pd.read_csv(rep / "table.csv")["quantized"].tolist() == expected
     md = (rep / "table.md").read_text()
     assert "of a speaker-embedding model" in md and "No paper_choice row" in md
     assert "paper EER" not in md.split("## Table 2")[0]  # no paper group: no paper columns
@@ -192,6 +195,8 @@ def test_study_runs_on_a_renamed_bft_export_with_regex_groups(renamed, data, tmp
     assert "embed `^/proj|^proj\\.`" in md
     metrics = json.loads((rep / "metrics.json").read_text())
     assert "eer_paper_choice" not in metrics and "eer_proposed" in metrics
+    assert metrics["weight_bits"]["ordering"] == {}  # no block2/block3: no ordering test
+    assert "The paper's ordering test needs its groups" in md
     assert pd.read_csv(rep / "error_analysis.csv")["group"].tolist() == list(RENAMED_GROUPS)
 
 
