@@ -120,3 +120,17 @@ def test_verdicts_follow_the_intervals() -> None:
                                           (1.0, 0.6, 1.4)), {})
     assert [f.verdict for f in worse][1:] == ["does not hold", "does not hold"]
     assert rules.findings(None, {})[0].verdict == "not measured"
+
+
+def test_config_builds_from_the_composed_defaults_and_matches_the_schema() -> None:
+    import dataclasses
+
+    from slimaudio import config
+
+    params = config.compose([])
+    config.validate(params)  # also registers every schema
+    cfg = Config.from_params(params["pwl_int8"], params["ptq_layerwise"],
+                             params["pwl_softmax"]["bench"])
+    assert "best_bench" in cfg.methods and cfg.reference == "baseline_ft_control"
+    fields = {f.name for f in dataclasses.fields(Config)} - {"ptq", "bench"}
+    assert fields == set(config.SCHEMAS["pwl_int8"])

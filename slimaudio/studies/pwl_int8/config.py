@@ -14,18 +14,11 @@ BEST_BENCH = "best_bench"  # in `methods`: the bench form with the lowest EER af
 
 
 @dataclass(frozen=True)
-class LatencyConfig:
-    frames: int
-    warmup: int
-    repeats: int
-
-
-@dataclass(frozen=True)
 class Config:
     methods: tuple[str, ...]   # models/pwl_softmax/<method>.onnx (BEST_BENCH resolved at run)
     reference: str             # the softmax pooling every method is compared with
     bench: tuple[str, ...]     # params pwl_softmax.bench: the forms best_bench chooses from
-    latency: LatencyConfig
+    latency: ptq_config.LatencyConfig  # the same fields as the PTQ study's timing
     ptq: ptq_config.Config     # how models are calibrated, quantized and scored
 
     @classmethod
@@ -34,6 +27,6 @@ class Config:
         lat = section["latency"]
         return cls(methods=tuple(str(m) for m in section["methods"]),
                    reference=str(section["reference"]), bench=tuple(bench or ()),
-                   latency=LatencyConfig(int(lat["frames"]), int(lat["warmup"]),
-                                         int(lat["repeats"])),
+                   latency=ptq_config.LatencyConfig(int(lat["frames"]), int(lat["warmup"]),
+                                                    int(lat["repeats"])),
                    ptq=ptq_config.from_params(ptq_section))
