@@ -8,6 +8,7 @@ folder whose test utterances carry a sentinel value no train utterance has.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -544,17 +545,24 @@ def test_study_runs_every_row(work, tmp_path) -> None:
                         progress=False)
     tab = res.table()
     assert list(tab.columns) == run.COLUMNS
-    bits = [f"{g}_w4" for g in groups.GROUPS]  # the default widths: [4]
-    mixed = ["mixed_precision"] if res.bits["mixed_precision"]["chosen"] else []
+    widths = cfg.weight_bits.widths  # the default's: [4, 2]
+    assert widths == (4, 2)
+    bits = [f"{g}_w{b}" for g, b in itertools.product(groups.GROUPS, widths)]
+    mixed = ["mixed_precision"] if "mixed_precision" in res.rows else []
     assert tab["quantized"].tolist() == [*ROWS, *bits, *mixed]
     every = [*ROWS, *bits, *mixed]
     assert tab.drop(columns=["quantized", "weight_bits", "packed_bytes"]).notna().all().all()
     m = {r: res.rows[r].metrics for r in every}
-    for g in groups.GROUPS:  # 4-bit weights pack smaller than the group's INT8 row
+    for g in groups.GROUPS:  # fewer bits pack smaller than the group's INT8 row
         assert m[f"{g}_w4"]["weight_bits"] == 4 and m[g]["weight_bits"] == 8
-        assert m[f"{g}_w4"]["packed_bytes"] < m[g]["packed_bytes"] < m["none"]["size_bytes"]
-    assert len(res.bits["ordering"]["w4"]) == 2 * 5  # blocks 2, 3 against the five others
-    assert res.bits["mixed_precision"]["verify_calls"] <= cfg.weight_bits.max_verify
+        assert (m[f"{g}_w2"]["packed_bytes"] < m[f"{g}_w4"]["packed_bytes"] < m[g]["packed_bytes"]
+                < m["none"]["size_bytes"])
+    assert len(res.bits["ordering"]["w2"]) == 2 * 5  # blocks 2, 3 against the five others
+    mp = res.bits["mixed_precision"]
+    assert mp["verify_calls"] <= cfg.weight_bits.max_verify
+    assert set(mp["steps"][0]["config"].values()) == {32}  # the walk starts from float
+    if mixed:  # the chosen model is one file that loads alone, within the budget
+        assert m["mixed_precision"]["delta_eer"] <= cfg.budget_eer + 1e-9
     assert m["none"]["delta_eer"] == 0 and m["none"]["size_ratio"] == 1
     assert m["all"]["size_ratio"] > 0 and m["float16"]["size_ratio"] < 1
     assert m["proposed"]["delta_eer"] <= cfg.budget_eer + 1e-9
@@ -583,7 +591,7 @@ def test_study_runs_every_row(work, tmp_path) -> None:
     assert "Table 1" in md and "Table 2" in md and "5994" in md and "| all_s8s8 | —" in md
     assert "## Sub-8-bit weights per layer group" in md and "| block2 | " in md
     assert "Mixed precision under the EER budget" in md
-    assert metrics["weight_bits"]["widths"] == [4]
+    assert metrics["weight_bits"]["widths"] == [4, 2]
 
 
 def test_report_refuses_paths_that_do_not_match_its_outputs(work, tmp_path) -> None:

@@ -120,7 +120,8 @@ def renamed(tmp_path_factory) -> dict[str, Path]:
 
 def _bft_config() -> study_config.Config:
     return dataclasses.replace(_small_config(), groups=dict(RENAMED_GROUPS),
-                               input=study_config.InputConfig(name=None, layout="BFT"))
+                               input=study_config.InputConfig(name=None, layout="BFT"),
+                               weight_bits=study_config.WeightBitsConfig((4,), 3))
 
 
 # ----------------------------------------------------------------------------- (a) renamed, BFT

@@ -258,7 +258,7 @@ def set_weight_bits(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     return Path(dst)
 
 
-def _stored_bytes(init: Any) -> int:
+def stored_bytes(init: Any) -> int:
     from onnx import numpy_helper
 
     return len(init.raw_data) or numpy_helper.to_array(init).nbytes
@@ -285,7 +285,7 @@ def packed_weight_bytes(model_path: str | os.PathLike[str], bits: Mapping[str, i
         if init.name in weight_bits:
             total += math.ceil(math.prod(init.dims) * weight_bits[init.name] / 8)
         else:
-            total += _stored_bytes(init)
+            total += stored_bytes(init)
     return total
 
 

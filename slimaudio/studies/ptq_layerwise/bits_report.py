@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from slimaudio.formatting import interval, num
-from slimaudio.studies.ptq_layerwise.bitwidth import FOCUS, MIXED, TOP_BITS, row_name
+from slimaudio.studies.ptq_layerwise.bitwidth import FLOAT_BITS, FOCUS, MIXED, TOP_BITS, row_name
 from slimaudio.studies.ptq_layerwise.rules import ordering_verdict
 from slimaudio.studies.ptq_layerwise.run import StudyResult
 
@@ -30,7 +30,7 @@ def bits_section(res: StudyResult) -> list[str]:
         cells = [_delta(r[g].metrics)] + [_delta(r[row_name(g, b)].metrics) for b in widths]
         low = r[row_name(g, widths[-1])].metrics
         lines.append(f"| {g} | {' | '.join(cells)} | {low['packed_bytes'] / packed0:.3f} |")
-    return lines + _ordering_lines(res, widths) + _mixed_lines(res, packed0)
+    return lines + _ordering_lines(res, widths) + _mixed_lines(res)
 
 
 def _delta(m: dict[str, float]) -> str:
@@ -52,28 +52,35 @@ def _ordering_lines(res: StudyResult, widths: list[int]) -> list[str]:
     return lines
 
 
-def _mixed_lines(res: StudyResult, packed0: float) -> list[str]:
+def _mixed_lines(res: StudyResult) -> list[str]:
     mp = res.bits.get("mixed_precision")
     if not mp:
         return []
+    fb = mp["float_bytes"]
     lines = ["", f"### Mixed precision under the EER budget ({mp['budget']:g} points)", "",
-             "A greedy walk from every group at the top width, each step lowering one group "
-             "by one width (best packed-size saving per unit of solo ΔEER first); every "
-             "configuration on the way is measured, none predicted.", "",
-             "| step | bits per group | predicted ΔEER | measured ΔEER | packed size (x float) "
+             "A greedy walk from the float model, each step lowering one group by one option "
+             f"(float, then {TOP_BITS}, then each width; best parameter-size saving per unit "
+             "of the group's solo ΔEER first); every configuration on the way is quantized "
+             "and measured, none predicted. Size: parameter bytes with each group's weights "
+             "packed at its bits, relative to the float model's.", "",
+             "| step | bits per group | predicted ΔEER | measured ΔEER | size (x float) "
              "| accepted |", "|---|---|---|---|---|---|"]
     for k, s in enumerate(mp["steps"]):
-        bits = ", ".join(f"{g} {b}" for g, b in s["config"].items())
+        bits = ", ".join(f"{g} {_bits(b)}" for g, b in s["config"].items())
         lines.append(f"| {k} | {bits} | {num(s['predicted_delta_eer'], 3)} | "
-                     f"{num(s['measured_delta_eer'], 3)} | {s['size_bytes'] / packed0:.3f} | "
+                     f"{num(s['measured_delta_eer'], 3)} | {s['size_bytes'] / fb:.3f} | "
                      f"{'yes' if s['accepted'] else 'no'} |")
     chosen = mp.get("chosen")
     if chosen is None or MIXED not in res.rows:
-        return lines + ["", "No configuration met the budget."]
+        return lines + ["", "No quantized configuration met the budget."]
     m = res.rows[MIXED].metrics
-    return lines + ["", f"Chosen (`{MIXED}`): packed size {chosen['size_bytes'] / packed0:.3f} "
-                    f"of the float model, ΔEER {_delta(m)} points on evaluation "
+    return lines + ["", f"Chosen (`{MIXED}`): size {chosen['size_bytes'] / fb:.3f} of the "
+                    f"float model's parameters, ΔEER {_delta(m)} points on evaluation "
                     f"({mp['verify_calls']} configurations measured)."]
+
+
+def _bits(b: int) -> str:
+    return "float" if b == FLOAT_BITS else str(b)
 
 
 def plot_mixed_precision(res: StudyResult) -> Any:
@@ -88,12 +95,12 @@ def plot_mixed_precision(res: StudyResult) -> Any:
     packed0 = res.rows["none"].metrics["size_bytes"]
     mp = res.bits.get("mixed_precision")
     if mp:
-        steps = mp["steps"]
-        ax.scatter([s["size_bytes"] / packed0 for s in steps],
+        steps, fb = mp["steps"], mp["float_bytes"]
+        ax.scatter([s["size_bytes"] / fb for s in steps],
                    [float(s["measured_delta_eer"]) for s in steps], color="C0", zorder=3,
                    label="configurations measured")
         front = mp["front"]
-        ax.plot([s["size_bytes"] / packed0 for s in front],
+        ax.plot([s["size_bytes"] / fb for s in front],
                 [float(s["measured_delta_eer"]) for s in front], "C0-", lw=1, label="front")
         ax.axhline(mp["budget"], color="k", ls="--", lw=1, label="budget")
     for b in res.bits.get("widths") or []:

@@ -8,9 +8,9 @@ fewer weight bits the changes grow past the noise:
                     (slimaudio.compress.low_bit): real b-bit integer arithmetic in ORT's int8
                     kernels (the values use 2^b - 1 levels; the container stays 8-bit) with
                     8-bit activations, not a float simulation
-  mixed_precision   the `all` row with bits per group chosen by mixed_precision.py's greedy
-                    walk (AIMET AMP style) under `budget_eer`, every configuration on the way
-                    measured
+  mixed_precision   bits per group (float, INT8 or a width below) chosen by
+                    mixed_precision.py's greedy walk from the float model (AIMET AMP style)
+                    under `budget_eer`, every configuration on the way measured
 
 Sizes: `packed_bytes` is what the parameters take packed at their bit widths; the ONNX file
 (size_bytes) keeps 8-bit containers.
@@ -19,6 +19,7 @@ Sizes: `packed_bytes` is what the parameters take packed at their bit widths; th
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from slimaudio.studies.ptq_layerwise.mixed_precision import (
 from slimaudio.studies.ptq_layerwise.rows import Bench, Row
 
 TOP_BITS = low_bit.MAX_BITS  # the study's INT8 weights as quantized (7-bit under reduce_range)
+FLOAT_BITS = 32              # a group left in float, in the mixed-precision walk
 MIXED = "mixed_precision"
 # The paper's most sensitive groups: those its choice leaves in float (blocks 2 and 3).
 FOCUS = tuple(g for g in papers.PTQ_LAYERWISE["groups"]
@@ -80,45 +82,72 @@ def packed_8bit(rows: Mapping[str, Row]) -> None:
             r.metrics.setdefault("weight_bits", float(TOP_BITS))
 
 
+def group_weight_counts(float_path: Path, bench: Bench) -> tuple[dict[str, int], int]:
+    """Weights per group (elements of each weight node's weight initializer) in the float
+    model, and the bytes of every other initializer."""
+    import onnx
+
+    model = onnx.load(str(float_path))
+    inits = {i.name: i for i in model.graph.initializer}
+    by_node = {n.name: n for n in model.graph.node}
+    counts = {g: 0 for g in bench.gmap.groups}
+    weights: set[str] = set()
+    for g in bench.gmap.groups:
+        for name in bench.gmap.weight_nodes.get(g, []):
+            w = next((i for i in by_node[name].input[1:2] if i in inits), None)
+            if w is not None and w not in weights:
+                weights.add(w)
+                counts[g] += math.prod(inits[w].dims)
+    other = sum(low_bit.stored_bytes(i) for n, i in inits.items() if n not in weights)
+    return counts, other
+
+
 def mixed_precision(bench: Bench, rows: Mapping[str, Row], solo: Mapping[str, Row],
                     widths: Sequence[int], max_verify: int
-                    ) -> tuple[MixedPrecisionResult, Row | None]:
-    """The greedy walk on the `all` row; returns it and the chosen configuration's row (None:
-    nothing within the budget). Only the chosen model's file is kept."""
-    all_row, eer0 = rows["all"], rows["none"].metrics["eer"]
+                    ) -> tuple[MixedPrecisionResult, Row | None, float]:
+    """The greedy walk from the float model: each group float, INT8 or b-bit. Returns it, the
+    chosen configuration's row (None: none but the float model is within the budget) and the
+    float model's size on the walk's scale. Only the chosen model's file is kept."""
+    eer0, groups = rows["none"].metrics["eer"], bench.gmap.groups
     group_of = bench.gmap.group_of()
-    nodes = low_bit.quantized_weight_nodes(all_row.path)
+    counts, other = group_weight_counts(bench.float_path, bench)
 
-    def node_bits(config: Mapping[str, int]) -> dict[str, int]:
-        return {n: config[group_of[n]] for n in nodes if n in group_of}
+    def size_of(config: Mapping[str, int]) -> float:
+        """Parameter bytes with each group's weights packed at its bits (float: 4 bytes)."""
+        return other + sum(counts[g] * config[g] / 8 for g in groups)
 
     made: dict[tuple[int, ...], Row] = {}
 
     def verify(config: dict[str, int]) -> float:
-        key = tuple(config[g] for g in bench.gmap.groups)
-        row = _with_bits(bench, f"mp_{len(made)}", all_row.path, node_bits(config),
-                         list(bench.gmap.groups), None)
-        made[key] = row
+        quantized = [g for g in groups if config[g] <= TOP_BITS]
+        if not quantized:  # the float model itself
+            return 0.0
+        base = bench.measure(quantized)
+        bits = {n: config[group_of[n]] for n in low_bit.quantized_weight_nodes(base.path)
+                if n in group_of}
+        row = _with_bits(bench, f"mp_{len(made)}", base.path, bits, quantized, None)
+        made[tuple(config[g] for g in groups)] = row
         return row.metrics["eer"] - eer0
 
     solo_delta = {(g, b): solo[row_name(g, b)].metrics["eer"] - eer0
-                  for g in bench.gmap.groups for b in widths}
-    solo_delta |= {(g, TOP_BITS): rows[g].metrics["eer"] - eer0 for g in bench.gmap.groups}
-    res = mixed_precision_search(
-        bench.gmap.groups, (TOP_BITS, *widths), solo_delta,
-        lambda c: float(low_bit.packed_weight_bytes(all_row.path, node_bits(c))), verify,
-        bench.cfg.budget_eer, max_verify)
+                  for g in groups for b in widths}
+    solo_delta |= {(g, TOP_BITS): rows[g].metrics["eer"] - eer0 for g in groups}
+    solo_delta |= {(g, FLOAT_BITS): 0.0 for g in groups}
+    res = mixed_precision_search(groups, (FLOAT_BITS, TOP_BITS, *widths), solo_delta, size_of,
+                                 verify, bench.cfg.budget_eer, max_verify)
     chosen = res.chosen
-    keep = None if chosen is None else made[tuple(chosen.config[g] for g in bench.gmap.groups)]
+    keep = None if chosen is None else made.get(tuple(chosen.config[g] for g in groups))
     for row in made.values():
         if row is not keep:
             row.path.unlink(missing_ok=True)
+    bench.drop_search_models()
+    float_size = size_of({g: FLOAT_BITS for g in groups})
     if keep is None:
-        return res, None
+        return res, None, float_size
     path = keep.path.rename(bench.models_dir / f"{MIXED}.onnx")
-    mixed = Row(MIXED, path, "static", list(bench.gmap.groups), dict(keep.metrics), keep.scores)
+    mixed = Row(MIXED, path, "static", keep.groups, dict(keep.metrics), keep.scores)
     mixed.metrics["weight_bits"] = float(min(chosen.config.values()))
-    return res, mixed
+    return res, mixed, float_size
 
 
 def ordering(ts: TrialStats, rows: Mapping[str, Row], groups: Sequence[str],
@@ -144,11 +173,12 @@ def ordering(ts: TrialStats, rows: Mapping[str, Row], groups: Sequence[str],
     return out
 
 
-def summary(res: MixedPrecisionResult | None, order: Mapping[str, Any],
+def summary(res: MixedPrecisionResult | None, float_size: float, order: Mapping[str, Any],
             widths: Sequence[int]) -> dict[str, Any]:
-    """What metrics.json records of the sub-8-bit part."""
+    """What metrics.json records of the sub-8-bit part (sizes of the walk: parameter bytes
+    packed at their bits; `float_bytes`: the float model's on that scale)."""
     out: dict[str, Any] = {"widths": list(widths), "ordering": dict(order)}
     if res is not None:
-        out["mixed_precision"] = res.as_dict()
+        out["mixed_precision"] = res.as_dict() | {"float_bytes": float_size}
     return out
 

@@ -88,7 +88,7 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
                                               io.layout)
     bench = Bench(cfg, float_path, gmap, cache, evalset, models_dir, timer, progress)
     rows, search = make_rows(bench)
-    mixed = add_weight_bits(bench, rows)
+    mixed, float_size = add_weight_bits(bench, rows)
     with timer.lap("error_analysis"):
         err_inputs = error_inputs(evalset, cfg, io)
         errors = analyse_errors(bench, rows, err_inputs)
@@ -103,9 +103,8 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
         ts = TrialStats.build(evalset.trials, evalset.speaker_of, boot.resamples, boot.level,
                               seed)
         add_intervals(rows, ablation, lat, ts, seed)
-        bits = bitwidth.summary(mixed, bitwidth.ordering(ts, rows, gmap.groups,
-                                                         cfg.weight_bits.widths),
-                                cfg.weight_bits.widths)
+        bits = bitwidth.summary(mixed, float_size, bitwidth.ordering(
+            ts, rows, gmap.groups, cfg.weight_bits.widths), cfg.weight_bits.widths)
     with timer.lap("profile"):
         profile = profile_ops({n: models[n] for n in ("none", "all", *ablation.paths)},
                               ablation.configs, feeds, cfg.profile_runs, threads)
@@ -119,19 +118,22 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
                        groups=gmap.groups, bits=bits)
 
 
-def add_weight_bits(bench: Bench, rows: dict[str, Row]) -> MixedPrecisionResult | None:
+def add_weight_bits(bench: Bench, rows: dict[str, Row]
+                    ) -> tuple[MixedPrecisionResult | None, float]:
     """The sub-8-bit rows (every group at every width, then the mixed-precision choice) added
-    to `rows`; every INT8 row gets its packed size. Returns the mixed-precision walk."""
+    to `rows`; every INT8 row gets its packed size. Returns the mixed-precision walk and the
+    float model's size on its scale."""
     wb = bench.cfg.weight_bits
-    mixed = None
+    mixed, float_size = None, float("nan")
     if wb.widths:
         solo = bitwidth.solo_rows(bench, rows, wb.widths)
         if wb.max_verify:
-            mixed, row = bitwidth.mixed_precision(bench, rows, solo, wb.widths, wb.max_verify)
+            mixed, row, float_size = bitwidth.mixed_precision(bench, rows, solo, wb.widths,
+                                                              wb.max_verify)
             solo |= {row.name: row} if row is not None else {}
         rows.update(solo)
     bitwidth.packed_8bit(rows)
-    return mixed
+    return mixed, float_size
 
 
 def load(model: str | os.PathLike[str], data_dir: str | os.PathLike[str], models_dir: Path,
