@@ -27,7 +27,7 @@ from typing import Any
 
 from slimaudio import papers, stats
 from slimaudio.compress import low_bit
-from slimaudio.speaker.uncertainty import TrialStats
+from slimaudio.speaker.uncertainty import Scored
 from slimaudio.studies.ptq_layerwise.mixed_precision import (
     MixedPrecisionResult,
     mixed_precision_search,
@@ -150,22 +150,20 @@ def mixed_precision(bench: Bench, rows: Mapping[str, Row], solo: Mapping[str, Ro
     return res, mixed, float_size
 
 
-def ordering(ts: TrialStats, rows: Mapping[str, Row], groups: Sequence[str],
+def ordering(level: float, scored: Mapping[str, Scored], groups: Sequence[str],
              widths: Sequence[int], focus: Sequence[str] = FOCUS
              ) -> dict[str, dict[str, list[float]]]:
     """Per width, the paired EER difference of each `focus` group's row minus every other
-    group's row ([value, lo, hi], points): above 0 on the whole interval, the focus group is
-    the more sensitive one."""
-    level = ts.resampler.level
+    group's row ([value, lo, hi], points) from the rows as scored for their intervals: above 0
+    on the whole interval, the focus group is the more sensitive one."""
     out: dict[str, dict[str, list[float]]] = {}
     for b in widths:
-        names = {g: row_name(g, b) for g in groups if row_name(g, b) in rows}
+        names = {g: row_name(g, b) for g in groups if row_name(g, b) in scored}
         if not all(f in names for f in focus):
             continue
-        scored = {g: ts.score(rows[n].scores) for g, n in names.items()}
         pairs = {}
         for f, h in itertools.product(focus, [g for g in names if g not in focus]):
-            a, c = scored[f], scored[h]
+            a, c = scored[names[f]], scored[names[h]]
             iv = stats.percentile(a.samples["eer"] - c.samples["eer"],
                                   a.values["eer"] - c.values["eer"], level)
             pairs[f"{f} - {h}"] = [iv.value, iv.lo, iv.hi]

@@ -15,7 +15,7 @@ from slimaudio import runtime
 from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.latency import Latency, speedup
-from slimaudio.speaker.uncertainty import TrialStats
+from slimaudio.speaker.uncertainty import Scored, TrialStats
 from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise import bitwidth, calibration, groups
 from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
@@ -102,9 +102,10 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
     with timer.lap("intervals"):
         ts = TrialStats.build(evalset.trials, evalset.speaker_of, boot.resamples, boot.level,
                               seed)
-        add_intervals(rows, ablation, lat, ts, seed)
+        scored = add_intervals(rows, ablation, lat, ts, seed)
         bits = bitwidth.summary(mixed, float_size, bitwidth.ordering(
-            ts, rows, gmap.groups, cfg.weight_bits.widths), cfg.weight_bits.widths)
+            ts.resampler.level, scored, gmap.groups, cfg.weight_bits.widths),
+            cfg.weight_bits.widths)
     with timer.lap("profile"):
         profile = profile_ops({n: models[n] for n in ("none", "all", *ablation.paths)},
                               ablation.configs, feeds, cfg.profile_runs, threads)
@@ -199,10 +200,10 @@ def add_relative_metrics(rows: dict[str, Row], ablation: list[dict[str, Any]],
 
 
 def add_intervals(rows: dict[str, Row], ablation: Ablation, lat: Mapping[str, Latency],
-                  ts: TrialStats, seed: int) -> None:
+                  ts: TrialStats, seed: int) -> dict[str, Scored]:
     """Speaker-bootstrap intervals of EER and minDCF, paired differences from `none`, the
     score shift, and the speed-up's interval over timing rounds; for the ablation variants
-    whose EER is measured, the paired ΔEER interval."""
+    whose EER is measured, the paired ΔEER interval. Returns every row scored on `ts`."""
     scored = {n: ts.score(r.scores) for n, r in rows.items() if r.scores is not None}
     ref = scored["none"]
     for a in ablation.records:
@@ -215,6 +216,7 @@ def add_intervals(rows: dict[str, Row], ablation: Ablation, lat: Mapping[str, La
         iv = speedup(lat["none"], lat[n], len(res.counts), runtime.rng(seed, "bootstrap"),
                      res.level)
         rows[n].metrics.update(speedup=iv.value, speedup_lo=iv.lo, speedup_hi=iv.hi)
+    return scored
 
 
 def machine_info(rows: dict[str, Row], profile: list[dict[str, Any]], calibration_utterances: int,
