@@ -58,6 +58,9 @@ class Field:
             if self.nullable:
                 return
             raise ParamError(f"params: {key} must not be null (expected {_TYPE_NAMES[self.type_]})")
+        if self.choices is not None and any(type(value) is type(c) and value == c
+                                            for c in self.choices):
+            return  # a listed choice may be of another type than the rest (e.g. "auto")
         if not _is_type(value, self.type_):
             raise ParamError(
                 f"params: {key} = {value!r} has the wrong type: expected {_TYPE_NAMES[self.type_]}"

@@ -35,6 +35,7 @@ STREAMS: dict[str, tuple[int, ...]] = {
     "distill.qat_calibration": (6, 4),  # calibration patches of a QAT student's int8 export
     "distill.latency_input": (6, 5),    # the input the students and teacher are timed on
     "ptq_layerwise.calibration": (),    # calibration utterances and their crops
+    "ptq_layerwise.speed_input": (19,), # the input the width models are timed on
     "bootstrap": (17,),                 # stats: resampled clusters; one stream for every
                                         # variant of a study, so all its intervals are paired
 }

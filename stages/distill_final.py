@@ -9,6 +9,7 @@ from pathlib import Path
 
 from slimaudio import atomic, tracking
 from slimaudio.errors import DataError
+from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "distill", "distill_student", "distill_final")
@@ -40,7 +41,8 @@ def main() -> None:
     with tracking.stage_run("distill", f"final {sid} {cfg.label}", run_params) as run, \
             atomic.atomic_dir(args.out_dir) as tmp:
         data = load_targets(args.data)
-        res = run_student(cfg, data, train, probe, tmp, int(base["seed"]), int(base["threads"]))
+        res = run_student(cfg, data, train, probe, tmp, int(base["seed"]), int(base["threads"]),
+                          spread=Spread.from_params(base))
         record(res, sid, "final", tmp, run)
     m = res.metrics
     print(f"distill_final {sid} ({cfg.label}), {m['train_steps']} steps: {m['size_mib']:.3f} MiB, "

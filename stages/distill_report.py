@@ -10,6 +10,7 @@ import pandas as pd
 
 from slimaudio import tracking
 from slimaudio.errors import DataError
+from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "distill_report")
@@ -44,7 +45,7 @@ def main() -> None:
         res = assemble(grid, selection, choice, Path(args.final), Path(args.models), info,
                        Path(args.teacher), ReportConfig.from_params(params["distill_report"]),
                        int(base["threads"]), int(base["seed"]), data_dir=Path(args.data),
-                       boot=BootstrapConfig.from_params(base))
+                       boot=BootstrapConfig.from_params(base), spread=Spread.from_params(base))
         study = report.study_report(res)
         study.write({role: getattr(args, role) for role in ROLES})
         study.log(run)

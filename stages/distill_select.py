@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from slimaudio import atomic, tracking
+from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "distill_grid", "distill_select")
@@ -23,7 +24,7 @@ def main() -> None:
     with tracking.stage_run("distill", "distill_select", params.flat()) as run:
         sel = select(grid, Path(args.models), info, Path(args.teacher),
                      SelectConfig.from_params(params["distill_select"]), int(base["threads"]),
-                     int(base["seed"]))
+                     int(base["seed"]), Spread.from_params(base))
         atomic.write_csv(args.grid, sel.table)
         atomic.write_json(args.selection, sel.info())
         atomic.write_json(args.choice, sel.choice(grid.students))

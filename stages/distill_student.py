@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from slimaudio import atomic, tracking
+from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
 
 # Plus distill_grid.students.<id>, the one student it trains (dvc.yaml declares that key alone).
@@ -36,7 +37,8 @@ def main() -> None:
     with tracking.stage_run("distill", f"{args.student} {cfg.label}", run_params) as run, \
             atomic.atomic_dir(args.out_dir) as tmp:
         data = load_targets(args.data)
-        res = run_student(cfg, data, train, probe, tmp, int(base["seed"]), int(base["threads"]))
+        res = run_student(cfg, data, train, probe, tmp, int(base["seed"]), int(base["threads"]),
+                          spread=Spread.from_params(base))
         record(res, args.student, "student", tmp, run)
     m = res.metrics
     reps = "" if train.replicates == 1 else (

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from slimaudio import atomic, tracking
+from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "distill")
@@ -19,7 +20,7 @@ def main() -> None:
     with tracking.stage_run("distill", "distill_targets", params.flat()) as run, \
             atomic.atomic_dir(args.out_dir) as tmp:
         info = make_targets(args.speakers, args.teacher, tmp, cfg, int(base["seed"]),
-                            int(base["threads"]))
+                            int(base["threads"]), spread=Spread.from_params(base))
         t = info["teacher"]
         run.log_metrics({**{k: t[k] for k in ("size_bytes", "size_mib", "latency_ms",
                                              "latency_p90_ms", "params")},

@@ -7,6 +7,7 @@ The ECAPA-TDNN ONNX export by default; any other ONNX model with params ptq_laye
 from __future__ import annotations
 
 from slimaudio import atomic, tracking
+from slimaudio.latency import Spread
 from slimaudio.speaker.model_source import InitConfig
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.stats import BootstrapConfig
@@ -17,7 +18,7 @@ from slimaudio.studies.ptq_layerwise.run import run_study
 
 SECTIONS = ("base", "ecapa.init", "ptq_layerwise")
 OUTPUTS = ("table", "rows", "table_md", "metrics", "errors", "op_profile", "ablation",
-           "sensitivity_png", "size_png", "mixed_png")
+           "sensitivity_png", "size_png", "mixed_png", "speed", "speed_png")
 
 
 def main() -> None:
@@ -29,7 +30,8 @@ def main() -> None:
     with tracking.stage_run("ptq_layerwise", "ptq_layerwise", params.flat()) as run:
         with atomic.atomic_dir(args.models_dir) as tmp:
             res = run_study(cfg, int(base["seed"]), int(base["threads"]),
-                            BootstrapConfig.from_params(base), args.model, args.data, tmp)
+                            BootstrapConfig.from_params(base), args.model, args.data, tmp,
+                            spread=Spread.from_params(base))
         report = study_report(res, cfg)
         report.write({role: getattr(args, role) for role in OUTPUTS})
         report.log(run)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from slimaudio import atomic, tracking
 from slimaudio.errors import DataError
+from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.base import StudyReport
@@ -32,7 +33,7 @@ def main() -> None:
         with atomic.atomic_dir(args.models_dir) as tmp:
             res = run_study(cfg, Path(args.onnx_dir), Path(args.data), Path(tmp), pwl_table,
                             int(base["seed"]), int(base["threads"]),
-                            BootstrapConfig.from_params(base))
+                            BootstrapConfig.from_params(base), spread=Spread.from_params(base))
             export_winner(res, Path(tmp) / "winner.onnx")
         st = cfg.ptq.quant_settings
         meta = {"channels": params["ecapa"]["model"]["channels"], "profile": params.profile,

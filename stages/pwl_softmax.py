@@ -6,6 +6,7 @@ from pathlib import Path
 
 from slimaudio import atomic, tracking
 from slimaudio.datasets import speakers
+from slimaudio.latency import Spread
 from slimaudio.speaker.train import TrainConfig, load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.stats import BootstrapConfig
@@ -29,7 +30,8 @@ def main() -> None:
         train_cfg = TrainConfig.from_params(ecapa["train"], data, int(base["seed"]))
         res = run_study(model, aam, data, fit_res, cfg, train_cfg, int(base["threads"]),
                         int(base["seed"]), int(ecapa["eval"]["onnx_opset"]),
-                        BootstrapConfig.from_params(base), threads_eval=int(ecapa["eval"]["threads"]))
+                        BootstrapConfig.from_params(base), threads_eval=int(ecapa["eval"]["threads"]),
+                        spread=Spread.from_params(base))
         with atomic.atomic_dir(args.onnx_dir) as tmp:
             for name, blob in res.onnx.items():
                 (Path(tmp) / f"{name}.onnx").write_bytes(blob)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from slimaudio import atomic, tracking
+from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "tflite_quant")
@@ -30,7 +31,8 @@ def main() -> None:
     baseline = json.loads(Path(args.baseline).read_text(encoding="utf-8"))
     with tracking.stage_run("tflite_quant", "tflite_quant", params.flat()) as mlrun, \
             atomic.atomic_dir(args.tflite_dir) as tmp:
-        res = run.run_study(data, model_path, Path(tmp), cfg, threads, params["base"]["seed"], fmt)
+        res = run.run_study(data, model_path, Path(tmp), cfg, threads, params["base"]["seed"], fmt,
+                                spread=Spread.from_params(params["base"]))
         study_report = run.build_report(res, baseline)
         study_report.write({role: getattr(args, role) for role in OUTPUTS})
         study_report.log(mlrun)

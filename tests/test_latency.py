@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from slimaudio import latency
+from slimaudio import latency, latency_check
 
 
 def test_interleaved_orders_by_cost() -> None:
@@ -80,3 +80,64 @@ def test_litert_runner_refuses_float_for_int8_input() -> None:
     with pytest.raises(ValueError, match="quantize float features"):
         latency.litert_runner(blob, [np.zeros((1, 4), np.float32)])
     latency.litert_runner(blob, [np.zeros((1, 4), np.int8)])()
+
+
+def test_burst_keeps_each_rounds_fastest_call() -> None:
+    calls = {"n": 0}
+
+    def every_other_slow() -> None:  # a burst of 2 always holds one fast call
+        calls["n"] += 1
+        time.sleep(0.02 if calls["n"] % 2 else 0.001)
+
+    res = latency.measure_interleaved({"x": every_other_slow}, warmup=0, repeats=30, burst=2)
+    assert res["x"].median_ms < 10 and res["x"].burst == 2
+    one = latency.measure_interleaved({"x": every_other_slow}, warmup=0, repeats=30, burst=1)
+    assert one["x"].p90_ms > 15  # one call per round keeps the slow calls
+
+
+def test_rounds_spread_over_worker_processes() -> None:
+    timing = latency.Timing(warmup=1, rounds=30, burst=2, processes=3)
+    res = latency_check.known_ratio(timing, n=5000)
+    assert res["n"].process == (0,) * 10 + (1,) * 10 + (2,) * 10
+    assert res["n"].repeats == 30
+    iv = latency_check.ratio_with_interval(res, "2n", "n")
+    assert 1.6 < iv.value < 2.4 and iv.lo <= iv.value <= iv.hi
+
+
+def test_process_bootstrap_widens_with_process_spread() -> None:
+    # rounds agree within each process but processes disagree: resampling rounds alone would
+    # give a narrow interval; resampling processes first must cover the spread between them
+    base = np.ones(30)
+    other = np.concatenate([np.full(10, 0.5), np.full(10, 0.6), np.full(10, 0.7)])
+    procs = tuple(np.repeat([0, 1, 2], 10))
+    ref = latency._summarise(base / 1e3, 1, procs)
+    oth = latency._summarise(other / 1e3, 1, procs)
+    iv = latency.speedup(ref, oth, 2000, np.random.default_rng(0))
+    assert iv.lo <= 1 / 0.7 + 1e-9 and iv.hi >= 1 / 0.5 - 1e-9
+    flat = latency.speedup(latency._summarise(base / 1e3, 1), latency._summarise(other / 1e3, 1),
+                           2000, np.random.default_rng(0))
+    assert flat.hi - flat.lo < iv.hi - iv.lo
+
+
+@pytest.mark.slow
+def test_ratio_holds_beside_a_one_core_hog() -> None:
+    """Two workloads of known ratio (2:1), timed quiet and with a busy loop on one core: the
+    burst-and-keep-the-fastest method moves the ratio by less than 5%."""
+    timing = latency.Timing(warmup=5, rounds=60, burst=5, processes=3)
+    quiet = latency_check.ratio_with_interval(latency_check.known_ratio(timing), "2n", "n")
+    with latency_check.cpu_hog(120):
+        loaded = latency_check.ratio_with_interval(latency_check.known_ratio(timing), "2n", "n")
+    assert 1.7 < quiet.value < 2.3
+    assert abs(loaded.value / quiet.value - 1) < 0.05, (quiet, loaded)
+
+
+def test_factories_are_picklable() -> None:
+    import pickle
+
+    f = latency.OnnxFactory(b"bytes", {"x": np.arange(3, dtype=np.float32)}, 1, {"k": "v"})
+    g = pickle.loads(pickle.dumps(f))
+    assert (g.model, g.threads, g.config) == (b"bytes", 1, {"k": "v"})
+    np.testing.assert_array_equal(g.feeds["x"], [0, 1, 2])
+    assert pickle.loads(pickle.dumps(latency.LiteRTFactory("m.tflite", (np.zeros(3),)))).model \
+        == "m.tflite"
+    assert pickle.loads(pickle.dumps(latency_check.SpinFactory(3)))() is not None

@@ -36,7 +36,7 @@ REPORT_FILES = {"table": "table.csv", "rows": "rows.csv", "table_md": "table.md"
                 "metrics": "metrics.json", "errors": "error_analysis.csv",
                 "op_profile": "op_profile.csv", "ablation": "ablation.csv",
                 "sensitivity_png": "sensitivity.png", "size_png": "size_vs_eer.png",
-                "mixed_png": "mixed_precision.png"}
+                "mixed_png": "mixed_precision.png", "speed": "speed.csv", "speed_png": "speed.png"}
 
 BOOT = BootstrapConfig(resamples=200, level=0.95)
 
@@ -507,6 +507,7 @@ def test_config_fields_are_the_schema_keys() -> None:
     fields = _fields(study_config.Config)
     # how the model takes its features is said with the model: params ecapa.init.input
     assert fields.pop("input") == _keys(config.SCHEMAS["ecapa"]["init"]["input"])
+    fields.pop("reduce_range_reason")  # derived with reduce_range (auto: from the CPU flags)
     assert fields == _keys(config.SCHEMAS["ptq_layerwise"])
     typed = study_config.from_params(config.compose([])["ptq_layerwise"])
     assert typed.quant_settings.op_types == typed.op_types and typed.ablation
@@ -533,7 +534,9 @@ def _small_config() -> study_config.Config:
         eval=study_config.EvalConfig(threads=1, max_frames=60),
         error_analysis=study_config.ErrorAnalysisConfig(utterances=2),
         latency=study_config.LatencyConfig(frames=60, warmup=0, repeats=30), profile_runs=1,
-        ablation=("s8s8",), ablation_eer=())
+        ablation=("s8s8",), ablation_eer=(),
+        speed=study_config.SpeedConfig(widths=(16, 32), seconds=(0.5, 1.0), variants=("all",),
+                                       warmup=0, repeats=30))
 
 
 def test_study_runs_every_row(work, tmp_path) -> None:
@@ -592,6 +595,17 @@ def test_study_runs_every_row(work, tmp_path) -> None:
     assert "## Sub-8-bit weights per layer group" in md and "| block2 | " in md
     assert "Mixed precision under the EER budget" in md
     assert metrics["weight_bits"]["widths"] == [4, 2]
+    # the width table: every (width, length) has `none` at 1.0 and `all` with its interval
+    sp = pd.read_csv(rep / "speed.csv")
+    assert set(zip(sp["channels"], sp["seconds"], sp["variant"], strict=True)) == {
+        (c, t, v) for c in (16, 32) for t in (0.5, 1.0) for v in ("none", "all")}
+    assert (sp.loc[sp["variant"] == "none", "speedup"] == 1.0).all()
+    a = sp[sp["variant"] == "all"]
+    assert ((a["speedup_lo"] <= a["speedup"]) & (a["speedup"] <= a["speedup_hi"])).all()
+    assert metrics["speedup_all_widest_channels"] == 32 and "speedup_all_c16_0.5s" in metrics
+    assert "## INT8 speed-up against width and input length" in md and "| 32 |" in md
+    assert "Why these rows run at the speed they do" in md and "`dynamic` runs at" in md
+    assert res.info["reduce_range_reason"]
 
 
 def test_report_refuses_paths_that_do_not_match_its_outputs(work, tmp_path) -> None:

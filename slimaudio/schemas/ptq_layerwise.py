@@ -38,8 +38,9 @@ register("ptq_layerwise", {
                              doc="8-bit activations: uint8 (U8S8, what ORT's x86 integer kernels "
                                  "run) or int8 (S8S8)"),
     "per_channel": Field(bool, doc="symmetric INT8 weights per output channel (else per tensor)"),
-    "reduce_range": Field(bool, doc="7-bit weights: ORT's advice for x86 without VNNI, where the "
-                                    "U8S8 kernels' 16-bit pair sums can saturate"),
+    "reduce_range": Field(bool, choices=[True, False, "auto"],
+                          doc="7-bit weights: ORT's advice for x86 without VNNI, where the U8S8 "
+                              "kernels' 16-bit pair sums can saturate; auto: from the CPU flags"),
     "quant_format": Field(str, choices=["QDQ", "QOperator"], doc="ORT static quantization format"),
     "op_types": Field(list, item=Field(str), nullable=True, min_len=1,
                       doc="ONNX op types quantized inside the chosen groups (null: every type "
@@ -59,6 +60,18 @@ register("ptq_layerwise", {
         "frames": Field(int, lo=20, hi=100000, doc="input length (300 frames = 3 s)"),
         "warmup": Field(int, lo=0, hi=1000),
         "repeats": Field(int, lo=30, hi=100000),
+    },
+    "speed": {
+        "widths": Field(list, item=Field(int, lo=8, hi=4096), min_len=1,
+                        doc="ECAPA-TDNN widths C timed (random weights, BN statistics from the "
+                            "calibration utterances; the paper's C=1024 in the paper profile)"),
+        "seconds": Field(list, item=Field(float, lo=0.1, hi=600.0), min_len=1,
+                         doc="input lengths timed at every width (s)"),
+        "variants": Field(list, item=Field(str, choices=["all", "paper_choice", "float16",
+                                                         "dynamic"]),
+                          doc="variants timed against the float model at every width and length"),
+        "warmup": Field(int, lo=0, hi=1000),
+        "repeats": Field(int, lo=30, hi=100000, doc="timed rounds (base.latency spreads them)"),
     },
     "profile_runs": Field(int, lo=1, hi=1000, doc="ORT profiler runs per profiled model"),
     "ablation": Field(list, item=Field(str, choices=list(ABLATIONS)),

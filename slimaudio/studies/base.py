@@ -76,6 +76,16 @@ class Study:
     quality: str        # the table's quality column
     lower_better: bool  # EER: lower is better; F1, accuracy: higher
     findings: Findings  # (table, metrics) -> the paper's findings, judged
+    runtime: str = "ONNX Runtime"  # what its variants' latency is measured on...
+    runtime_of: Callable[[str], str | None] = lambda variant: None  # ...unless this names another
+
+    def runtime_of_row(self, table_row: Mapping[str, Any]) -> str:
+        """The runtime a table row ran on: its `runtime` column, else runtime_of, else the
+        study's runtime."""
+        named = table_row.get("runtime")
+        if isinstance(named, str) and named:
+            return named
+        return self.runtime_of(str(table_row[self.key])) or self.runtime
 
     def rows(self, table: pd.DataFrame) -> pd.DataFrame:
         """The table in the common long schema; quality relative to the reference row

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from slimaudio.studies.base import Finding, Study, read_rows
+from slimaudio.summary.ship import ship_markdown
 
 
 @dataclass
@@ -84,6 +85,7 @@ def render_markdown(studies: Mapping[str, StudyFolder], findings: Mapping[str, l
             lines += [body, ""]
         for img in st.images:
             lines += [f"![{name}: {img.stem}]({rel_dirs.get(name, name)}/{img.name})", ""]
+    lines += ship_markdown({n: (st.study, st.table, st.rows) for n, st in studies.items()})
     lines += ["## Across studies", "", f"![cross-study view]({cross_png})", ""]
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from slimaudio import runtime
 from slimaudio.errors import DataError
-from slimaudio.latency import speedup
+from slimaudio.latency import SIMPLE, Spread, speedup
 from slimaudio.metrics import MIB
 from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.distill import grid as grid_mod
@@ -183,7 +183,7 @@ def final_row(grid_row: Mapping[str, Any], m: Mapping[str, Any], lat: Any, tasks
 def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[str, Any],
              final_dir: Path, grid_dir: Path, teacher_info: Mapping[str, Any],
              teacher_model: Path, cfg: ReportConfig, threads: int, seed: int, *,
-             data_dir: Path, boot: BootstrapConfig) -> Outcome:
+             data_dir: Path, boot: BootstrapConfig, spread: Spread = SIMPLE) -> Outcome:
     """The final student beside its grid run and the teacher, with intervals, and the
     regression."""
     chosen = str(choice["student"])
@@ -197,7 +197,8 @@ def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[s
         raise DataError(f"{final_model}: missing (run the distill_final stage)")
     lat = time_with_teacher({"final": final_model, chosen: grid_dir / chosen / "model.tflite"},
                             teacher_model, int(teacher_info["frames"]),
-                            int(teacher_info["teacher"]["n_mels"]), threads, cfg.latency, seed)
+                            int(teacher_info["teacher"]["n_mels"]), threads, cfg.latency, seed,
+                            spread)
     grid["role"] = np.where(grid["student"] == "teacher", "teacher", "grid")
     c = grid[grid["student"] == chosen].iloc[0].to_dict()
     t_lat = lat["teacher"].median_ms

@@ -147,4 +147,5 @@ def findings(df: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Findin
 # variant, the quality column and direction, and the findings above.
 STUDY = Study(name="distill", title="4. FRILL-style distillation into MobileNetV3 students",
               key="student", reference="teacher", quality="mean_accuracy", lower_better=False,
-              findings=findings)
+              findings=findings, runtime="LiteRT (XNNPACK)",
+              runtime_of=lambda v: "ONNX Runtime" if v == "teacher" else None)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from slimaudio.errors import DataError, ParamError
+from slimaudio.latency import SIMPLE, Spread
 from slimaudio.metrics import MIB
 from slimaudio.studies.distill import grid as grid_mod
 from slimaudio.studies.distill import rules
@@ -152,7 +153,8 @@ def student_models(students: Mapping[str, Mapping[str, Any]], models_dir: Path) 
 
 
 def select(grid: GridConfig, models_dir: Path, teacher_info: Mapping[str, Any],
-           teacher_model: Path, cfg: SelectConfig, threads: int, seed: int) -> Selection:
+           teacher_model: Path, cfg: SelectConfig, threads: int, seed: int,
+           spread: Spread = SIMPLE) -> Selection:
     """Time every grid student and the teacher interleaved, find the frontier, choose."""
     notes = check_grid(grid, cfg.require_full_grid)
     students = grid.students
@@ -160,7 +162,8 @@ def select(grid: GridConfig, models_dir: Path, teacher_info: Mapping[str, Any],
     models = student_models(students, models_dir)
     tasks = list(teacher_info["tasks"])
     lat = time_with_teacher(models, teacher_model, int(teacher_info["frames"]),
-                            int(teacher_info["teacher"]["n_mels"]), threads, cfg.latency, seed)
+                            int(teacher_info["teacher"]["n_mels"]), threads, cfg.latency, seed,
+                            spread)
     teacher_size = int(teacher_model.stat().st_size)
     df = build_table(students, records, teacher_info, lat, tasks, teacher_size)
     chosen, how = rules.choose(df, cfg.choose.max_latency_fraction, cfg.choose.max_size_fraction)

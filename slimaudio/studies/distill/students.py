@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from slimaudio import runtime
+from slimaudio.latency import SIMPLE, Spread
 from slimaudio.models.mobilenet_students import StudentConfig
 from slimaudio.speaker.scoring import l2_normalise
 from slimaudio.studies.distill import probes
@@ -131,7 +132,7 @@ def replicate_seed(seed: int, replicate: int) -> int:
 
 def run_student(cfg: StudentConfig, data: DistillData, train: TrainConfig, probe: ProbeConfig,
                 out_dir: str | os.PathLike[str], seed: int, latency_threads: int,
-                progress: bool = True) -> StudentResult:
+                progress: bool = True, spread: Spread = SIMPLE) -> StudentResult:
     """Train one student `train.replicates` times; convert, probe and measure each, time
     replicate 0 (the one deployed in out_dir; the others' models are not kept). Accuracies
     are the replicates' mean, everything else replicate 0's."""
@@ -144,7 +145,7 @@ def run_student(cfg: StudentConfig, data: DistillData, train: TrainConfig, probe
     x_train = data.inputs(cfg.frontend, "train")
     x_probe = data.inputs(cfg.frontend, "probe")
     first = train_replicate(cfg, data, x_train, x_probe, train, probe, out, seed, progress)
-    lat = time_formats(first.files, x_probe, train, latency_threads)
+    lat = time_formats(first.files, x_probe, train, latency_threads, spread)
     metrics = student_metrics(first.model, cfg, first.files, lat, first.results, first.losses,
                               train, first.train_s, first.convert_s)
     reps, answers = [first.summary()], [first.results]
@@ -236,14 +237,14 @@ def probe_student(deployed: Path, cfg: StudentConfig, data: DistillData, x_probe
 
 
 def time_formats(files: dict[str, Path], x_probe: np.ndarray, train: TrainConfig,
-                 threads: int) -> dict[str, Any]:
+                 threads: int, spread: Spread = SIMPLE) -> dict[str, Any]:
     """Batch-1 latency of every converted model, timed interleaved."""
     from slimaudio import latency
 
-    runners = {fmt: latency.litert_runner(path, [x_probe[:1]], threads=threads)
-               for fmt, path in files.items()}
-    return latency.measure_interleaved(runners, warmup=train.latency.warmup,
-                                       repeats=train.latency.repeats, threads=threads)
+    factories = {fmt: latency.LiteRTFactory(str(path), (x_probe[:1],), threads)
+                 for fmt, path in files.items()}
+    timing = latency.Timing.of(train.latency.warmup, train.latency.repeats, spread)
+    return latency.measure_factories(factories, timing, threads, progress=False)
 
 
 def student_metrics(model: Any, cfg: StudentConfig, files: dict[str, Path], lat: dict[str, Any],

@@ -35,6 +35,7 @@ from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError
 from slimaudio.features import LOG_EPS, MelConfig, hann, mel_filterbank
+from slimaudio.latency import SIMPLE, Spread
 from slimaudio.studies.distill import probes
 from slimaudio.studies.distill.config import PatchConfig, TargetsConfig
 from slimaudio.studies.distill.data import TEACHER_PREDICTIONS, target_stats
@@ -162,7 +163,8 @@ def save_arrays(out: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def make_targets(corpus_dir: str | os.PathLike[str], teacher_path: str | os.PathLike[str],
                  out_dir: str | os.PathLike[str], cfg: TargetsConfig, seed: int,
-                 latency_threads: int, progress: bool = True) -> dict[str, Any]:
+                 latency_threads: int, progress: bool = True, spread: Spread = SIMPLE
+                 ) -> dict[str, Any]:
     """Write data/distill/ (see the module docstring); returns teacher.json's content."""
     from slimaudio.atomic import write_csv, write_json
 
@@ -192,7 +194,7 @@ def make_targets(corpus_dir: str | os.PathLike[str], teacher_path: str | os.Path
     results = probes.evaluate(probes.utterance_embeddings(teacher_probe, patch_utt, len(rows)),
                               utts, list(cfg.probe.tasks), cfg.probe.c, seed)
     cost = teacher_cost(teacher_path, pc.frames, corpus.n_mels, latency_threads,
-                        tc.latency.warmup, tc.latency.repeats)
+                        tc.latency.warmup, tc.latency.repeats, spread)
     mean, std = input_stats(s_train)
     t_mean, t_std = target_stats(targets)
 

@@ -40,15 +40,18 @@ def embed(session: Any, feats: np.ndarray, batch: int = 64, progress: bool = Tru
 
 
 def teacher_cost(path: str | os.PathLike[str], frames: int, n_mels: int, threads: int,
-                 warmup: int, repeats: int) -> dict[str, float]:
-    """Size of the ONNX file and ONNX Runtime latency for one patch (batch 1)."""
+                 warmup: int, repeats: int, spread: Any = None) -> dict[str, float]:
+    """Size of the ONNX file and ONNX Runtime latency for one patch (batch 1); `spread`:
+    base.latency (slimaudio.latency.Spread; None: SIMPLE)."""
     from slimaudio import latency
     from slimaudio.metrics import file_size
 
     x = np.random.default_rng(0).standard_normal((1, frames, n_mels)).astype(np.float32)
     sess = teacher_session(path, threads)
-    run = latency.onnx_runner(sess, {sess.get_inputs()[0].name: x})
-    lat = latency.measure(run, warmup=warmup, repeats=repeats, threads=threads)
+    factory = latency.OnnxFactory(str(path), {sess.get_inputs()[0].name: x}, threads)
+    lat = latency.measure_factories({"teacher": factory},
+                                    latency.Timing.of(warmup, repeats, spread or latency.SIMPLE),
+                                    threads, progress=False)["teacher"]
     return {**file_size(path), **lat.as_dict()}
 
 

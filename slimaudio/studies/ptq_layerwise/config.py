@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from slimaudio import runtime
 from slimaudio.compress.onnx_int8 import QuantSettings
 from slimaudio.studies.ptq_layerwise.groups import check_patterns
 
@@ -48,6 +49,22 @@ class LatencyConfig:
 
 
 @dataclass(frozen=True)
+class SpeedConfig:
+    widths: tuple[int, ...]    # ECAPA channels C
+    seconds: tuple[float, ...]  # input lengths
+    variants: tuple[str, ...]  # of VARIANTS
+    warmup: int
+    repeats: int                # timed rounds in all (base.latency spreads them)
+
+    @classmethod
+    def from_params(cls, s: Mapping[str, Any]) -> SpeedConfig:
+        return cls(widths=tuple(int(c) for c in s["widths"]),
+                   seconds=tuple(float(t) for t in s["seconds"]),
+                   variants=tuple(str(v) for v in s["variants"]),
+                   warmup=int(s["warmup"]), repeats=int(s["repeats"]))
+
+
+@dataclass(frozen=True)
 class WeightBitsConfig:
     widths: tuple[int, ...]  # weight bit widths below 8 per group (bitwidth.py); () for none
     max_verify: int          # configurations the mixed-precision walk may measure (0: no walk)
@@ -61,6 +78,7 @@ class Config:
     activation_type: str              # uint8 (U8S8) | int8 (S8S8)
     per_channel: bool
     reduce_range: bool
+    reduce_range_reason: str          # why (params, or the CPU flags under `auto`)
     quant_format: str                 # QDQ | QOperator
     op_types: tuple[str, ...] | None  # quantized inside a chosen group (None: every type)
     budget_eer: float                 # largest EER increase (points) for `proposed`
@@ -71,6 +89,7 @@ class Config:
     ablation: tuple[str, ...]         # variants of `all` (schemas.ptq_layerwise.ABLATIONS)
     ablation_eer: tuple[str, ...]     # ...whose EER is measured too
     weight_bits: WeightBitsConfig
+    speed: SpeedConfig
 
     @property
     def quant_settings(self) -> QuantSettings:
@@ -97,7 +116,7 @@ def from_params(section: Mapping[str, Any], model_input: Mapping[str, Any] | Non
                                       percentile=float(cal["percentile"])),
         activation_type=str(section["activation_type"]),
         per_channel=bool(section["per_channel"]),
-        reduce_range=bool(section["reduce_range"]),
+        **resolve_reduce_range(section["reduce_range"]),
         quant_format=str(section["quant_format"]),
         op_types=tuple(section["op_types"]) if section["op_types"] else None,
         budget_eer=float(section["budget_eer"]),
@@ -111,4 +130,22 @@ def from_params(section: Mapping[str, Any], model_input: Mapping[str, Any] | Non
         ablation_eer=tuple(section["ablation_eer"]),
         weight_bits=WeightBitsConfig(
             widths=tuple(sorted({int(b) for b in section["weight_bits"]["widths"]}, reverse=True)),
-            max_verify=int(section["weight_bits"]["max_verify"])))
+            max_verify=int(section["weight_bits"]["max_verify"])),
+        speed=SpeedConfig.from_params(section["speed"]))
+
+
+def resolve_reduce_range(value: bool | str) -> dict[str, Any]:
+    """7-bit weights or not, and why. `auto`: 7-bit where the CPU has no int8 dot product
+    (AVX2's U8S8 kernels add u8*s8 pairs in 16 bits, which full-range weights can saturate);
+    full 8-bit where VNNI or AMX multiply-accumulate in 32 bits, so the 8th bit is free."""
+    if value != "auto":
+        return {"reduce_range": bool(value), "reduce_range_reason": "set in params"}
+    cpu = runtime.cpu_info()
+    if runtime.has_int8_dot_product(cpu):
+        return {"reduce_range": False,
+                "reduce_range_reason": "auto: the CPU has an int8 dot product "
+                                       f"({', '.join(f for f in cpu['simd'] if 'vnni' in f or 'amx' in f)}): "
+                                       "full-range 8-bit weights cannot saturate"}
+    return {"reduce_range": True,
+            "reduce_range_reason": "auto: no int8 dot product (VNNI/AMX) on this CPU: 7-bit "
+                                   "weights keep the 16-bit pair sums of AVX2 from saturating"}

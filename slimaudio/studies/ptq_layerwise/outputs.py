@@ -19,6 +19,7 @@ from slimaudio.studies.ptq_layerwise.report import (
 )
 from slimaudio.studies.ptq_layerwise.rules import STUDY
 from slimaudio.studies.ptq_layerwise.run import StudyResult
+from slimaudio.studies.ptq_layerwise.speed_report import plot_speed, speed_finding
 from slimaudio.studies.ptq_layerwise.timing import PROFILE_COLUMNS
 
 # What MLflow gets per row (one child run each) and per ablation variant (on the stage run).
@@ -52,6 +53,7 @@ def metrics_summary(res: StudyResult) -> dict[str, Any]:
                                       if isinstance(a.get(k), float) and math.isfinite(a[k])}
                        for a in res.ablation}
     out["weight_bits"] = res.bits
+    out |= speed_finding(res.speed)
     out |= rank_correlations(res.errors, {g: row.metrics["delta_eer"] for g, row in r.items()})
     return out
 
@@ -79,9 +81,10 @@ def study_report(res: StudyResult, cfg: Config) -> StudyReport:
         metrics=metrics_summary(res),
         tables={"errors": errors_table(res),
                 "op_profile": pd.DataFrame(res.profile, columns=PROFILE_COLUMNS),
-                "ablation": pd.DataFrame(res.ablation, columns=ABLATION_COLUMNS)},
+                "ablation": pd.DataFrame(res.ablation, columns=ABLATION_COLUMNS),
+                "speed": res.speed},
         figures={"sensitivity_png": plot_sensitivity(res), "size_png": plot_size_vs_eer(res),
-                 "mixed_png": plot_mixed_precision(res)},
+                 "mixed_png": plot_mixed_precision(res), "speed_png": plot_speed(res.speed)},
         variant_metrics={n: {k: row.metrics[k] for k in ROW_KEYS if k in row.metrics}
                          for n, row in res.rows.items()},
         variant_tags={n: {"kind": row.kind, "groups": ",".join(row.groups) or "none"}

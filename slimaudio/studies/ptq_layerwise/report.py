@@ -15,6 +15,7 @@ from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import rank_correlations
 from slimaudio.studies.ptq_layerwise.groups import GROUPS
 from slimaudio.studies.ptq_layerwise.run import COLUMNS, StudyResult
+from slimaudio.studies.ptq_layerwise.speed_report import slow_rows, speed_table_markdown
 
 PAPER_LABELS = {"none": "No quantization", "conv_in": "Conv1d (conv_in)",
                 "block1": "1st SE-Res2Block", "block2": "2nd SE-Res2Block",
@@ -26,7 +27,9 @@ PROFILE_TOP = 8  # op types per model in the profile table
 def table_markdown(res: StudyResult, cfg: Config) -> str:
     lines = [*_setup(res, cfg), *_table1(res), *_table2(res, cfg), *_size_breakdown(res),
              *_every_row(res), *_search(res), *bits_section(res), *_errors(res),
-             *_ablation(res), *_profile(res)]
+             *_ablation(res), *_profile(res),
+             *slow_rows(res.profile, {n: r.metrics["speedup"] for n, r in res.rows.items()}),
+             *speed_table_markdown(res.speed, res.info["level"])]
     lines += ["", f"Study run time: {res.timings['total']:.1f} s "
               f"({', '.join(f'{k} {v:.1f} s' for k, v in res.timings.items() if k != 'total')}).",
               ""]
@@ -54,7 +57,9 @@ def _setup(res: StudyResult, cfg: Config) -> list[str]:
         f"{info['calibration_utterances']} train-split utterances "
         f"({cfg.calibration.crop_frames}-frame crops). EER over {info['trials']} trials "
         f"({info['eval_utterances']} test utterances, batch 1). Latency: batch 1, "
-        f"{cfg.latency.frames} frames, median; CPU: {_cpu(info)}.",
+        f"{cfg.latency.frames} frames, median of per-round fastest calls (rounds over worker "
+        f"processes, slimaudio.latency); CPU: {_cpu(info)}. Weights: "
+        f"{'7' if cfg.reduce_range else '8'}-bit ({cfg.reduce_range_reason}).",
         "",
         "Quantized op types inside a chosen group: "
         f"{', '.join(cfg.op_types) if cfg.op_types else 'every type ORT can quantize'} "

@@ -65,7 +65,22 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
             f"speed-up {interval(*_iv(allq, 'speedup'), 2)}x over timing rounds, size ratio "
             f"{number(allq['size_ratio']):.2f}, ΔEER "
             f"{interval(*_iv(allq, 'delta_eer'), 3, sign=True)} points"))
+    out += _speed_at_width(metrics)
     return out
+
+
+def _speed_at_width(metrics: Mapping[str, Any]) -> list[Finding]:
+    """Full INT8's speed-up at the widest ECAPA-TDNN timed (the paper's C=1024 in the paper
+    profile), from the width table."""
+    c = metrics.get("speedup_all_widest_channels")
+    if c is None:
+        return []
+    v, lo, hi = (number(metrics.get(f"speedup_all_widest{s}")) for s in ("", "_lo", "_hi"))
+    secs = number(metrics.get("speedup_all_widest_seconds"))
+    return [Finding(f"Full INT8 is faster than float at C={c} ({secs:g} s input, random-weight "
+                    "model of the paper's proportions)", judge(lo, hi, FASTER, "above"),
+                    f"speed-up {interval(v, lo, hi, 2)}x; the width table in the PTQ report "
+                    "has every width and length")]
 
 
 def ordering_verdict(pairs: Mapping[str, Sequence[float]]) -> str:

@@ -14,10 +14,10 @@ import pandas as pd
 from slimaudio import runtime
 from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
-from slimaudio.latency import Latency, speedup
+from slimaudio.latency import SIMPLE, Latency, Spread, Timing, speedup
 from slimaudio.speaker.uncertainty import Scored, TrialStats
 from slimaudio.stats import BootstrapConfig
-from slimaudio.studies.ptq_layerwise import bitwidth, calibration, groups
+from slimaudio.studies.ptq_layerwise import bitwidth, calibration, groups, width_speed
 from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
@@ -45,6 +45,7 @@ from slimaudio.studies.ptq_layerwise.timing import (
     profile_ops,
 )
 
+PROFILED_ROWS = ("dynamic", "float16")  # slow rows whose profile says why, beside none and all
 COLUMNS = ["quantized", "eer", "eer_lo", "eer_hi", "delta_eer", "delta_eer_lo", "delta_eer_hi",
            "score_shift", "score_shift_lo", "score_shift_hi", "min_dcf", "min_dcf_lo",
            "min_dcf_hi", "delta_min_dcf", "delta_min_dcf_lo", "delta_min_dcf_hi", "size_bytes",
@@ -64,6 +65,7 @@ class StudyResult:
     info: dict[str, Any]
     groups: tuple[str, ...] = GROUPS  # the layer groups (GroupMap.groups), in order
     bits: dict[str, Any] = field(default_factory=dict)  # sub-8-bit part (bitwidth.summary)
+    speed: pd.DataFrame = field(default_factory=pd.DataFrame)  # width_speed.speed_table
 
     def table(self) -> pd.DataFrame:
         recs = [{"quantized": r.name, **{c: r.metrics.get(c) for c in COLUMNS[1:]}}
@@ -73,10 +75,11 @@ class StudyResult:
 
 def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
               model: str | os.PathLike[str], data_dir: str | os.PathLike[str],
-              models_dir: str | os.PathLike[str], progress: bool = True) -> StudyResult:
+              models_dir: str | os.PathLike[str], progress: bool = True,
+              spread: Spread = SIMPLE) -> StudyResult:
     """Run every row of the study; quantized models are written into `models_dir`.
-    `seed`, `threads`, `boot`: base.seed (calibration draw, latency order, resamples),
-    base.threads (latency) and base.bootstrap (intervals)."""
+    `seed`, `threads`, `boot`, `spread`: base.seed (calibration draw, latency order,
+    resamples), base.threads (latency), base.bootstrap (intervals), base.latency (timing)."""
     timer, models_dir = Timer(), Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     with timer.lap("load"):
@@ -97,7 +100,8 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
     feeds = io.feed(latency_input(corpus, cfg.latency.frames))
     models = {n: r.path for n, r in rows.items()} | ablation.paths
     with timer.lap("latency"):
-        lat = measure_latency(models, ablation.configs, feeds, cfg, threads, seed)
+        timing = Timing.of(cfg.latency.warmup, cfg.latency.repeats, spread)
+        lat = measure_latency(models, ablation.configs, feeds, timing, threads, seed)
     add_relative_metrics(rows, ablation.records, lat)
     with timer.lap("intervals"):
         ts = TrialStats.build(evalset.trials, evalset.speaker_of, boot.resamples, boot.level,
@@ -106,17 +110,26 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
         bits = bitwidth.summary(mixed, float_size, bitwidth.ordering(
             ts.resampler.level, scored, gmap.groups, cfg.weight_bits.widths),
             cfg.weight_bits.widths)
+    with timer.lap("speed"):
+        speed = width_speed.speed_table(
+            cfg.speed, corpus, calibration.SpeakerCalibrationReader(
+                corpus, cfg.calibration.utterances, cfg.calibration.crop_frames, seed),
+            cfg.quant_settings, cfg.calibration.method, PAPER_CHOICE, spread, threads, seed,
+            boot.resamples, boot.level, models_dir / "speed", progress)
     with timer.lap("profile"):
-        profile = profile_ops({n: models[n] for n in ("none", "all", *ablation.paths)},
-                              ablation.configs, feeds, cfg.profile_runs, threads)
+        profiled = ("none", "all", *(n for n in PROFILED_ROWS if n in models), *ablation.paths)
+        profile = profile_ops({n: models[n] for n in profiled}, ablation.configs, feeds,
+                              cfg.profile_runs, threads)
         for a in ablation.records:
             a["float_conv_kernels"] = float_convs(profile, a["variant"])
     return StudyResult(rows=rows, search=search, errors=errors, ablation=ablation.records,
                        profile=profile, timings=timer.with_total(),
                        n_nodes={g: len(v) for g, v in gmap.nodes.items()},
                        info=machine_info(rows, profile, len(reader), evalset)
-                       | {"level": boot.level} | group_info(cfg, gmap),
-                       groups=gmap.groups, bits=bits)
+                       | {"level": boot.level, "reduce_range": cfg.reduce_range,
+                          "reduce_range_reason": cfg.reduce_range_reason}
+                       | group_info(cfg, gmap),
+                       groups=gmap.groups, bits=bits, speed=speed)
 
 
 def add_weight_bits(bench: Bench, rows: dict[str, Row]

@@ -1,7 +1,7 @@
 """Latency of every row and ablation variant, and ORT's per-operator profile.
 
 Latency: slimaudio.latency, batch 1, `latency.frames` frames, base.threads threads, every
-model interleaved in this one process. The profile shows where the time goes in the float and
+model interleaved, bursts keeping the fastest call, rounds over base.latency.processes workers. The profile shows where the time goes in the float and
 the INT8 graphs (and whether any float Conv kernel is left behind a DequantizeLinear).
 """
 
@@ -14,21 +14,19 @@ from typing import Any
 import numpy as np
 
 from slimaudio.compress import onnx_int8
-from slimaudio.latency import Latency, measure_interleaved, onnx_runner
-from slimaudio.studies.ptq_layerwise.config import Config
+from slimaudio.latency import Latency, OnnxFactory, Timing, measure_factories
 
 PROFILE_COLUMNS = ["model", "op_type", "ms_per_run", "count_per_run", "share"]
 FLOAT_KERNELS = ("Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul")
 
 
 def measure_latency(models: Mapping[str, Path], configs: Mapping[str, Mapping[str, str]],
-                    feeds: Mapping[str, np.ndarray], cfg: Config, threads: int, seed: int
+                    feeds: Mapping[str, np.ndarray], timing: Timing, threads: int, seed: int
                     ) -> dict[str, Latency]:
     """Every model timed, interleaved; `configs`: ORT session config entries by model."""
-    runners = {n: onnx_runner(onnx_int8.ort_session(p, threads, configs.get(n)), feeds, threads)
-               for n, p in models.items()}
-    return measure_interleaved(runners, warmup=cfg.latency.warmup,
-                               repeats=cfg.latency.repeats, threads=threads, seed=seed)
+    factories = {n: OnnxFactory(str(p), dict(feeds), threads, configs.get(n))
+                 for n, p in models.items()}
+    return measure_factories(factories, timing, threads, seed)
 
 
 def profile_ops(models: Mapping[str, Path], configs: Mapping[str, Mapping[str, str]],

@@ -96,7 +96,7 @@ def quantize_method(src: Path, work: Path, corpus: SpeakerData, cfg: Config, see
 
 def run_study(cfg: Config, onnx_dir: Path, data_dir: Path, models_dir: Path,
               pwl_table: pd.DataFrame, seed: int, threads: int, boot: BootstrapConfig,
-              progress: bool = True) -> StudyResult:
+              progress: bool = True, spread: latency.Spread = latency.SIMPLE) -> StudyResult:
     """Quantize, score, time and compare every method; see the module docstring."""
     t0, seconds = time.perf_counter(), {}
     methods = resolve_methods(cfg, pwl_table)
@@ -118,10 +118,10 @@ def run_study(cfg: Config, onnx_dir: Path, data_dir: Path, models_dir: Path,
               for v, p in paths.items()}
     seconds["score"] = time.perf_counter() - t0 - seconds["quantize"]
     feeds = io.feed(latency_input(corpus, cfg.latency.frames))
-    lat = latency.measure_interleaved(
-        {v: latency.onnx_runner(onnx_int8.ort_session(p, threads), feeds, threads)
-         for v, p in paths.items()},
-        warmup=cfg.latency.warmup, repeats=cfg.latency.repeats, threads=threads, seed=seed)
+    lat = latency.measure_factories(
+        {v: latency.OnnxFactory(str(p), dict(feeds), threads) for v, p in paths.items()},
+        latency.Timing.of(cfg.latency.warmup, cfg.latency.repeats, spread), threads, seed,
+        progress)
     cos_inputs = [io.feed(x[:, :cfg.latency.frames])
                   for x in list(evalset.inputs.values())[:EMB_COS_UTTERANCES]]
     rows = [_row(m, q, methods[0], paths, scored, ts, lat, cos_inputs, threads, boot, seed)

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from slimaudio.datasets.speakers import SpeakerData
-from slimaudio.latency import onnx_session
+from slimaudio.latency import SIMPLE, Spread, onnx_session
 from slimaudio.models.ecapa import EcapaTdnn
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.evaluate import (
@@ -176,7 +176,7 @@ def export_onnx(tuned: Mapping[str, EcapaTdnn], order: Sequence[str], data: Spea
 def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: FitResult,
               cfg: StudyConfig, base_train: TrainConfig, threads_latency: int, seed: int,
               opset: int, boot: BootstrapConfig, progress: bool = True,
-              threads_eval: int = 1) -> StudyResult:
+              threads_eval: int = 1, spread: Spread = SIMPLE) -> StudyResult:
     """Every method before and after fine-tuning, ONNX exports, and speed; see the module
     docstring. Fine-tuning runs on `base_train.threads` threads, embedding on `threads_eval`."""
     t_start = time.perf_counter()
@@ -222,7 +222,7 @@ def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: Fit
         rows[n]["onnx_max_abs_diff"] = d
     with timed(seconds, "latency"):
         latency_df = timing.latency_table(model, data, models, blobs, order, cfg.latency,
-                                          threads_latency, seed, opset, boot)
+                                          threads_latency, seed, opset, boot, spread)
     for rec in latency_df.to_dict("records"):
         if rec["method"] in rows:
             rows[rec["method"]].update({col + end: rec.get(src + end)

@@ -1,5 +1,5 @@
 """Step 3: speed relative to softmax, the normaliser alone on real logits and the whole model
-at batch 1 in torch and ONNX Runtime, all variants interleaved in one process."""
+at batch 1 in torch and ONNX Runtime, all variants interleaved (slimaudio.latency)."""
 
 from __future__ import annotations
 
@@ -42,31 +42,31 @@ def normaliser_onnx(module: nn.Module, e: torch.Tensor, opset: int) -> bytes:
 
 
 def time_normalisers(modules: Mapping[str, nn.Module], logits: torch.Tensor, threads: int,
-                     warmup: int, repeats: int, opset: int) -> tuple[dict, dict]:
+                     timing: latency.Timing, opset: int) -> tuple[dict, dict]:
     """(torch latencies, ORT latencies) of each normaliser alone on `logits` [1, C, T]."""
     mods = {n: m.eval() for n, m in modules.items()}
-    tr = latency.measure_interleaved(
-        {n: latency.torch_runner(m, logits, threads=threads) for n, m in mods.items()},
-        warmup=warmup, repeats=repeats, threads=threads)
+    tr = latency.measure_factories(
+        {n: latency.TorchFactory(m, (logits,), threads) for n, m in mods.items()},
+        timing, threads)
     feeds = {"logits": logits.numpy()}
-    ort = latency.measure_interleaved(
-        {n: latency.onnx_runner(normaliser_onnx(m, logits, opset), feeds, threads=threads)
-         for n, m in mods.items()},
-        warmup=warmup, repeats=repeats, threads=threads)
+    ort = latency.measure_factories(
+        {n: latency.OnnxFactory(normaliser_onnx(m, logits, opset), feeds, threads)
+         for n, m in mods.items()}, timing, threads)
     return tr, ort
 
 
 def time_models(models: Mapping[str, nn.Module], blobs: Mapping[str, bytes], frames: int,
-                n_mels: int, threads: int, warmup: int, repeats: int, seed: int) -> tuple[dict, dict]:
+                n_mels: int, threads: int, timing: latency.Timing, seed: int
+                ) -> tuple[dict, dict]:
     """(torch latencies, ORT latencies) of whole models at batch 1 on `frames` frames."""
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal((1, frames, n_mels))
                          .astype(np.float32) * 3.0)
-    tr = latency.measure_interleaved(
-        {n: latency.torch_runner(m, x, threads=threads) for n, m in models.items()},
-        warmup=warmup, repeats=repeats, threads=threads, seed=seed)
-    ort = latency.measure_interleaved(
-        {n: latency.onnx_runner(b, {"feats": x.numpy()}, threads=threads) for n, b in blobs.items()},
-        warmup=warmup, repeats=repeats, threads=threads, seed=seed)
+    tr = latency.measure_factories(
+        {n: latency.TorchFactory(m, (x,), threads) for n, m in models.items()},
+        timing, threads, seed)
+    ort = latency.measure_factories(
+        {n: latency.OnnxFactory(b, {"feats": x.numpy()}, threads) for n, b in blobs.items()},
+        timing, threads, seed)
     return tr, ort
 
 
@@ -81,20 +81,22 @@ def real_logits(model: EcapaTdnn, data: SpeakerData, frames: int) -> torch.Tenso
 
 def latency_table(model: EcapaTdnn, data: SpeakerData, tuned: Mapping[str, EcapaTdnn],
                   blobs: Mapping[str, bytes], order: Sequence[str], cfg: LatencyConfig,
-                  threads: int, seed: int, opset: int, boot: BootstrapConfig) -> pd.DataFrame:
+                  threads: int, seed: int, opset: int, boot: BootstrapConfig,
+                  spread: latency.Spread = latency.SIMPLE) -> pd.DataFrame:
     """latency.csv: per variant (in `order`, then the no-softmax floor) the medians, p90s and
     ratios to the baseline of the normaliser alone and the whole model, torch and ORT, each
     ratio with its interval over timing rounds (`_lo`, `_hi`)."""
     logits = real_logits(model, data, cfg.frames)
     norm_mods = {n: tuned[n].asp.softmax for n in order}
     norm_mods[NO_SOFTMAX] = TimingFloor()
-    sm_torch, sm_ort = time_normalisers(norm_mods, logits, threads, cfg.warmup,
-                                        cfg.softmax_repeats, opset)
+    sm_torch, sm_ort = time_normalisers(
+        norm_mods, logits, threads, latency.Timing.of(cfg.warmup, cfg.softmax_repeats, spread),
+        opset)
     floor_model = copy.deepcopy(model).set_softmax(TimingFloor()).eval()
     models = {**{n: tuned[n] for n in order}, NO_SOFTMAX: floor_model}
     all_blobs = {**blobs, NO_SOFTMAX: export_bytes(floor_model, model.cfg.n_mels, opset)}
     md_torch, md_ort = time_models(models, all_blobs, cfg.frames, model.cfg.n_mels, threads,
-                                   cfg.warmup, cfg.repeats, seed)
+                                   latency.Timing.of(cfg.warmup, cfg.repeats, spread), seed)
     timed = {"softmax_torch": sm_torch, "softmax_onnx": sm_ort, "model_torch": md_torch,
              "model_onnx": md_ort}
     recs = []

@@ -1,8 +1,10 @@
-"""Measurements: every variant's scores on the test split, batch-1 latency interleaved in one
-process, and the raw int8-versus-float32 throughput of one convolution."""
+"""Measurements: every variant's scores on the test split, batch-1 latency interleaved
+(slimaudio.latency), and the raw int8-versus-float32 throughput of one convolution."""
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +12,15 @@ from tqdm.auto import tqdm
 
 from slimaudio.compress import tflite as tfl
 from slimaudio.frame_classifier.evaluate import predict_keras
-from slimaudio.latency import Latency, Runner, measure_interleaved
+from slimaudio.latency import (
+    Factory,
+    Latency,
+    Runner,
+    Spread,
+    Timing,
+    measure_factories,
+    measure_interleaved,
+)
 from slimaudio.studies.tflite_quant.config import Config, LatencyConfig
 from slimaudio.studies.tflite_quant.naive_input import naive_runner, predict_unquantized_input
 from slimaudio.studies.tflite_quant.variants import NAIVE, ORIGINAL, Variant
@@ -33,42 +43,52 @@ def predict_all(model: Any, variants: list[Variant], x: np.ndarray,
     return scores
 
 
-def original_runner(model: Any, x1: np.ndarray) -> Runner:
-    """The Keras model in TensorFlow, traced once with tf.function (no Keras predict overhead)."""
+def original_runner(model_path: str, x1: np.ndarray, threads: int) -> Runner:
+    """The Keras model in TensorFlow, traced once with tf.function (no Keras predict overhead);
+    loaded from its file, so that a timing worker builds it."""
     import tensorflow as tf
 
+    from slimaudio import runtime
+    from slimaudio.frame_classifier.train import load_model
+
+    runtime.set_tf_threads(threads)
+    model = load_model(Path(model_path))
     fn = tf.function(lambda t: model(t, training=False))
     t = tf.constant(x1)
     fn(t)
     return lambda: fn(t).numpy()
 
 
-def latency_runners(model: Any, variants: list[Variant], x1: np.ndarray, threads: int,
-                    builtin_kernels: bool) -> dict[str, Runner]:
-    """A batch-1 runner per variant; with builtin_kernels also `<variant>@builtin` for the
-    paper's TFLite variants."""
-    runners: dict[str, Runner] = {}
+def tflite_runner(path: str, x1: np.ndarray, threads: int, xnnpack: bool = True) -> Runner:
+    return tfl.TFLiteClassifier(path, threads, xnnpack=xnnpack).latency_runner(x1)
+
+
+def latency_factories(model_path: Path, variants: list[Variant], x1: np.ndarray, threads: int,
+                      builtin_kernels: bool) -> dict[str, Factory]:
+    """A batch-1 runner's factory per variant; with builtin_kernels also `<variant>@builtin`
+    for the paper's TFLite variants."""
+    factories: dict[str, Factory] = {}
     for v in variants:
         if v.name == ORIGINAL:
-            runners[v.name] = original_runner(model, x1)
+            factories[v.name] = partial(original_runner, str(model_path), x1, threads)
         elif v.name == NAIVE:
-            runners[v.name] = naive_runner(v.path, x1, threads)
+            factories[v.name] = partial(naive_runner, v.path, x1, threads)
         else:
-            runners[v.name] = tfl.TFLiteClassifier(v.path, threads).latency_runner(x1)
+            factories[v.name] = partial(tflite_runner, str(v.path), x1, threads)
     if builtin_kernels:
         for v in variants:
             if v.name in tfl.VARIANTS:
-                runners[f"{v.name}{BUILTIN}"] = tfl.TFLiteClassifier(
-                    v.path, threads, xnnpack=False).latency_runner(x1)
-    return runners
+                factories[f"{v.name}{BUILTIN}"] = partial(tflite_runner, str(v.path), x1,
+                                                          threads, False)
+    return factories
 
 
-def time_all(model: Any, variants: list[Variant], x1: np.ndarray, cfg: LatencyConfig,
-             threads: int, seed: int) -> dict[str, Latency]:
-    """Batch 1, `threads` threads, all variants interleaved in this process."""
-    runners = latency_runners(model, variants, x1, threads, cfg.builtin_kernels)
-    return measure_interleaved(runners, warmup=cfg.warmup, repeats=cfg.repeats, threads=threads,
-                               seed=seed)
+def time_all(model_path: Path, variants: list[Variant], x1: np.ndarray, cfg: LatencyConfig,
+             threads: int, seed: int, spread: Spread) -> dict[str, Latency]:
+    """Batch 1, `threads` threads, all variants interleaved (slimaudio.latency)."""
+    factories = latency_factories(model_path, variants, x1, threads, cfg.builtin_kernels)
+    return measure_factories(factories, Timing.of(cfg.warmup, cfg.repeats, spread), threads,
+                             seed)
 
 
 def kernel_throughput(threads: int, seed: int, hw: int = 32, ch: int = 128,

@@ -99,6 +99,12 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
 
 # What the summary needs of this study: its title, its table's variant column, the reference
 # variant, the quality column and direction, and the findings above.
+def _runtime(variant: str) -> str | None:
+    """The Keras original (variants.ORIGINAL, not imported here: that module pulls in the
+    converters) runs in TensorFlow; every other row in LiteRT."""
+    return "TensorFlow" if variant == "original" else None
+
+
 STUDY = Study(name="tflite_quant", title="3. TFLite quantization of a ResNet50 sound-event classifier",
               key="variant", reference="basic", quality="f1", lower_better=False,
-              findings=findings)
+              findings=findings, runtime="LiteRT (XNNPACK)", runtime_of=_runtime)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from slimaudio import runtime
 from slimaudio.datasets.sounds import SoundFrames
+from slimaudio.latency import SIMPLE, Spread
 from slimaudio.studies.base import StudyReport
 from slimaudio.studies.tflite_quant import intervals, report
 from slimaudio.studies.tflite_quant.config import Config
@@ -33,7 +34,8 @@ class StudyResult:
 
 
 def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: Config,
-              threads: int, seed: int, file_format: str) -> StudyResult:
+              threads: int, seed: int, file_format: str, spread: Spread = SIMPLE
+              ) -> StudyResult:
     """Convert, evaluate and time every variant; .tflite files are written into tflite_dir."""
     from slimaudio.frame_classifier.train import load_model
 
@@ -42,7 +44,7 @@ def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: Config
     variants = convert_all(model, model_path, file_format, conversions(data, cfg, seed),
                            tflite_dir)
     scores = predict_all(model, variants, test.x, cfg)
-    lat = time_all(model, variants, test.x[:1], cfg.latency, threads, seed)
+    lat = time_all(model_path, variants, test.x[:1], cfg.latency, threads, seed, spread)
     clusters, unit = intervals.cluster_ids(data, "test")
     diag: dict[str, Any] = {"test_input_min": float(test.x.min()),
                             "test_input_max": float(test.x.max()), "n_test_frames": len(test),
