@@ -48,6 +48,7 @@ KEY_METRICS: dict[str, tuple[str, ...]] = {
     "ptq_layerwise": ("eer", "delta_eer", "min_dcf", "size_mib", "latency_ms", "speedup"),
     "tflite_quant": ("f1", "accuracy", "precision", "recall", "size_mib", "latency_ms"),
     "distill": ("mean_accuracy", "size_mib", "latency_ms", "speedup", "accuracy_retention"),
+    "runtimes": ("speedup", "eer", "delta_eer", "size_mib", "latency_ms"),
 }
 NOT_COLUMNS = ("distill_grid.students.",)
 VIEW_CHARS = 15_000   # for the view tag's columns: MLflow 3.17 caps an experiment tag's value at 20,000

@@ -27,9 +27,10 @@ STUDY_REPORTS = {  # every study folder keeps the contract of docs/architecture.
     "tflite_quant": ["table.csv", "rows.csv", "table.md", "metrics.json"],
     "distill": ["table.csv", "rows.csv", "regression.csv", "table.md", "metrics.json", "pareto.png"],
     "pwl_int8": ["table.csv", "rows.csv", "table.md", "metrics.json", "eer.png"],
+    "runtimes": ["table.csv", "rows.csv", "table.md", "metrics.json"],
 }
-EXPERIMENTS = ("data", "ecapa", "pwl_softmax", "ptq_layerwise", "pwl_int8", "tflite_quant", "distill",
-               "summary")
+EXPERIMENTS = ("data", "ecapa", "pwl_softmax", "ptq_layerwise", "pwl_int8", "runtimes",
+               "tflite_quant", "distill", "summary")
 SOUND_STAGES = {"prepare_sounds", "train_resnet", "tflite_quant"}
 
 

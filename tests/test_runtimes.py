@@ -56,4 +56,4 @@ def test_runtimes_study_end_to_end(tmp_path) -> None:
     assert len(verdicts) == 4 and all(f.verdict in ("holds", "does not hold", "inconclusive")
                                       for f in verdicts)
     picks = ship.choices(rules.STUDY, pd.read_csv(tmp_path / "rep" / "table.csv"), rows)
-    assert {p["runtime"] for p in picks} == {"onnxruntime", "openvino"}
+    assert {p["runtime"] for p in picks} == {"ONNX Runtime", "OpenVINO"}

@@ -42,7 +42,7 @@ def speed_table_markdown(speed: pd.DataFrame, level: float) -> list[str]:
     for (c, v), g in speed[speed["variant"] != "none"].groupby(["channels", "variant"],
                                                                sort=False):
         cells = [_cell(g[g["seconds"] == s]) for s in secs]
-        lines.append(f"| {c} | {g['params_m'].iloc[0]:.1f} | {v} | " + " | ".join(cells) + " |")
+        lines.append(f"| {c} | {g['params_m'].iloc[0]:.2f} | {v} | " + " | ".join(cells) + " |")
     return lines
 
 

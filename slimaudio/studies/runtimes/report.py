@@ -7,7 +7,6 @@ from typing import Any
 import pandas as pd
 
 from slimaudio.formatting import interval, num
-from slimaudio.studies.runtimes.rules import RUNTIME_NAMES
 
 
 def _speed(r: pd.Series) -> str:
@@ -32,7 +31,7 @@ def table_markdown(table: pd.DataFrame, info: dict[str, Any]) -> str:
              "| variant | runtime | precision | EER % | ΔEER (points) | MiB | ms | speed-up |",
              "|---|---|---|---|---|---|---|---|"]
     for _, r in trained.iterrows():
-        lines.append(f"| {r['variant']} | {RUNTIME_NAMES[r['runtime']]} | {r['precision']} "
+        lines.append(f"| {r['variant']} | {r['runtime']} | {r['precision']} "
                      f"| {interval(r['eer'], r['eer_lo'], r['eer_hi'], 2)} "
                      f"| {interval(r['delta_eer'], r['delta_eer_lo'], r['delta_eer_hi'], 2, True)} "
                      f"| {num(r['size_mib'], 3)} | {num(r['latency_ms'], 2)} | {_speed(r)} |")

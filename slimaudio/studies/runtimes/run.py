@@ -28,6 +28,7 @@ from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
 from slimaudio.studies.ptq_layerwise.config import Config as PtqConfig
 from slimaudio.studies.ptq_layerwise.evaluation import EvalSet, ModelIO, latency_input
+from slimaudio.studies.runtimes.rules import RUNTIME_NAMES
 
 REFERENCE = "ort_float"
 COLUMNS = ["variant", "runtime", "precision", "channels", "trained", "eer", "eer_lo", "eer_hi",
@@ -141,7 +142,7 @@ def run_study(ptq_models: Path, data_dir: Path, work: Path, ptq: PtqConfig, trai
 
 def _row(name: str, m: Model, channels: int, trained: bool, t: Mapping[str, float]
          ) -> dict[str, Any]:
-    return {"variant": name, "runtime": m.runtime, "precision": m.precision,
+    return {"variant": name, "runtime": RUNTIME_NAMES[m.runtime], "precision": m.precision,
             "channels": channels, "trained": trained, "size_mib": m.size_bytes() / MIB, **t}
 
 
