@@ -52,7 +52,7 @@ def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: Config
                             "cpu": runtime.cpu_info(),
                             "bootstrap": bootstrap_info(clusters, unit, cfg)}
     table = build_table(variants, scores, test, lat, data.n_classes, diag,
-                        intervals.resampler(clusters, cfg.bootstrap, seed))
+                        intervals.resampler(clusters, cfg.bootstrap, seed), seed)
     diag.update(seen_by_naive(test.x, next(v.path for v in variants if v.name == "full_int")))
     if cfg.latency.kernel_probe:
         diag["kernel"] = kernel_throughput(threads, seed)

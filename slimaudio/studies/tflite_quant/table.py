@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slimaudio import stats
+from slimaudio import runtime, stats
 from slimaudio.compress import tflite as tfl
 from slimaudio.datasets.sounds import Split
 from slimaudio.frame_classifier.evaluate import evaluate_scores
-from slimaudio.latency import Latency, litert_interpreter
+from slimaudio.latency import Latency, litert_interpreter, speedup
 from slimaudio.metrics import file_size
 from slimaudio.studies.tflite_quant.intervals import RATIO, quality_intervals
 from slimaudio.studies.tflite_quant.measure import BUILTIN
@@ -26,8 +26,8 @@ TABLE_COLUMNS = ["variant", "file_format", "quantized", "size_bytes", "size_mib"
                  "accuracy", "accuracy_lo", "accuracy_hi",
                  "delta_accuracy", "delta_accuracy_lo", "delta_accuracy_hi"]
 EXTRA_COLUMNS = ["latency_p90_ms", "latency_builtin_ms", "clip_f1", "clip_accuracy", "size_ratio",
-                 "latency_ratio", RATIO, f"{RATIO}_lo", f"{RATIO}_hi", "pred_top_share",
-                 "input_saturation", "calibration"]
+                 "latency_ratio", "speedup", "speedup_lo", "speedup_hi", RATIO, f"{RATIO}_lo",
+                 f"{RATIO}_hi", "pred_top_share", "input_saturation", "calibration"]
 REFERENCE = "basic"  # size_ratio, latency_ratio, f1_ratio and delta_* are relative to this row
 
 
@@ -49,10 +49,11 @@ def variant_row(v: Variant, scores: np.ndarray, test: Split, lat: Mapping[str, L
 
 def build_table(variants: list[Variant], scores: Mapping[str, np.ndarray], test: Split,
                 lat: Mapping[str, Latency], n_classes: int, diag: dict[str, Any],
-                res: stats.Resampler) -> pd.DataFrame:
+                res: stats.Resampler, seed: int = 0) -> pd.DataFrame:
     """Every variant's row, with the intervals drawn from `res` (the study's clip resamples of
-    the test frames); each TFLite file's input code range and op counts go into
-    diag["input_range"] and diag["ops"]."""
+    the test frames) and the speed-up over basic with its interval over timing processes and
+    rounds (as many resamples, stream base.seed "bootstrap"); each TFLite file's input code
+    range and op counts go into diag["input_range"] and diag["ops"]."""
     rows = []
     for v in variants:
         row = variant_row(v, scores[v.name], test, lat, n_classes)
@@ -72,4 +73,9 @@ def build_table(variants: list[Variant], scores: Mapping[str, np.ndarray], test:
     ref = table.set_index("variant").loc[REFERENCE]
     table["size_ratio"] = table["size_bytes"] / ref["size_bytes"]
     table["latency_ratio"] = table["latency_ms"] / ref["latency_ms"]
+    speed = {v.name: speedup(lat[REFERENCE], lat[v.name], len(res.counts),
+                             runtime.rng(seed, "bootstrap"), res.level) for v in variants}
+    table["speedup"] = table["variant"].map(lambda v: speed[v].value)
+    table["speedup_lo"] = table["variant"].map(lambda v: speed[v].lo)
+    table["speedup_hi"] = table["variant"].map(lambda v: speed[v].hi)
     return table[TABLE_COLUMNS + EXTRA_COLUMNS]
