@@ -41,18 +41,25 @@ def normaliser_onnx(module: nn.Module, e: torch.Tensor, opset: int) -> bytes:
     return buf.getvalue()
 
 
+def time_both(torch_f: Mapping[str, latency.Factory], ort_f: Mapping[str, latency.Factory],
+              timing: latency.Timing, threads: int, seed: int) -> tuple[dict, dict]:
+    """(torch latencies, ORT latencies), every variant of both runtimes interleaved in one
+    measurement (one set of worker processes: each pays torch's import once)."""
+    lat = latency.measure_factories({**{f"torch:{n}": f for n, f in torch_f.items()},
+                                     **{f"onnx:{n}": f for n, f in ort_f.items()}},
+                                    timing, threads, seed)
+    return ({n: lat[f"torch:{n}"] for n in torch_f}, {n: lat[f"onnx:{n}"] for n in ort_f})
+
+
 def time_normalisers(modules: Mapping[str, nn.Module], logits: torch.Tensor, threads: int,
                      timing: latency.Timing, opset: int) -> tuple[dict, dict]:
     """(torch latencies, ORT latencies) of each normaliser alone on `logits` [1, C, T]."""
     mods = {n: m.eval() for n, m in modules.items()}
-    tr = latency.measure_factories(
-        {n: latency.TorchFactory(m, (logits,), threads) for n, m in mods.items()},
-        timing, threads)
     feeds = {"logits": logits.numpy()}
-    ort = latency.measure_factories(
+    return time_both(
+        {n: latency.TorchFactory(m, (logits,), threads) for n, m in mods.items()},
         {n: latency.OnnxFactory(normaliser_onnx(m, logits, opset), feeds, threads)
-         for n, m in mods.items()}, timing, threads)
-    return tr, ort
+         for n, m in mods.items()}, timing, threads, 0)
 
 
 def time_models(models: Mapping[str, nn.Module], blobs: Mapping[str, bytes], frames: int,
@@ -61,13 +68,10 @@ def time_models(models: Mapping[str, nn.Module], blobs: Mapping[str, bytes], fra
     """(torch latencies, ORT latencies) of whole models at batch 1 on `frames` frames."""
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal((1, frames, n_mels))
                          .astype(np.float32) * 3.0)
-    tr = latency.measure_factories(
+    return time_both(
         {n: latency.TorchFactory(m, (x,), threads) for n, m in models.items()},
-        timing, threads, seed)
-    ort = latency.measure_factories(
         {n: latency.OnnxFactory(b, {"feats": x.numpy()}, threads) for n, b in blobs.items()},
         timing, threads, seed)
-    return tr, ort
 
 
 def real_logits(model: EcapaTdnn, data: SpeakerData, frames: int) -> torch.Tensor:
