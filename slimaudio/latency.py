@@ -145,21 +145,20 @@ def _rounds(runners: Mapping[str, Runner], warmup: int, rounds: int, burst: int,
 
 
 def _worker(factories: Mapping[str, Factory], warmup: int, rounds: int, burst: int,
-            threads: int, seed: int) -> dict[str, list[float]]:
+            seed: int) -> dict[str, list[float]]:
     """One worker process: build every runner, then time them (module-level: picklable).
-    `threads` is set by each factory; a torch one sets torch's pools."""
-    del threads
+    Each factory sets its runtime's threads; a torch one sets torch's pools."""
     runners = {n: f() for n, f in factories.items()}
     return _rounds(runners, warmup, rounds, burst, seed)
 
 
 def measure_interleaved(runners: Mapping[str, Runner], warmup: int = 10, repeats: int = 50,
                         threads: int = 1, seed: int = 0, burst: int = 5) -> dict[str, Latency]:
-    """Time several runners in this process: `repeats` rounds, each a burst per variant."""
-    if repeats < 30:
-        raise ValueError("latency needs at least 30 timed repeats")
-    best = _rounds(runners, warmup, repeats, burst, seed)
-    return {n: _summarise(best[n], threads, burst=burst) for n in runners}
+    """Time several runners in this process: `repeats` rounds, each a burst per variant
+    (for diagnostics and estimates; a study's variants go through `measure_factories`)."""
+    timing = Timing(warmup=warmup, rounds=repeats, burst=burst, processes=0)
+    best = _rounds(runners, timing.warmup, timing.rounds, timing.burst, seed)
+    return {n: _summarise(best[n], threads, burst=timing.burst) for n in runners}
 
 
 def measure(fn: Runner, warmup: int = 10, repeats: int = 50, threads: int = 1,
@@ -189,7 +188,7 @@ def measure_factories(factories: Mapping[str, Factory], timing: Timing, threads:
                   f"{per} rounds x burst {timing.burst}", flush=True)
         with process_pool(1) as pool:
             best = pool.submit(_worker, dict(factories), timing.warmup, per, timing.burst,
-                               threads, seed * 1000 + p).result()
+                               seed * 1000 + p).result()
         for n in factories:
             times[n].extend(best[n])
         procs.extend([p] * per)

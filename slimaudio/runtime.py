@@ -14,7 +14,7 @@ import os
 import platform
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,5 +112,16 @@ def cpu_info() -> dict[str, Any]:
     return info
 
 
-def has_int8_dot_product(info: dict[str, Any]) -> bool:
-    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(info.get("simd", ())))
+# The CPU flags of an instruction that multiplies int8 pairs into 32-bit sums: with one,
+# int8 kernels outrun float32 and full-range 8-bit weights cannot saturate (AVX2's U8S8
+# kernels sum pairs in 16 bits instead).
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_dot_flags(info: Mapping[str, Any]) -> list[str]:
+    """The int8 dot-product flags of a cpu_info() record (empty on AVX2-only CPUs)."""
+    return [f for f in INT8_DOT_FLAGS if f in set(info.get("simd", ()))]
+
+
+def has_int8_dot_product(info: Mapping[str, Any]) -> bool:
+    return bool(int8_dot_flags(info))

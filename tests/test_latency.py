@@ -141,3 +141,19 @@ def test_factories_are_picklable() -> None:
     assert pickle.loads(pickle.dumps(latency.LiteRTFactory("m.tflite", (np.zeros(3),)))).model \
         == "m.tflite"
     assert pickle.loads(pickle.dumps(latency_check.SpinFactory(3)))() is not None
+
+
+def test_reduce_range_auto_follows_the_int8_dot_product(monkeypatch) -> None:
+    from slimaudio import runtime
+    from slimaudio.studies.ptq_layerwise.config import resolve_reduce_range
+
+    vnni = {"simd": ["avx2", "avx512f", "avx512_vnni"]}
+    avx2 = {"simd": ["avx", "avx2", "fma"]}
+    assert runtime.int8_dot_flags(vnni) == ["avx512_vnni"] and runtime.int8_dot_flags(avx2) == []
+    monkeypatch.setattr(runtime, "cpu_info", lambda: vnni)
+    full = resolve_reduce_range("auto")
+    assert full["reduce_range"] is False and "avx512_vnni" in full["reduce_range_reason"]
+    monkeypatch.setattr(runtime, "cpu_info", lambda: avx2)
+    assert resolve_reduce_range("auto")["reduce_range"] is True
+    assert resolve_reduce_range(False) == {"reduce_range": False,
+                                           "reduce_range_reason": "set in params"}

@@ -144,7 +144,7 @@ def resolve_reduce_range(value: bool | str) -> dict[str, Any]:
     if runtime.has_int8_dot_product(cpu):
         return {"reduce_range": False,
                 "reduce_range_reason": "auto: the CPU has an int8 dot product "
-                                       f"({', '.join(f for f in cpu['simd'] if 'vnni' in f or 'amx' in f)}): "
+                                       f"({', '.join(runtime.int8_dot_flags(cpu))}): "
                                        "full-range 8-bit weights cannot saturate"}
     return {"reduce_range": True,
             "reduce_range_reason": "auto: no int8 dot product (VNNI/AMX) on this CPU: 7-bit "

@@ -139,7 +139,7 @@ def _speed_headline(t: pd.DataFrame, cpu: Mapping[str, Any]) -> list[str]:
     """The speed finding first: it is the CPU's, so the line says which CPU."""
     if "speedup" not in t or not {"int", "full_int"} <= set(t.index):
         return []
-    dot = [f for f in cpu.get("simd", []) if "vnni" in f or "amx" in f]
+    dot = runtime.int8_dot_flags(cpu)
     cells = ", ".join(f"`{v}` {interval(*t.loc[v, ['speedup', 'speedup_lo', 'speedup_hi']], 2)}x"
                       for v in ("int", "full_int"))
     return [f"**The CPU decides this result.** On this CPU ({cpu.get('model', '?')}; int8 dot "

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from slimaudio import papers
+from slimaudio import papers, runtime
 from slimaudio.formatting import interval, num
 from slimaudio.studies.base import Finding, Study, combine, judge, number, table_row
 
@@ -111,7 +111,7 @@ def speed_finding(df: pd.DataFrame, metrics: Mapping[str, Any]) -> Finding | Non
     if any(r is None or "speedup_lo" not in r for r in rows.values()):
         return None
     cpu = metrics.get("diagnostics", {}).get("cpu", {})
-    dot = [f for f in cpu.get("simd", []) if "vnni" in f or "amx" in f]
+    dot = runtime.int8_dot_flags(cpu)
     where = (f"a CPU with an int8 dot product ({', '.join(dot)})" if dot else
              "a CPU without an int8 dot product (no VNNI/AMX)")
     verdict = combine([judge(_cell(r, "speedup_lo"), _cell(r, "speedup_hi"), FASTER, "above")
