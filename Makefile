@@ -31,10 +31,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create the virtual environment (.venv) with pinned dependencies
 
 params: venv ## Compose params.yaml from conf/ (Hydra, as dvc exp run does); e.g. make params SET="profile=tiny"
-	$(PY) -m slimaudio.config $(SET)
+	$(PY) -m slimaudio.compose $(SET)
 
 repro: venv ## Set up and run the whole pipeline (dvc repro) on the synthetic default
-	$(PY) -m slimaudio.config
+	$(PY) -m slimaudio.compose
 	$(VENV)/bin/dvc repro
 
 repro-paper: venv ## Run the studies at the papers' scale (profile=paper: the full student grid too; hours)
@@ -53,12 +53,15 @@ browser: ## Install Debian's chromium for the report-rendering test, when missin
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "note: chromium could not be installed; the browser test will be skipped"
 
+verify-cache: venv ## Check every object of the DVC cache against its hash (REMOVE=1 deletes damaged ones)
+	$(PY) -m slimaudio.cache_check $(if $(REMOVE),--remove)
+
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
 mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 with the project's store (prints each study's runs-table link)
-	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" $(PY) -m slimaudio.tracking http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+	@MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" \
+	  $(PY) -m slimaudio.mlflow_ui --uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --port 5000
 
 bench: venv ## Print latency benchmarks of every study's variants, and INT8 size vs ECAPA width (no assertions)
 	$(PY) -m slimaudio.bench
@@ -70,4 +73,4 @@ compare-reports: venv ## Has a change moved a number? Compare two report trees, 
 clean: ## Remove generated data, models and reports (keeps the venv)
 	rm -rf data/speakers data/sounds data/distill models/* reports/*/ mlflow.db
 
-.PHONY: help venv params repro repro-paper test test-e2e test-fast browser lint mlflow-ui bench compare-reports clean
+.PHONY: help venv params repro repro-paper test test-e2e test-fast browser lint verify-cache mlflow-ui bench compare-reports clean

@@ -18,7 +18,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,10 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+# .<name>.<host>-<pid>.<random>.tmp (mkstemp's random part has no dots)
+_TEMP = re.compile(r"\.(.+)\.([A-Za-z0-9-]+)-(\d+)\.[^.]+\.tmp")
+
+
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9]", "-", socket.gethostname()) or "host"
 
@@ -91,12 +95,35 @@ def remove_stale_temps(final: Path) -> list[Path]:
     for cand in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
         m = pattern.fullmatch(cand.name)
         if m and not pid_alive(int(m.group(1))):
-            if cand.is_dir() and not cand.is_symlink():
-                shutil.rmtree(cand, ignore_errors=True)
-            else:
-                cand.unlink(missing_ok=True)
+            _remove(cand)
             removed.append(cand)
     return removed
+
+
+def sweep_dead_temps(roots: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Remove the temporaries of dead writers in each root and its subfolders one level down
+    (where outputs live: data/speakers, models/distill/s000, reports/data/x.json). The
+    pipeline's first stage calls it on every `dvc repro`: a stage whose rerun DVC serves from
+    its run cache never runs, so its own next write would never come to clean up."""
+    removed: list[Path] = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            continue
+        folders = [root, *(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))]
+        for folder in folders:
+            for cand in folder.glob(".*.tmp"):
+                m = _TEMP.fullmatch(cand.name)
+                if m and m.group(2) == _host() and not pid_alive(int(m.group(3))):
+                    _remove(cand)
+                    removed.append(cand)
+    return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:

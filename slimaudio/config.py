@@ -6,8 +6,9 @@ always holds the effective value of every key, which is what DVC records in dvc.
 in `dvc exp show` / `dvc params diff`. `conf/config.yaml` has the defaults; the config group
 `profile` (`conf/profile/{default,tiny,paper}.yaml`) overlays a scale, and `students` picks the
 distillation grid's student list. `dvc exp run -S profile=tiny -S ecapa.train.steps=100`
-composes both, the user's value last; `compose_params` (`make params`) does the same for a
-plain `dvc repro`.
+composes both, the user's value last; `python -m slimaudio.compose` (`make params`) does the
+same for a plain `dvc repro`. params.yaml records the digest of the conf/ files it came from
+(`conf_digest`), and `resolve` stops a stage whose params.yaml is older than conf/.
 
 Every section has a schema (see `slimaudio/schemas/`). Validation runs on the whole file before
 a stage does any work, and the first problem stops it with one line naming the key: unknown
@@ -17,6 +18,7 @@ keys, wrong types, out-of-range values, keys out of order with each other and mi
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 import pkgutil
 import re
@@ -30,6 +32,10 @@ import yaml
 from slimaudio.errors import ParamError
 
 CONF_DIR = "conf"
+# The key of params.yaml holding the digest of the conf/ files it was composed from
+# (conf/config.yaml resolves it through slimaudio.compose).
+CONF_DIGEST_KEY = "conf_digest"
+_TOP_LEVEL = ("profile", CONF_DIGEST_KEY)  # keys of params.yaml that are not sections
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
                list: "a list", dict: "a mapping"}
 
@@ -159,7 +165,7 @@ def validate_mapping(prefix: str, value: Any, schema: Schema) -> None:
         raise ParamError(f"params: {prefix} must be a mapping, got {value!r}")
     for key in value:
         if key not in schema:
-            close = _closest(str(key), schema.keys())
+            close = closest(str(key), schema.keys())
             hint = f" (did you mean '{close}'?)" if close else ""
             raise ParamError(f"params: unknown key '{prefix}.{key}'{hint}")
     for key, spec in schema.items():
@@ -172,7 +178,7 @@ def validate_mapping(prefix: str, value: Any, schema: Schema) -> None:
             spec.check(full, value[key])
 
 
-def _closest(key: str, options: Iterable[str]) -> str | None:
+def closest(key: str, options: Iterable[str]) -> str | None:
     import difflib
 
     hits = difflib.get_close_matches(key, list(options), n=1, cutoff=0.75)
@@ -251,7 +257,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ParamError(f"{path}{_yaml_where(exc)}: not valid YAML ({_yaml_problem(exc)})") from None
+        raise ParamError(f"{path}{yaml_where(exc)}: not valid YAML ({yaml_problem(exc)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -259,12 +265,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _yaml_where(exc: yaml.YAMLError) -> str:
+def yaml_where(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None)
     context = getattr(exc, "context", None)
     return " ".join(x for x in (context, problem) if x) or str(exc).splitlines()[0]
@@ -278,14 +284,39 @@ def resolve(path: str | Path = "params.yaml") -> dict[str, Any]:
     if not isinstance(profile, str):
         raise ParamError(f"params: profile = {profile!r} must be a string")
     validate(data, source=path.name)
+    check_fresh(data, path)
     return data
+
+
+def conf_digest(conf_dir: str | Path) -> str:
+    """A digest of every YAML file under conf_dir (names and bytes): milliseconds."""
+    conf = Path(conf_dir)
+    h = hashlib.sha256()
+    for f in sorted(conf.rglob("*.yaml")):
+        h.update(f.relative_to(conf).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def check_fresh(data: Mapping[str, Any], path: Path) -> None:
+    """Stop when params.yaml was composed from other conf/ files than those beside it: a
+    `dvc repro` after an edit of conf/ would otherwise run the old values, silently."""
+    conf = path.parent / CONF_DIR
+    if not (conf / "config.yaml").is_file():
+        return  # a params file outside a checkout: nothing to compare with
+    if data.get(CONF_DIGEST_KEY) == conf_digest(conf):
+        return
+    profile = data.get("profile", "default")
+    make = "make params" if profile == "default" else f'make params SET="profile={profile}"'
+    raise ParamError(f"{path}: older than {CONF_DIR}/ (it was composed from other {CONF_DIR}/ "
+                     f"files): compose it again with `{make}` (add your overrides) or run "
+                     "`dvc exp run`")
 
 
 def validate(data: Mapping[str, Any], source: str = "params.yaml") -> None:
     _load_schemas()                      # cheap after the first call: imports are cached
     for key in data:
-        if key != "profile" and key not in SCHEMAS:
-            close = _closest(str(key), SCHEMAS.keys())
+        if key not in _TOP_LEVEL and key not in SCHEMAS:
+            close = closest(str(key), SCHEMAS.keys())
             hint = f" (did you mean '{close}'?)" if close else ""
             raise ParamError(f"params: unknown section '{key}'{hint}")
     for name, schema in SCHEMAS.items():
@@ -296,39 +327,6 @@ def validate(data: Mapping[str, Any], source: str = "params.yaml") -> None:
         _check_orders(name, data[name])
     for check in CHECKS:
         check(data)
-
-
-def compose(overrides: Sequence[str] = (), conf_dir: str | Path = CONF_DIR) -> dict[str, Any]:
-    """Compose conf/ with Hydra overrides (`profile=tiny`, `ecapa.train.steps=100`) exactly as
-    `dvc exp run -S` does (DVC's own compose_and_dump), and return the result unvalidated."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "params.yaml"
-        compose_params(out, overrides, conf_dir)
-        return read_yaml(out)
-
-
-def compose_params(out: str | Path, overrides: Sequence[str] = (),
-                   conf_dir: str | Path = CONF_DIR) -> None:
-    """Write the composed params file (what `dvc exp run` writes to params.yaml)."""
-    from dvc.utils.hydra import compose_and_dump
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    conf = Path(conf_dir).resolve()
-    if not (conf / "config.yaml").is_file():
-        raise ParamError(f"params: no {conf / 'config.yaml'} to compose params from")
-    try:
-        compose_and_dump(str(out), str(conf), None, "config", "", list(overrides))
-    except yaml.YAMLError as exc:  # a conf/ file that is not YAML: Hydra lets PyYAML's error out
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = Path(mark.name) if mark is not None and mark.name else conf
-        raise ParamError(f"{where}{_yaml_where(exc)}: not valid YAML ({_yaml_problem(exc)})") from None
-    except (HydraException, OmegaConfBaseException) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ParamError(f"params: cannot compose {conf_dir}/ with {list(overrides)}: "
-                         f"{first}") from None
 
 
 def load_params(path: str | Path, sections: Sequence[str]) -> Params:
@@ -343,28 +341,8 @@ def load_params(path: str | Path, sections: Sequence[str]) -> Params:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m slimaudio.config [--out params.yaml] [override ...]`: compose params.yaml."""
-    import argparse
-    import sys
-
-    p = argparse.ArgumentParser(description="Compose params.yaml from conf/ (Hydra, as DVC does).")
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. profile=tiny a.b=1")
-    p.add_argument("--out", default="params.yaml")
-    p.add_argument("--conf", default=CONF_DIR)
-    args = p.parse_args(argv)
-    # Run as __main__, this file is a second module object: the schemas register themselves
-    # with slimaudio.config, so validate through that one.
-    from slimaudio import config
-
-    try:
-        config.compose_params(args.out, args.overrides, args.conf)
-        config.validate(config.read_yaml(Path(args.out)), source=args.out)
-    except ParamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(f"wrote {args.out} from {args.conf}/ {' '.join(args.overrides)}".rstrip(), file=sys.stderr)
-
-
 if __name__ == "__main__":
-    main()
+    # The command moved to slimaudio.compose; run it by name so that no stage imports it.
+    import runpy
+
+    runpy.run_module("slimaudio.compose", run_name="__main__")

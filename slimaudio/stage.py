@@ -18,6 +18,14 @@ from slimaudio.config import Params, load_params
 from slimaudio.errors import SlimAudioError
 from slimaudio.runtime import seed_everything
 
+# A tqdm bar redraws on every update; when stderr is a log (CI, `make repro > log`) rather than
+# a terminal, those redraws are nearly all of it: there, redraw at most every 10 s. tqdm reads
+# TQDM_* when it is imported, which in a stage comes after this module (the library imports
+# tqdm lazily); worker processes inherit it.
+PROGRESS_INTERVAL_S = "10"
+if not sys.stderr.isatty():
+    os.environ.setdefault("TQDM_MININTERVAL", PROGRESS_INTERVAL_S)
+
 
 def parse_args(description: str | None, paths: Sequence[str],
                argv: Sequence[str] | None = None,
@@ -69,13 +77,23 @@ def end_progress_bars() -> None:
         bar.close()
 
 
-def cli(main: Callable[[], None]) -> None:
-    """Run a stage's main(); user errors become one line on stderr and exit 2."""
+def _restore_hint() -> str:
+    """DVC deletes a stage's outputs before it runs the command (DVC_STAGE names the stage);
+    every output is cached, so the previous ones are a checkout away."""
+    stage = os.environ.get("DVC_STAGE")
+    if not stage:
+        return ""
+    return f" (the previous outputs of {stage}: `dvc checkout {stage}` brings them back)"
+
+
+def cli(main: Callable[[], None], restore_hint: bool = True) -> None:
+    """Run a stage's main(); user errors become one line on stderr and exit 2 (with how to
+    restore the outputs DVC deleted, unless the stage has none worth restoring)."""
     try:
         main()
     except SlimAudioError as exc:
         end_progress_bars()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{_restore_hint() if restore_hint else ''}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         end_progress_bars()

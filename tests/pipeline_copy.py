@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from slimaudio import compose as composer
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
@@ -70,9 +72,7 @@ class ProjectCopy:
 
     def compose(self, *overrides: str) -> None:
         """Compose params.yaml from conf/ with Hydra overrides, as `dvc exp run -S` does."""
-        from slimaudio import config
-
-        config.compose_params(self.root / "params.yaml", overrides, self.root / "conf")
+        composer.compose_params(self.root / "params.yaml", overrides, self.root / "conf")
 
     def workspace_overrides(self) -> list[str]:
         """`-S` arguments that recreate the workspace's params.yaml from conf/.
@@ -80,10 +80,8 @@ class ProjectCopy:
         Each `dvc exp run -S` composes conf/ anew (the baseline plus its own overrides), so an
         experiment that should build on the previous one repeats that one's overrides.
         """
-        from slimaudio import config
-
         now = _leaves(yaml.safe_load((self.root / "params.yaml").read_text()))
-        base = _leaves(config.compose([], self.root / "conf"))
+        base = _leaves(composer.compose([], self.root / "conf"))
         return [arg for key, value in now.items() if base.get(key) != value
                 for arg in ("-S", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}")]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from slimaudio import compose as composer
 from slimaudio import config
 from slimaudio.config import Field
 from slimaudio.errors import ParamError
@@ -38,7 +39,7 @@ def _committed_params() -> dict:
 
 def test_committed_params_are_the_composed_default() -> None:
     """params.yaml is what `dvc exp run` / `make params` composes from conf/, never edited."""
-    assert _committed_params() == config.compose([])
+    assert _committed_params() == composer.compose([])
 
 
 def test_a_yaml_error_in_conf_names_file_and_line(tmp_path: Path) -> None:
@@ -46,7 +47,7 @@ def test_a_yaml_error_in_conf_names_file_and_line(tmp_path: Path) -> None:
     with (tmp_path / "conf" / "profile" / "tiny.yaml").open("a") as fh:
         fh.write("ecapa:\n  train: [unclosed\n")
     with pytest.raises(ParamError) as info:
-        config.compose(["profile=tiny"], tmp_path / "conf")
+        composer.compose(["profile=tiny"], tmp_path / "conf")
     assert str(info.value).startswith(f"{tmp_path / 'conf' / 'profile' / 'tiny.yaml'}:"), info.value
     assert "not valid YAML" in str(info.value) and "\n" not in str(info.value)
 
@@ -58,18 +59,18 @@ def test_a_yaml_error_in_conf_names_file_and_line(tmp_path: Path) -> None:
 ])
 def test_rules_across_keys_and_sections(override: str, message: str) -> None:
     with pytest.raises(ParamError, match=message):
-        config.validate(config.compose([override]))
+        config.validate(composer.compose([override]))
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_profile_composes_validates_and_names_itself(profile: str) -> None:
-    composed = config.compose([f"profile={profile}"])
+    composed = composer.compose([f"profile={profile}"])
     config.validate(composed)
     assert composed["profile"] == profile
 
 
 def test_profile_values_are_the_effective_params() -> None:
-    default, tiny, paper = (config.compose([f"profile={p}"]) for p in ("default", "tiny", "paper"))
+    default, tiny, paper = (composer.compose([f"profile={p}"]) for p in ("default", "tiny", "paper"))
     assert tiny["ecapa"]["train"]["steps"] == 4 < default["ecapa"]["train"]["steps"]
     assert paper["ecapa"]["model"]["channels"] == 1024
     assert len(paper["distill_grid"]["students"]) == 144          # students: full
@@ -77,19 +78,18 @@ def test_profile_values_are_the_effective_params() -> None:
 
 
 def test_user_value_wins_over_the_profile() -> None:
-    composed = config.compose(["profile=tiny", "ecapa.train.steps=100"])
+    composed = composer.compose(["profile=tiny", "ecapa.train.steps=100"])
     assert composed["ecapa"]["train"]["steps"] == 100
     assert composed["ecapa"]["model"]["channels"] == 16           # the rest of tiny still holds
 
 
 def test_bad_user_values_stop_with_one_line() -> None:
-    composed = config.compose(["profile=tiny", "prepare_sounds.undersample.cap=abc"])
     with pytest.raises(ParamError, match=r"prepare_sounds\.undersample\.cap = 'abc' has the wrong type"):
-        config.validate(composed)
+        composer.compose(["profile=tiny", "prepare_sounds.undersample.cap=abc"])
     for bad, what in ((["ecapa.train.stpes=3"], "ecapa.train.stpes"),
                       (["profile=huge"], "profile/huge")):
         with pytest.raises(ParamError) as info:
-            config.compose(bad)
+            composer.compose(bad)
         assert what in str(info.value) and "\n" not in str(info.value)
 
 

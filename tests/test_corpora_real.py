@@ -352,6 +352,34 @@ def test_urbansound8k_files_in_other_folds_are_missing_not_unreadable(tmp_path, 
     assert f"{root}: 2 of 4 file(s) listed in metadata/UrbanSound8K.csv are missing where it " \
            "says (audio/fold<fold>/<slice_file_name>, e.g. audio/fold1/100032-3-0-1.wav); " \
            "counted as skipped 'missing'" in warned, warned
+    assert f"{root}: 2 of the 2 missing file(s) are in another fold folder than " \
+           "metadata/UrbanSound8K.csv says (e.g. audio/fold1/100032-3-0-1.wav is at " \
+           "audio/fold3/100032-3-0-1.wav)" in " ".join(warned), warned
+
+
+def test_urbansound8k_one_folder_down_names_the_path_to_give(tmp_path):
+    root = _fake_us8k(tmp_path / "download" / "UrbanSound8K", csv_fold=1, disk_folds=[1, 1, 1, 1])
+    with pytest.raises(DataError) as info:
+        events.read_urbansound8k(tmp_path / "download")
+    assert str(info.value) == (f"{tmp_path / 'download'}: metadata/UrbanSound8K.csv not found "
+                               f"here but in {root}: give {root} as the corpus path")
+
+
+@pytest.mark.parametrize("split, consequence", [("test", "nothing to measure"),
+                                               ("val", "without validation")])
+def test_an_empty_split_is_never_silent(tmp_path, caplog, split, consequence):
+    """Two recordings per class leave no room for a test or val split: never silence."""
+    from slimaudio.prepare.sounds import prepare_sounds
+
+    root = _fake_us8k(tmp_path / "us8k", csv_fold=1, disk_folds=[1, 1, 1, 1])
+    section = _sound_section("urbansound8k", root)
+    section["split"].update(val_fraction=0.5 if split == "val" else 0.0,
+                            test_fraction=0.5 if split == "test" else 0.0)
+    section["undersample"]["cap"] = None
+    message = f"prepare_sounds: the {split} split has no frames"
+    prepare_sounds(section, _base(), tmp_path / "snd", workers=1, progress=False)
+    assert any(message in r.getMessage() and consequence in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")
 
 
 def test_urbansound8k_with_no_listed_file_in_place_is_a_layout_error(tmp_path):

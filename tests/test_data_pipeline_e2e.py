@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slimaudio import config
+from slimaudio import compose as composer
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -49,7 +50,7 @@ def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         pytest.skip("git or the venv's dvc is not available")
     root = tmp_path_factory.mktemp("repo")
     _copy_repo(root)
-    config.compose_params(root / "params.yaml", ["profile=tiny"], root / "conf")
+    composer.compose_params(root / "params.yaml", ["profile=tiny"], root / "conf")
     env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow-test.db'}",
                DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0")
@@ -98,6 +99,55 @@ def test_dvc_repro_data_report_then_nothing_to_do(repo):
     names = sorted(r.info.run_name for r in client.search_runs([exp.experiment_id]))
     assert names == ["data_report", "prepare_sounds", "prepare_speakers"]
 
-    # nothing changed: nothing runs
+    # nothing changed: nothing runs but the params check, which runs first on every repro
     again = _run([str(DVC), "repro", "data_report"], root, env)
-    assert "Running stage" not in again, again[-2000:]
+    assert re.findall(r"Running stage '([^']+)'", again) == ["check_params"], again[-2000:]
+
+
+def _dvc(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(DVC), *args], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_a_conf_edit_without_composing_stops_dvc_repro(repo):
+    """Issue 24, case 1: `dvc repro` after an edit of conf/ never runs the old params.yaml."""
+    root, env = repo
+    tiny = root / "conf" / "profile" / "tiny.yaml"
+    before = tiny.read_text()
+    tiny.write_text(before + "\n# an edit that changes nothing yet\n")
+    try:
+        for args in (("repro", "prepare_speakers"), ("repro", "-f", "-s", "prepare_speakers")):
+            proc = _dvc(root, env, *args)
+            err = proc.stdout + proc.stderr
+            assert proc.returncode != 0, err[-2000:]
+            assert "params.yaml: older than conf/" in err and 'make params SET="profile=tiny"' in err
+        # -f -s skips check_params: the stage's own check stops it, after DVC deleted its outputs
+        assert "`dvc checkout prepare_speakers` brings them back" in err, err[-2000:]
+        assert "check_params" in _dvc(root, env, "status").stdout
+    finally:
+        tiny.write_text(before)
+    assert _dvc(root, env, "checkout", "prepare_speakers").returncode == 0
+    assert (root / "reports" / "data" / "prepare_speakers.json").is_file()
+
+
+def test_a_failed_run_says_how_to_get_the_outputs_back(repo):
+    """Issue 24, case 5: DVC deletes a stage's outputs before running it; every output is cached,
+    so the error line's `dvc checkout <stage>` restores them."""
+    root, env = repo
+    metrics = root / "reports" / "data" / "prepare_speakers.json"
+    before = metrics.read_bytes()
+    composer.compose_params(root / "params.yaml", ["profile=tiny", "prepare_speakers.corpus.kind=fsdd",
+                                                   "prepare_speakers.corpus.path=/nonexistent"],
+                            root / "conf")
+    try:
+        proc = _dvc(root, env, "repro", "prepare_speakers")
+        err = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "/nonexistent" in err, err[-2000:]
+        assert "`dvc checkout prepare_speakers` brings them back" in err, err[-2000:]
+        assert not metrics.exists() and not (root / "data" / "speakers").exists()
+    finally:
+        composer.compose_params(root / "params.yaml", ["profile=tiny"], root / "conf")
+    assert _dvc(root, env, "checkout", "prepare_speakers").returncode == 0
+    assert metrics.read_bytes() == before and (root / "data" / "speakers" / "feats.npy").is_file()
+    assert "Running stage" not in "".join(_dvc(root, env, "repro", "prepare_speakers").stdout
+                                          .replace("Running stage 'check_params'", ""))

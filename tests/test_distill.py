@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from slimaudio import compose as composer
 from slimaudio import config
 from slimaudio.errors import DataError, ParamError
 from slimaudio.stats import BootstrapConfig, Resampler
@@ -172,7 +173,7 @@ def test_student_group_files_are_what_the_generator_writes(repo, design: str) ->
 
 
 def test_default_design_leaves_at_least_3_residual_dof_and_covers_the_varied_levels() -> None:
-    merged = config.compose([])
+    merged = composer.compose([])
     students, levels = merged["distill_grid"]["students"], merged["distill_grid"]["levels"]
     fixed = grid.fixed_factors(students)
     assert fixed == grid.DEFAULT_FIXED
@@ -208,7 +209,7 @@ def test_check_grid_notes_the_factors_the_design_holds() -> None:
 
 
 def test_paper_profile_requires_and_selects_the_full_grid() -> None:
-    paper = config.compose(["profile=paper"])
+    paper = composer.compose(["profile=paper"])
     assert paper["distill_select"]["require_full_grid"] is True
     assert grid.is_full(paper["distill_grid"]["students"], paper["distill_grid"]["levels"])
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from slimaudio import config
+from slimaudio import compose as composer
 from slimaudio.audio import to_int16
 from slimaudio.features import MelConfig, log_mel
 
@@ -113,7 +113,7 @@ def test_targets_name_the_manifest_when_a_probe_label_is_missing(tmp_path: Path)
 def test_tiny_teacher_and_two_students_end_to_end(tmp_path: Path) -> None:
     speakers = make_speakers(tmp_path / "speakers")
     teacher = make_teacher(tmp_path / "teacher.onnx")
-    params = config.compose(["profile=tiny"])
+    params = composer.compose(["profile=tiny"])
     params["distill_grid"]["students"] = {
         "s000": {"arch": "small", "width": 0.5, "bottleneck": 16, "pool": "gap", "qat": False,
                  "frontend": "outside"},

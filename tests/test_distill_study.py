@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from slimaudio import compose as composer
 from slimaudio import config, papers, runtime
 from slimaudio.config import Field
 from slimaudio.studies.base import ROW_COLUMNS
@@ -41,12 +42,12 @@ def test_config_fields_match_the_schema_and_build_from_the_default(section: str)
 
     cls = dconf.SECTIONS[section]
     _check_fields(cls, config.SCHEMAS[section], section)
-    built = cls.from_params(config.compose([])[section])
+    built = cls.from_params(composer.compose([])[section])
     assert isinstance(built, cls)
 
 
 def test_final_training_takes_steps_batch_and_lr_from_distill_final() -> None:
-    p = config.compose([])
+    p = composer.compose([])
     train = dconf.TrainConfig.from_params(p["distill_student"])
     final = train.with_final(dconf.FinalConfig.from_params(p["distill_final"]))
     assert (final.steps, final.batch_size, final.lr) == (p["distill_final"]["steps"],
@@ -58,7 +59,7 @@ def test_final_training_takes_steps_batch_and_lr_from_distill_final() -> None:
 
 def test_the_default_selection_budgets_are_frills() -> None:
     """The budgets have one home (papers.FRILL); the default params must agree with it."""
-    choose = config.compose([])["distill_select"]["choose"]
+    choose = composer.compose([])["distill_select"]["choose"]
     assert choose["max_latency_fraction"] == pytest.approx(1.0 / papers.FRILL["min_speedup"])
     assert choose["max_size_fraction"] == pytest.approx(papers.FRILL["size_fraction"])
 
@@ -75,7 +76,7 @@ def test_bootstrap_config_matches_the_base_schema() -> None:
     from slimaudio.stats import BootstrapConfig
 
     _check_fields(BootstrapConfig, config.SCHEMAS["base"]["bootstrap"], "base.bootstrap")
-    b = BootstrapConfig.from_params(config.compose([])["base"])
+    b = BootstrapConfig.from_params(composer.compose([])["base"])
     assert b.resamples >= 100 and 0.5 < b.level < 1
 
 
@@ -256,12 +257,12 @@ def test_the_report_writes_every_role_and_rows_in_the_common_schema(tmp_path) ->
 def test_replicates_default_to_one_and_the_paper_profile_trains_several() -> None:
     """One replicate keeps the default's numbers and budget; the paper profile puts the
     training seed into every interval."""
-    assert config.compose([])["distill_student"]["replicates"] == 1
-    assert config.compose(["profile=tiny"])["distill_student"]["replicates"] == 1
-    paper = dconf.TrainConfig.from_params(config.compose(["profile=paper"])["distill_student"])
+    assert composer.compose([])["distill_student"]["replicates"] == 1
+    assert composer.compose(["profile=tiny"])["distill_student"]["replicates"] == 1
+    paper = dconf.TrainConfig.from_params(composer.compose(["profile=paper"])["distill_student"])
     assert paper.replicates >= 2
     final = paper.with_final(dconf.FinalConfig.from_params(
-        config.compose(["profile=paper"])["distill_final"]))
+        composer.compose(["profile=paper"])["distill_final"]))
     assert final.replicates == paper.replicates   # the final student is replicated alike
 
 

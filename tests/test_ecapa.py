@@ -101,7 +101,7 @@ def test_training_config_comes_from_params_alone(standin: speakers.SpeakerData) 
     import inspect
     from dataclasses import MISSING, fields
 
-    from slimaudio.config import compose
+    from slimaudio.compose import compose
     from slimaudio.models.ecapa import EcapaConfig
     from slimaudio.speaker.export import export_bytes
 

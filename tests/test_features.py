@@ -146,7 +146,7 @@ def test_logmel_is_picklable_and_importable_by_name():
 def test_default_mel_config_is_the_speaker_corpus_features() -> None:
     """MelConfig()'s defaults (used without params, e.g. by models built in tests) are those of
     prepare_speakers.features in conf/config.yaml, ECAPA-TDNN's input."""
-    from slimaudio.config import compose
+    from slimaudio.compose import compose
 
     params = compose([])
     assert MelConfig() == MelConfig.from_params(params["prepare_speakers"]["features"],

@@ -61,3 +61,34 @@ def test_experiment_opens_on_the_runs_table_with_key_metrics(server: str, tmp_pa
     assert re.search(r'is-ordered-by"[^>]*col-id="metrics.`eer`"', dom), "not sorted by eer"
     assert "Detect Issues" not in dom and "Traces" not in re.findall(r"<h2[^>]*>([^<]*)</h2>", dom)
     assert shot.is_file() and shot.stat().st_size > 20_000
+
+
+def test_make_mlflow_ui_prints_its_links_once_the_server_answers(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """Issue 24, case 9: the links come after the server answers, never before."""
+    import sys
+    import urllib.request
+
+    from local_servers import free_port
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _write_study(uri, monkeypatch)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "slimaudio.mlflow_ui", "--uri", uri,
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("MLflow UI answering"):
+                # the moment the line is printed, the UI answers
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert r.status == 200
+                break
+        assert lines and lines[0].startswith("starting the MLflow UI"), lines
+        rest = [proc.stdout.readline() for _ in range(2)]
+        assert "runs" in rest[0] and f"127.0.0.1:{port}/#/experiments/" in rest[1], rest
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -44,7 +44,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> ProjectCopy:
 
 
 def _ran(proc: subprocess.CompletedProcess[str]) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", proc.stdout + proc.stderr))
+    """The stages that ran, but check_params (always_changed: it runs first on every repro)."""
+    return set(re.findall(r"Running stage '([^']+)'", proc.stdout + proc.stderr)) - {"check_params"}
 
 
 def test_every_report_is_produced(tiny: ProjectCopy) -> None:
@@ -241,3 +242,33 @@ def test_paper_profile_validates_and_plans_every_stage(tiny: ProjectCopy) -> Non
                   "ptq_layerwise", "train_resnet", "tflite_quant", "distill_select", "distill_final",
                   "distill_report", "report"):
         assert stage in planned, f"paper profile does not plan {stage}"
+
+
+def test_a_second_workspace_experiment_is_refused_not_mixed(tiny: ProjectCopy) -> None:
+    """Issue 24, case 2: two `dvc exp run` in one checkout, half a second apart. The second is
+    refused with one line before it writes params.yaml; the first keeps its own values."""
+    from pipeline_copy import VENV_BIN, _env
+
+    tiny.dvc("exp", "apply", "HEAD", check=False)
+    tiny.run("git", "checkout", "--", ".", check=False)
+    dvc = str(VENV_BIN / "dvc")
+    first = subprocess.Popen([dvc, "exp", "run", *tiny.workspace_overrides(), "-S",
+                              "prepare_speakers.trials.nontargets=10", "prepare_speakers"],
+                             cwd=tiny.root, env=_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.5)
+    second = subprocess.run([dvc, "exp", "run", *tiny.workspace_overrides(), "-S",
+                             "prepare_sounds.undersample.cap=5", "prepare_sounds"],
+                            cwd=tiny.root, env=_env(), capture_output=True, text=True,
+                            timeout=600, check=False)
+    out, _ = first.communicate(timeout=600)
+    try:
+        assert first.returncode == 0, out[-3000:]
+        assert second.returncode != 0, second.stdout + second.stderr
+        assert "another DVC run works in this checkout" in second.stderr, second.stderr
+        assert "dvc exp run --queue" in second.stderr
+        ran = yaml.safe_load((tiny.root / "params.yaml").read_text())
+        assert ran["prepare_speakers"]["trials"]["nontargets"] == 10
+        assert ran["prepare_sounds"]["undersample"]["cap"] != 5
+    finally:
+        tiny.run("git", "checkout", "--", ".", check=False)

@@ -18,6 +18,7 @@ import onnx
 import pandas as pd
 import pytest
 
+from slimaudio import compose as composer
 from slimaudio.compress import onnx_int8
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
@@ -464,7 +465,7 @@ def _ptq_params(profile: str) -> dict:
     """The ptq_layerwise section of the params composed for a profile, validated."""
     from slimaudio import config
 
-    composed = config.compose([f"profile={profile}"])
+    composed = composer.compose([f"profile={profile}"])
     config.validate(composed)
     return composed["ptq_layerwise"]
 
@@ -503,13 +504,13 @@ def _keys(schema) -> dict:
 def test_config_fields_are_the_schema_keys() -> None:
     from slimaudio import config
 
-    config.validate(config.compose([]))  # registers every schema
+    config.validate(composer.compose([]))  # registers every schema
     fields = _fields(study_config.Config)
     # how the model takes its features is said with the model: params ecapa.init.input
     assert fields.pop("input") == _keys(config.SCHEMAS["ecapa"]["init"]["input"])
     fields.pop("reduce_range_reason")  # derived with reduce_range (auto: from the CPU flags)
     assert fields == _keys(config.SCHEMAS["ptq_layerwise"])
-    typed = study_config.from_params(config.compose([])["ptq_layerwise"])
+    typed = study_config.from_params(composer.compose([])["ptq_layerwise"])
     assert typed.quant_settings.op_types == typed.op_types and typed.ablation
 
 
@@ -630,10 +631,8 @@ def test_stage_writes_every_output_and_one_mlflow_run_per_row(work, tmp_path) ->
     import subprocess
     import sys
 
-    from slimaudio import config
-
     root = Path(__file__).resolve().parents[1]
-    config.compose_params(tmp_path / "params.yaml", ["profile=tiny"], root / "conf")
+    composer.compose_params(tmp_path / "params.yaml", ["profile=tiny"], root / "conf")
     rep = tmp_path / "reports"
     files = {k: rep / f for k, f in REPORT_FILES.items()}
     cmd = [sys.executable, str(root / "stages" / "ptq_layerwise.py"),

@@ -31,6 +31,7 @@ from test_ptq import (
     settings,
 )
 
+from slimaudio import compose as composer
 from slimaudio.compress import onnx_int8
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
@@ -334,7 +335,7 @@ def test_params_give_regex_groups_and_the_input(tmp_path) -> None:
     from slimaudio import config
     from slimaudio.speaker.model_source import InitConfig
 
-    composed = config.compose(["ptq_layerwise.groups={stem:'^/encoder/stem/',rest:'.'}",
+    composed = composer.compose(["ptq_layerwise.groups={stem:'^/encoder/stem/',rest:'.'}",
                                "ecapa.init.kind=onnx", "ecapa.init.input.layout=BFT",
                                "ecapa.init.input.name=mel"])
     config.validate(composed)
@@ -346,7 +347,7 @@ def test_params_give_regex_groups_and_the_input(tmp_path) -> None:
     # the input settings describe an ONNX file; our own exports ignore them
     trained = InitConfig.from_params({**composed["ecapa"]["init"], "kind": "train"})
     assert trained.model_input == {"name": None, "layout": "BTF"}
-    default = study_config.from_params(config.compose([])["ptq_layerwise"])
+    default = study_config.from_params(composer.compose([])["ptq_layerwise"])
     assert default.groups is None and default.input.layout == "BTF"
 
 

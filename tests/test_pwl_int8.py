@@ -12,6 +12,7 @@ import pytest
 import yaml
 from test_ptq import BOOT, EMB, _tiny_ecapa, export_tiny, make_speakers
 
+from slimaudio import compose as composer
 from slimaudio.compress.exp_free import ConSmax
 from slimaudio.compress.pwl import PwlCoeffs, PwlSoftmax
 from slimaudio.errors import DataError, ParamError
@@ -127,7 +128,7 @@ def test_config_builds_from_the_composed_defaults_and_matches_the_schema() -> No
 
     from slimaudio import config
 
-    params = config.compose([])
+    params = composer.compose([])
     config.validate(params)  # also registers every schema
     cfg = Config.from_params(params["pwl_int8"], params["ptq_layerwise"],
                              params["pwl_softmax"]["bench"])

@@ -13,6 +13,7 @@ import pytest
 import torch
 from test_ecapa_standin import make_standin
 
+from slimaudio import compose as composer
 from slimaudio import config
 from slimaudio.datasets import speakers
 from slimaudio.errors import ParamError
@@ -62,7 +63,7 @@ def _names(cls: type) -> set[str]:
 
 
 def test_config_fields_match_the_schema_and_build_from_the_default() -> None:
-    params = config.compose([])
+    params = composer.compose([])
     config.validate(params)  # also registers every schema
     fit_schema, study_schema = config.SCHEMAS["pwl_fit"], config.SCHEMAS["pwl_softmax"]
     assert _names(FitConfig) == set(fit_schema)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from slimaudio.config import compose
+from slimaudio.compose import compose
 from slimaudio.errors import ParamError
 from slimaudio.synth import dsp, events
 

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from slimaudio import compose as composer
+
 REPO = Path(__file__).resolve().parents[1]
 N_MELS, T = 16, 20
 
@@ -79,7 +81,7 @@ def test_config_fields_match_the_schema() -> None:
     assert {f.name for f in fields(LatencyConfig)} == set(schema["latency"])
     assert {f.name for f in fields(CalibrationProbe)} == set(schema["calibration_probes"].item)
     assert {f.name for f in fields(BootstrapConfig)} == set(config.SCHEMAS["base"]["bootstrap"])
-    params = config.compose([], REPO / "conf")
+    params = composer.compose([], REPO / "conf")
     section = params["tflite_quant"]
     cfg = from_params(section, params["base"])
     assert cfg.bootstrap == BootstrapConfig(params["base"]["bootstrap"]["resamples"],
@@ -312,9 +314,7 @@ def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
 
 def _params_file(tmp: Path) -> Path:
     """params composed with the tiny profile, with this test's tiny sections."""
-    from slimaudio import config
-
-    params = config.compose(["profile=tiny"], REPO / "conf")
+    params = composer.compose(["profile=tiny"], REPO / "conf")
     params["resnet"] = TINY_RESNET
     params["tflite_quant"] = TINY_STUDY
     path = tmp / "params.yaml"

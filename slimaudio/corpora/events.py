@@ -75,6 +75,10 @@ class EventCorpus:
 def _read_csv(root: Path, rel: str, required: tuple[str, ...]) -> list[dict[str, str]]:
     path = root / rel
     if not path.is_file():
+        inside = sorted(p.parents[len(Path(rel).parts) - 1] for p in root.glob(f"*/{rel}"))
+        if inside:  # e.g. <path>/UrbanSound8K/metadata/...: the corpus is one folder down
+            raise DataError(f"{root}: {rel} not found here but in {inside[0]}: give "
+                            f"{inside[0]} as the corpus path")
         raise DataError(f"{root}: {rel} not found (metadata file); found {describe_dir(root)}")
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
@@ -161,9 +165,26 @@ def read_urbansound8k(path: str | Path) -> EventCorpus:
              for r in rows]
     if not items:
         raise DataError(f"{root}: metadata/UrbanSound8K.csv lists no clips")
-    _check_listed(root, "metadata/UrbanSound8K.csv", "audio/fold<fold>/<slice_file_name>",
-                  [kw["path"] for _, _, kw in items])
+    paths = [kw["path"] for _, _, kw in items]
+    _check_other_folds(root, paths)
+    _check_listed(root, "metadata/UrbanSound8K.csv", "audio/fold<fold>/<slice_file_name>", paths)
     return _labelled("urbansound8k", str(root), items)
+
+
+def _check_other_folds(root: Path, paths: list[str]) -> None:
+    """Say so when clips missing from the fold the metadata names sit in another foldN folder:
+    the audio and metadata disagree (the fold is the split), so they still count as missing."""
+    missing = [Path(p) for p in paths if not os.path.lexists(p)]
+    if not missing:
+        return
+    found = {f.name: f for f in root.glob("audio/fold*/*")}
+    moved = [(p, found[p.name]) for p in missing if p.name in found]
+    if moved:
+        listed, actual = (x.relative_to(root).as_posix() for x in moved[0])
+        log.warning("%s: %d of the %d missing file(s) are in another fold folder than "
+                    "metadata/UrbanSound8K.csv says (e.g. %s is at %s): the metadata and the "
+                    "audio folders disagree; they are counted as skipped 'missing'",
+                    root, len(moved), len(missing), listed, actual)
 
 
 def read_folder(path: str | Path) -> EventCorpus:

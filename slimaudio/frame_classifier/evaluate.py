@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from slimaudio.metrics import classification_metrics, confusion_matrix
 
 
 def predict_keras(model: Any, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """Class scores of a Keras model, batch by batch (no Keras progress bar)."""
+    from tqdm.auto import tqdm  # lazily, after slimaudio.stage's TQDM_MININTERVAL
+
     out = []
     for i in tqdm(range(0, len(x), batch_size), desc="keras predict", unit="batch", leave=False):
         out.append(np.asarray(model(x[i:i + batch_size], training=False), dtype=np.float32))

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from slimaudio.datasets.sounds import SoundFrames
 from slimaudio.errors import ParamError
@@ -40,6 +39,7 @@ class TrainResult:
 def _progress_callback(total: int, desc: str) -> Any:
     """A tqdm bar over all training batches (Keras' own progress bar is off)."""
     import keras
+    from tqdm.auto import tqdm  # lazily, after slimaudio.stage's TQDM_MININTERVAL
 
     class Bar(keras.callbacks.Callback):
         def on_train_begin(self, logs: Any = None) -> None:

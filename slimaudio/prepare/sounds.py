@@ -9,6 +9,7 @@ computed on what remains.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from slimaudio.sampling import balanced_class_weights, class_counts, undersample
 
 MANIFEST_COLUMNS = ["frame_id", "clip_id", "group", "label", "class_name", "split", "start_s",
                     "source"]
+log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
@@ -118,6 +120,7 @@ def prepare_sounds(section: dict[str, Any], base: dict[str, Any], out_dir: str |
     skips.add_all(corpus.skipped)
     with atomic_dir(out_dir) as tmp:
         framed = _frame_clips(ctx, corpus, split, skips, tmp, workers, chunk_size, progress)
+        check_splits(framed.rows, float(sp["val_fraction"]), float(sp["test_fraction"]))
         import pandas as pd  # here, not at the top: worker processes never need it
 
         allm = pd.DataFrame(framed.rows, columns=MANIFEST_COLUMNS)
@@ -195,6 +198,25 @@ def _frame_clips(ctx: _Ctx, corpus: EventCorpus, split: dict[str, str], skips: S
                         f"{skips.as_dict()['by_reason']})")
     _check_every_class_has_frames(corpus, out.rows, class_skips)
     return out
+
+
+def check_splits(rows: list[dict[str, Any]], val_fraction: float, test_fraction: float) -> None:
+    """Stop on an empty train split; warn on an empty val or test split that was asked for.
+    Splits go by source recording, so a corpus with few recordings per class can leave one
+    empty."""
+    frames = Counter(r["split"] for r in rows)
+    recordings = len({r["group"] for r in rows})
+    asked = {"train": True, "val": val_fraction > 0, "test": test_fraction > 0}
+    for s in SPLITS:
+        if frames[s] or not asked[s]:
+            continue
+        msg = (f"prepare_sounds: the {s} split has no frames ({recordings} source recording(s) "
+               f"with frames, val_fraction {val_fraction}, test_fraction {test_fraction}): give "
+               "more recordings per class, or change prepare_sounds.split")
+        if s == "train":
+            raise DataError(msg)
+        log.warning("%s; %s", msg, "training continues without validation" if s == "val" else
+                    "the studies' test metrics will have nothing to measure")
 
 
 def _undersample_train(allm: Any, cap: int | None, seed: int, tmp: Path) -> Any:

@@ -13,7 +13,7 @@ speech babble (harmonic voices), kettle whistle vs smoke alarm (narrowband tones
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -585,19 +585,3 @@ def render(spec: ClipSpec, cfg: EventCorpusConfig) -> SynthClip:
     parts = render_parts(spec, cfg)
     peak = dsp.rng_for(spec.seed, "peak").uniform(0.3, 0.95)
     return SynthClip(spec=spec, audio=dsp.normalise_peak(parts.event + parts.background, peak))
-
-
-def benchmark(clips_per_class: int = 4, seed: int = 0) -> dict[str, float]:
-    """Render clips of every class in this process; real-time factor on CPU time."""
-    from slimaudio.config import compose
-
-    params = compose([])
-    cfg = replace(EventCorpusConfig.from_params(params["prepare_sounds"]["synthetic"],
-                                                params["base"]["sample_rate"], seed),
-                  clips_per_class_max=clips_per_class, imbalance=1.0)
-    return dsp.realtime_factor(lambda spec: render(spec, cfg), plan_corpus(cfg))
-
-
-if __name__ == "__main__":  # python -m slimaudio.synth.events
-    r = benchmark()
-    print(f"events: {r['audio_s']:.0f} s of audio in {r['cpu_s']:.2f} s CPU -> {r['realtime_factor']:.0f}x real time per core")

@@ -574,19 +574,3 @@ def _record(speech: np.ndarray, ch: Channel, r_room: np.random.Generator,
         hum = sum(np.sin(k * ph + k) / k for k in (1, 2, 3, 5))
         noise += (10 ** (ch.hum_db / 20) * hum / np.sqrt(np.mean(hum**2))).astype(np.float32)
     return dsp.mix_at_snr(speech, noise, snr)
-
-
-def benchmark(n_utts: int = 40, seed: int = 0) -> dict[str, float]:
-    """Render n_utts utterances of conf/config.yaml's corpus in this process; real-time factor
-    on CPU time."""
-    from slimaudio.config import compose
-
-    params = compose([])
-    cfg = SpeechCorpusConfig.from_params(params["prepare_speakers"]["synthetic"],
-                                         params["base"]["sample_rate"], seed)
-    return dsp.realtime_factor(lambda spec: render(spec, cfg), plan_corpus(cfg)[:n_utts])
-
-
-if __name__ == "__main__":  # python -m slimaudio.synth.speech
-    r = benchmark()
-    print(f"speech: {r['audio_s']:.0f} s of audio in {r['cpu_s']:.2f} s CPU -> {r['realtime_factor']:.0f}x real time per core")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from slimaudio.compress import tflite as tfl
 from slimaudio.frame_classifier.evaluate import predict_keras
@@ -31,6 +30,8 @@ BUILTIN = "@builtin"  # suffix of a variant's runner on the built-in kernels (XN
 def predict_all(model: Any, variants: list[Variant], x: np.ndarray,
                 cfg: Config) -> dict[str, np.ndarray]:
     """Class scores of every variant on the whole test split."""
+    from tqdm.auto import tqdm  # lazily, after slimaudio.stage's TQDM_MININTERVAL
+
     scores: dict[str, np.ndarray] = {}
     threads, bs = cfg.eval_threads, cfg.eval_batch_size
     for v in tqdm(variants, desc="evaluate", unit="variant", leave=False):

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from slimaudio.compress import tflite as tfl
 from slimaudio.datasets.sounds import SoundFrames
@@ -58,6 +57,8 @@ def convert_all(model: Any, model_path: Path, file_format: str, jobs: list[Conve
                 tflite_dir: Path) -> list[Variant]:
     """Write every conversion into tflite_dir; the variants in table order (the naive input
     path right after `full_int`, whose file it shares)."""
+    from tqdm.auto import tqdm  # lazily, after slimaudio.stage's TQDM_MININTERVAL
+
     variants = [Variant(ORIGINAL, file_format, False, model_path)]
     with tempfile.TemporaryDirectory(prefix="slimaudio-savedmodel-") as tmp:
         sm = tfl.export_saved_model(model, Path(tmp) / "saved_model")
