@@ -537,7 +537,7 @@ def _small_config() -> study_config.Config:
         latency=study_config.LatencyConfig(frames=60, warmup=0, repeats=30), profile_runs=1,
         ablation=("s8s8",), ablation_eer=(),
         speed=study_config.SpeedConfig(widths=(16, 32), seconds=(0.5, 1.0), variants=("all",),
-                                       warmup=0, repeats=30))
+                                       warmup=0, repeats=30, runtimes=False))
 
 
 def test_study_runs_every_row(work, tmp_path) -> None:

@@ -4,6 +4,7 @@ variant scored and timed, the width rows timed, the report, rows and verdicts wr
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -26,6 +27,7 @@ def test_runtimes_study_end_to_end(tmp_path) -> None:
     data = make_speakers(tmp_path / "speakers")
     raw = export_tiny(tmp_path / "ecapa.onnx")
     cfg = _small_config()
+    cfg = replace(cfg, speed=replace(cfg.speed, runtimes=True))  # the width rows too
     ptq_run.run_study(cfg, 0, 1, BOOT, raw, data, tmp_path / "ptq", progress=False)
     res = rt_run.run_study(tmp_path / "ptq", data, tmp_path / "rt", cfg, 32, 0, 1, BOOT, SIMPLE,
                            progress=False)

@@ -72,6 +72,8 @@ register("ptq_layerwise", {
                           doc="variants timed against the float model at every width and length"),
         "warmup": Field(int, lo=0, hi=1000),
         "repeats": Field(int, lo=30, hi=100000, doc="timed rounds (base.latency spreads them)"),
+        "runtimes": Field(bool, doc="the runtimes stage also times OpenVINO beside ORT at these "
+                                    "widths (paper profile; else at the trained width only)"),
     },
     "profile_runs": Field(int, lo=1, hi=1000, doc="ORT profiler runs per profiled model"),
     "ablation": Field(list, item=Field(str, choices=list(ABLATIONS)),

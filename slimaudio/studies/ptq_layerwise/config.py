@@ -55,13 +55,15 @@ class SpeedConfig:
     variants: tuple[str, ...]  # of VARIANTS
     warmup: int
     repeats: int                # timed rounds in all (base.latency spreads them)
+    runtimes: bool              # the runtimes stage times these widths on OpenVINO too
 
     @classmethod
     def from_params(cls, s: Mapping[str, Any]) -> SpeedConfig:
         return cls(widths=tuple(int(c) for c in s["widths"]),
                    seconds=tuple(float(t) for t in s["seconds"]),
                    variants=tuple(str(v) for v in s["variants"]),
-                   warmup=int(s["warmup"]), repeats=int(s["repeats"]))
+                   warmup=int(s["warmup"]), repeats=int(s["repeats"]),
+                   runtimes=bool(s["runtimes"]))
 
 
 @dataclass(frozen=True)

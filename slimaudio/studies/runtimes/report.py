@@ -45,6 +45,9 @@ def table_markdown(table: pd.DataFrame, info: dict[str, Any]) -> str:
             by = {str(v).split("/", 1)[1]: r for v, r in g.set_index("variant").iterrows()}
             cells = [_speed(by[v]) if v in by else "-" for v in trained["variant"]]
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    else:
+        lines += ["", "Wider models: set `ptq_layerwise.speed.runtimes: true` (on in the paper "
+                  "profile) to time these runtimes at the PTQ study's width models too."]
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,8 @@
 
 Trained width (models/ptq/none.onnx, all.onnx): EER with paired intervals against ORT float,
 size, and speed relative to ORT float, every variant timed interleaved. Wider models (the
-PTQ study's random-weight width models, models/ptq/speed/): speed only. OpenVINO INT8 is NNCF
+PTQ study's random-weight width models, models/ptq/speed/, with ptq_layerwise.speed.runtimes
+on, as in the paper profile): speed only. OpenVINO INT8 is NNCF
 post-training quantization on the PTQ study's calibration utterances, with the in-graph mean
 subtraction left float (NNCF's default quantizes it and loses most of the embedding).
 """
@@ -122,7 +123,7 @@ def run_study(ptq_models: Path, data_dir: Path, work: Path, ptq: PtqConfig, trai
     timed = time_models(models, feeds, timing, threads, seed, boot.resamples, boot.level)
     recs = [_row(n, m, trained_channels, True, timed[n])
             | ts.metrics(scored[n]) | _delta(ts, scored, n) for n, m in models.items()]
-    for c in ptq.speed.widths:
+    for c in ptq.speed.widths if ptq.speed.runtimes else ():
         f, q = ptq_models / "speed" / f"c{c}_none.onnx", ptq_models / "speed" / f"c{c}_all.onnx"
         if not (f.is_file() and q.is_file()):
             continue
