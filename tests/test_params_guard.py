@@ -140,3 +140,14 @@ def test_a_misspelt_override_names_the_key_meant(override: str, meant: str) -> N
     with pytest.raises(ParamError) as info:
         composer.compose(["profile=tiny", override])
     assert meant in str(info.value) and "+ecapa" not in str(info.value)
+
+
+def test_no_bar_redraws_past_the_interval() -> None:
+    """set_postfix() redraws at once unless refresh=False, whatever TQDM_MININTERVAL says: in a
+    log that was 76% of a default run's output (ecapa training, the distillation students)."""
+    import re
+
+    calls = [(p, m.group(0)) for p in sorted((REPO / "slimaudio").rglob("*.py"))
+             for m in re.finditer(r"set_postfix\((?:[^()]|\([^()]*\))*\)", p.read_text())]
+    assert calls, "no progress bar sets a postfix any more: drop this test"
+    assert all("refresh=False" in call for _, call in calls), calls

@@ -112,7 +112,8 @@ def fit(step_fn: Callable[[int, float], tuple[float, float]], steps: int,
             curve.append({"step": step + 1, "loss": acc_loss / n, "accuracy": acc_acc / n,
                           "lr": lr, "seconds": time.perf_counter() - t0,
                           "cpu_seconds": time.process_time() - c0})
-            bar.set_postfix(loss=f"{acc_loss / n:.3f}", acc=f"{acc_acc / n:.2f}")
+            # refresh=False: a refresh redraws at once, past TQDM_MININTERVAL (slimaudio.stage)
+            bar.set_postfix(loss=f"{acc_loss / n:.3f}", acc=f"{acc_acc / n:.2f}", refresh=False)
             if on_log is not None:
                 on_log(curve[-1])
             acc_loss, acc_acc, n = 0.0, 0.0, 0

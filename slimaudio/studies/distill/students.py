@@ -200,7 +200,7 @@ def train_student(cfg: StudentConfig, data: DistillData, x_train: np.ndarray, tr
     def on_step(i: int, loss: float) -> None:
         bar.update(1)
         if i % 10 == 0:
-            bar.set_postfix(mse=f"{loss:.3f}")
+            bar.set_postfix(mse=f"{loss:.3f}", refresh=False)  # redraws keep their pace
 
     losses = ms.train_mse(model, batches(x_train, y_train, train.batch_size, seed),
                           train.steps, train.lr, on_step)
