@@ -33,8 +33,9 @@ from slimaudio.errors import ParamError
 RESOLVER = "slimaudio_compose"
 # Where DVC queues and temporary experiments run: their params.yaml is their own copy.
 _PRIVATE_WORKSPACES = (".dvc/tmp",)
-_conf_dirs: list[Path] = []      # set while this module composes (`conf_dir`); else the plugin's
-_in_process = False              # True while compose_params runs: refusals raise ParamError
+_plugin_conf: Path | None = None  # the checkout's conf/, set by register() (the plugin)
+_composing_conf: Path | None = None  # the conf/ compose_params is composing; refusals then
+                                     # raise ParamError instead of exiting
 
 
 class _Refused(BaseException):
@@ -45,13 +46,14 @@ def register(conf_dir: str | Path) -> None:
     """Register the resolver (the plugin calls this with the checkout's conf/)."""
     from omegaconf import OmegaConf
 
-    _conf_dirs[:] = [Path(conf_dir).resolve()] + _conf_dirs[1:]
+    global _plugin_conf
+    _plugin_conf = Path(conf_dir).resolve()
     OmegaConf.register_new_resolver(RESOLVER, _resolve, replace=True)
     _hint_misspelt_keys()
 
 
 def _refuse(message: str) -> None:
-    if _in_process:
+    if _composing_conf is not None:
         raise _Refused(message)
     # Inside `dvc exp run`: one line and exit 2, before DVC writes params.yaml.
     print(f"error: {message}", file=sys.stderr)
@@ -101,21 +103,21 @@ def _check_key(key: str, cfg: Any) -> None:
 
 @contextlib.contextmanager
 def _composing(conf_dir: Path) -> Iterator[None]:
-    global _in_process
-    register(conf_dir)
-    _conf_dirs.append(conf_dir.resolve())
-    _in_process = True
+    """Compose `conf_dir`, whichever conf/ the plugin registered (it may load meanwhile)."""
+    global _composing_conf
+    register(conf_dir)  # the resolver, even where Hydra does not find the plugin
+    _composing_conf = conf_dir.resolve()
     try:
         yield
     finally:
-        _conf_dirs.pop()
-        _in_process = False
+        _composing_conf = None
 
 
 def _resolve(*, _root_: Any) -> str:
     from omegaconf import OmegaConf
 
-    conf = _conf_dirs[-1]
+    conf = _composing_conf or _plugin_conf
+    assert conf is not None  # register() ran before the resolver could be called
     try:
         refuse_concurrent_runs(conf.parent)
         data = OmegaConf.to_container(_root_, resolve=False)
