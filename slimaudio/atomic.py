@@ -90,11 +90,9 @@ def remove_stale_temps(final: Path) -> list[Path]:
     pid: a live writer's temporary (another stage, a parallel `dvc queue` worker) is never
     removed.
     """
-    pattern = re.compile(rf"\.{re.escape(final.name)}\.{re.escape(_host())}-(\d+)\.[^.]+\.tmp")
     removed = []
     for cand in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
-        m = pattern.fullmatch(cand.name)
-        if m and not pid_alive(int(m.group(1))):
+        if _dead_temp(cand, final.name):
             _remove(cand)
             removed.append(cand)
     return removed
@@ -112,11 +110,17 @@ def sweep_dead_temps(roots: Iterable[str | os.PathLike[str]]) -> list[Path]:
         folders = [root, *(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))]
         for folder in folders:
             for cand in folder.glob(".*.tmp"):
-                m = _TEMP.fullmatch(cand.name)
-                if m and m.group(2) == _host() and not pid_alive(int(m.group(3))):
+                if _dead_temp(cand):
                     _remove(cand)
                     removed.append(cand)
     return removed
+
+
+def _dead_temp(path: Path, final_name: str | None = None) -> bool:
+    """A temporary of ours (of `final_name`, if given) whose writer on this host has died."""
+    m = _TEMP.fullmatch(path.name)
+    return (m is not None and final_name in (None, m.group(1)) and m.group(2) == _host()
+            and not pid_alive(int(m.group(3))))
 
 
 def _remove(path: Path) -> None:

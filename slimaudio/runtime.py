@@ -120,7 +120,8 @@ INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 def int8_dot_flags(info: Mapping[str, Any]) -> list[str]:
     """The int8 dot-product flags of a cpu_info() record (empty on AVX2-only CPUs)."""
-    return [f for f in INT8_DOT_FLAGS if f in set(info.get("simd", ()))]
+    simd = set(info.get("simd", ()))
+    return [f for f in INT8_DOT_FLAGS if f in simd]
 
 
 def has_int8_dot_product(info: Mapping[str, Any]) -> bool:

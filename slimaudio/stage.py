@@ -18,14 +18,6 @@ from slimaudio.config import Params, load_params
 from slimaudio.errors import SlimAudioError
 from slimaudio.runtime import seed_everything
 
-# A tqdm bar redraws on every update; when stderr is a log (CI, `make repro > log`) rather than
-# a terminal, those redraws are nearly all of it: there, redraw at most every 10 s. tqdm reads
-# TQDM_* when it is imported, which in a stage comes after this module (the library imports
-# tqdm lazily); worker processes inherit it.
-PROGRESS_INTERVAL_S = "10"
-if not sys.stderr.isatty():
-    os.environ.setdefault("TQDM_MININTERVAL", PROGRESS_INTERVAL_S)
-
 
 def parse_args(description: str | None, paths: Sequence[str],
                argv: Sequence[str] | None = None,

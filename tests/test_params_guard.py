@@ -122,12 +122,24 @@ def test_dead_writers_temporaries_are_swept(tmp_path: Path) -> None:
 
 
 def test_progress_bars_are_sparse_when_not_on_a_terminal() -> None:
-    code = ("import slimaudio.stage, time\nfrom tqdm import tqdm\n"
-            "for _ in tqdm(range(300), desc='work'):\n    time.sleep(0.005)\n")
+    """torch imports tqdm first, as in every stage, so an environment variable set later would
+    be ignored: the interval goes to each bar."""
+    code = ("import torch, time\nfrom slimaudio.progress import progress_bar\n"
+            "for _ in progress_bar(range(300), desc='work'):\n    time.sleep(0.005)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_MININTERVAL"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+                          check=True, env=env, cwd=REPO)
     redraws = proc.stderr.count("\r") + proc.stderr.count("\n")
     assert redraws <= 4, proc.stderr  # 1.5 s of work: the first and last states, not 300
+
+
+def test_every_bar_comes_from_progress_bar() -> None:
+    """A bare tqdm(...) in the library would redraw ten times a second into a log."""
+    import re
+
+    bare = [str(p) for p in sorted((REPO / "slimaudio").rglob("*.py"))
+            if p.name != "progress.py" and re.search(r"\btqdm(\.auto)? import tqdm", p.read_text())]
+    assert not bare, bare
 
 
 @pytest.mark.parametrize("override, meant", [
@@ -143,7 +155,7 @@ def test_a_misspelt_override_names_the_key_meant(override: str, meant: str) -> N
 
 
 def test_no_bar_redraws_past_the_interval() -> None:
-    """set_postfix() redraws at once unless refresh=False, whatever TQDM_MININTERVAL says: in a
+    """set_postfix() redraws at once unless refresh=False, whatever the bar's mininterval says: in a
     log that was 76% of a default run's output (ecapa training, the distillation students)."""
     import re
 

@@ -91,10 +91,14 @@ def _read_csv(root: Path, rel: str, required: tuple[str, ...]) -> list[dict[str,
     return rows
 
 
-def _check_listed(root: Path, meta: str, expects: str, paths: list[str]) -> None:
+def _missing(paths: list[str]) -> list[str]:
+    return [p for p in paths if not os.path.lexists(p)]
+
+
+def _check_listed(root: Path, meta: str, expects: str, paths: list[str],
+                  missing: list[str]) -> None:
     """Stop when no file the metadata lists exists (the layout does not match); warn when
     some are missing (the stage then counts each as skipped 'missing')."""
-    missing = [p for p in paths if not os.path.lexists(p)]
     if not missing:
         return
     example = Path(missing[0]).relative_to(root).as_posix()
@@ -147,7 +151,8 @@ def read_esc50(path: str | Path, esc10_only: bool = False) -> EventCorpus:
                        "path": str(root / "audio" / fname)}))
     if not items:
         raise DataError(f"{root}: meta/esc50.csv lists no clips" + (" with esc10=True" if esc10_only else ""))
-    _check_listed(root, "meta/esc50.csv", "audio/<filename>", [kw["path"] for _, _, kw in items])
+    paths = [kw["path"] for _, _, kw in items]
+    _check_listed(root, "meta/esc50.csv", "audio/<filename>", paths, _missing(paths))
     return _labelled("esc50", str(root), items)
 
 
@@ -166,15 +171,16 @@ def read_urbansound8k(path: str | Path) -> EventCorpus:
     if not items:
         raise DataError(f"{root}: metadata/UrbanSound8K.csv lists no clips")
     paths = [kw["path"] for _, _, kw in items]
-    _check_other_folds(root, paths)
-    _check_listed(root, "metadata/UrbanSound8K.csv", "audio/fold<fold>/<slice_file_name>", paths)
+    missing = _missing(paths)
+    _check_other_folds(root, [Path(p) for p in missing])
+    _check_listed(root, "metadata/UrbanSound8K.csv", "audio/fold<fold>/<slice_file_name>", paths,
+                  missing)
     return _labelled("urbansound8k", str(root), items)
 
 
-def _check_other_folds(root: Path, paths: list[str]) -> None:
+def _check_other_folds(root: Path, missing: list[Path]) -> None:
     """Say so when clips missing from the fold the metadata names sit in another foldN folder:
     the audio and metadata disagree (the fold is the split), so they still count as missing."""
-    missing = [Path(p) for p in paths if not os.path.lexists(p)]
     if not missing:
         return
     found = {f.name: f for f in root.glob("audio/fold*/*")}

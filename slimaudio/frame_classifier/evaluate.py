@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 
 from slimaudio.metrics import classification_metrics, confusion_matrix
+from slimaudio.progress import progress_bar
 
 
 def predict_keras(model: Any, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """Class scores of a Keras model, batch by batch (no Keras progress bar)."""
-    from tqdm.auto import tqdm  # lazily, after slimaudio.stage's TQDM_MININTERVAL
 
     out = []
-    for i in tqdm(range(0, len(x), batch_size), desc="keras predict", unit="batch", leave=False):
+    for i in progress_bar(range(0, len(x), batch_size), desc="keras predict", unit="batch", leave=False):
         out.append(np.asarray(model(x[i:i + batch_size], training=False), dtype=np.float32))
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 

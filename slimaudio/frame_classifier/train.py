@@ -19,6 +19,7 @@ import pandas as pd
 from slimaudio.datasets.sounds import SoundFrames
 from slimaudio.errors import ParamError
 from slimaudio.models.resnet_keras import ResNetConfig, band_stats, build_resnet
+from slimaudio.progress import progress_bar
 
 SAVE_FORMATS = {"keras": "model.keras", "h5": "model.h5"}
 
@@ -39,11 +40,10 @@ class TrainResult:
 def _progress_callback(total: int, desc: str) -> Any:
     """A tqdm bar over all training batches (Keras' own progress bar is off)."""
     import keras
-    from tqdm.auto import tqdm  # lazily, after slimaudio.stage's TQDM_MININTERVAL
 
     class Bar(keras.callbacks.Callback):
         def on_train_begin(self, logs: Any = None) -> None:
-            self.bar = tqdm(total=total, desc=desc, unit="batch", leave=False)
+            self.bar = progress_bar(total=total, desc=desc, unit="batch", leave=False)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self.bar.update(1)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from slimaudio.errors import BadAudioError
+from slimaudio.progress import progress_bar
 from slimaudio.workers import process_pool
 
 HEADER_BYTES = 256  # a fixed .npy v1.0 header, written last once the shape is known
@@ -111,10 +112,9 @@ def run_chunks(fn: Callable[..., list[Any]], ctx: Any, items: Sequence[Any], *, 
     imported, e.g. torch); workers == 1, or fewer than MIN_PARALLEL items (where starting
     workers costs more than it saves), runs inline.
     """
-    from tqdm import tqdm
 
     parts = [[items[i] for i in r] for r in chunks(len(items), chunk_size)]
-    bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress, leave=False)
+    bar = progress_bar(total=len(items), desc=desc, unit="item", disable=not progress, leave=False)
     try:
         if workers <= 1 or len(parts) <= 1 or len(items) < MIN_PARALLEL:
             for part in parts:

@@ -15,6 +15,7 @@ from torch import nn
 from slimaudio import metrics
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError
+from slimaudio.progress import progress_bar
 from slimaudio.speaker.scoring import Trials, cosine_scores, embed_all
 
 
@@ -80,12 +81,11 @@ def normalised(ver: Verification, trials: Trials, cohort: np.ndarray, top_k: int
 
 def trunk_cache(model: nn.Module, data: SpeakerData, progress: bool = True) -> dict[str, torch.Tensor]:
     """Trunk outputs [1, mfa_channels, frames] of every trial utterance, for head-only scoring."""
-    from tqdm import tqdm
 
     model.eval()
     out: dict[str, torch.Tensor] = {}
     with torch.no_grad():
-        for u in tqdm(data.trials.utterances, desc="trunk", disable=not progress, leave=False):
+        for u in progress_bar(data.trials.utterances, desc="trunk", disable=not progress, leave=False):
             out[u] = model.trunk(torch.from_numpy(data.utterance(u))[None]).clone()
     return out
 

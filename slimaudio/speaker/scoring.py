@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from slimaudio.errors import DataError
+from slimaudio.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,10 @@ def embed_all(embed: Callable[[np.ndarray], np.ndarray], feats: Mapping[str, np.
     `embed` maps float32 [frames, n_mels] to a 1-D embedding; features come from `feats[id]`
     or `loader(id)`.
     """
-    from tqdm import tqdm
 
     ids = list(ids)
     out: dict[str, np.ndarray] = {}
-    for u in tqdm(ids, desc="embedding", disable=not progress, leave=False):
+    for u in progress_bar(ids, desc="embedding", disable=not progress, leave=False):
         x = loader(u) if loader is not None else feats[u]  # type: ignore[index]
         out[u] = np.asarray(embed(np.asarray(x, dtype=np.float32))).reshape(-1)
     return out

@@ -17,6 +17,7 @@ from torch import nn
 from slimaudio import runtime
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.models.ecapa import EcapaConfig, EcapaTdnn
+from slimaudio.progress import progress_bar
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler, NoiseConfig
 
@@ -94,12 +95,11 @@ def fit(step_fn: Callable[[int, float], tuple[float, float]], steps: int,
         on_log: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
     """Run `step_fn(step, lr) -> (loss, acc)` for `steps` steps with a scheduled lr;
     `on_log` sees every curve point (e.g. for a periodic validation)."""
-    from tqdm import tqdm
 
     curve: list[dict[str, float]] = []
     acc_loss, acc_acc, n = 0.0, 0.0, 0
     t0, c0 = time.perf_counter(), time.process_time()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
         lr = lr_fn(step)
         for group in optimizer.param_groups:
@@ -112,7 +112,7 @@ def fit(step_fn: Callable[[int, float], tuple[float, float]], steps: int,
             curve.append({"step": step + 1, "loss": acc_loss / n, "accuracy": acc_acc / n,
                           "lr": lr, "seconds": time.perf_counter() - t0,
                           "cpu_seconds": time.process_time() - c0})
-            # refresh=False: a refresh redraws at once, past TQDM_MININTERVAL (slimaudio.stage)
+            # refresh=False: a refresh redraws at once, past the bar's mininterval (slimaudio.progress)
             bar.set_postfix(loss=f"{acc_loss / n:.3f}", acc=f"{acc_acc / n:.2f}", refresh=False)
             if on_log is not None:
                 on_log(curve[-1])

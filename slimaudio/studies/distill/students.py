@@ -22,6 +22,7 @@ import numpy as np
 from slimaudio import runtime
 from slimaudio.latency import SIMPLE, Spread
 from slimaudio.models.mobilenet_students import StudentConfig
+from slimaudio.progress import progress_bar
 from slimaudio.speaker.scoring import l2_normalise
 from slimaudio.studies.distill import probes
 from slimaudio.studies.distill.config import ProbeConfig, TrainConfig
@@ -80,14 +81,13 @@ def input_norm(data: DistillData, cmn: bool) -> tuple[float, float]:
 def tflite_embed(model: bytes | str | os.PathLike[str], inputs: np.ndarray,
                  progress: bool = False) -> np.ndarray:
     """Run a TFLite student over inputs one at a time (batch 1, as deployed)."""
-    from tqdm import tqdm
 
     from slimaudio.latency import litert_interpreter
 
     interp = litert_interpreter(model, threads=1)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     res = []
-    for i in tqdm(range(len(inputs)), desc="probe embeddings", disable=not progress, leave=False):
+    for i in progress_bar(range(len(inputs)), desc="probe embeddings", disable=not progress, leave=False):
         interp.set_tensor(inp["index"], np.asarray(inputs[i:i + 1], dtype=inp["dtype"]))
         interp.invoke()
         res.append(np.array(interp.get_tensor(out["index"])[0], dtype=np.float32))
@@ -187,7 +187,6 @@ def replicate_metrics(reps: list[dict[str, float]]) -> dict[str, float]:
 def train_student(cfg: StudentConfig, data: DistillData, x_train: np.ndarray, train: TrainConfig,
                   seed: int, progress: bool) -> tuple[Any, list[float]]:
     """Build the Keras student and fit it to the standardised teacher embeddings (MSE)."""
-    from tqdm import tqdm
 
     from slimaudio.models import mobilenet_students as ms
 
@@ -195,7 +194,7 @@ def train_student(cfg: StudentConfig, data: DistillData, x_train: np.ndarray, tr
     model = ms.build_student(cfg, data.mel, int(data.info["frames"]), y_train.shape[1],
                              norm=input_norm(data, train.cmn), seed=seed,
                              bn_momentum=train.bn_momentum, cmn=train.cmn)
-    bar = tqdm(total=train.steps, desc=f"train {cfg.label}", disable=not progress, leave=False)
+    bar = progress_bar(total=train.steps, desc=f"train {cfg.label}", disable=not progress, leave=False)
 
     def on_step(i: int, loss: float) -> None:
         bar.update(1)

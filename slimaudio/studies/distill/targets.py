@@ -36,6 +36,7 @@ from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError
 from slimaudio.features import LOG_EPS, MelConfig, hann, mel_filterbank
 from slimaudio.latency import SIMPLE, Spread
+from slimaudio.progress import progress_bar
 from slimaudio.studies.distill import probes
 from slimaudio.studies.distill.config import PatchConfig, TargetsConfig
 from slimaudio.studies.distill.data import TEACHER_PREDICTIONS, target_stats
@@ -118,7 +119,6 @@ def extract(corpus: SpeakerData, p: Patches, frames: int, mel: MelConfig,
             progress: bool = True, chunk: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(teacher feats float32 [N, frames, n_mels_teacher], student log-mel float16
     [N, frames, mel.n_mels], waveforms int16 [N, samples]) of the patches."""
-    from tqdm import tqdm
 
     m, audio = corpus.manifest, corpus.audio
     hop = mel.hop_length
@@ -132,7 +132,7 @@ def extract(corpus: SpeakerData, p: Patches, frames: int, mel: MelConfig,
         u, s = int(p.utt[i]), int(p.start[i])
         teacher[i] = corpus.feats[f_off[u] + s: f_off[u] + s + frames]
         waves[i] = audio[a_off[u] + s * hop: a_off[u] + s * hop + samples]
-    for i in tqdm(range(0, len(p.utt), chunk), desc="log-mel patches", disable=not progress,
+    for i in progress_bar(range(0, len(p.utt), chunk), desc="log-mel patches", disable=not progress,
                   leave=False):
         student[i:i + chunk] = batch_log_mel(from_int16(waves[i:i + chunk]), mel, fb)
     return teacher, student, waves

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from slimaudio.errors import DataError
+from slimaudio.progress import progress_bar
 
 
 def teacher_session(path: str | os.PathLike[str], threads: int) -> Any:
@@ -27,11 +28,10 @@ def teacher_session(path: str | os.PathLike[str], threads: int) -> Any:
 
 def embed(session: Any, feats: np.ndarray, batch: int = 64, progress: bool = True) -> np.ndarray:
     """The teacher's embeddings of [N, frames, n_mels] feature patches (ONNX Runtime)."""
-    from tqdm import tqdm
 
     name = session.get_inputs()[0].name
     out = []
-    for i in tqdm(range(0, len(feats), batch), desc="teacher", disable=not progress, leave=False):
+    for i in progress_bar(range(0, len(feats), batch), desc="teacher", disable=not progress, leave=False):
         out.append(session.run(None, {name: np.ascontiguousarray(feats[i:i + batch])})[0])
     emb = np.concatenate(out).astype(np.float32)
     if not np.isfinite(emb).all():

@@ -19,6 +19,7 @@ from slimaudio.compress import onnx_int8
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError, ParamError
 from slimaudio.metrics import verification_metrics
+from slimaudio.progress import progress_bar
 from slimaudio.speaker.scoring import cosine_scores
 from slimaudio.speaker.uncertainty import speakers_of
 from slimaudio.studies.ptq_layerwise.config import InputConfig
@@ -96,12 +97,11 @@ class EvalSet:
 
     def embed(self, model: str | os.PathLike[str], threads: int = 1, progress: bool = True,
               config: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
-        from tqdm import tqdm
 
         sess = onnx_int8.ort_session(model, threads, config)
         out = [self.io.output]
         return {u: sess.run(out, self.io.feed(x))[0].reshape(-1)
-                for u, x in tqdm(self.inputs.items(), desc=f"eval {Path(model).stem}",
+                for u, x in progress_bar(self.inputs.items(), desc=f"eval {Path(model).stem}",
                                  disable=not progress, leave=False)}
 
     def scores(self, model: str | os.PathLike[str], threads: int = 1, progress: bool = True,

@@ -29,6 +29,7 @@ import numpy as np
 from slimaudio import papers
 from slimaudio.compress import onnx_int8
 from slimaudio.metrics import file_size, verification_metrics
+from slimaudio.progress import progress_bar
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.evaluation import EvalSet
 from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
@@ -151,10 +152,9 @@ class Bench:
 def make_rows(bench: Bench) -> tuple[dict[str, Row], SearchResult]:
     """Every row of row_names(the model's groups), in that order, and the search that chose
     `proposed`."""
-    from tqdm import tqdm
 
     groups = bench.gmap.groups
-    bar = tqdm(total=len(row_names(groups)), desc="ptq rows", disable=not bench.progress)
+    bar = progress_bar(total=len(row_names(groups)), desc="ptq rows", disable=not bench.progress)
     rows = {"none": bench.evaluate(Row("none", bench.float_path, "float", []))}
     bar.update()
     for g in groups:

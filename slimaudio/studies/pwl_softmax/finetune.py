@@ -19,6 +19,7 @@ from torch import nn
 from slimaudio.compress import pwl
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.models.ecapa import EcapaTdnn
+from slimaudio.progress import progress_bar
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler
 from slimaudio.speaker.train import TrainConfig, TrainResult, fit, lr_at, train
@@ -45,12 +46,11 @@ def cache_sampler(data: SpeakerData, base: TrainConfig, seed: int) -> CropSample
 def head_cache(model: EcapaTdnn, sampler: CropSampler, crops: int, batch_size: int = 64,
                progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Frozen-trunk features (float16 [crops, mfa_channels, frames]) of noisy training crops."""
-    from tqdm import tqdm
 
     model.eval()
     xs, ys = [], []
     with torch.no_grad():
-        for start in tqdm(range(0, crops, batch_size), desc="ft cache", disable=not progress,
+        for start in progress_bar(range(0, crops, batch_size), desc="ft cache", disable=not progress,
                           leave=False):
             x, y = sampler.batch(min(batch_size, crops - start))
             xs.append(model.trunk(torch.from_numpy(x)).to(torch.float16))

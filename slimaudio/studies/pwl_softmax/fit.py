@@ -16,6 +16,7 @@ from slimaudio.compress import exp_free, pwl
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError
 from slimaudio.models.ecapa import EcapaTdnn
+from slimaudio.progress import progress_bar
 from slimaudio.speaker.data import CropSampler
 from slimaudio.studies.pwl_softmax.config import LOGIT_CROPS_SEED_OFFSET, FitConfig
 
@@ -29,12 +30,11 @@ def collect_logits(model: EcapaTdnn, sampler: CropSampler, crops: int, max_colum
                    seed: int, batch_size: int = 32, progress: bool = True) -> np.ndarray:
     """Attention logits [rows, frames] of the model on `crops` clean training crops; each row
     is one (crop, channel) pair; rows are subsampled to at most `max_columns`."""
-    from tqdm import tqdm
 
     model.eval()
     rows = []
     with torch.inference_mode():
-        for start in tqdm(range(0, crops, batch_size), desc="logits", disable=not progress,
+        for start in progress_bar(range(0, crops, batch_size), desc="logits", disable=not progress,
                           leave=False):
             x, _ = sampler.batch(min(batch_size, crops - start))
             e = model.asp.logits(model.trunk(torch.from_numpy(x)))

@@ -20,6 +20,7 @@ from slimaudio.latency import (
     measure_factories,
     measure_interleaved,
 )
+from slimaudio.progress import progress_bar
 from slimaudio.studies.tflite_quant.config import Config, LatencyConfig
 from slimaudio.studies.tflite_quant.naive_input import naive_runner, predict_unquantized_input
 from slimaudio.studies.tflite_quant.variants import NAIVE, ORIGINAL, Variant
@@ -30,11 +31,10 @@ BUILTIN = "@builtin"  # suffix of a variant's runner on the built-in kernels (XN
 def predict_all(model: Any, variants: list[Variant], x: np.ndarray,
                 cfg: Config) -> dict[str, np.ndarray]:
     """Class scores of every variant on the whole test split."""
-    from tqdm.auto import tqdm  # lazily, after slimaudio.stage's TQDM_MININTERVAL
 
     scores: dict[str, np.ndarray] = {}
     threads, bs = cfg.eval_threads, cfg.eval_batch_size
-    for v in tqdm(variants, desc="evaluate", unit="variant", leave=False):
+    for v in progress_bar(variants, desc="evaluate", unit="variant", leave=False):
         if v.name == ORIGINAL:
             scores[v.name] = predict_keras(model, x, bs)
         elif v.name == NAIVE:

@@ -12,6 +12,7 @@ import numpy as np
 
 from slimaudio.compress import tflite as tfl
 from slimaudio.datasets.sounds import SoundFrames
+from slimaudio.progress import progress_bar
 from slimaudio.studies.tflite_quant.calibration import (
     calibration_frames,
     probe_seed,
@@ -57,12 +58,11 @@ def convert_all(model: Any, model_path: Path, file_format: str, jobs: list[Conve
                 tflite_dir: Path) -> list[Variant]:
     """Write every conversion into tflite_dir; the variants in table order (the naive input
     path right after `full_int`, whose file it shares)."""
-    from tqdm.auto import tqdm  # lazily, after slimaudio.stage's TQDM_MININTERVAL
 
     variants = [Variant(ORIGINAL, file_format, False, model_path)]
     with tempfile.TemporaryDirectory(prefix="slimaudio-savedmodel-") as tmp:
         sm = tfl.export_saved_model(model, Path(tmp) / "saved_model")
-        for job in tqdm(jobs, desc="convert", unit="model", leave=False):
+        for job in progress_bar(jobs, desc="convert", unit="model", leave=False):
             path = tflite_dir / f"{job.name}.tflite"
             path.write_bytes(tfl.convert(sm, job.kind, job.calib))
             variants.append(Variant(job.name, "TFLite", job.kind != "basic", path, job.description))
