@@ -133,7 +133,7 @@ def extract(corpus: SpeakerData, p: Patches, frames: int, mel: MelConfig,
         teacher[i] = corpus.feats[f_off[u] + s: f_off[u] + s + frames]
         waves[i] = audio[a_off[u] + s * hop: a_off[u] + s * hop + samples]
     for i in progress_bar(range(0, len(p.utt), chunk), desc="log-mel patches", disable=not progress,
-                  leave=False):
+                          leave=False):
         student[i:i + chunk] = batch_log_mel(from_int16(waves[i:i + chunk]), mel, fb)
     return teacher, student, waves
 

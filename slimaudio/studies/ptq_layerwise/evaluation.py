@@ -97,12 +97,11 @@ class EvalSet:
 
     def embed(self, model: str | os.PathLike[str], threads: int = 1, progress: bool = True,
               config: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
-
         sess = onnx_int8.ort_session(model, threads, config)
         out = [self.io.output]
         return {u: sess.run(out, self.io.feed(x))[0].reshape(-1)
                 for u, x in progress_bar(self.inputs.items(), desc=f"eval {Path(model).stem}",
-                                 disable=not progress, leave=False)}
+                                         disable=not progress, leave=False)}
 
     def scores(self, model: str | os.PathLike[str], threads: int = 1, progress: bool = True,
                config: Mapping[str, str] | None = None) -> np.ndarray:

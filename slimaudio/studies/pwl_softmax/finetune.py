@@ -51,7 +51,7 @@ def head_cache(model: EcapaTdnn, sampler: CropSampler, crops: int, batch_size: i
     xs, ys = [], []
     with torch.no_grad():
         for start in progress_bar(range(0, crops, batch_size), desc="ft cache", disable=not progress,
-                          leave=False):
+                                  leave=False):
             x, y = sampler.batch(min(batch_size, crops - start))
             xs.append(model.trunk(torch.from_numpy(x)).to(torch.float16))
             ys.append(torch.from_numpy(y))

@@ -35,7 +35,7 @@ def collect_logits(model: EcapaTdnn, sampler: CropSampler, crops: int, max_colum
     rows = []
     with torch.inference_mode():
         for start in progress_bar(range(0, crops, batch_size), desc="logits", disable=not progress,
-                          leave=False):
+                                  leave=False):
             x, _ = sampler.batch(min(batch_size, crops - start))
             e = model.asp.logits(model.trunk(torch.from_numpy(x)))
             rows.append(e.reshape(-1, e.shape[-1]).numpy())
