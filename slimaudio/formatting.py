@@ -28,6 +28,11 @@ def interval(x: Any, lo: Any, hi: Any, digits: int = 3, sign: bool = False) -> s
     return f"{num(x, digits, sign)} [{num(lo, digits, sign)}, {num(hi, digits, sign)}]"
 
 
+def interval_of(iv: Any, digits: int = 3, sign: bool = False) -> str:
+    """`interval` of a stats.Interval (anything with value, lo and hi)."""
+    return interval(iv.value, iv.lo, iv.hi, digits, sign)
+
+
 def pct(x: Any, digits: int = 1) -> str:
     """A fraction as a percentage: 0.531 -> '53.1%'."""
     s = num(100.0 * float(x), digits) if _is_number(x) else MISSING

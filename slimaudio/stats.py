@@ -14,11 +14,14 @@ separate intervals whenever their errors are correlated, which is the usual case
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from slimaudio import runtime
 
 LEVEL = 0.95
 CHUNK = 64  # resamples per vectorised pass: bounds memory to CHUNK x n observations
@@ -52,6 +55,59 @@ class Interval:
 
     def excludes(self, x: float) -> bool:
         return x < self.lo or x > self.hi
+
+
+def replicate_draw(n_boot: int, n_replicates: int, seed: int) -> np.ndarray:
+    """[n_boot, n_replicates]: which replicates (trainings with seeds base.seed + r) each
+    bootstrap resample draws, with replacement; one draw shared by every model compared, as
+    replicate r of every model has the same seed. One replicate draws nothing."""
+    if n_replicates == 1:
+        return np.zeros((n_boot, 1), dtype=np.int64)
+    return runtime.rng(seed, "bootstrap", 1).integers(0, n_replicates, (n_boot, n_replicates))
+
+
+def pool_replicates(values: Sequence[float], samples: Sequence[np.ndarray],
+                    draw: np.ndarray) -> tuple[float, np.ndarray]:
+    """One statistic over a model's replicates: their mean, and per resample b the mean over
+    the replicates row b of `draw` picks, so the interval holds the training seed's noise as
+    well as the data's. A single replicate is its own value and samples."""
+    rows = draw if len(values) > 1 else np.zeros((len(draw), 1), dtype=np.int64)
+    if len(values) > 1 and draw.shape[1] != len(values):
+        raise ValueError(f"{len(values)} replicates but the draw is of {draw.shape[1]}")
+    per_rep = np.stack(samples)                                  # [replicates, n_boot]
+    return float(np.mean(values)), per_rep[rows, np.arange(len(rows))[:, None]].mean(axis=1)
+
+
+# An interval in a table is three columns: `x`, `x_lo`, `x_hi`. These write and read them.
+def column_names(name: str) -> tuple[str, str, str]:
+    return name, f"{name}_lo", f"{name}_hi"
+
+
+def columns(name: str, iv: Interval) -> dict[str, float]:
+    """{name: value, name_lo: lo, name_hi: hi}, a table row's cells for the interval."""
+    return dict(zip(column_names(name), (iv.value, iv.lo, iv.hi), strict=True))
+
+
+def read(row: Mapping[str, Any], name: str, scale: float = 1.0) -> Interval:
+    """The interval of column `name` in a table row (any mapping); NaN for a missing or
+    non-numeric cell, so a table without the interval reads as value [nan, nan]."""
+    value, lo, hi = (scale * number(_get(row, c)) for c in column_names(name))
+    return Interval(value, lo, hi)
+
+
+def _get(row: Mapping[str, Any], key: str) -> Any:
+    try:
+        return row[key]
+    except (KeyError, IndexError):
+        return None
+
+
+def number(x: object) -> float:
+    """A table cell as a float; NaN for anything that is not a number (blank, text, None)."""
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def percentile(samples: np.ndarray, value: float, level: float = LEVEL) -> Interval:

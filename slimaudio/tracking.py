@@ -40,16 +40,6 @@ KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 # A shared runs-table view (columns, sort) the UI applies for ?viewStateShareKey=<VIEW_KEY>.
 VIEW_KEY = "slimaudio"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-# Each study's key metrics, the first one sorting the runs table (which also lists nested
-# runs flat, so variants of every stage run rank side by side).
-KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "ecapa": ("eer", "min_dcf", "min_dcf_p05", "train_loss", "train_accuracy"),
-    "pwl_softmax": ("eer_after_ft", "eer_before_ft", "min_dcf_after_ft", "latency_ms"),
-    "ptq_layerwise": ("eer", "delta_eer", "min_dcf", "size_mib", "latency_ms", "speedup"),
-    "tflite_quant": ("f1", "accuracy", "precision", "recall", "size_mib", "latency_ms"),
-    "distill": ("mean_accuracy", "size_mib", "latency_ms", "speedup", "accuracy_retention"),
-    "runtimes": ("speedup", "eer", "delta_eer", "size_mib", "latency_ms"),
-}
 NOT_COLUMNS = ("distill_grid.students.",)
 VIEW_CHARS = 15_000   # for the view tag's columns: MLflow 3.17 caps an experiment tag's value at 20,000
 HIGHER_IS_BETTER = {"f1", "accuracy", "precision", "recall", "mean_accuracy", "speedup",
@@ -100,6 +90,10 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
     children: list[RunRecord] = field(default_factory=list)
+    # The experiment's key metrics, first in its runs table, the first sorting it (which lists
+    # nested runs flat, so variants of every stage run rank side by side). A study's last stage
+    # sets its Study.key_metrics; a stage that sets none keeps the experiment's view as it is.
+    key_metrics: tuple[str, ...] = ()
     # When the work ran (ms since the epoch): runs are written after it, with these times.
     start_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     end_ms: int | None = None
@@ -312,22 +306,24 @@ def _experiment(client: Any, study: str, rec: RunRecord) -> str:
     tags = exp.tags or {}
     if tags.get(KIND_TAG) != KIND:
         client.set_experiment_tag(exp.experiment_id, KIND_TAG, KIND)
-    view = _view_state(study, rec, tags.get(VIEW_TAG))
+    view = _view_state(rec, tags.get(VIEW_TAG))
     if view != tags.get(VIEW_TAG):
         client.set_experiment_tag(exp.experiment_id, VIEW_TAG, view)
     return str(exp.experiment_id)
 
 
-def _view_state(study: str, rec: RunRecord, old: str | None) -> str:
-    """The runs-table view (JSON): the study's key metrics, in KEY_METRICS order, then params
-    as columns, sorted by the first key metric; columns there from other stages are kept."""
+def _view_state(rec: RunRecord, old: str | None) -> str:
+    """The runs-table view (JSON): the key metrics (the run's, else the view's), then params as
+    columns, sorted by the first key metric; columns there from other stages are kept."""
     try:
-        cols = list(json.loads(old or "{}").get("selectedColumns", []))
-    except (ValueError, AttributeError):
-        cols = []
+        before = dict(json.loads(old or "{}"))
+    except (ValueError, TypeError):
+        before = {}
+    cols = [c for c in before.get("selectedColumns", []) if isinstance(c, str)]
+    shown = [c[9:-1] for c in cols if c.startswith("metrics.`")]
     runs = [rec, *rec.children]
-    seen = {c[9:-1] for c in cols if c.startswith("metrics.`")} | {k for r in runs for k in r.metrics}
-    metrics = [m for m in KEY_METRICS.get(study, ()) if m in seen]
+    seen = set(shown) | {k for r in runs for k in r.metrics}
+    metrics = [m for m in rec.key_metrics if m in seen] if rec.key_metrics else shown
     params = {c[8:-1] for c in cols if c.startswith("params.`")} | {k for r in runs for k in r.params}
     # The grid's student list is hundreds of params at paper scale: not a column to compare on.
     params = sorted(p for p in params if not p.startswith(NOT_COLUMNS))

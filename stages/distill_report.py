@@ -12,10 +12,9 @@ from slimaudio import tracking
 from slimaudio.errors import DataError
 from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
+from slimaudio.studies.distill.rules import STUDY
 
 SECTIONS = ("base", "distill_report")
-# StudyReport roles, each the path of the command-line option of the same name
-ROLES = ("table", "rows", "table_md", "metrics", "regression", "pareto")
 
 
 def _read_json(path: str) -> dict:
@@ -27,7 +26,7 @@ def _read_json(path: str) -> dict:
 
 def main() -> None:
     args = parse_args(__doc__, ["data", "teacher", "models", "grid", "choice", "selection",
-                                "final", *ROLES])
+                                "final", *STUDY.roles])
     params = setup(args.params, SECTIONS)
     from slimaudio.stats import BootstrapConfig
     from slimaudio.studies.distill import report
@@ -46,9 +45,7 @@ def main() -> None:
                        Path(args.teacher), ReportConfig.from_params(params["distill_report"]),
                        int(base["threads"]), int(base["seed"]), data_dir=Path(args.data),
                        boot=BootstrapConfig.from_params(base), spread=Spread.from_params(base))
-        study = report.study_report(res)
-        study.write({role: getattr(args, role) for role in ROLES})
-        study.log(run)
+        report.build(res).publish(args, run)
     print("\n".join(report.describe(res)))
     print(json.dumps(res.metrics.get("done_when", {})))
 

@@ -14,6 +14,7 @@ from slimaudio.datasets import speakers
 from slimaudio.speaker import pretrained
 from slimaudio.speaker.model_source import InitConfig
 from slimaudio.speaker.train import (
+    KEY_METRICS,
     TrainConfig,
     log_curve,
     save_checkpoint,
@@ -32,6 +33,7 @@ def main() -> None:
     ecapa, seed = params["ecapa"], int(params["base"]["seed"])
     init = InitConfig.from_params(ecapa["init"])
     with tracking.stage_run("ecapa", "ecapa_model", params.flat()) as run:
+        run.key_metrics = KEY_METRICS
         data = speakers.load(args.data)
         if init.kind == "onnx":
             summary = record_onnx(init, data, args)

@@ -19,7 +19,7 @@ from slimaudio.speaker.evaluate import (
 )
 from slimaudio.speaker.export import ExportMismatch, evaluate_onnx, export_onnx, onnx_embedder
 from slimaudio.speaker.model_source import InitConfig
-from slimaudio.speaker.train import load_checkpoint
+from slimaudio.speaker.train import KEY_METRICS, load_checkpoint
 from slimaudio.speaker.uncertainty import TrialStats, speakers_of
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.stats import BootstrapConfig
@@ -33,6 +33,7 @@ def main() -> None:
     ev, init = params["ecapa"]["eval"], InitConfig.from_params(params["ecapa"]["init"])
     threads = int(ev["threads"])
     with tracking.stage_run("ecapa", "eval_ecapa", params.flat()) as run:
+        run.key_metrics = KEY_METRICS
         import torch
 
         torch.set_num_threads(threads)

@@ -11,18 +11,15 @@ from slimaudio.latency import Spread
 from slimaudio.speaker.model_source import InitConfig
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.stats import BootstrapConfig
-from slimaudio.studies.ptq_layerwise import config
-from slimaudio.studies.ptq_layerwise.outputs import study_report
-from slimaudio.studies.ptq_layerwise.report import headline
+from slimaudio.studies.ptq_layerwise import config, report
+from slimaudio.studies.ptq_layerwise.rules import STUDY
 from slimaudio.studies.ptq_layerwise.run import run_study
 
 SECTIONS = ("base", "ecapa.init", "ptq_layerwise")
-OUTPUTS = ("table", "rows", "table_md", "metrics", "errors", "op_profile", "ablation",
-           "sensitivity_png", "size_png", "mixed_png", "speed", "speed_png")
 
 
 def main() -> None:
-    args = parse_args(__doc__, ["model", "data", "models_dir", *OUTPUTS])
+    args = parse_args(__doc__, ["model", "data", "models_dir", *STUDY.roles])
     params = setup(args.params, SECTIONS)
     init = InitConfig.from_params(params["ecapa"]["init"])
     cfg = config.from_params(params["ptq_layerwise"], init.model_input)
@@ -32,10 +29,8 @@ def main() -> None:
             res = run_study(cfg, int(base["seed"]), int(base["threads"]),
                             BootstrapConfig.from_params(base), args.model, args.data, tmp,
                             spread=Spread.from_params(base))
-        report = study_report(res, cfg)
-        report.write({role: getattr(args, role) for role in OUTPUTS})
-        report.log(run)
-    print(f"{headline(res)} -> {args.table_md}")
+        report.build(res, cfg).publish(args, run)
+    print(f"{report.headline(res)} -> {args.table_md}")
 
 
 if __name__ == "__main__":

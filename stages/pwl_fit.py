@@ -7,8 +7,7 @@ from slimaudio.datasets import speakers
 from slimaudio.speaker.train import load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies.pwl_softmax.config import FitConfig
-from slimaudio.studies.pwl_softmax.fit import fit_logits
-from slimaudio.studies.pwl_softmax.report import fit_figure
+from slimaudio.studies.pwl_softmax.fit import fit_figure, fit_logits
 
 SECTIONS = ("base.seed", "pwl_fit")
 

@@ -12,18 +12,18 @@ from slimaudio.errors import DataError
 from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.stats import BootstrapConfig
-from slimaudio.studies.base import StudyReport
+from slimaudio.studies.ptq_layerwise.config import RECIPE_KEYS
 from slimaudio.studies.pwl_int8 import report
 from slimaudio.studies.pwl_int8.config import Config
 from slimaudio.studies.pwl_int8.rules import STUDY
-from slimaudio.studies.pwl_int8.run import export_winner, run_study, summary_metrics
+from slimaudio.studies.pwl_int8.run import export_winner, run_study
 
-SECTIONS = ("base", "ecapa.model.channels", "ptq_layerwise", "pwl_softmax.bench", "pwl_int8")
-OUTPUTS = ("table", "rows", "table_md", "metrics", "eer_png")
+SECTIONS = ("base", "ecapa.model.channels", *(f"ptq_layerwise.{k}" for k in RECIPE_KEYS),
+            "pwl_softmax.bench", "pwl_int8")
 
 
 def main() -> None:
-    args = parse_args(__doc__, ["onnx_dir", "pwl_table", "data", "models_dir", *OUTPUTS])
+    args = parse_args(__doc__, ["onnx_dir", "pwl_table", "data", "models_dir", *STUDY.roles])
     params = setup(args.params, SECTIONS)
     cfg = Config.from_params(params["pwl_int8"], params["ptq_layerwise"],
                              params["pwl_softmax"]["bench"])
@@ -42,13 +42,7 @@ def main() -> None:
                             f"{'per-channel' if st.per_channel else 'per-tensor'} "
                             f"{'7' if st.reduce_range else '8'}-bit weights, "
                             f"{st.method} calibration"}
-        out = StudyReport(study=STUDY, table=res.table, markdown=report.table_markdown(res, meta),
-                          metrics=summary_metrics(res), figures={"eer_png": report.eer_figure(res)},
-                          variant_metrics={r["variant"]: {k: v for k, v in r.items()
-                                                          if isinstance(v, int | float)}
-                                           for r in res.table.to_dict("records")})
-        out.write({role: getattr(args, role) for role in OUTPUTS})
-        out.log(run)
+        report.build(res, meta).publish(args, run)
     print(f"pwl_int8: winner {res.winner}; {res.seconds['total']:.1f} s -> {args.table_md}")
 
 

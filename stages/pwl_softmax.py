@@ -10,16 +10,17 @@ from slimaudio.latency import Spread
 from slimaudio.speaker.train import TrainConfig, load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.stats import BootstrapConfig
+from slimaudio.studies.pwl_softmax import report
 from slimaudio.studies.pwl_softmax.config import StudyConfig
 from slimaudio.studies.pwl_softmax.fit import load_fit
-from slimaudio.studies.pwl_softmax.run import run_study, study_report
+from slimaudio.studies.pwl_softmax.rules import STUDY
+from slimaudio.studies.pwl_softmax.run import run_study
 
 SECTIONS = ("base", "ecapa.train", "ecapa.eval", "pwl_softmax")
 
 
 def main() -> None:
-    args = parse_args(__doc__, ["data", "model", "fit", "onnx_dir", "table", "rows", "table_md",
-                                "latency", "metrics", "det_plot", "curves_plot"])
+    args = parse_args(__doc__, ["data", "model", "fit", "onnx_dir", *STUDY.roles])
     params = setup(args.params, SECTIONS)
     base, ecapa = params["base"], params["ecapa"]
     cfg = StudyConfig.from_params(params["pwl_softmax"])
@@ -38,11 +39,7 @@ def main() -> None:
         meta = {"channels": model.cfg.channels, "mfa_channels": model.cfg.mfa_channels,
                 "profile": params.profile, "ft_scope": cfg.ft.scope, "ft_steps": cfg.ft.steps,
                 "threads": base["threads"], "frames": cfg.latency.frames}
-        report = study_report(res, fit_res, meta)
-        report.write({"table": args.table, "rows": args.rows, "table_md": args.table_md,
-                      "metrics": args.metrics, "latency": args.latency,
-                      "ft_curves": args.curves_plot, "det": args.det_plot})
-        report.log(run)
+        report.build(res, fit_res, meta).publish(args, run)
     t = res.table.set_index("method")
     print("pwl_softmax: " + "; ".join(
         f"{m} EER {t.loc[m, 'eer_before_ft']:.2f} -> {t.loc[m, 'eer_after_ft']:.2f}"

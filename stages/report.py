@@ -7,8 +7,8 @@ from pathlib import Path
 
 from slimaudio import atomic, tracking
 from slimaudio.stage import cli, parse_args, setup
+from slimaudio.studies.registry import STUDIES
 from slimaudio.summary import cross_study, html, page
-from slimaudio.summary.studies import STUDIES
 
 SECTIONS = ("report", "prepare_speakers.corpus.kind", "prepare_sounds.corpus.kind")
 

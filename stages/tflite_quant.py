@@ -8,14 +8,14 @@ from pathlib import Path
 from slimaudio import atomic, tracking
 from slimaudio.latency import Spread
 from slimaudio.stage import cli, parse_args, setup
+from slimaudio.studies.tflite_quant.rules import STUDY
 
 SECTIONS = ("base", "tflite_quant")
 # The StudyReport's roles, each the command-line argument of its output path.
-OUTPUTS = ("table", "rows", "table_md", "metrics", "size_plot", "latency_plot")
 
 
 def main() -> None:
-    args = parse_args(__doc__, ["sounds", "model_dir", "baseline", "tflite_dir", *OUTPUTS])
+    args = parse_args(__doc__, ["sounds", "model_dir", "baseline", "tflite_dir", *STUDY.roles])
     params = setup(args.params, SECTIONS)
     from slimaudio import runtime
     from slimaudio.datasets.sounds import load_sounds
@@ -33,9 +33,7 @@ def main() -> None:
             atomic.atomic_dir(args.tflite_dir) as tmp:
         res = run.run_study(data, model_path, Path(tmp), cfg, threads, params["base"]["seed"], fmt,
                                 spread=Spread.from_params(params["base"]))
-        study_report = run.build_report(res, baseline)
-        study_report.write({role: getattr(args, role) for role in OUTPUTS})
-        study_report.log(mlrun)
+        report.build(res, baseline).publish(args, mlrun)
     print("\n".join(report.describe(res.table)))
 
 

@@ -215,7 +215,7 @@ def test_the_report_writes_every_role_and_rows_in_the_common_schema(tmp_path) ->
     res = _outcome()
     assert res.metrics["done_when"] == {"speedup_at_least_10x": True, "size_at_most_40pct": True,
                                         "accuracy_at_least_95pct": True}
-    rep = report.study_report(res)
+    rep = report.build(res)
     assert rep.study is STUDY and STUDY.key == "student" and STUDY.reference == "teacher"
     rows = rep.rows
     assert list(rows.columns) == list(ROW_COLUMNS)
@@ -283,5 +283,5 @@ def test_the_report_says_whether_the_intervals_include_the_training_seed() -> No
     assert "Training seed: included" in md and "trained 3 times" in md and "0.017" in md
     assert "mean accuracy over its 3 training replicates" in md
     assert "| seed sd |" in md and "| 0.015 |" in md
-    flat = report.study_report(res).variant_metrics["s002 l2"]
+    flat = report.build(res).variant_metrics["s002 l2"]
     assert flat["replicates"] == 3 and flat["mean_accuracy_sd"] == pytest.approx(0.015)

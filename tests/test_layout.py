@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from slimaudio.studies import registry
+
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "slimaudio"
 MAX_LINES = 60
 # A function may run longer with a reason on the line above its `def` (or its decorators):
 # `# long: <why>`.
 REASON = re.compile(r"#\s*long:\s*\S")
-STUDY_PARTS = ("__init__.py", "config.py", "rules.py", "report.py")
-STUDIES = ("pwl_softmax", "ptq_layerwise", "tflite_quant", "distill")
+STUDY_PARTS = ("__init__.py", "rules.py", "report.py")  # and config.py if it owns a section
+STUDIES = tuple(s.name for s in registry.STUDIES)
 
 
 def _functions(path: Path) -> list[tuple[str, int, int]]:
@@ -70,7 +72,8 @@ def test_no_private_calls_across_modules() -> None:
 @pytest.mark.parametrize("study", STUDIES)
 def test_every_study_package_has_the_same_parts(study: str) -> None:
     folder = LIB / "studies" / study
-    missing = [p for p in STUDY_PARTS if not (folder / p).is_file()]
+    parts = (*STUDY_PARTS, "config.py") if registry.BY_NAME[study].sections else STUDY_PARTS
+    missing = [p for p in parts if not (folder / p).is_file()]
     assert not missing, f"slimaudio/studies/{study}/ lacks {missing}"
     assert not (LIB / "studies" / f"{study}.py").exists(), "the old single-module study is back"
     init = ast.parse((folder / "__init__.py").read_text(encoding="utf-8"))
@@ -91,3 +94,54 @@ def test_one_reader_per_data_contract() -> None:
         if pattern.search(text) and re.search(r"read_csv|np\.load", text):
             readers["data/speakers" if "feats" in text else "data/sounds"].append(rel)
     assert readers == {"data/speakers": [], "data/sounds": []}, readers
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """slimaudio module -> the slimaudio modules it imports (at module level or lazily)."""
+    from import_closure import _imported_names, _module_name, module_file
+
+    graph: dict[str, set[str]] = {}
+    for path in _library_files():
+        targets = {module_file(n) for n in _imported_names(path)}
+        graph[_module_name(path)] = {_module_name(t) for t in targets if t and t != path}
+    return graph
+
+
+def test_no_import_cycle_in_the_library() -> None:
+    """A cycle (outputs.py and report.py importing each other) hides which module owns what."""
+    graph = _import_graph()
+    state: dict[str, int] = {}   # 1: on the current path, 2: done
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_ends_through_its_report_build(study: str) -> None:
+    """One way to end a study: report.build(...) -> StudyReport, then publish(args, run)."""
+    entry = registry.BY_NAME[study]
+    tree = ast.parse((LIB / "studies" / study / "report.py").read_text(encoding="utf-8"))
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "build" for n in tree.body), \
+        f"slimaudio/studies/{study}/report.py has no build()"
+    runner = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+              and n.module == f"slimaudio.studies.{study}.run"]
+    assert not runner, f"{study}/report.py imports the runner (its result type goes in result.py)"
+    script = (REPO / "stages" / f"{entry.report_stage}.py").read_text(encoding="utf-8")
+    assert re.search(r"report\.build\(.*\)\.publish\(args, \w+\)", script), \
+        f"stages/{entry.report_stage}.py does not end with report.build(...).publish(args, run)"
+    built = [p.relative_to(REPO).as_posix() for p in [*LIB.rglob("*.py"), *(REPO / "stages").glob("*.py")]
+             if "StudyReport(" in p.read_text(encoding="utf-8")
+             and p.name != "base.py" and p.parent.name != "tests"]
+    assert all(p.endswith("/report.py") for p in built), f"a StudyReport built outside report.py: {built}"

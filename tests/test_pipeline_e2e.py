@@ -18,19 +18,12 @@ import yaml
 from local_servers import chromium, mlflow_server
 from pipeline_copy import ProjectCopy, make_copy
 
+from slimaudio.studies import registry
+
 # `make test-e2e` (run by .ci/run after `make test`): a whole tiny pipeline takes minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.e2e_full]
 
-STUDY_REPORTS = {  # every study folder keeps the contract of docs/architecture.md
-    "pwl_softmax": ["table.csv", "rows.csv", "table.md", "metrics.json"],
-    "ptq_layerwise": ["table.csv", "rows.csv", "table.md", "metrics.json"],
-    "tflite_quant": ["table.csv", "rows.csv", "table.md", "metrics.json"],
-    "distill": ["table.csv", "rows.csv", "regression.csv", "table.md", "metrics.json", "pareto.png"],
-    "pwl_int8": ["table.csv", "rows.csv", "table.md", "metrics.json", "eer.png"],
-    "runtimes": ["table.csv", "rows.csv", "table.md", "metrics.json"],
-}
-EXPERIMENTS = ("data", "ecapa", "pwl_softmax", "ptq_layerwise", "pwl_int8", "runtimes",
-               "tflite_quant", "distill", "summary")
+EXPERIMENTS = registry.experiments()
 SOUND_STAGES = {"prepare_sounds", "train_resnet", "tflite_quant"}
 
 
@@ -50,15 +43,18 @@ def _ran(proc: subprocess.CompletedProcess[str]) -> set[str]:
 
 def test_every_report_is_produced(tiny: ProjectCopy) -> None:
     reports = tiny.root / "reports"
-    for study, files in STUDY_REPORTS.items():
-        for f in files:
-            assert (reports / study / f).is_file(), f"missing reports/{study}/{f}"
+    dvc_yaml = yaml.safe_load((tiny.root / "dvc.yaml").read_text())["stages"]
+    for study in registry.STUDIES:  # every study folder keeps the contract of docs/architecture.md
+        argv = dvc_yaml[study.report_stage]["cmd"].split()
+        for role in study.roles:
+            path = argv[argv.index(f"--{role.replace('_', '-')}") + 1]
+            assert (tiny.root / path).is_file(), f"missing {path} ({study.name}'s {role})"
     for f in ("summary.md", "index.html", "cross_study.png", "data/metrics.json"):
         assert (reports / f).is_file(), f"missing reports/{f}"
     summary = (reports / "summary.md").read_text()
-    for study in STUDY_REPORTS:
+    for study in registry.STUDIES:
         assert "does not hold" in summary or "holds" in summary
-        assert f"({study}/" in summary or study in summary
+        assert f"({study.name}/" in summary or study.name in summary
 
 
 def test_second_repro_does_nothing(tiny: ProjectCopy) -> None:
@@ -71,7 +67,7 @@ def test_metrics_and_plots_are_declared(tiny: ProjectCopy) -> None:
     shown = tiny.dvc("metrics", "show", "--json").stdout
     data = json.loads(shown)
     files = set(next(iter(data.values()))["data"].keys())
-    for study in ("ecapa", "pwl_softmax", "ptq_layerwise", "tflite_quant", "distill"):
+    for study in ("ecapa", *registry.BY_NAME):
         assert any(f.startswith(f"reports/{study}/") for f in files), f"no dvc metrics for {study}"
     plots = tiny.dvc("plots", "show", "--json").stdout
     assert "reports/" in plots

@@ -23,8 +23,9 @@ from slimaudio.compress import onnx_int8
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
 from slimaudio.stats import BootstrapConfig
-from slimaudio.studies.ptq_layerwise import ablation, groups, outputs, run, search
+from slimaudio.studies.ptq_layerwise import ablation, groups, result, run, search
 from slimaudio.studies.ptq_layerwise import config as study_config
+from slimaudio.studies.ptq_layerwise import report as ptq_report
 from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
 from slimaudio.studies.ptq_layerwise.error_analysis import group_output_error
 from slimaudio.studies.ptq_layerwise.rows import ROWS
@@ -514,6 +515,23 @@ def test_config_fields_are_the_schema_keys() -> None:
     assert typed.quant_settings.op_types == typed.op_types and typed.ablation
 
 
+def test_the_recipe_reads_only_its_keys() -> None:
+    """pwl_int8 and runtimes declare single keys of ptq_layerwise, not the section: what they
+    build from it must read nothing else (a Declared mapping refuses any other key)."""
+    from slimaudio import config
+    from slimaudio.studies.runtimes import config as rt_config
+
+    composed = composer.compose([])
+    for keys, build in ((study_config.RECIPE_KEYS, study_config.Recipe.from_params),
+                        (rt_config.KEYS, rt_config.Config.from_params)):
+        declared = config.select(composed, [f"ptq_layerwise.{k}" for k in keys])
+        built = build(declared["ptq_layerwise"])
+        names = {f.name for f in dataclasses.fields(built)} - {"input", "reduce_range_reason"}
+        assert names == set(keys)
+    assert study_config.Recipe.from_params(composed["ptq_layerwise"]).quant_settings == \
+        study_config.from_params(composed["ptq_layerwise"]).quant_settings
+
+
 def test_every_ablation_changes_one_setting_of_all() -> None:
     from slimaudio.schemas.ptq_layerwise import ABLATIONS
 
@@ -548,7 +566,7 @@ def test_study_runs_every_row(work, tmp_path) -> None:
     res = run.run_study(cfg, 0, 1, BOOT, work["raw"], work["data"], tmp_path / "models",
                         progress=False)
     tab = res.table()
-    assert list(tab.columns) == run.COLUMNS
+    assert list(tab.columns) == result.COLUMNS
     widths = cfg.weight_bits.widths  # the default's: [4, 2]
     assert widths == (4, 2)
     bits = [f"{g}_w{b}" for g, b in itertools.product(groups.GROUPS, widths)]
@@ -579,11 +597,11 @@ def test_study_runs_every_row(work, tmp_path) -> None:
     assert not list((tmp_path / "models").glob("search_*"))
     assert [e.group for e in res.errors] == list(groups.GROUPS)
     assert res.info["cpu"]["cores"] and isinstance(res.info["int8_dot_product"], bool)
-    report = outputs.study_report(res, cfg)
+    report = ptq_report.build(res, cfg)
     files = report.write({k: tmp_path / "reports" / f for k, f in REPORT_FILES.items()})
     assert {p.name for p in files} == set(REPORT_FILES.values())
     rep = tmp_path / "reports"
-    assert pd.read_csv(rep / "table.csv").shape == (len(every), len(run.COLUMNS))
+    assert pd.read_csv(rep / "table.csv").shape == (len(every), len(result.COLUMNS))
     rows = read_rows(rep / "rows.csv")
     assert list(rows.columns) == list(ROW_COLUMNS) and rows["variant"].tolist() == every
     assert (rows["study"] == "ptq_layerwise").all() and rows["relative_quality"].iat[0] == 1.0

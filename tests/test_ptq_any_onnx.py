@@ -36,7 +36,8 @@ from slimaudio.compress import onnx_int8
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
 from slimaudio.studies.ptq_layerwise import config as study_config
-from slimaudio.studies.ptq_layerwise import evaluation, groups, outputs, run
+from slimaudio.studies.ptq_layerwise import evaluation, groups, run
+from slimaudio.studies.ptq_layerwise import report as ptq_report
 from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
 from slimaudio.studies.ptq_layerwise.rows import row_names
 
@@ -186,7 +187,7 @@ def test_study_runs_on_a_renamed_bft_export_with_regex_groups(renamed, data, tmp
         folder = tmp_path / "models" / ("bits" if r.endswith("_w4") else "")
         y = onnx_session(folder / f"{r}.onnx").run(None, {"mel": x})[0]
         assert y.shape == (1, EMB)
-    report = outputs.study_report(res, cfg)
+    report = ptq_report.build(res, cfg)
     report.write({k: tmp_path / "reports" / f for k, f in REPORT_FILES.items()})
     rep = tmp_path / "reports"
     assert pd.read_csv(rep / "table.csv")["quantized"].tolist() == expected

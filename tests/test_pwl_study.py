@@ -25,9 +25,15 @@ from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.base import ROW_COLUMNS
 from slimaudio.studies.pwl_softmax import report, rules
 from slimaudio.studies.pwl_softmax.config import FitConfig, FtConfig, LatencyConfig, StudyConfig
-from slimaudio.studies.pwl_softmax.fit import FitResult, collect_logits, fit_all, load_fit
+from slimaudio.studies.pwl_softmax.fit import (
+    FitResult,
+    collect_logits,
+    fit_all,
+    fit_figure,
+    load_fit,
+)
 from slimaudio.studies.pwl_softmax.rules import STUDY
-from slimaudio.studies.pwl_softmax.run import TABLE_COLUMNS, run_study, study_report
+from slimaudio.studies.pwl_softmax.run import TABLE_COLUMNS, run_study
 from slimaudio.studies.pwl_softmax.variants import build_variants
 
 SECTION = {"learnable_segments": 2, "learnable_lr_mult": 10.0, "overrides": {},
@@ -91,7 +97,7 @@ def test_fit_round_trips_and_plots(trained, tmp_path: Path) -> None:
     assert "pwl2_tv" in fit_res.run_metrics() and "e_mean" in fit_res.run_metrics()
     from slimaudio.atomic import save_figure
 
-    save_figure(tmp_path / "fit.png", report.fit_figure(fit_res))
+    save_figure(tmp_path / "fit.png", fit_figure(fit_res))
     assert (tmp_path / "fit.png").stat().st_size > 0
 
 
@@ -140,7 +146,7 @@ def test_study_produces_the_table_and_the_report(trained, tmp_path: Path) -> Non
     assert checks["ft_tolerance_points"] == rules.ft_tolerance(
         ti.loc["baseline_ft_control", "eer_after_ft"])
 
-    rep = study_report(res, fit_res, META)
+    rep = report.build(res, fit_res, META)
     assert rep.metrics["pwl1_eer_after_ft"] == ti.loc["pwl1", "eer_after_ft"]
     assert "baseline_eer_after_ft" not in rep.metrics  # missing cells are left out
     assert {"seconds_total", "check_pwl1_rel_time_softmax_lt_1"} <= set(rep.metrics)
@@ -152,10 +158,10 @@ def test_study_produces_the_table_and_the_report(trained, tmp_path: Path) -> Non
     assert set(rep.variant_metrics) == set(t["method"])
     assert rep.variant_params["learnable"]["method"] == "learnable"
     assert len(rep.variant_series["pwl1"]["ft_loss"]) == 6
-    roles = {"table", "rows", "table_md", "metrics", "latency", "ft_curves", "det"}
-    with pytest.raises(ValueError, match="ft_curves"):
-        rep.write({r: tmp_path / r for r in roles - {"ft_curves"}})
-    paths = {r: tmp_path / f"{r}.{'png' if r in ('ft_curves', 'det') else 'out'}" for r in roles}
+    roles = set(STUDY.roles)
+    with pytest.raises(ValueError, match="curves_plot"):
+        rep.write({r: tmp_path / r for r in roles - {"curves_plot"}})
+    paths = {r: tmp_path / f"{r}.{'png' if r.endswith('_plot') else 'out'}" for r in roles}
     assert {p.name for p in rep.write(paths)} == {p.name for p in paths.values()}
     assert json.loads(paths["metrics"].read_text())["pwl2_eer_before_ft"] == pytest.approx(
         ti.loc["pwl2", "eer_before_ft"])

@@ -17,6 +17,7 @@ from test_ptq import BOOT, _small_config, export_tiny, make_speakers  # noqa: E4
 from slimaudio.latency import SIMPLE  # noqa: E402
 from slimaudio.studies.base import ROW_COLUMNS, StudyReport, read_rows  # noqa: E402
 from slimaudio.studies.ptq_layerwise import run as ptq_run  # noqa: E402
+from slimaudio.studies.runtimes import config as rt_config  # noqa: E402
 from slimaudio.studies.runtimes import report, rules  # noqa: E402
 from slimaudio.studies.runtimes import run as rt_run  # noqa: E402
 from slimaudio.summary import ship  # noqa: E402
@@ -29,7 +30,9 @@ def test_runtimes_study_end_to_end(tmp_path) -> None:
     cfg = _small_config()
     cfg = replace(cfg, speed=replace(cfg.speed, runtimes=True))  # the width rows too
     ptq_run.run_study(cfg, 0, 1, BOOT, raw, data, tmp_path / "ptq", progress=False)
-    res = rt_run.run_study(tmp_path / "ptq", data, tmp_path / "rt", cfg, 32, 0, 1, BOOT, SIMPLE,
+    rt_cfg = rt_config.Config(calibration=cfg.calibration, eval=cfg.eval, latency=cfg.latency,
+                              speed=cfg.speed)  # what the stage reads of ptq_layerwise
+    res = rt_run.run_study(tmp_path / "ptq", data, tmp_path / "rt", rt_cfg, 32, 0, 1, BOOT, SIMPLE,
                            progress=False)
     t = res.table.set_index("variant")
     trained = ["ort_float", "ort_int8", "ov_float", "ov_int8"] + (

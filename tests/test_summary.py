@@ -10,10 +10,10 @@ from slimaudio.studies.distill import rules as distill_rules
 from slimaudio.studies.ptq_layerwise import rules as ptq_rules
 from slimaudio.studies.ptq_layerwise.rules import STUDY as PTQ
 from slimaudio.studies.pwl_softmax import rules as pwl_rules
+from slimaudio.studies.registry import STUDIES
 from slimaudio.studies.tflite_quant import rules as tflite_rules
 from slimaudio.studies.tflite_quant.rules import STUDY as TFLITE
 from slimaudio.summary import cross_study, html, page
-from slimaudio.summary.studies import STUDIES
 
 
 def _pwl(after: dict[str, float], rel: float) -> pd.DataFrame:

@@ -293,7 +293,7 @@ def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
     assert set(metrics["variants"]) == set(expected)
     assert set(metrics["diagnostics"]["cpu"]) == {"model", "cores", "simd"}
 
-    rep = run.build_report(res, baseline)
+    rep = report.build(res, baseline)
     assert rep.markdown == md and rep.metrics == metrics
     rows = rep.rows
     assert list(rows.columns) == list(ROW_COLUMNS) and list(rows.variant) == expected

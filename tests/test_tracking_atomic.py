@@ -228,6 +228,7 @@ def test_child_runs_carry_the_stage_params_and_experiments_open_on_runs(
     uri = f"sqlite:///{tmp_path / 'db.sqlite'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with tracking.stage_run("ptq_layerwise", "ptq_layerwise", {"base.seed": 1, "ptq_layerwise.n": 8}) as run:
+        run.key_metrics = ("eer", "delta_eer", "size_mib")  # as StudyReport.log sets them
         run.log_metrics({"eer": 5.0})
         child = run.child("all")
         child.log_params({"kind": "static"})
@@ -325,15 +326,24 @@ def test_every_stage_run_logs_all_declared_params(repo: Path) -> None:
 def test_runs_view_keeps_columns_of_every_stage_and_ranks_by_the_key_metric() -> None:
     import json
 
+    from slimaudio.speaker.train import KEY_METRICS
+    from slimaudio.studies.tflite_quant.rules import STUDY
+
     train = tracking.RunRecord("ecapa_model", params={"ecapa.train.lr": "0.01"},
-                               metrics={"train_loss": 1.0, "stage_seconds": 3.0})
-    view = tracking._view_state("ecapa", train, None)
+                               metrics={"train_loss": 1.0, "stage_seconds": 3.0},
+                               key_metrics=KEY_METRICS)
+    view = tracking._view_state(train, None)
     assert json.loads(view)["orderByKey"] == "metrics.`train_loss`"
     evaluate = tracking.RunRecord("eval_ecapa", params={"ecapa.eval.threads": "1"},
-                                  metrics={"eer": 4.0, "min_dcf": 0.5})
-    state = json.loads(tracking._view_state("ecapa", evaluate, view))
+                                  metrics={"eer": 4.0, "min_dcf": 0.5}, key_metrics=KEY_METRICS)
+    state = json.loads(tracking._view_state(evaluate, view))
     assert state["selectedColumns"] == ["metrics.`eer`", "metrics.`min_dcf`", "metrics.`train_loss`",
                                         "params.`ecapa.eval.threads`", "params.`ecapa.train.lr`"]
     assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`eer`", True)
-    f1 = json.loads(tracking._view_state("tflite_quant", tracking.RunRecord("q", metrics={"f1": 0.5}), None))
+    report = tracking.RunRecord("q", metrics={"f1": 0.5}, key_metrics=STUDY.key_metrics)
+    f1 = json.loads(tracking._view_state(report, None))
     assert (f1["orderByKey"], f1["orderByAsc"]) == ("metrics.`f1`", False)
+    # A stage that names no key metrics (training, one student) leaves the ranking as it was.
+    student = tracking.RunRecord("s001", params={"x": "1"}, metrics={"mse": 0.2})
+    kept = json.loads(tracking._view_state(student, json.dumps(f1)))
+    assert kept["orderByKey"] == "metrics.`f1`" and "metrics.`mse`" not in kept["selectedColumns"]

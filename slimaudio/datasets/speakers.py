@@ -27,13 +27,42 @@ REQUIRED_FILES = ("manifest.csv", "feats.npy", "trials.txt", "info.json")
 STFT_KEYS = ("sample_rate", "n_fft", "win_length", "hop_length", "f_min", "f_max")
 
 
+@dataclass(frozen=True)
+class SpeakerInfo:
+    """data/speakers/info.json, read and checked once: what the features are."""
+
+    path: Path
+    sample_rate: int
+    hop_length: int
+    kind: str                    # the frontend that made the features (frontends.KINDS)
+    raw: dict[str, Any]          # the whole file: the STFT settings, the corpus, the counts
+
+    @classmethod
+    def read(cls, path: Path) -> SpeakerInfo:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        for key in ("sample_rate", "hop_length"):
+            if key not in raw:
+                raise DataError(f"{path}: missing '{key}'")
+        # corpora prepared before the frontend was recorded have the project's log-mel
+        return cls(path, int(raw["sample_rate"]), int(raw["hop_length"]),
+                   str(raw.get("kind", "log_mel")), raw)
+
+    def stft(self) -> dict[str, Any]:
+        """The STFT settings (STFT_KEYS) the features were computed with, which aligning the
+        audio with them, or computing other features alike, needs."""
+        missing = [k for k in STFT_KEYS if k not in self.raw]
+        if missing:
+            raise DataError(f"{self.path}: missing {', '.join(repr(k) for k in missing)}")
+        return {k: self.raw[k] for k in STFT_KEYS}
+
+
 @dataclass
 class SpeakerData:
     root: Path
     manifest: pd.DataFrame
     feats: np.ndarray          # float16 [total_frames, n_mels] (memory-mapped)
     trials: Trials
-    info: dict[str, Any]
+    info: SpeakerInfo
     _audio: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -45,7 +74,7 @@ class SpeakerData:
 
     @property
     def frames_per_second(self) -> float:
-        return float(self.info["sample_rate"]) / float(self.info["hop_length"])
+        return self.info.sample_rate / self.info.hop_length
 
     def frames(self, seconds: float) -> int:
         return max(1, round(seconds * self.frames_per_second))
@@ -90,10 +119,7 @@ def load(root: str | os.PathLike[str]) -> SpeakerData:
     if len(manifest) and end > feats.shape[0]:
         raise DataError(f"{root / 'manifest.csv'}: feature rows up to {end} but feats.npy has "
                         f"{feats.shape[0]}")
-    info = json.loads((root / "info.json").read_text(encoding="utf-8"))
-    for key in ("sample_rate", "hop_length"):
-        if key not in info:
-            raise DataError(f"{root / 'info.json'}: missing '{key}'")
+    info = SpeakerInfo.read(root / "info.json")
     trials = read_trials(root / "trials.txt")
     known = set(manifest["utt_id"])
     unknown = [u for u in trials.utterances if u not in known]
@@ -111,22 +137,20 @@ def _require_columns(path: Path, df: pd.DataFrame, columns: tuple[str, ...]) -> 
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
 
 
-def _load_audio(root: Path, m: pd.DataFrame, info: dict[str, Any]) -> np.ndarray:
+def _load_audio(root: Path, m: pd.DataFrame, info: SpeakerInfo) -> np.ndarray:
     """audio.npy, checked against the manifest and aligned with the features: a feature frame
     f of an utterance covers its samples [f * hop, f * hop + win) (uncentred STFT)."""
     path = root / "audio.npy"
     if not path.exists():
         raise DataError(f"{path}: missing (run the prepare_speakers stage)")
     _require_columns(root / "manifest.csv", m, AUDIO_COLUMNS)
-    for key in STFT_KEYS:
-        if key not in info:
-            raise DataError(f"{root / 'info.json'}: missing '{key}'")
+    stft = info.stft()
     audio = np.load(path, mmap_mode="r")
     if audio.ndim != 1:
         raise DataError(f"{path}: expected [samples], got shape {audio.shape}")
     if (m["audio_offset"] + m["audio_samples"]).max() > audio.shape[0]:
         raise DataError(f"{root / 'manifest.csv'}: audio rows beyond the end of audio.npy")
-    win, hop = int(info["win_length"]), int(info["hop_length"])
+    win, hop = int(stft["win_length"]), int(stft["hop_length"])
     expect = 1 + (m["audio_samples"] - win) // hop
     if not (expect == m["feat_frames"]).all():
         raise DataError(f"{root}: feat_frames disagree with audio_samples for uncentred STFT "

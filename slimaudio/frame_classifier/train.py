@@ -125,7 +125,7 @@ def train_resnet(data: SoundFrames, cfg: Mapping[str, Any], seed: int) -> TrainR
                                          weight_decay=float(cfg["weight_decay"])),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=False,  # XLA on CPU: ~30 s compile and slower steps here (measured)
+        jit_compile=False,  # XLA on CPU: a long compile and slower steps (docs/measurements.md)
     )
     # The paper's class weights, applied as per-sample loss weights.
     cw = data.weight_vector() if cfg["class_weights"] else {i: 1.0 for i in range(data.n_classes)}

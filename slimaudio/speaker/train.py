@@ -21,6 +21,9 @@ from slimaudio.progress import progress_bar
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler, NoiseConfig
 
+# The ecapa experiment's key metrics (training and evaluation), first in its MLflow runs table.
+KEY_METRICS = ("eer", "min_dcf", "min_dcf_p05", "train_loss", "train_accuracy")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -57,7 +60,7 @@ class TrainConfig:
 def noise_prob(train: Mapping[str, Any], data: SpeakerData) -> float:
     """ecapa.train.noise_prob, or 0 for features other than log-mel: the noise is added in the
     log-mel domain (slimaudio.speaker.data), which dB or normalised features are not."""
-    kind = data.info.get("kind", "log_mel")
+    kind = data.info.kind
     if kind != "log_mel" and float(train["noise_prob"]) > 0:
         print(f"note: no noise augmentation on {kind} features (ecapa.train.noise_prob applies "
               "to log_mel only)")

@@ -71,7 +71,7 @@ class Scored:
 
 
 def _flat(name: str, iv: stats.Interval) -> dict[str, float]:
-    return {name: iv.value, f"{name}_lo": iv.lo, f"{name}_hi": iv.hi}
+    return stats.columns(name, iv)
 
 
 def speakers_of(manifest: object) -> dict[str, str]:

@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from slimaudio import atomic
+from slimaudio import atomic, stats
+from slimaudio.stats import number  # noqa: F401 (the studies' rules read table cells with it)
 
 # The common long schema: one row per variant of every study.
 ROW_COLUMNS = ("study", "variant", "size_mib", "latency_ms", "quality_metric", "quality",
@@ -67,7 +68,9 @@ Findings = Callable[[pd.DataFrame | None, Mapping[str, Any]], list[Finding]]
 
 @dataclass(frozen=True)
 class Study:
-    """What the summary needs to know of a study, and nothing else."""
+    """A study, once: where it runs, what it reports and how it is judged. Its name is its
+    package `slimaudio/studies/<name>/`, its report folder `reports/<name>/` and its MLflow
+    experiment; `studies.registry` lists every study."""
 
     name: str
     title: str
@@ -76,8 +79,22 @@ class Study:
     quality: str        # the table's quality column
     lower_better: bool  # EER: lower is better; F1, accuracy: higher
     findings: Findings  # (table, metrics) -> the paper's findings, judged
+    stages: tuple[str, ...]        # its dvc.yaml stages in run order; the last writes the report
+    sections: tuple[str, ...]      # the params sections it owns (its stages may read others')
+    key_metrics: tuple[str, ...]   # the first columns of its MLflow runs table, the first sorts
+    extra_roles: tuple[str, ...]   # report outputs beyond FIXED_ROLES, each a --option of the
+                                   # last stage (further tables and figures)
     runtime: str = "ONNX Runtime"  # what its variants' latency is measured on...
     runtime_of: Callable[[str], str | None] = lambda variant: None  # ...unless this names another
+
+    @property
+    def report_stage(self) -> str:
+        return self.stages[-1]
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every output of the study's last stage, each named as its command-line option."""
+        return (*FIXED_ROLES, *self.extra_roles)
 
     def runtime_of_row(self, table_row: Mapping[str, Any]) -> str:
         """The runtime a table row ran on: its `runtime` column, else runtime_of, else the
@@ -98,22 +115,14 @@ class Study:
         ref = number(hit.iloc[0][self.quality]) if not hit.empty else math.nan
         out = []
         for _, r in table.iterrows():
-            val = number(r[self.quality])
+            iv = stats.read(r, self.quality)
+            val = iv.value
             rel = (ref / val if self.lower_better else val / ref) if ref and val else math.nan
             out.append({"study": self.name, "variant": str(r[self.key]),
                         "size_mib": number(r["size_mib"]), "latency_ms": number(r["latency_ms"]),
                         "quality_metric": self.quality, "quality": val, "relative_quality": rel,
-                        "quality_lo": number(r.get(f"{self.quality}_lo")),
-                        "quality_hi": number(r.get(f"{self.quality}_hi"))})
+                        "quality_lo": iv.lo, "quality_hi": iv.hi})
         return pd.DataFrame(out, columns=list(ROW_COLUMNS))
-
-
-def number(x: object) -> float:
-    """A table cell as a float; NaN for anything that is not a number (blank, text, None)."""
-    try:
-        return float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def table_row(df: pd.DataFrame, key: str, value: str) -> pd.Series | None:
@@ -150,6 +159,8 @@ class StudyReport:
         return self.study.rows(self.table if self.rows_table is None else self.rows_table)
 
     def roles(self) -> set[str]:
+        """The outputs this report holds; `write` wants a path for each, and the study's
+        `roles` must name the same ones."""
         return {*FIXED_ROLES, *self.tables, *self.figures}
 
     def write(self, paths: Mapping[str, str | Path]) -> list[Path]:
@@ -168,8 +179,17 @@ class StudyReport:
         self.written = [Path(paths[r]) for r in sorted(self.roles())]
         return self.written
 
+    def publish(self, args: Any, run: Any) -> list[Path]:
+        """The one way a study's last stage ends: write every output of `study.roles` at the
+        path of the stage's option of that name (`args.table_md` for `table_md`), then log."""
+        written = self.write({role: getattr(args, role) for role in self.study.roles})
+        self.log(run)
+        return written
+
     def log(self, run: Any) -> None:
-        """Numeric metrics on the stage run, one child run per variant, every written file."""
+        """Numeric metrics on the stage run, one child run per variant, every written file;
+        the study's key metrics lead its runs table."""
+        run.key_metrics = self.study.key_metrics
         run.log_metrics({k: v for k, v in flat_numbers(self.metrics).items()})
         if self.run_metrics:
             run.log_metrics(self.run_metrics)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slimaudio import runtime
+from slimaudio import runtime, stats
 from slimaudio.errors import DataError
 from slimaudio.latency import SIMPLE, Spread, speedup
 from slimaudio.metrics import MIB
@@ -207,7 +207,8 @@ def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[s
     final = final_row(c, rec["metrics"], lat["final"], tasks, t_lat, t_size, t_acc)
     sp = speedup(lat["teacher"], lat["final"], boot.resamples, runtime.rng(seed, "bootstrap"),
                  boot.level)
-    final |= {"speedup_lo": sp.lo, "speedup_hi": sp.hi}
+    _, lo, hi = stats.column_names("speedup")  # the value is final_row's, from the medians
+    final |= {lo: sp.lo, hi: sp.hi}
     df = pd.concat([grid, pd.DataFrame([final])], ignore_index=True)
     df = with_intervals(df, data_dir, grid_dir, final_dir, tasks, boot, seed)
     reg, extra, weights = regressions(df[df["role"] != "final"], boot.level)

@@ -45,13 +45,10 @@ LEVELS_FILE = Path(CONF_DIR) / "config.yaml"
 
 # The default profile's design: 10 small students, 5 factors varied, so the regression keeps
 # 10 - 6 = 4 residual degrees of freedom for its standard errors (8 students and 6 factors
-# left 1). Why fix arch at small: a large student costs 1.5-2.5x a small one to train, and at
-# the screen's 256 steps it is the least converged (the two of the 8-student design scored
-# 0.51 and 0.45 mean accuracy; neither reached the frontier), so the default spends its
-# minutes on the factors FRILL's findings are about. Measured stage time (2-core machine):
-# about 20 s + 0.17 s x grid.step_cost + 6.5 s for QAT per student, so these 10 take an
-# estimated 384 s against 341 s measured for the 8 before. The paper profile trains the full
-# grid, large students included.
+# left 1). Why fix arch at small: a large student costs more to train and at the screen's
+# steps is the least converged, so the default spends its minutes on the factors FRILL's
+# findings are about (docs/measurements.md). The paper profile trains the full grid, large
+# students included.
 DEFAULT_RUNS = 10
 DEFAULT_FIXED: dict[str, Any] = {"arch": "small"}
 

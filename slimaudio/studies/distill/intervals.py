@@ -4,22 +4,17 @@ teacher and every student.
 The observations are the probe-test utterances (every probing stage saves its answers,
 predictions.csv), and the resampled unit is their speaker. Utterances of one speaker are not
 independent observations: the paralinguistic probes are split by speaker, `group` is a
-property of the speaker, and a probe that misjudges a voice misjudges most of its utterances.
-Measured on the default corpus (teacher, 64 probe speakers of 10 utterances): the
-within-speaker correlation of a correct answer is 0.21 for `group` (0.06 arousal, about 0 for
-speaker and masked), and resampling speakers widens the `group` interval from +-0.051
-(utterances) to +-0.086; utterance resampling would claim a precision the data do not have.
+property of the speaker, and a probe that misjudges a voice misjudges most of its utterances:
+utterance resampling would claim a precision the data do not have (docs/measurements.md).
 
 One Resampler per report (stream runtime.rng(seed, "bootstrap")) serves every model, so each
 student's difference from the teacher (`delta_<q>`) and its share of the teacher's accuracy
 (`accuracy_retention`) are paired: both models are scored on the same resampled speakers.
 
 Training replicates (distill_student.replicates): a student's accuracy also depends on its
-training seed. Measured on the default corpus, one configuration trained 4 times scored
-0.517, 0.551, 0.548 and 0.552 mean accuracy (sd 0.017, against a speaker-bootstrap SE of
-about 0.019), so one replicate leaves out a noise as large as the one the speakers put in.
-With R >= 2 replicates a student's value is their mean and each resample b also draws R of
-its replicates with replacement (row b of `replicate_draw`, the same for every student, as
+training seed, about as much as on the speakers (docs/measurements.md). With R >= 2
+replicates a student's value is their mean and each resample b also draws R of its
+replicates with replacement (row b of `stats.replicate_draw`, the same for every student, as
 replicate r of every student shares seed base.seed + r; PWL's fine-tuning replicates are
 pooled the same way), so the interval holds the seed's noise as well as the speakers'. With
 one replicate nothing is drawn and the intervals are those of the single run.
@@ -34,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from slimaudio import runtime
+from slimaudio import runtime, stats
 from slimaudio.errors import DataError
 from slimaudio.stats import BootstrapConfig, Interval, Resampler, Statistic, percentile
 from slimaudio.studies.distill.data import QUALITY
@@ -99,12 +94,7 @@ def speaker_resampler(utts: pd.DataFrame, boot: BootstrapConfig, seed: int) -> R
                                  boot.resamples, runtime.rng(seed, "bootstrap"), boot.level)
 
 
-def replicate_draw(n_boot: int, n_replicates: int, seed: int) -> np.ndarray:
-    """[n_boot, n_replicates]: the replicates resample b draws (with replacement), one draw
-    for every student. One replicate draws nothing (no generator is used)."""
-    if n_replicates == 1:
-        return np.zeros((n_boot, 1), dtype=np.int64)
-    return runtime.rng(seed, "bootstrap", 1).integers(0, n_replicates, (n_boot, n_replicates))
+replicate_draw = stats.replicate_draw
 
 
 @dataclass(frozen=True)
@@ -122,15 +112,12 @@ def pool(res: Resampler, reps: Sequence[Answers], tasks: Sequence[str],
     """One model's replicates (a single one for the teacher) pooled on `res` and `draw`."""
     if len(reps) > 1 and draw.shape[1] != len(reps):
         raise DataError(f"{len(reps)} replicates but the draw is of {draw.shape[1]}")
-    rows = draw if len(reps) > 1 else np.zeros((len(draw), 1), dtype=np.int64)
     per = [stats_of(a, tasks) for a in reps]
     ones = np.ones((1, res.n))
     own = {q: [float(s[q](ones)[0]) for s in per] for q in qualities(tasks)}
-    values = {q: float(np.mean(v)) for q, v in own.items()}
-    samples = {}
-    for q in own:
-        per_rep = np.stack([res.samples(s[q]) for s in per])          # [replicates, n_boot]
-        samples[q] = per_rep[rows, np.arange(len(rows))[:, None]].mean(axis=1)
+    pooled = {q: stats.pool_replicates(own[q], [res.samples(s[q]) for s in per], draw)
+              for q in own}
+    values, samples = {q: v for q, (v, _) in pooled.items()}, {q: x for q, (_, x) in pooled.items()}
     sd = float(np.std(own[QUALITY], ddof=1)) if len(reps) > 1 else float("nan")
     return Pooled(values, samples, sd)
 
@@ -152,7 +139,7 @@ def model_columns(model: Pooled, ref: Pooled, tasks: Sequence[str],
 
 
 def _flat(name: str, iv: Interval) -> dict[str, float]:
-    return {name: iv.value, f"{name}_lo": iv.lo, f"{name}_hi": iv.hi}
+    return stats.columns(name, iv)
 
 
 def interval_table(res: Resampler, models: Mapping[str, Answers | Sequence[Answers]],

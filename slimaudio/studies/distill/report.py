@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from slimaudio import papers
-from slimaudio.formatting import interval, num
+from slimaudio import papers, stats
+from slimaudio.formatting import interval, interval_of, num
 from slimaudio.studies.base import StudyReport
 from slimaudio.studies.distill.data import QUALITY_SD
 from slimaudio.studies.distill.final import Outcome
@@ -26,7 +26,7 @@ def render_markdown(res: Outcome) -> str:
 def acc(row: Mapping[str, Any], q: str, delta: bool = False) -> str:
     """An accuracy (or its difference from the teacher) with its interval."""
     k = f"delta_{q}" if delta else q
-    return interval(row.get(k), row.get(f"{k}_lo"), row.get(f"{k}_hi"), 3, delta)
+    return interval_of(stats.read(row, k), 3, delta)
 
 
 def kept(row: Mapping[str, Any]) -> str:
@@ -217,11 +217,11 @@ def flat_metrics(row: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, floa
             "size_fraction", "accuracy_retention", "accuracy_retention_lo",
             "accuracy_retention_hi", "speedup_lo", "speedup_hi", "replicates", QUALITY_SD]
     for q in qualities(tasks):
-        keys += [q, f"{q}_lo", f"{q}_hi", f"delta_{q}", f"delta_{q}_lo", f"delta_{q}_hi"]
+        keys += [*stats.column_names(q), *stats.column_names(f"delta_{q}")]
     return {k: float(row[k]) for k in keys if row.get(k) is not None and pd.notna(row.get(k))}
 
 
-def study_report(res: Outcome) -> StudyReport:
+def build(res: Outcome) -> StudyReport:
     """What distill_report writes and logs: table.csv (the table), rows.csv, table.md,
     metrics.json, regression.csv and pareto.png; one MLflow child run per student."""
     students = [r for r in res.table.to_dict("records") if r["student"] != "teacher"]

@@ -147,5 +147,12 @@ def findings(df: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Findin
 # variant, the quality column and direction, and the findings above.
 STUDY = Study(name="distill", title="4. FRILL-style distillation into MobileNetV3 students",
               key="student", reference="teacher", quality="mean_accuracy", lower_better=False,
-              findings=findings, runtime="LiteRT (XNNPACK)",
+              findings=findings,
+              stages=("train_teacher", "distill_targets", "distill_student", "distill_select",
+                      "distill_final", "distill_report"),
+              sections=("train_teacher", "distill", "distill_grid", "distill_student",
+                        "distill_select", "distill_final", "distill_report"),
+              key_metrics=("mean_accuracy", "size_mib", "latency_ms", "speedup",
+                           "accuracy_retention"),
+              extra_roles=("regression", "pareto"), runtime="LiteRT (XNNPACK)",
               runtime_of=lambda v: "ONNX Runtime" if v == "teacher" else None)

@@ -139,8 +139,7 @@ def run_student(cfg: StudentConfig, data: DistillData, train: TrainConfig, probe
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # A MobileNetV3 training step is ~2,000 small ops, so running independent ops side by side
-    # (inter) beats splitting each op (intra): 1 x 2 took 26 ms a step of 16 where 2 x 1 took
-    # 34 ms on the 2-core machine (measured).
+    # (inter) beats splitting each op (intra) (docs/measurements.md).
     runtime.set_tf_threads(train.intra_threads, train.inter_threads)
     x_train = data.inputs(cfg.frontend, "train")
     x_probe = data.inputs(cfg.frontend, "probe")

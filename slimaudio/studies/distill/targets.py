@@ -48,10 +48,7 @@ PROBE_COLUMNS = ("utt_id", "speaker", "masked", "arousal", "group")
 
 def student_mel(corpus: SpeakerData, n_mels: int) -> MelConfig:
     """The students' log-mel: the corpus's STFT settings with their own number of bands."""
-    i = corpus.info
-    missing = [k for k in speakers.STFT_KEYS if k not in i]
-    if missing:
-        raise DataError(f"{corpus.root / 'info.json'}: missing {', '.join(missing)}")
+    i = corpus.info.stft()
     return MelConfig(sample_rate=int(i["sample_rate"]), n_mels=n_mels, n_fft=int(i["n_fft"]),
                      win_length=int(i["win_length"]), hop_length=int(i["hop_length"]),
                      f_min=float(i["f_min"]), f_max=float(i["f_max"]))

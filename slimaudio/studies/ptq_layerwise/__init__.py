@@ -20,8 +20,9 @@ Modules, in the order the study runs them (run.run_study):
   ablation        `all` with one setting changed (schemas.ptq_layerwise.ABLATIONS)
   timing          interleaved latency of every model, ORT's per-operator profile
   run             run_study: the steps above in order -> StudyResult
+  result          StudyResult and the table's columns, read by the report modules
   rules           the paper's claims judged from the table (findings)
-  report          table.md, the figures, the console headline
-  outputs         metrics.json, the extra tables, the StudyReport the stage writes and logs
+  outputs         metrics.json, the errors table, what MLflow gets per row
+  report          table.md, the figures, the console headline, the StudyReport (build)
   size_scaling    a printed benchmark: the INT8 size ratio against ECAPA's width (make bench)
 """

@@ -7,8 +7,8 @@ from typing import Any
 
 from slimaudio.formatting import interval, num
 from slimaudio.studies.ptq_layerwise.bitwidth import FLOAT_BITS, FOCUS, MIXED, TOP_BITS, row_name
+from slimaudio.studies.ptq_layerwise.result import StudyResult
 from slimaudio.studies.ptq_layerwise.rules import ordering_verdict
-from slimaudio.studies.ptq_layerwise.run import StudyResult
 
 
 def bits_section(res: StudyResult) -> list[str]:

@@ -8,7 +8,7 @@ No defaults here: they live in conf/config.yaml, and the schema
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from slimaudio import runtime
@@ -23,6 +23,11 @@ class CalibrationConfig:
     method: str        # MinMax | Entropy | Percentile
     percentile: float  # Percentile method only
 
+    @classmethod
+    def from_params(cls, c: Mapping[str, Any]) -> CalibrationConfig:
+        return cls(utterances=int(c["utterances"]), crop_frames=int(c["crop_frames"]),
+                   method=str(c["method"]), percentile=float(c["percentile"]))
+
 
 @dataclass(frozen=True)
 class InputConfig:
@@ -35,6 +40,11 @@ class EvalConfig:
     threads: int            # ORT threads while scoring the trials (not latency)
     max_frames: int | None  # crop test utterances to their first N frames (None: whole)
 
+    @classmethod
+    def from_params(cls, e: Mapping[str, Any]) -> EvalConfig:
+        return cls(threads=int(e["threads"]),
+                   max_frames=None if e["max_frames"] is None else int(e["max_frames"]))
+
 
 @dataclass(frozen=True)
 class ErrorAnalysisConfig:
@@ -46,6 +56,10 @@ class LatencyConfig:
     frames: int
     warmup: int
     repeats: int
+
+    @classmethod
+    def from_params(cls, lat: Mapping[str, Any]) -> LatencyConfig:
+        return cls(frames=int(lat["frames"]), warmup=int(lat["warmup"]), repeats=int(lat["repeats"]))
 
 
 @dataclass(frozen=True)
@@ -72,9 +86,16 @@ class WeightBitsConfig:
     max_verify: int          # configurations the mixed-precision walk may measure (0: no walk)
 
 
+# The keys of section ptq_layerwise that say how a model is calibrated, quantized and scored:
+# all that the studies reusing this study's recipe (pwl_int8) read of it.
+RECIPE_KEYS = ("calibration", "activation_type", "per_channel", "reduce_range", "quant_format",
+               "op_types", "eval")
+
+
 @dataclass(frozen=True)
-class Config:
-    groups: dict[str, str] | None     # {group: regex over node names} (None: the paper's groups)
+class Recipe:
+    """How a model is calibrated, quantized and scored (the RECIPE_KEYS)."""
+
     input: InputConfig
     calibration: CalibrationConfig
     activation_type: str              # uint8 (U8S8) | int8 (S8S8)
@@ -83,15 +104,7 @@ class Config:
     reduce_range_reason: str          # why (params, or the CPU flags under `auto`)
     quant_format: str                 # QDQ | QOperator
     op_types: tuple[str, ...] | None  # quantized inside a chosen group (None: every type)
-    budget_eer: float                 # largest EER increase (points) for `proposed`
     eval: EvalConfig
-    error_analysis: ErrorAnalysisConfig
-    latency: LatencyConfig
-    profile_runs: int
-    ablation: tuple[str, ...]         # variants of `all` (schemas.ptq_layerwise.ABLATIONS)
-    ablation_eer: tuple[str, ...]     # ...whose EER is measured too
-    weight_bits: WeightBitsConfig
-    speed: SpeedConfig
 
     @property
     def quant_settings(self) -> QuantSettings:
@@ -100,33 +113,50 @@ class Config:
                              per_channel=self.per_channel, reduce_range=self.reduce_range,
                              quant_format=self.quant_format, op_types=self.op_types)
 
+    @classmethod
+    def from_params(cls, section: Mapping[str, Any],
+                    model_input: Mapping[str, Any] | None = None) -> Recipe:
+        """The RECIPE_KEYS of the section; `model_input` is params `ecapa.init.input` (how the
+        model takes its features: its home is with the model; None: our exports')."""
+        model_input = model_input or {"name": None, "layout": "BTF"}
+        return cls(
+            input=InputConfig(name=model_input["name"], layout=str(model_input["layout"])),
+            calibration=CalibrationConfig.from_params(section["calibration"]),
+            activation_type=str(section["activation_type"]),
+            per_channel=bool(section["per_channel"]),
+            **resolve_reduce_range(section["reduce_range"]),
+            quant_format=str(section["quant_format"]),
+            op_types=tuple(section["op_types"]) if section["op_types"] else None,
+            eval=EvalConfig.from_params(section["eval"]))
+
+
+@dataclass(frozen=True)
+class Config(Recipe):
+    """The whole section: the recipe, and what the study itself does with it."""
+
+    groups: dict[str, str] | None     # {group: regex over node names} (None: the paper's groups)
+    budget_eer: float                 # largest EER increase (points) for `proposed`
+    error_analysis: ErrorAnalysisConfig
+    latency: LatencyConfig
+    profile_runs: int
+    ablation: tuple[str, ...]         # variants of `all` (schemas.ptq_layerwise.ABLATIONS)
+    ablation_eer: tuple[str, ...]     # ...whose EER is measured too
+    weight_bits: WeightBitsConfig
+    speed: SpeedConfig
+
 
 def from_params(section: Mapping[str, Any], model_input: Mapping[str, Any] | None = None) -> Config:
-    """The validated params section as a Config; `model_input` is params `ecapa.init.input`
-    (how the model takes its features: its home is with the model; None: our exports')."""
-    model_input = model_input or {"name": None, "layout": "BTF"}
-    cal, ev, lat = section["calibration"], section["eval"], section["latency"]
+    """The validated params section as a Config (`model_input`: see Recipe.from_params)."""
     groups = section["groups"]
     if groups is not None:
         check_patterns(groups)  # a bad name or regex stops here, before any model is loaded
+    recipe = Recipe.from_params(section, model_input)
     return Config(
+        **{f.name: getattr(recipe, f.name) for f in fields(Recipe)},
         groups=None if groups is None else {str(g): str(p) for g, p in groups.items()},
-        input=InputConfig(name=model_input["name"], layout=str(model_input["layout"])),
-        calibration=CalibrationConfig(utterances=int(cal["utterances"]),
-                                      crop_frames=int(cal["crop_frames"]),
-                                      method=str(cal["method"]),
-                                      percentile=float(cal["percentile"])),
-        activation_type=str(section["activation_type"]),
-        per_channel=bool(section["per_channel"]),
-        **resolve_reduce_range(section["reduce_range"]),
-        quant_format=str(section["quant_format"]),
-        op_types=tuple(section["op_types"]) if section["op_types"] else None,
         budget_eer=float(section["budget_eer"]),
-        eval=EvalConfig(threads=int(ev["threads"]),
-                        max_frames=None if ev["max_frames"] is None else int(ev["max_frames"])),
         error_analysis=ErrorAnalysisConfig(utterances=int(section["error_analysis"]["utterances"])),
-        latency=LatencyConfig(frames=int(lat["frames"]), warmup=int(lat["warmup"]),
-                              repeats=int(lat["repeats"])),
+        latency=LatencyConfig.from_params(section["latency"]),
         profile_runs=int(section["profile_runs"]),
         ablation=tuple(section["ablation"]),
         ablation_eer=tuple(section["ablation_eer"]),

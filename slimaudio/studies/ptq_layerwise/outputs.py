@@ -1,4 +1,5 @@
-"""What the stage writes and logs: metrics.json, the extra tables, and the StudyReport."""
+"""The study's numbers as the stage writes and logs them: metrics.json, the errors table and
+what MLflow gets per row (report.build assembles them with the prose and figures)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from slimaudio.studies.base import StudyReport
-from slimaudio.studies.ptq_layerwise.ablation import COLUMNS as ABLATION_COLUMNS
-from slimaudio.studies.ptq_layerwise.bits_report import plot_mixed_precision
-from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import rank_correlations
-from slimaudio.studies.ptq_layerwise.report import (
-    plot_sensitivity,
-    plot_size_vs_eer,
-    table_markdown,
-)
-from slimaudio.studies.ptq_layerwise.rules import STUDY
-from slimaudio.studies.ptq_layerwise.run import StudyResult
-from slimaudio.studies.ptq_layerwise.speed_report import plot_speed, speed_finding
-from slimaudio.studies.ptq_layerwise.timing import PROFILE_COLUMNS
+from slimaudio.studies.ptq_layerwise.result import StudyResult
+from slimaudio.studies.ptq_layerwise.speed_report import speed_finding
 
 # What MLflow gets per row (one child run each) and per ablation variant (on the stage run).
 ROW_KEYS = ("eer", "eer_lo", "eer_hi", "delta_eer", "delta_eer_lo", "delta_eer_hi", "min_dcf",
@@ -72,22 +62,3 @@ def errors_table(res: StudyResult) -> pd.DataFrame:
                           "emb_cos": e.emb_cos, "weight_sqnr_db": e.weight_sqnr_db,
                           "n_nodes": res.n_nodes[e.group], "tensors": " ".join(e.tensors)}
                          for e in res.errors])
-
-
-def study_report(res: StudyResult, cfg: Config) -> StudyReport:
-    """Everything the ptq_layerwise stage writes (roles = its path arguments) and logs."""
-    return StudyReport(
-        study=STUDY, table=res.table(), markdown=table_markdown(res, cfg),
-        metrics=metrics_summary(res),
-        tables={"errors": errors_table(res),
-                "op_profile": pd.DataFrame(res.profile, columns=PROFILE_COLUMNS),
-                "ablation": pd.DataFrame(res.ablation, columns=ABLATION_COLUMNS),
-                "speed": res.speed},
-        figures={"sensitivity_png": plot_sensitivity(res), "size_png": plot_size_vs_eer(res),
-                 "mixed_png": plot_mixed_precision(res), "speed_png": plot_speed(res.speed)},
-        variant_metrics={n: {k: row.metrics[k] for k in ROW_KEYS if k in row.metrics}
-                         for n, row in res.rows.items()},
-        variant_tags={n: {"kind": row.kind, "groups": ",".join(row.groups) or "none"}
-                      for n, row in res.rows.items()},
-        run_params={"proposed_groups": ",".join(res.search.chosen) or "none",
-                    "proposed_source": res.search.source})

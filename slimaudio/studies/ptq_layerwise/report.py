@@ -5,17 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from slimaudio.formatting import interval, num
 from slimaudio.papers import PTQ_LAYERWISE as P
 from slimaudio.schemas.ptq_layerwise import ABLATIONS
-from slimaudio.studies.ptq_layerwise.bits_report import bits_section
+from slimaudio.studies.base import StudyReport
+from slimaudio.studies.ptq_layerwise.ablation import COLUMNS as ABLATION_COLUMNS
+from slimaudio.studies.ptq_layerwise.bits_report import bits_section, plot_mixed_precision
 from slimaudio.studies.ptq_layerwise.bitwidth import is_bits_row
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import rank_correlations
 from slimaudio.studies.ptq_layerwise.groups import GROUPS
-from slimaudio.studies.ptq_layerwise.run import COLUMNS, StudyResult
-from slimaudio.studies.ptq_layerwise.speed_report import slow_rows, speed_table_markdown
+from slimaudio.studies.ptq_layerwise.outputs import (
+    ROW_KEYS,
+    errors_table,
+    metrics_summary,
+    resolution,
+)
+from slimaudio.studies.ptq_layerwise.result import COLUMNS, StudyResult
+from slimaudio.studies.ptq_layerwise.rules import STUDY
+from slimaudio.studies.ptq_layerwise.speed_report import (
+    plot_speed,
+    slow_rows,
+    speed_table_markdown,
+)
+from slimaudio.studies.ptq_layerwise.timing import PROFILE_COLUMNS
 
 PAPER_LABELS = {"none": "No quantization", "conv_in": "Conv1d (conv_in)",
                 "block1": "1st SE-Res2Block", "block2": "2nd SE-Res2Block",
@@ -132,8 +147,6 @@ def _shift(m: dict[str, float]) -> str:
 
 
 def _resolution_note(res: StudyResult) -> list[str]:
-    from slimaudio.studies.ptq_layerwise.outputs import resolution
-
     info = res.info
     return ["", f"Intervals: {info['level']:.0%} speaker bootstrap ({info['test_speakers']} test "
             f"speakers, {info['trials']} trials of which {info['target_trials']} target), "
@@ -364,3 +377,22 @@ def headline(res: StudyResult) -> str:
             f"[{', '.join(res.search.chosen) or 'nothing'}]: ratio "
             f"{r['proposed']['size_ratio']:.3f}, dEER {r['proposed']['delta_eer']:+.3f}; "
             f"{res.timings['total']:.1f} s")
+
+
+def build(res: StudyResult, cfg: Config) -> StudyReport:
+    """Everything the ptq_layerwise stage writes (one output per role of STUDY) and logs."""
+    return StudyReport(
+        study=STUDY, table=res.table(), markdown=table_markdown(res, cfg),
+        metrics=metrics_summary(res),
+        tables={"errors": errors_table(res),
+                "op_profile": pd.DataFrame(res.profile, columns=PROFILE_COLUMNS),
+                "ablation": pd.DataFrame(res.ablation, columns=ABLATION_COLUMNS),
+                "speed": res.speed},
+        figures={"sensitivity_png": plot_sensitivity(res), "size_png": plot_size_vs_eer(res),
+                 "mixed_png": plot_mixed_precision(res), "speed_png": plot_speed(res.speed)},
+        variant_metrics={n: {k: row.metrics[k] for k in ROW_KEYS if k in row.metrics}
+                         for n, row in res.rows.items()},
+        variant_tags={n: {"kind": row.kind, "groups": ",".join(row.groups) or "none"}
+                      for n, row in res.rows.items()},
+        run_params={"proposed_groups": ",".join(res.search.chosen) or "none",
+                    "proposed_source": res.search.source})

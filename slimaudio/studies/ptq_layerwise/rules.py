@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from slimaudio import stats
 from slimaudio.formatting import interval
 from slimaudio.papers import PTQ_LAYERWISE as PAPER
 from slimaudio.studies.base import Finding, Study, judge, number, table_row
@@ -109,7 +110,8 @@ def _bits_ordering(metrics: Mapping[str, Any]) -> list[Finding]:
 
 def _iv(row: pd.Series, col: str, scale: float = 1.0) -> tuple[float, float, float]:
     """(value, lo, hi) of a column; NaN bounds when the table has no interval."""
-    return tuple(scale * number(row.get(c)) for c in (col, f"{col}_lo", f"{col}_hi"))  # type: ignore[return-value]
+    iv = stats.read(row, col, scale)
+    return iv.value, iv.lo, iv.hi
 
 
 def _sensitivity(df: pd.DataFrame, col: str, label: str, digits: int,
@@ -142,4 +144,7 @@ def _sensitivity(df: pd.DataFrame, col: str, label: str, digits: int,
 STUDY = Study(name="ptq_layerwise",
               title="2. Per-layer INT8 post-training quantization of ECAPA-TDNN",
               key="quantized", reference="none", quality="eer", lower_better=True,
-              findings=findings)
+              findings=findings, stages=("ptq_layerwise",), sections=("ptq_layerwise",),
+              key_metrics=("eer", "delta_eer", "min_dcf", "size_mib", "latency_ms", "speedup"),
+              extra_roles=("errors", "op_profile", "ablation", "sensitivity_png", "size_png",
+                           "mixed_png", "speed", "speed_png"))

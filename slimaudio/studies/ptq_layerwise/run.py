@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from slimaudio import runtime
+from slimaudio import runtime, stats
 from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.latency import SIMPLE, Latency, Spread, Timing, speedup
@@ -28,8 +26,9 @@ from slimaudio.studies.ptq_layerwise.evaluation import (
     latency_input,
     model_io,
 )
-from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
+from slimaudio.studies.ptq_layerwise.groups import GroupMap
 from slimaudio.studies.ptq_layerwise.mixed_precision import MixedPrecisionResult
+from slimaudio.studies.ptq_layerwise.result import StudyResult
 from slimaudio.studies.ptq_layerwise.rows import (
     PAPER_CHOICE,
     Bench,
@@ -38,7 +37,6 @@ from slimaudio.studies.ptq_layerwise.rows import (
     make_rows,
     missing_choice,
 )
-from slimaudio.studies.ptq_layerwise.search import SearchResult
 from slimaudio.studies.ptq_layerwise.timing import (
     float_convs,
     measure_latency,
@@ -46,33 +44,6 @@ from slimaudio.studies.ptq_layerwise.timing import (
 )
 
 PROFILED_ROWS = ("dynamic", "float16")  # slow rows whose profile says why, beside none and all
-COLUMNS = ["quantized", "eer", "eer_lo", "eer_hi", "delta_eer", "delta_eer_lo", "delta_eer_hi",
-           "score_shift", "score_shift_lo", "score_shift_hi", "min_dcf", "min_dcf_lo",
-           "min_dcf_hi", "delta_min_dcf", "delta_min_dcf_lo", "delta_min_dcf_hi", "size_bytes",
-           "size_mib", "size_ratio", "latency_ms", "speedup", "speedup_lo", "speedup_hi",
-           "weight_bits", "packed_bytes"]
-
-
-@dataclass
-class StudyResult:
-    rows: dict[str, Row]
-    search: SearchResult
-    errors: list[ActivationError]
-    ablation: list[dict[str, Any]]
-    profile: list[dict[str, Any]]
-    timings: dict[str, float]
-    n_nodes: dict[str, int]
-    info: dict[str, Any]
-    groups: tuple[str, ...] = GROUPS  # the layer groups (GroupMap.groups), in order
-    bits: dict[str, Any] = field(default_factory=dict)  # sub-8-bit part (bitwidth.summary)
-    speed: pd.DataFrame = field(default_factory=pd.DataFrame)  # width_speed.speed_table
-
-    def table(self) -> pd.DataFrame:
-        recs = [{"quantized": r.name, **{c: r.metrics.get(c) for c in COLUMNS[1:]}}
-                for r in self.rows.values()]
-        return pd.DataFrame(recs, columns=COLUMNS)
-
-
 def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
               model: str | os.PathLike[str], data_dir: str | os.PathLike[str],
               models_dir: str | os.PathLike[str], progress: bool = True,
@@ -228,7 +199,7 @@ def add_intervals(rows: dict[str, Row], ablation: Ablation, lat: Mapping[str, La
         rows[n].metrics.update(ts.metrics(m) | ts.deltas(ref, m))
         iv = speedup(lat["none"], lat[n], len(res.counts), runtime.rng(seed, "bootstrap"),
                      res.level)
-        rows[n].metrics.update(speedup=iv.value, speedup_lo=iv.lo, speedup_hi=iv.hi)
+        rows[n].metrics.update(stats.columns("speedup", iv))
     return scored
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slimaudio import latency, runtime
+from slimaudio import latency, runtime, stats
 from slimaudio.compress import onnx_int8
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.metrics import file_size
@@ -124,7 +124,7 @@ def speed_table(cfg: SpeedConfig, corpus: SpeakerData, reader: SpeakerCalibratio
                                      runtime.rng(seed, "bootstrap"), level)
                 recs.append({"channels": c, "params_m": n_params / 1e6, "frames": f,
                              "seconds": t, "variant": v,
-                             "latency_ms": lat[(f, v)].median_ms, "speedup": iv.value,
-                             "speedup_lo": iv.lo, "speedup_hi": iv.hi,
+                             "latency_ms": lat[(f, v)].median_ms,
+                             **stats.columns("speedup", iv),
                              "size_mib": file_size(p)["size_mib"]})
     return pd.DataFrame(recs, columns=COLUMNS)

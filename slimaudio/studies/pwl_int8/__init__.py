@@ -2,5 +2,6 @@
 
 Does a piecewise-linear attention pooling make a full-integer ECAPA-TDNN hold its EER where
 softmax pooling loses it? Stage pwl_int8; modules: config (params section `pwl_int8`), run (the
-rows, their intervals), report (table.md, the figure), rules (the verdicts).
+rows, their intervals), result (what run returns), report (table.md, the figure, metrics.json,
+the StudyReport), rules (the verdicts).
 """

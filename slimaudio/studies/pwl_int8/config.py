@@ -1,6 +1,6 @@
 """The study's typed configuration: section `pwl_int8`, plus how it quantizes and scores, which
-is the PTQ study's (section `ptq_layerwise`: calibration, activation type, per-channel,
-reduce_range, format, op types of `all`, scoring threads)."""
+is the PTQ study's recipe (the keys `ptq_layerwise.<RECIPE_KEYS>`: calibration, activation
+type, per-channel, reduce_range, format, op types of `all`, scoring)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,12 @@ class Config:
     reference: str             # the softmax pooling every method is compared with
     bench: tuple[str, ...]     # params pwl_softmax.bench: the forms best_bench chooses from
     latency: ptq_config.LatencyConfig  # the same fields as the PTQ study's timing
-    ptq: ptq_config.Config     # how models are calibrated, quantized and scored
+    ptq: ptq_config.Recipe     # how models are calibrated, quantized and scored
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any], ptq_section: Mapping[str, Any],
                     bench: Sequence[str]) -> Config:
-        lat = section["latency"]
         return cls(methods=tuple(str(m) for m in section["methods"]),
                    reference=str(section["reference"]), bench=tuple(bench or ()),
-                   latency=ptq_config.LatencyConfig(int(lat["frames"]), int(lat["warmup"]),
-                                                    int(lat["repeats"])),
-                   ptq=ptq_config.from_params(ptq_section))
+                   latency=ptq_config.LatencyConfig.from_params(section["latency"]),
+                   ptq=ptq_config.Recipe.from_params(ptq_section))

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from slimaudio.formatting import interval, num
+from slimaudio import stats
+from slimaudio.formatting import interval_of, num
+from slimaudio.studies.base import StudyReport
 from slimaudio.studies.pwl_int8 import rules
-from slimaudio.studies.pwl_int8.run import QUANTIZED, StudyResult
+from slimaudio.studies.pwl_int8.result import QUANTIZED, StudyResult
+from slimaudio.studies.pwl_int8.rules import STUDY
 
 
 def _iv(r: pd.Series, col: str, digits: int = 2, sign: bool = False) -> str:
-    if col not in r or pd.isna(r[col]):
-        return num(None)
-    return interval(r[col], r.get(f"{col}_lo"), r.get(f"{col}_hi"), digits, sign)
+    return interval_of(stats.read(r, col), digits, sign)
 
 
 def table_markdown(res: StudyResult, meta: Mapping[str, Any]) -> str:
@@ -51,7 +53,6 @@ def eer_figure(res: StudyResult) -> Any:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(res.methods)), 4))
     x = np.arange(len(res.methods))
@@ -67,3 +68,22 @@ def eer_figure(res: StudyResult) -> Any:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def summary_metrics(res: StudyResult) -> dict[str, Any]:
+    """metrics.json: every cell as <variant>_<column>, the winner and the seconds."""
+    cells = {f"{r['variant']}_{k}": r[k] for r in res.table.to_dict("records")
+             for k in res.table.columns if k not in ("variant", "method", "quantized")
+             and isinstance(r[k], int | float) and np.isfinite(r[k])}
+    return {**cells, "winner": res.winner, "reference": res.reference,
+            **{f"seconds_{k}": v for k, v in res.seconds.items()}}
+
+
+def build(res: StudyResult, meta: Mapping[str, Any]) -> StudyReport:
+    """What stage pwl_int8 writes and logs: the table, table.md, metrics.json, eer.png; one
+    MLflow child run per variant with its numeric columns."""
+    return StudyReport(study=STUDY, table=res.table, markdown=table_markdown(res, meta),
+                       metrics=summary_metrics(res), figures={"eer_png": eer_figure(res)},
+                       variant_metrics={r["variant"]: {k: v for k, v in r.items()
+                                                       if isinstance(v, int | float)}
+                                        for r in res.table.to_dict("records")})

@@ -12,13 +12,15 @@ from typing import Any
 
 import pandas as pd
 
+from slimaudio import stats
 from slimaudio.formatting import interval
 from slimaudio.studies.base import Finding, Study, combine, judge, number, table_row
 from slimaudio.studies.pwl_softmax.rules import ft_tolerance
 
 
 def _iv(row: pd.Series, col: str) -> tuple[float, float, float]:
-    return number(row.get(col)), number(row.get(f"{col}_lo")), number(row.get(f"{col}_hi"))
+    iv = stats.read(row, col)
+    return iv.value, iv.lo, iv.hi
 
 
 def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Finding]:
@@ -53,4 +55,7 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
 
 STUDY = Study(name="pwl_int8", title="5. Beyond the papers: PWL pooling x full-integer INT8",
               key="variant", reference="baseline_ft_control/float", quality="eer",
-              lower_better=True, findings=findings)
+              lower_better=True, findings=findings, stages=("pwl_int8",),
+              sections=("pwl_int8",),
+              key_metrics=("eer", "delta_eer", "int8_gap", "size_mib", "latency_ms", "speedup"),
+              extra_roles=("eer_png",))

@@ -18,11 +18,10 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from slimaudio import latency, runtime, stats
@@ -41,19 +40,9 @@ from slimaudio.studies.ptq_layerwise.evaluation import (
     model_io,
 )
 from slimaudio.studies.pwl_int8.config import BEST_BENCH, Config
+from slimaudio.studies.pwl_int8.result import QUANTIZED, StudyResult
 
-QUANTIZED = ("float", "all", "all_ops")
 EMB_COS_UTTERANCES = 8  # test utterances (latency-length crops) for the embedding cosine
-
-
-@dataclass
-class StudyResult:
-    table: pd.DataFrame
-    methods: list[str]
-    reference: str
-    winner: str             # the non-reference method whose all_ops model has the lowest EER
-    paths: dict[str, Path]  # variant -> its ONNX file
-    seconds: dict[str, float]
 
 
 def variant(method: str, quantized: str) -> str:
@@ -134,10 +123,10 @@ def run_study(cfg: Config, onnx_dir: Path, data_dir: Path, models_dir: Path,
 
 
 COLUMNS = ["variant", "method", "quantized",
-           *[c + s for c in ("eer", "delta_eer", "delta_eer_vs_ref", "int8_gap", "min_dcf")
-             for s in ("", "_lo", "_hi")],
+           *[c for n in ("eer", "delta_eer", "delta_eer_vs_ref", "int8_gap", "min_dcf")
+             for c in stats.column_names(n)],
            "emb_cos", "size_bytes", "size_mib", "latency_ms", "latency_p90_ms",
-           "speedup", "speedup_lo", "speedup_hi"]
+           *stats.column_names("speedup")]
 
 
 def _row(m: str, q: str, ref: str, paths: Mapping[str, Path], scored: Mapping[str, Scored],
@@ -157,7 +146,7 @@ def _row(m: str, q: str, ref: str, paths: Mapping[str, Path], scored: Mapping[st
     iv = latency.speedup(lat[ref_float], lat[v], boot.resamples,
                          runtime.rng(seed, "bootstrap"), boot.level)
     return rec | {"latency_ms": lat[v].median_ms, "latency_p90_ms": lat[v].p90_ms,
-                  "speedup": iv.value, "speedup_lo": iv.lo, "speedup_hi": iv.hi}
+                  **stats.columns("speedup", iv)}
 
 
 def _int8_gap(scored: Mapping[str, Scored], m: str, ref: str, q: str, level: float
@@ -170,7 +159,7 @@ def _int8_gap(scored: Mapping[str, Scored], m: str, ref: str, q: str, level: flo
     samples = (a.samples["eer"] - af.samples["eer"]) - (b.samples["eer"] - bf.samples["eer"])
     value = (a.values["eer"] - af.values["eer"]) - (b.values["eer"] - bf.values["eer"])
     iv = stats.percentile(samples, value, level)
-    return {"int8_gap": iv.value, "int8_gap_lo": iv.lo, "int8_gap_hi": iv.hi}
+    return stats.columns("int8_gap", iv)
 
 
 def export_winner(res: StudyResult, out: Path) -> Path:
@@ -179,12 +168,3 @@ def export_winner(res: StudyResult, out: Path) -> Path:
     src = res.paths[variant(res.winner, "all_ops")]
     shutil.copyfile(src, out)
     return out
-
-
-def summary_metrics(res: StudyResult) -> dict[str, Any]:
-    """metrics.json: every cell as <variant>_<column>, the winner and the seconds."""
-    cells = {f"{r['variant']}_{k}": r[k] for r in res.table.to_dict("records")
-             for k in res.table.columns if k not in ("variant", "method", "quantized")
-             and isinstance(r[k], int | float) and np.isfinite(r[k])}
-    return {**cells, "winner": res.winner, "reference": res.reference,
-            **{f"seconds_{k}": v for k, v in res.seconds.items()}}

@@ -7,11 +7,12 @@ compared with the baseline for EER before and after fine-tuning and for speed.
 
 Modules (stages pwl_fit, then pwl_softmax):
   config     typed params sections `pwl_fit` and `pwl_softmax` (and the derived seeds)
-  fit        step 1: the baseline's attention logits on training crops, every fit -> fit.json
+  fit        step 1: the baseline's attention logits on training crops, every fit -> fit.json, fit.png
   variants   the compared normalisers, with the params' coefficient overrides
   finetune   fine-tuning one variant (scope head: cached frozen-trunk features; all: whole model)
   timing     speed of the normaliser alone and of whole models, torch and ONNX Runtime
   run        step 2: the whole study, every method before/after fine-tuning, exports, speed
+  result     what run returns (StudyResult), which the report reads
   rules      the acceptance checks and the paper's findings, with their thresholds
-  report     metrics.json, table.md, fit.png, ft_curves.png and the StudyReport
+  report     metrics.json, table.md, ft_curves.png and the StudyReport (build)
 """

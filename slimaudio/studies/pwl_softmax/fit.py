@@ -150,3 +150,43 @@ def load_fit(path: str | Path) -> FitResult:
         return FitResult.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path}: not a pwl_fit output ({exc})") from None
+
+
+def fit_figure(fit_res: FitResult) -> Any:
+    """fit.png, the pwl_fit stage's figure: each fitted approximation against exp over the observed z range, with the
+    histogram; and clip's floor over the raw-logit histogram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    h = fit_res.hist
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.45})
+    zc = h.z_centres
+    widths = np.diff(h.z_edges)
+    axh = ax.twinx()
+    axh.bar(zc, h.z_counts / h.z_counts.sum() / widths, width=widths, color="0.85", zorder=0)
+    axh.set_ylabel("density of z (bars)")
+    ax.set_zorder(axh.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    z = np.linspace(h.z_edges[0], 0.0, 600)
+    ax.plot(z, np.exp(z), "k", lw=2, label="exp(z)")
+    for k, c in sorted(fit_res.pwl.items()):
+        ax.plot(z, c.clipped(z), lw=1.2, label=f"pwl{k} (floor {c.floor:.3g})")
+    for name, style in (("ibert", ":"), ("base2", "--")):
+        if name in fit_res.diagnostics:
+            ax.plot(z, exp_free.approx_exp_np(name, z, {}), style, lw=1.2, label=name)
+    ax.set_xlabel("z = e - max_t e")
+    ax.set_ylabel("value")
+    ax.set_ylim(-0.05, 1.1)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("fitted approximations of exp on the observed logits")
+    ec, ew = 0.5 * (h.e_edges[1:] + h.e_edges[:-1]), np.diff(h.e_edges)
+    ax2.bar(ec, h.e_counts / h.e_counts.sum() / ew, width=ew, color="0.85")
+    ax2.axvline(fit_res.clip_floor, color="C3", label=f"clip floor {fit_res.clip_floor:.3g}")
+    ax2.set_xlabel("raw attention logit e")
+    ax2.set_ylabel("density")
+    ax2.legend(fontsize=8)
+    ax2.set_title("clip: raw logits floored, then normalised")
+    return fig

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from slimaudio import runtime, stats
+from slimaudio import stats
 from slimaudio.speaker.uncertainty import Scored, TrialStats
 
 METRICS = ("eer", "min_dcf")
@@ -35,9 +35,7 @@ def after_ft(ts: TrialStats, scores: Mapping[str, Sequence[np.ndarray]], referen
     and eer_after_ft_sd (the replicates' spread; NaN with one)}."""
     scored = {n: [ts.score(s) for s in reps] for n, reps in scores.items()}
     n_rep = len(next(iter(scored.values())))
-    n_boot = len(ts.resampler.counts)
-    draw = (np.zeros((n_boot, 1), dtype=int) if n_rep == 1 else
-            runtime.rng(seed, "bootstrap", 1).integers(0, n_rep, size=(n_boot, n_rep)))
+    draw = stats.replicate_draw(len(ts.resampler.counts), n_rep, seed)
     pooled = {n: _pool(reps, draw) for n, reps in scored.items()}
     out = {}
     for n, (values, samples) in pooled.items():
@@ -55,12 +53,9 @@ def after_ft(ts: TrialStats, scores: Mapping[str, Sequence[np.ndarray]], referen
 
 def _pool(reps: Sequence[Scored], draw: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Replicate-mean values, and per resample b the mean over the replicates drawn in row b."""
-    values = {k: float(np.mean([m.values[k] for m in reps])) for k in METRICS}
-    samples = {}
-    for k in METRICS:
-        per_rep = np.stack([m.samples[k] for m in reps])          # [replicates, n_boot]
-        samples[k] = per_rep[draw, np.arange(len(draw))[:, None]].mean(axis=1)
-    return values, samples
+    pooled = {k: stats.pool_replicates([m.values[k] for m in reps], [m.samples[k] for m in reps],
+                                       draw) for k in METRICS}
+    return {k: v for k, (v, _) in pooled.items()}, {k: s for k, (_, s) in pooled.items()}
 
 
 def _deltas(ts: TrialStats, ref: Scored, m: Scored) -> dict[str, float]:
@@ -68,7 +63,7 @@ def _deltas(ts: TrialStats, ref: Scored, m: Scored) -> dict[str, float]:
 
 
 def _flat(name: str, iv: stats.Interval) -> dict[str, float]:
-    return {name: iv.value, f"{name}_lo": iv.lo, f"{name}_hi": iv.hi}
+    return stats.columns(name, iv)
 
 
 def _suffixed(rec: Mapping[str, float], suffix: str) -> dict[str, float]:

@@ -9,11 +9,17 @@ from typing import Any
 
 import pandas as pd
 
+from slimaudio import stats
 from slimaudio.compress import exp_free
-from slimaudio.formatting import interval, num
+from slimaudio.formatting import interval_of, num
 from slimaudio.papers import PWL_SOFTMAX as P
+from slimaudio.speaker.evaluate import det_figure
+from slimaudio.studies.base import StudyReport
 from slimaudio.studies.pwl_softmax import rules
 from slimaudio.studies.pwl_softmax.fit import FitResult
+from slimaudio.studies.pwl_softmax.result import StudyResult
+from slimaudio.studies.pwl_softmax.rules import STUDY
+from slimaudio.studies.pwl_softmax.variants import control_variant
 
 FEATURES = {"baseline": "Softmax", "baseline_ft_control": "Softmax, fine-tuned (control)",
             "clip": "Clipping only", "pwl1": "1-segment linear + clipping",
@@ -124,10 +130,7 @@ def eer_table(t: pd.DataFrame) -> list[str]:
 
 
 def _iv(t: pd.DataFrame, m: str, col: str, digits: int = 2, sign: bool = False) -> str:
-    if col not in t or pd.isna(t.loc[m, col]):
-        return num(None)
-    return interval(t.loc[m, col], t.loc[m].get(f"{col}_lo"), t.loc[m].get(f"{col}_hi"),
-                    digits, sign)
+    return interval_of(stats.read(t.loc[m], col), digits, sign)
 
 
 def _delta_half_width(t: pd.DataFrame) -> float:
@@ -246,46 +249,6 @@ def exp_free_rows(fit_res: FitResult) -> list[str]:
     return lines
 
 
-def fit_figure(fit_res: FitResult) -> Any:
-    """fit.png: each fitted approximation against exp over the observed z range, with the
-    histogram; and clip's floor over the raw-logit histogram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    h = fit_res.hist
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.45})
-    zc = h.z_centres
-    widths = np.diff(h.z_edges)
-    axh = ax.twinx()
-    axh.bar(zc, h.z_counts / h.z_counts.sum() / widths, width=widths, color="0.85", zorder=0)
-    axh.set_ylabel("density of z (bars)")
-    ax.set_zorder(axh.get_zorder() + 1)
-    ax.patch.set_visible(False)
-    z = np.linspace(h.z_edges[0], 0.0, 600)
-    ax.plot(z, np.exp(z), "k", lw=2, label="exp(z)")
-    for k, c in sorted(fit_res.pwl.items()):
-        ax.plot(z, c.clipped(z), lw=1.2, label=f"pwl{k} (floor {c.floor:.3g})")
-    for name, style in (("ibert", ":"), ("base2", "--")):
-        if name in fit_res.diagnostics:
-            ax.plot(z, exp_free.approx_exp_np(name, z, {}), style, lw=1.2, label=name)
-    ax.set_xlabel("z = e - max_t e")
-    ax.set_ylabel("value")
-    ax.set_ylim(-0.05, 1.1)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_title("fitted approximations of exp on the observed logits")
-    ec, ew = 0.5 * (h.e_edges[1:] + h.e_edges[:-1]), np.diff(h.e_edges)
-    ax2.bar(ec, h.e_counts / h.e_counts.sum() / ew, width=ew, color="0.85")
-    ax2.axvline(fit_res.clip_floor, color="C3", label=f"clip floor {fit_res.clip_floor:.3g}")
-    ax2.set_xlabel("raw attention logit e")
-    ax2.set_ylabel("density")
-    ax2.legend(fontsize=8)
-    ax2.set_title("clip: raw logits floored, then normalised")
-    return fig
-
-
 def ft_curves_figure(curves: Mapping[str, list[dict[str, float]]]) -> Any:
     """ft_curves.png: the fine-tuning loss of every method and the control."""
     import matplotlib
@@ -303,3 +266,25 @@ def ft_curves_figure(curves: Mapping[str, list[dict[str, float]]]) -> Any:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def build(res: StudyResult, fit_res: FitResult, meta: Mapping[str, Any]) -> StudyReport:
+    """Everything stage pwl_softmax writes and logs but the ONNX files; roles table, rows,
+    table_md, metrics, latency, curves_plot, det_plot. Each variant's MLflow child run gets
+    its row's numbers and latencies, its normaliser's coefficients and its fine-tuning curve."""
+    lat = res.latency.set_index("method")
+    variants = [*res.variants, control_variant()]
+    per_variant = {v.name: {**{k: val for k, val in res.rows[v.name].items()
+                               if isinstance(val, int | float)}, **lat.loc[v.name].to_dict()}
+                   for v in variants}
+    return StudyReport(
+        study=STUDY, table=res.table,
+        markdown=table_markdown(res.table, res.latency, fit_res, meta),
+        metrics=metrics(res.table, res.seconds), tables={"latency": res.latency},
+        figures={"curves_plot": ft_curves_figure(res.ft_curves),
+                 "det_plot": det_figure(res.after, title="after fine-tuning")},
+        variant_metrics=per_variant,
+        variant_params={v.name: v.run_params() for v in variants},
+        variant_series={n: {"ft_loss": [(int(p["step"]), p["loss"]) for p in c]}
+                        for n, c in res.ft_curves.items() if c},
+        rows_table=rows_table(res.table, res.onnx, res.latency))

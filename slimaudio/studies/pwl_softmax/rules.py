@@ -100,4 +100,7 @@ def _claim(df: pd.DataFrame, methods: tuple[str, ...], col: str, threshold: floa
 # variant, the quality column and direction, and the findings above.
 STUDY = Study(name="pwl_softmax", title="1. Piecewise-linear softmax in ECAPA-TDNN", key="method",
               reference="baseline_ft_control", quality="eer_after_ft", lower_better=True,
-              findings=findings)
+              findings=findings, stages=("pwl_fit", "pwl_softmax"),
+              sections=("pwl_fit", "pwl_softmax"),
+              key_metrics=("eer_after_ft", "eer_before_ft", "min_dcf_after_ft", "latency_ms"),
+              extra_roles=("latency", "det_plot", "curves_plot"))

@@ -25,7 +25,6 @@ from slimaudio.models.ecapa import EcapaTdnn
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.evaluate import (
     Verification,
-    det_figure,
     evaluate_head,
     evaluate_torch,
     trunk_cache,
@@ -34,8 +33,7 @@ from slimaudio.speaker.export import export_bytes
 from slimaudio.speaker.train import TrainConfig, TrainResult
 from slimaudio.speaker.uncertainty import TrialStats, speakers_of
 from slimaudio.stats import BootstrapConfig
-from slimaudio.studies.base import StudyReport
-from slimaudio.studies.pwl_softmax import intervals, report, timing
+from slimaudio.studies.pwl_softmax import intervals, timing
 from slimaudio.studies.pwl_softmax.config import StudyConfig
 from slimaudio.studies.pwl_softmax.finetune import (
     FtPlan,
@@ -46,8 +44,8 @@ from slimaudio.studies.pwl_softmax.finetune import (
     static_module,
 )
 from slimaudio.studies.pwl_softmax.fit import FitResult
-from slimaudio.studies.pwl_softmax.rules import STUDY
-from slimaudio.studies.pwl_softmax.variants import Variant, build_variants, control_variant
+from slimaudio.studies.pwl_softmax.result import StudyResult
+from slimaudio.studies.pwl_softmax.variants import Variant, build_variants
 
 CONTROL = "baseline_ft_control"
 # latency.csv column -> the table's column of the same ratio
@@ -55,18 +53,6 @@ REL_TIME_COLUMNS = {"rel_time_softmax_torch": "rel_time_softmax",
                     "rel_time_softmax_onnx": "rel_time_softmax_onnx",
                     "rel_time_model_torch": "rel_time_model_torch",
                     "rel_time_model_onnx": "rel_time_model_onnx"}
-
-
-@dataclass
-class StudyResult:
-    table: pd.DataFrame
-    rows: dict[str, dict[str, Any]]
-    after: dict[str, Verification]   # baseline (no FT), the control and methods after FT
-    ft_curves: dict[str, list[dict[str, float]]]
-    latency: pd.DataFrame
-    onnx: dict[str, bytes]
-    seconds: dict[str, float]
-    variants: list[Variant]
 
 
 @dataclass
@@ -261,25 +247,3 @@ def make_table(rows: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> p
                 for c in [*AFTER_COLUMNS, "min_dcf_p05_after_ft"]}
         recs.append(rec)
     return pd.DataFrame(recs, columns=TABLE_COLUMNS)
-
-
-def study_report(res: StudyResult, fit_res: FitResult, meta: Mapping[str, Any]) -> StudyReport:
-    """Everything stage pwl_softmax writes and logs but the ONNX files; roles table, rows,
-    table_md, metrics, latency, ft_curves, det. Each variant's MLflow child run gets
-    its row's numbers and latencies, its normaliser's coefficients and its fine-tuning curve."""
-    lat = res.latency.set_index("method")
-    variants = [*res.variants, control_variant()]
-    per_variant = {v.name: {**{k: val for k, val in res.rows[v.name].items()
-                               if isinstance(val, int | float)}, **lat.loc[v.name].to_dict()}
-                   for v in variants}
-    return StudyReport(
-        study=STUDY, table=res.table,
-        markdown=report.table_markdown(res.table, res.latency, fit_res, meta),
-        metrics=report.metrics(res.table, res.seconds), tables={"latency": res.latency},
-        figures={"ft_curves": report.ft_curves_figure(res.ft_curves),
-                 "det": det_figure(res.after, title="after fine-tuning")},
-        variant_metrics=per_variant,
-        variant_params={v.name: v.run_params() for v in variants},
-        variant_series={n: {"ft_loss": [(int(p["step"]), p["loss"]) for p in c]}
-                        for n, c in res.ft_curves.items() if c},
-        rows_table=report.rows_table(res.table, res.onnx, res.latency))

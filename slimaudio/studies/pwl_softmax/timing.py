@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from slimaudio import latency, runtime
+from slimaudio import latency, runtime, stats
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.models.ecapa import EcapaTdnn
 from slimaudio.speaker.export import export_bytes
@@ -111,7 +111,6 @@ def latency_table(model: EcapaTdnn, data: SpeakerData, tuned: Mapping[str, Ecapa
             rec[f"{key}_p90_ms"] = res[n].p90_ms
             iv = latency.speedup(res[n], res["baseline"], boot.resamples,
                                  runtime.rng(seed, "bootstrap"), boot.level)
-            rec |= {f"rel_time_{key}": iv.value, f"rel_time_{key}_lo": iv.lo,
-                    f"rel_time_{key}_hi": iv.hi}
+            rec |= stats.columns(f"rel_time_{key}", iv)
         recs.append(rec)
     return pd.DataFrame(recs)

@@ -7,6 +7,8 @@ from typing import Any
 import pandas as pd
 
 from slimaudio.formatting import interval, num
+from slimaudio.studies.base import StudyReport
+from slimaudio.studies.runtimes.rules import STUDY
 
 
 def _speed(r: pd.Series) -> str:
@@ -61,3 +63,14 @@ def summary_metrics(table: pd.DataFrame, info: dict[str, Any]) -> dict[str, Any]
         if bool(r["trained"]):
             out |= {f"eer_{key}": float(r["eer"]), f"delta_eer_{key}": float(r["delta_eer"])}
     return out
+
+
+def build(table: pd.DataFrame, info: dict[str, Any]) -> StudyReport:
+    """What stage runtimes writes and logs: the table, table.md, metrics.json; one MLflow child
+    run per variant (runtime and format) with its EER, size and speed."""
+    return StudyReport(study=STUDY, table=table, markdown=table_markdown(table, info),
+                       metrics=summary_metrics(table, info),
+                       variant_metrics={str(r["variant"]): {
+                           k: float(r[k]) for k in ("eer", "delta_eer", "size_mib", "latency_ms",
+                                                    "speedup")
+                           if r[k] == r[k]} for _, r in table.iterrows()})

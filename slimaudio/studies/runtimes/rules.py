@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from slimaudio import stats
 from slimaudio.formatting import interval
 from slimaudio.studies.base import Finding, Study, judge, number, table_row
 from slimaudio.studies.pwl_softmax.rules import ft_tolerance
@@ -19,7 +20,8 @@ RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
 def _iv(row: pd.Series, col: str) -> tuple[float, float, float]:
-    return number(row.get(col)), number(row.get(f"{col}_lo")), number(row.get(f"{col}_hi"))
+    iv = stats.read(row, col)
+    return iv.value, iv.lo, iv.hi
 
 
 def faster(a: pd.Series, b: pd.Series) -> str:
@@ -60,4 +62,7 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
 
 STUDY = Study(name="runtimes", title="6. Beyond the papers: the runtimes users ship",
               key="variant", reference="ort_float", quality="eer", lower_better=True,
-              findings=findings)
+              findings=findings, stages=("runtimes",),
+              sections=(),  # reads ptq_layerwise's: the same models, calibration and trials
+              key_metrics=("speedup", "eer", "delta_eer", "size_mib", "latency_ms"),
+              extra_roles=())

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slimaudio import latency, runtime
+from slimaudio import latency, runtime, stats
 from slimaudio.compress import openvino_rt as ovrt
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError
@@ -27,14 +27,14 @@ from slimaudio.speaker.scoring import cosine_scores
 from slimaudio.speaker.uncertainty import TrialStats
 from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
-from slimaudio.studies.ptq_layerwise.config import Config as PtqConfig
 from slimaudio.studies.ptq_layerwise.evaluation import EvalSet, ModelIO, latency_input
+from slimaudio.studies.runtimes.config import Config
 from slimaudio.studies.runtimes.rules import RUNTIME_NAMES
 
 REFERENCE = "ort_float"
-COLUMNS = ["variant", "runtime", "precision", "channels", "trained", "eer", "eer_lo", "eer_hi",
-           "delta_eer", "delta_eer_lo", "delta_eer_hi", "size_mib", "latency_ms", "speedup",
-           "speedup_lo", "speedup_hi"]
+COLUMNS = ["variant", "runtime", "precision", "channels", "trained", *stats.column_names("eer"),
+           *stats.column_names("delta_eer"), "size_mib", "latency_ms",
+           *stats.column_names("speedup")]
 IO = ModelIO(input="feats", layout="BTF", output="embedding")  # our ECAPA exports
 
 
@@ -90,8 +90,7 @@ def time_models(models: Mapping[str, Model], feeds: Mapping[str, np.ndarray],
     for n in models:
         iv = latency.speedup(lat[REFERENCE], lat[n], n_boot, runtime.rng(seed, "bootstrap"),
                              level)
-        out[n] = {"latency_ms": lat[n].median_ms, "speedup": iv.value, "speedup_lo": iv.lo,
-                  "speedup_hi": iv.hi}
+        out[n] = {"latency_ms": lat[n].median_ms, **stats.columns("speedup", iv)}
     return out
 
 
@@ -101,7 +100,7 @@ class StudyResult:
     info: dict[str, Any]
 
 
-def run_study(ptq_models: Path, data_dir: Path, work: Path, ptq: PtqConfig, trained_channels: int,
+def run_study(ptq_models: Path, data_dir: Path, work: Path, ptq: Config, trained_channels: int,
               seed: int, threads: int, boot: BootstrapConfig, spread: latency.Spread,
               progress: bool = True) -> StudyResult:
     """Every runtime variant of the trained model (EER, size, speed) and of each width model

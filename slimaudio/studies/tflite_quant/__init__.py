@@ -15,7 +15,8 @@ Modules:
   measure      test-set scores, interleaved batch-1 latency, one-convolution kernel throughput
   intervals    clip-bootstrap intervals of F1/accuracy, paired differences from `basic`
   table        the table and diagnostics from the measurements
-  run          the steps in order (run_study) and the StudyReport (build_report)
+  run          the steps in order (run_study)
+  result       what run returns (StudyResult), which the report reads
   rules        the paper's claims judged on the table (findings)
-  report       metrics.json, markdown, figures and console lines (pure functions)
+  report       metrics.json, markdown, figures, console lines, the StudyReport (build)
 """

@@ -29,8 +29,8 @@ def interval_columns() -> list[str]:
     """Every column `quality_intervals` writes, in table order."""
     cols = []
     for q in QUALITIES:
-        cols += [f"{q}_lo", f"{q}_hi", f"delta_{q}", f"delta_{q}_lo", f"delta_{q}_hi"]
-    return [*cols, RATIO, f"{RATIO}_lo", f"{RATIO}_hi"]
+        cols += [*stats.column_names(q)[1:], *stats.column_names(f"delta_{q}")]
+    return [*cols, *stats.column_names(RATIO)]
 
 
 def cluster_ids(data: SoundFrames, split: str = "test") -> tuple[np.ndarray, str]:
@@ -59,11 +59,10 @@ def _row(s: Mapping[str, stats.Statistic], ref: Mapping[str, stats.Statistic],
     out: dict[str, float] = {}
     for q in QUALITIES:
         own, delta = res.interval(s[q]), res.difference(ref[q], s[q])
-        out.update({q: own.value, f"{q}_lo": own.lo, f"{q}_hi": own.hi, f"delta_{q}": delta.value,
-                    f"delta_{q}_lo": delta.lo, f"delta_{q}_hi": delta.hi})
+        out.update(stats.columns(q, own) | stats.columns(f"delta_{q}", delta))
     f1, f1_ref = s["f1"], ref["f1"]
     ratio = res.interval(lambda w: f1(w) / np.where(f1_ref(w) > 0, f1_ref(w), np.nan))
-    out.update({RATIO: ratio.value, f"{RATIO}_lo": ratio.lo, f"{RATIO}_hi": ratio.hi})
+    out.update(stats.columns(RATIO, ratio))
     return out
 
 

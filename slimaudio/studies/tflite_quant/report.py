@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slimaudio import papers, runtime
-from slimaudio.formatting import interval
+from slimaudio import papers, runtime, stats
+from slimaudio.formatting import interval, interval_of
 from slimaudio.metrics import MIB
+from slimaudio.studies.base import StudyReport
 from slimaudio.studies.tflite_quant import rules
+from slimaudio.studies.tflite_quant.result import StudyResult
+from slimaudio.studies.tflite_quant.rules import STUDY
 
 # The paper's Table 2 (slimaudio.papers, as printed: size in "MB", time in seconds).
 _NAMES = {"original": ("Original Model", "HDF5"), "basic": ("Basic Model", "TFLite"),
@@ -209,7 +212,7 @@ def _paper_table(t: pd.DataFrame) -> list[str]:
 
 def _iv(r: Mapping[str, Any], col: str, sign: bool = False, digits: int = 3) -> str:
     """A row's value of `col` with its interval (`col`_lo, `col`_hi)."""
-    return interval(r.get(col), r.get(f"{col}_lo"), r.get(f"{col}_hi"), digits, sign)
+    return interval_of(stats.read(r, col), digits, sign)
 
 
 def _bootstrap_note(d: Mapping[str, Any]) -> str:
@@ -331,3 +334,22 @@ def describe(table: pd.DataFrame) -> Sequence[str]:
             f"latency {r.latency_ms:8.3f} ms ({r.latency_ratio:4.2f})  "
             f"F1 {_iv(r._asdict(), 'f1')}  ΔF1 {_iv(r._asdict(), 'delta_f1', sign=True)}"
             for r in table.itertuples()]
+
+
+# StudyReport roles of the figures (the stage maps them to --size-plot / --latency-plot).
+FIGURES = {"size_plot": plot_f1_vs_size, "latency_plot": plot_f1_vs_latency}
+
+
+def build(res: StudyResult, baseline: Mapping[str, Any] | None) -> StudyReport:
+    """Everything the stage writes and logs: table, rows, markdown, metrics, the two figures,
+    one child run per variant (its numeric columns; tags file_format, quantized, calibration)
+    and `<variant>.f1` on the stage run."""
+    records = res.table.to_dict("records")
+    return StudyReport(
+        study=STUDY, table=res.table, markdown=render_markdown(res.table, res.diagnostics, baseline),
+        metrics=study_metrics(res.table, res.diagnostics),
+        figures={role: plot(res.table) for role, plot in FIGURES.items()},
+        variant_metrics={r["variant"]: flat_metrics(r) for r in records},
+        variant_tags={r["variant"]: {k: str(r[k]) for k in ("file_format", "quantized",
+                                                            "calibration")} for r in records},
+        run_metrics={f"{r['variant']}.f1": float(r["f1"]) for r in records})

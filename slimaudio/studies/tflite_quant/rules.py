@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from slimaudio import papers, runtime
-from slimaudio.formatting import interval, num
+from slimaudio import papers, runtime, stats
+from slimaudio.formatting import interval_of, num
 from slimaudio.studies.base import Finding, Study, combine, judge, number, table_row
 
 _PAPER = papers.TFLITE_QUANT
@@ -48,7 +48,7 @@ def _cell(r: pd.Series, col: str) -> float:
 
 def _iv(r: pd.Series, col: str, sign: bool = False) -> str:
     """Column `col` of a row with its interval (`col`_lo, `col`_hi), e.g. '-0.006 [-0.015, +0.003]'."""
-    return interval(_cell(r, col), _cell(r, f"{col}_lo"), _cell(r, f"{col}_hi"), 3, sign)
+    return interval_of(stats.read(r, col), 3, sign)
 
 
 def _keeps_finding(r: pd.Series, basic: pd.Series, claim: str, tol: float) -> Finding:
@@ -131,4 +131,8 @@ def _runtime(variant: str) -> str | None:
 
 STUDY = Study(name="tflite_quant", title="3. TFLite quantization of a ResNet50 sound-event classifier",
               key="variant", reference="basic", quality="f1", lower_better=False,
-              findings=findings, runtime="LiteRT (XNNPACK)", runtime_of=_runtime)
+              findings=findings, stages=("train_resnet", "tflite_quant"),
+              sections=("resnet", "tflite_quant"),
+              key_metrics=("f1", "accuracy", "precision", "recall", "size_mib", "latency_ms"),
+              extra_roles=("size_plot", "latency_plot"), runtime="LiteRT (XNNPACK)",
+              runtime_of=_runtime)

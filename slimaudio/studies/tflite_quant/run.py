@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from slimaudio import runtime
 from slimaudio.datasets.sounds import SoundFrames
 from slimaudio.latency import SIMPLE, Spread
-from slimaudio.studies.base import StudyReport
-from slimaudio.studies.tflite_quant import intervals, report
+from slimaudio.studies.tflite_quant import intervals
 from slimaudio.studies.tflite_quant.config import Config
 from slimaudio.studies.tflite_quant.measure import kernel_throughput, predict_all, time_all
 from slimaudio.studies.tflite_quant.naive_input import seen_by_naive
-from slimaudio.studies.tflite_quant.rules import STUDY
+from slimaudio.studies.tflite_quant.result import StudyResult
 from slimaudio.studies.tflite_quant.table import build_table
 from slimaudio.studies.tflite_quant.variants import conversions, convert_all
-
-# StudyReport roles of the figures (the stage maps them to --size-plot / --latency-plot).
-FIGURES = {"size_plot": report.plot_f1_vs_size, "latency_plot": report.plot_f1_vs_latency}
-
-
-@dataclass
-class StudyResult:
-    table: pd.DataFrame
-    diagnostics: dict[str, Any]
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: Config,
@@ -63,18 +49,3 @@ def bootstrap_info(clusters: np.ndarray, unit: str, cfg: Config) -> dict[str, An
     """What the intervals rest on, for metrics.json and the markdown."""
     return {"unit": unit, "clusters": int(len(np.unique(clusters))),
             "resamples": cfg.bootstrap.resamples, "level": cfg.bootstrap.level}
-
-
-def build_report(res: StudyResult, baseline: Mapping[str, Any] | None) -> StudyReport:
-    """Everything the stage writes and logs: table, rows, markdown, metrics, the two figures,
-    one child run per variant (its numeric columns; tags file_format, quantized, calibration)
-    and `<variant>.f1` on the stage run."""
-    records = res.table.to_dict("records")
-    return StudyReport(
-        study=STUDY, table=res.table, markdown=report.render_markdown(res.table, res.diagnostics, baseline),
-        metrics=report.study_metrics(res.table, res.diagnostics),
-        figures={role: plot(res.table) for role, plot in FIGURES.items()},
-        variant_metrics={r["variant"]: report.flat_metrics(r) for r in records},
-        variant_tags={r["variant"]: {k: str(r[k]) for k in ("file_format", "quantized",
-                                                            "calibration")} for r in records},
-        run_metrics={f"{r['variant']}.f1": float(r["f1"]) for r in records})

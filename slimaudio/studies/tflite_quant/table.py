@@ -21,13 +21,12 @@ from slimaudio.studies.tflite_quant.variants import NAIVE, Variant
 # Intervals (clip bootstrap, slimaudio.studies.tflite_quant.intervals) stand beside their value;
 # delta_* and f1_ratio are paired differences from / ratios to `basic`.
 TABLE_COLUMNS = ["variant", "file_format", "quantized", "size_bytes", "size_mib", "latency_ms",
-                 "f1", "f1_lo", "f1_hi", "delta_f1", "delta_f1_lo", "delta_f1_hi",
+                 *stats.column_names("f1"), *stats.column_names("delta_f1"),
                  "precision", "recall",
-                 "accuracy", "accuracy_lo", "accuracy_hi",
-                 "delta_accuracy", "delta_accuracy_lo", "delta_accuracy_hi"]
+                 *stats.column_names("accuracy"), *stats.column_names("delta_accuracy")]
 EXTRA_COLUMNS = ["latency_p90_ms", "latency_builtin_ms", "clip_f1", "clip_accuracy", "size_ratio",
-                 "latency_ratio", "speedup", "speedup_lo", "speedup_hi", RATIO, f"{RATIO}_lo",
-                 f"{RATIO}_hi", "pred_top_share", "input_saturation", "calibration"]
+                 "latency_ratio", *stats.column_names("speedup"), *stats.column_names(RATIO),
+                 "pred_top_share", "input_saturation", "calibration"]
 REFERENCE = "basic"  # size_ratio, latency_ratio, f1_ratio and delta_* are relative to this row
 
 
@@ -76,6 +75,7 @@ def build_table(variants: list[Variant], scores: Mapping[str, np.ndarray], test:
     speed = {v.name: speedup(lat[REFERENCE], lat[v.name], len(res.counts),
                              runtime.rng(seed, "bootstrap"), res.level) for v in variants}
     table["speedup"] = table["variant"].map(lambda v: speed[v].value)
-    table["speedup_lo"] = table["variant"].map(lambda v: speed[v].lo)
-    table["speedup_hi"] = table["variant"].map(lambda v: speed[v].hi)
+    _, lo, hi = stats.column_names("speedup")
+    table[lo] = table["variant"].map(lambda v: speed[v].lo)
+    table[hi] = table["variant"].map(lambda v: speed[v].hi)
     return table[TABLE_COLUMNS + EXTRA_COLUMNS]

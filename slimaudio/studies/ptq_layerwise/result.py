@@ -1,0 +1,40 @@
+"""What the study measured, as the report modules read it (the runner fills it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from slimaudio import stats
+from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError
+from slimaudio.studies.ptq_layerwise.groups import GROUPS
+from slimaudio.studies.ptq_layerwise.rows import Row
+from slimaudio.studies.ptq_layerwise.search import SearchResult
+
+COLUMNS = ["quantized",
+           *[c for n in ("eer", "delta_eer", "score_shift", "min_dcf", "delta_min_dcf")
+             for c in stats.column_names(n)],
+           "size_bytes", "size_mib", "size_ratio", "latency_ms", *stats.column_names("speedup"),
+           "weight_bits", "packed_bytes"]
+
+
+@dataclass
+class StudyResult:
+    rows: dict[str, Row]
+    search: SearchResult
+    errors: list[ActivationError]
+    ablation: list[dict[str, Any]]
+    profile: list[dict[str, Any]]
+    timings: dict[str, float]
+    n_nodes: dict[str, int]
+    info: dict[str, Any]
+    groups: tuple[str, ...] = GROUPS  # the layer groups (GroupMap.groups), in order
+    bits: dict[str, Any] = field(default_factory=dict)  # sub-8-bit part (bitwidth.summary)
+    speed: pd.DataFrame = field(default_factory=pd.DataFrame)  # width_speed.speed_table
+
+    def table(self) -> pd.DataFrame:
+        recs = [{"quantized": r.name, **{c: r.metrics.get(c) for c in COLUMNS[1:]}}
+                for r in self.rows.values()]
+        return pd.DataFrame(recs, columns=COLUMNS)
