@@ -11,7 +11,6 @@ from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies.tflite_quant.rules import STUDY
 
 SECTIONS = ("base", "tflite_quant")
-# The StudyReport's roles, each the command-line argument of its output path.
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """Every study, once, in the order the summary shows them, and the stages and params sections
-that belong to no one study. The summary, the report stage, the tests and the docs read this;
-tests/test_registry.py checks it against dvc.yaml and conf/.
+that belong to no one study. The report stage (which hands the studies to the summary), the
+tests and the docs read this; tests/test_registry.py checks it against dvc.yaml and conf/.
 
 What a study is lives in its own `rules.STUDY` (a `studies.base.Study`: name, stages, params
-sections, key metrics, report outputs, verdict rules), so a study's stages import only their
-own study; only what spans every study (the report stage, the tests) imports this module.
+sections, key metrics, report outputs, verdict rules). Only what spans every study (the report
+stage, the tests) imports this module, so adding a study re-runs no other study's stages.
 """
 
 from __future__ import annotations

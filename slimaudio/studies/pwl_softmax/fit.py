@@ -153,13 +153,12 @@ def load_fit(path: str | Path) -> FitResult:
 
 
 def fit_figure(fit_res: FitResult) -> Any:
-    """fit.png, the pwl_fit stage's figure: each fitted approximation against exp over the observed z range, with the
-    histogram; and clip's floor over the raw-logit histogram."""
+    """fit.png, the pwl_fit stage's figure: each fitted approximation against exp over the
+    observed z range, with the histogram; and clip's floor over the raw-logit histogram."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     h = fit_res.hist
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"wspace": 0.45})

@@ -336,7 +336,7 @@ def describe(table: pd.DataFrame) -> Sequence[str]:
             for r in table.itertuples()]
 
 
-# StudyReport roles of the figures (the stage maps them to --size-plot / --latency-plot).
+# The figures by their StudyReport role (STUDY.extra_roles; publish writes them at --size-plot / --latency-plot).
 FIGURES = {"size_plot": plot_f1_vs_size, "latency_plot": plot_f1_vs_latency}
 
 
