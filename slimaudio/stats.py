@@ -91,15 +91,8 @@ def columns(name: str, iv: Interval) -> dict[str, float]:
 def read(row: Mapping[str, Any], name: str, scale: float = 1.0) -> Interval:
     """The interval of column `name` in a table row (any mapping); NaN for a missing or
     non-numeric cell, so a table without the interval reads as value [nan, nan]."""
-    value, lo, hi = (scale * number(_get(row, c)) for c in column_names(name))
+    value, lo, hi = (scale * number(row.get(c)) for c in column_names(name))
     return Interval(value, lo, hi)
-
-
-def _get(row: Mapping[str, Any], key: str) -> Any:
-    try:
-        return row[key]
-    except (KeyError, IndexError):
-        return None
 
 
 def number(x: object) -> float:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from slimaudio import compose as composer
-from slimaudio import config
+from slimaudio import config, stats
 from slimaudio.errors import DataError, ParamError
 from slimaudio.stats import BootstrapConfig, Resampler
 from slimaudio.studies.distill import grid, pareto, probes, regression
@@ -499,7 +499,7 @@ def test_one_replicate_gives_the_single_runs_intervals_exactly() -> None:
     teacher, (student,) = _replicate_models(u, tasks, [0.1])
     res = intervals.speaker_resampler(u, _boot(300), seed=3)
     ivs = intervals.interval_table(res, {"teacher": teacher, "s": [student]}, "teacher", tasks,
-                                   intervals.replicate_draw(300, 1, seed=3))
+                                   stats.replicate_draw(300, 1, seed=3))
     mine, theirs = intervals.stats_of(student, tasks), intervals.stats_of(teacher, tasks)
     for q in intervals.qualities(tasks):
         iv, d = res.interval(mine[q]), res.difference(theirs[q], mine[q])
@@ -511,7 +511,7 @@ def test_one_replicate_gives_the_single_runs_intervals_exactly() -> None:
     assert (ivs.loc["s", "accuracy_retention_lo"], ivs.loc["s", "accuracy_retention_hi"]) == \
         (r.lo, r.hi)
     assert np.isnan(ivs.loc["s", "mean_accuracy_sd"])
-    assert not intervals.replicate_draw(300, 1, seed=3).any()   # nothing drawn
+    assert not stats.replicate_draw(300, 1, seed=3).any()   # nothing drawn
 
 
 def test_pooled_intervals_widen_with_the_replicates_spread() -> None:
@@ -521,7 +521,7 @@ def test_pooled_intervals_widen_with_the_replicates_spread() -> None:
     tasks = ["speaker", "group"]
     teacher, reps = _replicate_models(u, tasks, [0.0, 0.15, 0.3])
     res = intervals.speaker_resampler(u, _boot(400), seed=0)
-    draw = intervals.replicate_draw(400, 3, seed=0)
+    draw = stats.replicate_draw(400, 3, seed=0)
     assert draw.shape == (400, 3) and set(np.unique(draw)) == {0, 1, 2}
     models = {"teacher": teacher, "spread": reps, **{f"same{r}": [a] * 3 for r, a in enumerate(reps)}}
     ivs = intervals.interval_table(res, models, "teacher", tasks, draw)

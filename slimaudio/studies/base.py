@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from slimaudio import atomic, stats
-from slimaudio.stats import number  # noqa: F401 (the studies' rules read table cells with it)
+from slimaudio.stats import number
 
 # The common long schema: one row per variant of every study.
 ROW_COLUMNS = ("study", "variant", "size_mib", "latency_ms", "quality_metric", "quality",

@@ -144,7 +144,7 @@ def with_intervals(df: pd.DataFrame, data_dir: Path, grid_dir: Path, final_dir: 
                                        str(p)) for p in paths]
               for name, (paths, stage) in where.items()}
     res = intervals.speaker_resampler(utts, boot, seed)
-    draw = intervals.replicate_draw(boot.resamples, common_replicates(where), seed)
+    draw = stats.replicate_draw(boot.resamples, common_replicates(where), seed)
     ivs = intervals.interval_table(res, models, "teacher", tasks, draw)
     intervals.check_matches(df, ivs, "student", tasks)
     new = [c for c in ivs.columns if c not in df.columns]  # the table keeps its own values

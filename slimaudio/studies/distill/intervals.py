@@ -94,9 +94,6 @@ def speaker_resampler(utts: pd.DataFrame, boot: BootstrapConfig, seed: int) -> R
                                  boot.resamples, runtime.rng(seed, "bootstrap"), boot.level)
 
 
-replicate_draw = stats.replicate_draw
-
-
 @dataclass(frozen=True)
 class Pooled:
     """A model's accuracies over its replicates: the mean, and per resample the mean over the
@@ -146,7 +143,7 @@ def interval_table(res: Resampler, models: Mapping[str, Answers | Sequence[Answe
                    reference: str, tasks: Sequence[str], draw: np.ndarray | None = None
                    ) -> pd.DataFrame:
     """One row per model (index: its name), the columns of model_columns; a model's
-    replicates (a single Answers: one) pooled with `draw` (replicate_draw; None: every model
+    replicates (a single Answers: one) pooled with `draw` (stats.replicate_draw; None: every model
     has one replicate)."""
     if draw is None:
         draw = np.zeros((len(res.counts), 1), dtype=np.int64)

@@ -29,7 +29,8 @@ import pandas as pd
 from slimaudio import papers
 from slimaudio.formatting import interval
 from slimaudio.metrics import MIB
-from slimaudio.studies.base import Finding, Study, judge, number
+from slimaudio.stats import number
+from slimaudio.studies.base import Finding, Study, judge
 
 FRILL = papers.FRILL
 SPEED_CLAIM = (f"A distilled student is much faster and smaller than the teacher (paper: "

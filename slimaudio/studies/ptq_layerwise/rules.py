@@ -11,7 +11,8 @@ import pandas as pd
 from slimaudio import stats
 from slimaudio.formatting import interval
 from slimaudio.papers import PTQ_LAYERWISE as PAPER
-from slimaudio.studies.base import Finding, Study, judge, number, table_row
+from slimaudio.stats import number
+from slimaudio.studies.base import Finding, Study, judge, table_row
 
 BLOCKS = {"block1", "block2", "block3"}  # the SE-Res2Blocks
 HALF_SIZE_RATIO = 0.6  # paper_choice "roughly halves the model": size ratio at most this

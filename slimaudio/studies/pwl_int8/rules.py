@@ -13,14 +13,10 @@ from typing import Any
 import pandas as pd
 
 from slimaudio import stats
-from slimaudio.formatting import interval
-from slimaudio.studies.base import Finding, Study, combine, judge, number, table_row
+from slimaudio.formatting import interval_of
+from slimaudio.stats import number
+from slimaudio.studies.base import Finding, Study, combine, judge, table_row
 from slimaudio.studies.pwl_softmax.rules import ft_tolerance
-
-
-def _iv(row: pd.Series, col: str) -> tuple[float, float, float]:
-    iv = stats.read(row, col)
-    return iv.value, iv.lo, iv.hi
 
 
 def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Finding]:
@@ -34,21 +30,21 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
     if ref_row is None or ref_float is None:
         return [Finding("PWL pooling x INT8", "not measured", f"no {ref} rows")]
     tol = ft_tolerance(number(ref_float["eer"]))
-    d = _iv(ref_row, "delta_eer")
-    out = [Finding(f"All-op INT8 costs softmax pooling ({ref}) EER", judge(d[1], d[2], 0.0, "above"),
-                   f"ΔEER {interval(*d, 2, True)} points vs its float model")]
+    d = stats.read(ref_row, "delta_eer")
+    out = [Finding(f"All-op INT8 costs softmax pooling ({ref}) EER", judge(d.lo, d.hi, 0.0, "above"),
+                   f"ΔEER {interval_of(d, 2, True)} points vs its float model")]
     others = table[(table["method"] != ref) & (table["quantized"] == "all_ops")]
     if others.empty:
         return out
-    keep = {r["method"]: _iv(r, "delta_eer") for _, r in others.iterrows()}
+    keep = {r["method"]: stats.read(r, "delta_eer") for _, r in others.iterrows()}
     out.append(Finding(f"The other poolings keep their EER under all-op INT8 (ΔEER below "
                        f"{tol:.2f} points)",
-                       combine([judge(lo, hi, tol, "below") for _, lo, hi in keep.values()]),
-                       ", ".join(f"{m} {interval(*v, 2, True)}" for m, v in keep.items())))
-    gap = {r["method"]: _iv(r, "int8_gap") for _, r in others.iterrows()}
+                       combine([judge(v.lo, v.hi, tol, "below") for v in keep.values()]),
+                       ", ".join(f"{m} {interval_of(v, 2, True)}" for m, v in keep.items())))
+    gap = {r["method"]: stats.read(r, "int8_gap") for _, r in others.iterrows()}
     out.append(Finding("The other poolings lose less EER than softmax pooling to all-op INT8",
-                       combine([judge(lo, hi, 0.0, "below") for _, lo, hi in gap.values()]),
-                       ", ".join(f"{m} {interval(*v, 2, True)}" for m, v in gap.items())
+                       combine([judge(v.lo, v.hi, 0.0, "below") for v in gap.values()]),
+                       ", ".join(f"{m} {interval_of(v, 2, True)}" for m, v in gap.items())
                        + " points (difference in ΔEER, paired)"))
     return [f for f in out if not math.isnan(tol)]
 

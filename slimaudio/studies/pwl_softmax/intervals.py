@@ -42,9 +42,9 @@ def after_ft(ts: TrialStats, scores: Mapping[str, Sequence[np.ndarray]], referen
         ref_v, ref_s = pooled[reference]
         rec: dict[str, Any] = {}
         for k in METRICS:
-            rec |= _flat(k, stats.percentile(samples[k], values[k], ts.resampler.level))
-            rec |= _flat(f"delta_{k}", stats.percentile(samples[k] - ref_s[k],
-                                                        values[k] - ref_v[k], ts.resampler.level))
+            rec |= stats.columns(k, stats.percentile(samples[k], values[k], ts.resampler.level))
+            rec |= stats.columns(f"delta_{k}", stats.percentile(
+                samples[k] - ref_s[k], values[k] - ref_v[k], ts.resampler.level))
         eers = [m.values["eer"] for m in scored[n]]
         rec["eer_sd"] = float(np.std(eers, ddof=1)) if n_rep > 1 else float("nan")
         out[n] = _suffixed(rec, "_after_ft")
@@ -60,10 +60,6 @@ def _pool(reps: Sequence[Scored], draw: np.ndarray) -> tuple[dict[str, float], d
 
 def _deltas(ts: TrialStats, ref: Scored, m: Scored) -> dict[str, float]:
     return {k: v for k, v in ts.deltas(ref, m).items() if not k.startswith("score_shift")}
-
-
-def _flat(name: str, iv: stats.Interval) -> dict[str, float]:
-    return stats.columns(name, iv)
 
 
 def _suffixed(rec: Mapping[str, float], suffix: str) -> dict[str, float]:

@@ -14,7 +14,8 @@ import pandas as pd
 
 from slimaudio import papers
 from slimaudio.formatting import interval
-from slimaudio.studies.base import Finding, Study, combine, judge, number, table_row
+from slimaudio.stats import number
+from slimaudio.studies.base import Finding, Study, combine, judge, table_row
 
 # A method recovers after fine-tuning when its EER is at most this far above the fine-tuned
 # control's: FT_TOL_POINTS EER points or FT_TOL_SHARE of the control's EER, whichever is larger.

@@ -12,23 +12,19 @@ from typing import Any
 import pandas as pd
 
 from slimaudio import stats
-from slimaudio.formatting import interval
-from slimaudio.studies.base import Finding, Study, judge, number, table_row
+from slimaudio.formatting import interval_of
+from slimaudio.stats import number
+from slimaudio.studies.base import Finding, Study, judge, table_row
 from slimaudio.studies.pwl_softmax.rules import ft_tolerance
 
 RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
-def _iv(row: pd.Series, col: str) -> tuple[float, float, float]:
-    iv = stats.read(row, col)
-    return iv.value, iv.lo, iv.hi
-
-
 def faster(a: pd.Series, b: pd.Series) -> str:
     """Is `a` faster than `b`? Both speed-ups are against one reference in one interleaved
     run: decided when their intervals do not overlap."""
-    (_, alo, ahi), (_, blo, bhi) = _iv(a, "speedup"), _iv(b, "speedup")
-    return "holds" if alo > bhi else ("does not hold" if ahi < blo else "inconclusive")
+    sa, sb = stats.read(a, "speedup"), stats.read(b, "speedup")
+    return "holds" if sa.lo > sb.hi else ("does not hold" if sa.hi < sb.lo else "inconclusive")
 
 
 def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Finding]:
@@ -39,14 +35,15 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
     if ref is None or ov8 is None or ort8 is None:
         return [Finding("Runtimes side by side", "not measured", "no ORT/OpenVINO rows")]
     tol = ft_tolerance(number(ref["eer"]))
-    d, s = _iv(ov8, "delta_eer"), _iv(ov8, "speedup")
+    d, s = stats.read(ov8, "delta_eer"), stats.read(ov8, "speedup")
     out = [Finding(f"OpenVINO INT8 (NNCF) keeps the EER of ORT float (ΔEER below {tol:.2f} "
-                   "points)", judge(d[1], d[2], tol, "below"),
-                   f"ΔEER {interval(*d, 2, True)} points"),
+                   "points)", judge(d.lo, d.hi, tol, "below"),
+                   f"ΔEER {interval_of(d, 2, True)} points"),
            Finding("OpenVINO INT8 runs faster than ORT float at the trained width",
-                   judge(s[1], s[2], 1.0, "above"), f"{interval(*s, 2)}x"),
+                   judge(s.lo, s.hi, 1.0, "above"), f"{interval_of(s, 2)}x"),
            Finding("OpenVINO INT8 runs faster than ORT INT8 at the trained width",
-                   faster(ov8, ort8), f"{interval(*s, 2)}x vs {interval(*_iv(ort8, 'speedup'), 2)}x "
+                   faster(ov8, ort8),
+                   f"{interval_of(s, 2)}x vs {interval_of(stats.read(ort8, 'speedup'), 2)}x "
                    "over ORT float")]
     wide = table[~table["trained"].astype(bool)]
     if not wide.empty:
@@ -55,8 +52,8 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
                                                                          f"c{c}/ort_int8")
         if a is not None and b is not None:
             out.append(Finding(f"OpenVINO INT8 runs faster than ORT INT8 at C={c}", faster(a, b),
-                               f"{interval(*_iv(a, 'speedup'), 2)}x vs "
-                               f"{interval(*_iv(b, 'speedup'), 2)}x over ORT float"))
+                               f"{interval_of(stats.read(a, 'speedup'), 2)}x vs "
+                               f"{interval_of(stats.read(b, 'speedup'), 2)}x over ORT float"))
     return out
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 
 from slimaudio import papers, runtime, stats
 from slimaudio.formatting import interval_of, num
-from slimaudio.studies.base import Finding, Study, combine, judge, number, table_row
+from slimaudio.stats import number
+from slimaudio.studies.base import Finding, Study, combine, judge, table_row
 
 _PAPER = papers.TFLITE_QUANT
 # variant, the paper's claim, the F1 drop from `basic` the claim tolerates. The claim holds
