@@ -33,6 +33,9 @@ venv: $(STAMP) ## Create the virtual environment (.venv) with pinned dependencie
 params: venv ## Compose params.yaml from conf/ (Hydra, as dvc exp run does); e.g. make params SET="profile=tiny"
 	$(PY) -m slimaudio.compose $(SET)
 
+params-doc: venv ## Regenerate docs/params.md (every param's type, bounds and meaning) from slimaudio/schemas/
+	$(PY) -m slimaudio.params_doc > docs/params.md.tmp && mv docs/params.md.tmp docs/params.md
+
 repro: venv ## Set up and run the whole pipeline (dvc repro) on the synthetic default
 	$(PY) -m slimaudio.compose
 	$(VENV)/bin/dvc repro
@@ -73,4 +76,4 @@ compare-reports: venv ## Has a change moved a number? Compare two report trees, 
 clean: ## Remove generated data, models and reports (keeps the venv)
 	rm -rf data/speakers data/sounds data/distill models/* reports/*/ mlflow.db
 
-.PHONY: help venv params repro repro-paper test test-e2e test-fast browser lint verify-cache mlflow-ui bench compare-reports clean
+.PHONY: help venv params params-doc repro repro-paper test test-e2e test-fast browser lint verify-cache mlflow-ui bench compare-reports clean

@@ -20,6 +20,7 @@ import numpy as np
 
 from slimaudio import latency
 from slimaudio.metrics import file_size
+from slimaudio.spec import build
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
                "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int64)": np.int64}
@@ -56,7 +57,7 @@ def spread_from_params(path: Path = Path("params.yaml")) -> latency.Spread:
 
     if not path.is_file():
         raise SystemExit(f"{path}: missing; compose it first (make params)")
-    return latency.Spread.from_params(yaml.safe_load(path.read_text())["base"])
+    return build(latency.Spread, yaml.safe_load(path.read_text())["base"]["latency"])
 
 
 def groups(root: Path) -> dict[Path, list[Path]]:

@@ -10,7 +10,7 @@ composes both, the user's value last; `python -m slimaudio.compose` (`make param
 same for a plain `dvc repro`. params.yaml records the digest of the conf/ files it came from
 (`conf_digest`), and `resolve` stops a stage whose params.yaml is older than conf/.
 
-Every section has a schema (see `slimaudio/schemas/`). Validation runs on the whole file before
+Every section has a schema, derived from its class in `slimaudio/schemas/` (slimaudio.spec). Validation runs on the whole file before
 a stage does any work, and the first problem stops it with one line naming the key: unknown
 keys, wrong types, out-of-range values, keys out of order with each other and missing keys.
 """
@@ -151,7 +151,7 @@ def _label(section: str, dotted: str) -> str:
     return re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", f"{section}.{dotted}")
 
 
-def _load_schemas() -> None:
+def load_schemas() -> None:
     """Import every schema module (each registers its sections). Not skipped when SCHEMAS is
     merely non-empty: importing one schema module elsewhere registers only its own sections."""
     import slimaudio.schemas as pkg
@@ -313,7 +313,7 @@ def check_fresh(data: Mapping[str, Any], path: Path) -> None:
 
 
 def validate(data: Mapping[str, Any], source: str = "params.yaml") -> None:
-    _load_schemas()                      # cheap after the first call: imports are cached
+    load_schemas()                       # cheap after the first call: imports are cached
     for key in data:
         if key not in _TOP_LEVEL and key not in SCHEMAS:
             close = closest(str(key), SCHEMAS.keys())

@@ -16,15 +16,15 @@ Waveforms are float in [-1, 1]. Output layout is [frames, n_mels] (torch: [batch
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
 from slimaudio.errors import ParamError
+from slimaudio.schemas.data import Mel, ShortClip
 
 LOG_EPS = 1e-6
-ShortPolicy = Literal["pad", "drop"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,9 @@ class MelConfig:
                              f"(got {self.f_min}, {self.f_max} at {self.sample_rate} Hz)")
 
     @classmethod
-    def from_params(cls, feats: dict[str, Any], sample_rate: int) -> MelConfig:
-        return cls(sample_rate=sample_rate, n_mels=int(feats["n_mels"]), n_fft=int(feats["n_fft"]),
-                   win_length=int(feats["win_length"]), hop_length=int(feats["hop_length"]),
-                   f_min=float(feats["f_min"]), f_max=float(feats["f_max"]))
+    def of(cls, feats: Mel, sample_rate: int) -> MelConfig:
+        """The settings params `feats` (a features section) give at `sample_rate`."""
+        return cls(sample_rate=sample_rate, **{f.name: getattr(feats, f.name) for f in fields(Mel)})
 
     def n_frames(self, n_samples: int) -> int:
         """STFT frames for a signal of n_samples (0 when shorter than one window)."""
@@ -108,7 +107,7 @@ def log_mel(x: np.ndarray, cfg: MelConfig, fb: np.ndarray | None = None,
 
 # --- framing into fixed windows (sound clips) -------------------------------------------------
 
-def n_windows(length: int, window: int, stride: int, short: ShortPolicy = "pad") -> int:
+def n_windows(length: int, window: int, stride: int, short: ShortClip = "pad") -> int:
     """Windows of `window` samples every `stride` samples over a signal of `length` samples.
 
     Only whole windows are taken (a tail shorter than a window is dropped). A signal shorter
@@ -125,7 +124,7 @@ def n_windows(length: int, window: int, stride: int, short: ShortPolicy = "pad")
     return 1 + (length - window) // stride
 
 
-def frame_signal(x: np.ndarray, window: int, stride: int, short: ShortPolicy = "pad") -> np.ndarray:
+def frame_signal(x: np.ndarray, window: int, stride: int, short: ShortClip = "pad") -> np.ndarray:
     """[n_windows, window] copies of the windows defined by `n_windows` (zero-padded if short)."""
     x = np.asarray(x).reshape(-1)
     n = n_windows(x.size, window, stride, short)

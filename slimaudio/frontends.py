@@ -1,7 +1,7 @@
 """Feature frontends of pretrained speaker models, next to the project's own log-mel.
 
-Three kinds (`FrontendConfig.kind`), each float32 [frames, n_mels] from a float waveform in
-[-1, 1]:
+Three kinds (`FrontendConfig.kind`: KINDS, the choices of params
+prepare_speakers.features.kind), each float32 [frames, n_mels] from a float waveform in [-1, 1]:
   log_mel            slimaudio.features.log_mel, unchanged (the project's models).
   speechbrain_fbank  speechbrain.lobes.features.Fbank of speechbrain 1.1.2 with its defaults
                      (the ECAPA-TDNN recipes): 25 ms periodic Hamming window, 10 ms hop,
@@ -23,20 +23,23 @@ the signal path runs in float64 and rounds to float32 at the end.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Any, get_args
 
 import numpy as np
 
 from slimaudio.errors import ParamError
 from slimaudio.features import MelConfig, log_mel, mel_filterbank
+from slimaudio.schemas.data import FeatureKind, KaldiWindow, SpeakerFeatures
 
-KINDS = ("log_mel", "speechbrain_fbank", "kaldi_fbank")
+KINDS: tuple[str, ...] = get_args(FeatureKind)
 # Kaldi reads int16 samples unscaled and WeSpeaker multiplies its [-1, 1] waveform by 1 << 15
 # to match; 3D-Speaker feeds [-1, 1] as is (scale 1.0). The scale only shifts the log by
 # 2*log(scale), which mean_norm removes, except where the energy floor bites.
 KALDI_SCALE = float(1 << 15)
-KALDI_WINDOWS = ("povey", "hamming")
+KALDI_WINDOWS: tuple[str, ...] = get_args(KaldiWindow)
 SB_N_FFT, SB_AMIN, SB_TOP_DB = 400, 1e-10, 80.0
 KALDI_PREEMPH, KALDI_LOW_HZ = 0.97, 20.0
 KALDI_EPS = float(np.finfo(np.float32).eps)  # Kaldi's floor: std::numeric_limits<float>::epsilon()
@@ -191,21 +194,18 @@ def mean_normalise(feats: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class FrontendConfig:
-    """Which frontend, and its settings. `mel` holds the log_mel settings; the pretrained
-    kinds take only sample_rate and n_mels from it (the rest is fixed by their reference)."""
+class FrontendConfig(SpeakerFeatures):
+    """Params prepare_speakers.features at base.sample_rate: which frontend, and its settings.
+    `mel` holds the log_mel settings; the pretrained kinds take only sample_rate and n_mels from
+    it (the rest is fixed by their reference)."""
 
-    mel: MelConfig = MelConfig()
-    kind: str = "log_mel"
-    mean_norm: bool = False
-    kaldi_scale: float = KALDI_SCALE
-    kaldi_window: str = "povey"
-    where: str = "features"  # the params key prefix named in errors
+    sample_rate: int
 
     def __post_init__(self) -> None:
+        _ = self.mel  # MelConfig checks the STFT and mel settings first
         if self.kind not in KINDS:
-            raise ParamError(f"params: {self.where}.kind = {self.kind!r} is not one of "
-                             f"{', '.join(map(repr, KINDS))}")
+            raise ParamError(f"params: prepare_speakers.features.kind = {self.kind!r} is not one "
+                             f"of {', '.join(map(repr, KINDS))}")
         if self.kaldi_window not in KALDI_WINDOWS:
             raise ParamError(f"features: kaldi_window {self.kaldi_window!r} is not one of "
                              f"{', '.join(KALDI_WINDOWS)}")
@@ -213,17 +213,14 @@ class FrontendConfig:
             _sb_lengths(self.mel.sample_rate)
 
     @classmethod
-    def from_params(cls, feats: dict[str, Any], sample_rate: int,
-                    where: str = "prepare_speakers.features") -> FrontendConfig:
-        return cls(mel=MelConfig.from_params(feats, sample_rate),
-                   kind=str(feats.get("kind", "log_mel")),
-                   mean_norm=bool(feats.get("mean_norm", False)),
-                   kaldi_scale=float(feats.get("kaldi_scale", KALDI_SCALE)),
-                   kaldi_window=str(feats.get("kaldi_window", "povey")), where=where)
+    def of(cls, feats: SpeakerFeatures, sample_rate: int) -> FrontendConfig:
+        """The frontend params `feats` (prepare_speakers.features) give at `sample_rate`."""
+        return cls(**{f.name: getattr(feats, f.name) for f in fields(SpeakerFeatures)},
+                   sample_rate=sample_rate)
 
-    @property
-    def n_mels(self) -> int:
-        return self.mel.n_mels
+    @cached_property
+    def mel(self) -> MelConfig:
+        return MelConfig.of(self, self.sample_rate)
 
     def describe(self) -> dict[str, Any]:
         """What the features are, for info.json: the STFT settings that were used (the
@@ -260,14 +257,19 @@ class FrontendConfig:
         return mel_filterbank(self.mel) if self.kind == "log_mel" else None
 
 
+# Each kind's features (wave, cfg, log_mel's filters or None); its keys are KINDS (a test checks).
+_COMPUTE: dict[str, Callable[[np.ndarray, FrontendConfig, np.ndarray | None], np.ndarray]] = {
+    "log_mel": lambda wave, cfg, fb: log_mel(wave, cfg.mel, fb),
+    "speechbrain_fbank": lambda wave, cfg, fb: speechbrain_fbank(wave, cfg.sample_rate,
+                                                                 cfg.n_mels),
+    "kaldi_fbank": lambda wave, cfg, fb: kaldi_fbank(wave, cfg.sample_rate, cfg.n_mels,
+                                                     scale=cfg.kaldi_scale,
+                                                     window=cfg.kaldi_window),
+}
+
+
 def compute(wave: np.ndarray, cfg: FrontendConfig, fb: np.ndarray | None = None) -> np.ndarray:
     """float32 [cfg.n_frames(len(wave)), n_mels] features of a mono float waveform in [-1, 1];
     fb: cfg.filterbank(), to skip rebuilding log_mel's filters per call."""
-    sr, n_mels = cfg.mel.sample_rate, cfg.mel.n_mels
-    if cfg.kind == "log_mel":
-        feats = log_mel(wave, cfg.mel, fb)
-    elif cfg.kind == "speechbrain_fbank":
-        feats = speechbrain_fbank(wave, sr, n_mels)
-    else:
-        feats = kaldi_fbank(wave, sr, n_mels, scale=cfg.kaldi_scale, window=cfg.kaldi_window)
+    feats = _COMPUTE[cfg.kind](wave, cfg, fb)
     return mean_normalise(feats) if cfg.mean_norm else feats

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from slimaudio.schemas.base import Spread
 from slimaudio.stats import Interval, percentile
 
 Runner = Callable[[], Any]
@@ -37,19 +38,6 @@ Factory = Callable[[], Runner]
 # A burst ends early, after two calls, once it has run this long: a call that long is not
 # slowed by what the previous variant left in the caches, so more calls only cost time.
 BURST_BUDGET_S = 0.05
-
-
-@dataclass(frozen=True)
-class Spread:
-    """How rounds are made and spread, shared by every study (params `base.latency`)."""
-
-    burst: int      # calls per variant per round; the fastest one counts
-    processes: int  # worker processes, one after another (0: the calling process only)
-
-    @classmethod
-    def from_params(cls, base: Mapping[str, Any]) -> Spread:
-        return cls(burst=int(base["latency"]["burst"]),
-                   processes=int(base["latency"]["processes"]))
 
 
 # One call per round in the calling process: for unit tests that time nothing they report.

@@ -28,19 +28,6 @@ CHUNK = 64  # resamples per vectorised pass: bounds memory to CHUNK x n observat
 
 
 @dataclass(frozen=True)
-class BootstrapConfig:
-    """params base.bootstrap: how many resamples, and the interval level."""
-
-    resamples: int
-    level: float
-
-    @classmethod
-    def from_params(cls, base: Mapping[str, Any]) -> BootstrapConfig:
-        b = base["bootstrap"]
-        return cls(int(b["resamples"]), float(b["level"]))
-
-
-@dataclass(frozen=True)
 class Interval:
     """A point estimate with a percentile bootstrap interval."""
 

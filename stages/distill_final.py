@@ -10,6 +10,8 @@ from pathlib import Path
 from slimaudio import atomic, tracking
 from slimaudio.errors import DataError
 from slimaudio.latency import Spread
+from slimaudio.schemas.distill import Distill, DistillFinal, DistillStudent, Student
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "distill", "distill_student", "distill_final")
@@ -22,27 +24,25 @@ def main() -> None:
     if not path.exists():
         raise DataError(f"{path}: missing (run the distill_select stage)")
     choice = json.loads(path.read_text(encoding="utf-8"))
-    from slimaudio.models.mobilenet_students import StudentConfig
-    from slimaudio.studies.distill.config import FinalConfig, TargetsConfig, TrainConfig
     from slimaudio.studies.distill.data import load_targets
     from slimaudio.studies.distill.students import record, run_student
 
     sid = str(choice["student"])
-    cfg = StudentConfig.from_dict(choice["hyperparameters"])
+    cfg = build(Student, choice["hyperparameters"])
     base = params["base"]
     # distill_final overrides steps, batch size and learning rate; the rest is distill_student's
-    train = TrainConfig.from_params(params["distill_student"]).with_final(
-        FinalConfig.from_params(params["distill_final"]))
-    probe = TargetsConfig.from_params(params["distill"]).probe
+    train = build(DistillStudent, params["distill_student"]).with_final(
+        build(DistillFinal, params["distill_final"]))
+    probe = build(Distill, params["distill"]).probe
     # every declared key (params.flat()), plus the chosen student and its effective training
     run_params = {**params.flat(), "student": sid, "label": cfg.label,
-                  **{f"hp.{k}": v for k, v in cfg.as_dict().items()},
+                  **{f"hp.{k}": v for k, v in asdict(cfg).items()},
                   **{f"train.{k}": v for k, v in asdict(train).items() if not isinstance(v, dict)}}
     with tracking.stage_run("distill", f"final {sid} {cfg.label}", run_params) as run, \
             atomic.atomic_dir(args.out_dir) as tmp:
         data = load_targets(args.data)
         res = run_student(cfg, data, train, probe, tmp, int(base["seed"]), int(base["threads"]),
-                          spread=Spread.from_params(base))
+                          spread=build(Spread, base["latency"]))
         record(res, sid, "final", tmp, run)
     m = res.metrics
     print(f"distill_final {sid} ({cfg.label}), {m['train_steps']} steps: {m['size_mib']:.3f} MiB, "

@@ -11,6 +11,8 @@ import pandas as pd
 from slimaudio import tracking
 from slimaudio.errors import DataError
 from slimaudio.latency import Spread
+from slimaudio.schemas.distill import DistillReport
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies.distill.rules import STUDY
 
@@ -28,9 +30,8 @@ def main() -> None:
     args = parse_args(__doc__, ["data", "teacher", "models", "grid", "choice", "selection",
                                 "final", *STUDY.roles])
     params = setup(args.params, SECTIONS)
-    from slimaudio.stats import BootstrapConfig
+    from slimaudio.schemas.base import Bootstrap
     from slimaudio.studies.distill import report
-    from slimaudio.studies.distill.config import ReportConfig
     from slimaudio.studies.distill.data import load_targets
     from slimaudio.studies.distill.final import assemble
 
@@ -42,9 +43,9 @@ def main() -> None:
     grid = pd.read_csv(args.grid)
     with tracking.stage_run("distill", "distill_report", params.flat()) as run:
         res = assemble(grid, selection, choice, Path(args.final), Path(args.models), info,
-                       Path(args.teacher), ReportConfig.from_params(params["distill_report"]),
+                       Path(args.teacher), build(DistillReport, params["distill_report"]),
                        int(base["threads"]), int(base["seed"]), data_dir=Path(args.data),
-                       boot=BootstrapConfig.from_params(base), spread=Spread.from_params(base))
+                       boot=build(Bootstrap, base["bootstrap"]), spread=build(Spread, base["latency"]))
         report.build(res).publish(args, run)
     print("\n".join(report.describe(res)))
     print(json.dumps(res.metrics.get("done_when", {})))

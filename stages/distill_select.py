@@ -7,6 +7,8 @@ from pathlib import Path
 
 from slimaudio import atomic, tracking
 from slimaudio.latency import Spread
+from slimaudio.schemas.distill import DistillGrid, DistillSelect
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "distill_grid", "distill_select")
@@ -15,16 +17,15 @@ SECTIONS = ("base", "distill_grid", "distill_select")
 def main() -> None:
     args = parse_args(__doc__, ["data", "teacher", "models", "grid", "choice", "selection"])
     params = setup(args.params, SECTIONS)
-    from slimaudio.studies.distill.config import GridConfig, SelectConfig
     from slimaudio.studies.distill.data import load_targets
     from slimaudio.studies.distill.selection import select
 
-    base, grid = params["base"], GridConfig.from_params(params["distill_grid"])
+    base, grid = params["base"], build(DistillGrid, params["distill_grid"])
     info = load_targets(args.data).info
     with tracking.stage_run("distill", "distill_select", params.flat()) as run:
         sel = select(grid, Path(args.models), info, Path(args.teacher),
-                     SelectConfig.from_params(params["distill_select"]), int(base["threads"]),
-                     int(base["seed"]), Spread.from_params(base))
+                     build(DistillSelect, params["distill_select"]), int(base["threads"]),
+                     int(base["seed"]), build(Spread, base["latency"]))
         atomic.write_csv(args.grid, sel.table)
         atomic.write_json(args.selection, sel.info())
         atomic.write_json(args.choice, sel.choice(grid.students))

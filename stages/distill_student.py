@@ -5,9 +5,12 @@ convert and probe it again with seeds base.seed + 1, ... (replicate 0 alone is t
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from slimaudio import atomic, tracking
 from slimaudio.latency import Spread
+from slimaudio.schemas.distill import Distill, DistillStudent, Student
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
 
 # Plus distill_grid.students.<id>, the one student it trains (dvc.yaml declares that key alone).
@@ -22,23 +25,20 @@ def main() -> None:
     args = parse_args(__doc__, ["data", "out_dir"], extra=_student_arg)
     # an unknown id stops here: "params: missing key 'distill_grid.students.<id>'"
     params = setup(args.params, (*SECTIONS, f"distill_grid.students.{args.student}"))
-    students = params["distill_grid"]["students"]
-    from slimaudio.models.mobilenet_students import StudentConfig
-    from slimaudio.studies.distill.config import TargetsConfig, TrainConfig
     from slimaudio.studies.distill.data import load_targets
     from slimaudio.studies.distill.students import record, run_student
 
-    cfg = StudentConfig.from_dict(students[args.student])
-    base, train = params["base"], TrainConfig.from_params(params["distill_student"])
-    probe = TargetsConfig.from_params(params["distill"]).probe
+    cfg = build(Student, params["distill_grid"]["students"][args.student])
+    base, train = params["base"], build(DistillStudent, params["distill_student"])
+    probe = build(Distill, params["distill"]).probe
     # every declared key as it ran (params.flat()), plus the student's id and hyperparameters
     run_params = {**params.flat(), "student": args.student, "label": cfg.label,
-                  **{f"hp.{k}": v for k, v in cfg.as_dict().items()}}
+                  **{f"hp.{k}": v for k, v in asdict(cfg).items()}}
     with tracking.stage_run("distill", f"{args.student} {cfg.label}", run_params) as run, \
             atomic.atomic_dir(args.out_dir) as tmp:
         data = load_targets(args.data)
         res = run_student(cfg, data, train, probe, tmp, int(base["seed"]), int(base["threads"]),
-                          spread=Spread.from_params(base))
+                          spread=build(Spread, base["latency"]))
         record(res, args.student, "student", tmp, run)
     m = res.metrics
     reps = "" if train.replicates == 1 else (

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from slimaudio import atomic, tracking
 from slimaudio.latency import Spread
+from slimaudio.schemas.distill import Distill
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "distill")
@@ -13,14 +15,13 @@ SECTIONS = ("base", "distill")
 def main() -> None:
     args = parse_args(__doc__, ["speakers", "teacher", "out_dir"])
     params = setup(args.params, SECTIONS)
-    from slimaudio.studies.distill.config import TargetsConfig
     from slimaudio.studies.distill.targets import make_targets
 
-    base, cfg = params["base"], TargetsConfig.from_params(params["distill"])
+    base, cfg = params["base"], build(Distill, params["distill"])
     with tracking.stage_run("distill", "distill_targets", params.flat()) as run, \
             atomic.atomic_dir(args.out_dir) as tmp:
         info = make_targets(args.speakers, args.teacher, tmp, cfg, int(base["seed"]),
-                            int(base["threads"]), spread=Spread.from_params(base))
+                            int(base["threads"]), spread=build(Spread, base["latency"]))
         t = info["teacher"]
         run.log_metrics({**{k: t[k] for k in ("size_bytes", "size_mib", "latency_ms",
                                              "latency_p90_ms", "params")},

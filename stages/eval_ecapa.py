@@ -8,6 +8,8 @@ import shutil
 from slimaudio import atomic, tracking
 from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.schemas.ecapa import Eval, Init
 from slimaudio.speaker.evaluate import (
     Verification,
     cohort_embeddings,
@@ -18,11 +20,10 @@ from slimaudio.speaker.evaluate import (
     torch_embedder,
 )
 from slimaudio.speaker.export import ExportMismatch, evaluate_onnx, export_onnx, onnx_embedder
-from slimaudio.speaker.model_source import InitConfig
 from slimaudio.speaker.train import KEY_METRICS, load_checkpoint
 from slimaudio.speaker.uncertainty import TrialStats, speakers_of
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
-from slimaudio.stats import BootstrapConfig
 
 SECTIONS = ("base.seed", "base.bootstrap", "ecapa.init", "ecapa.eval")
 
@@ -30,8 +31,8 @@ SECTIONS = ("base.seed", "base.bootstrap", "ecapa.init", "ecapa.eval")
 def main() -> None:
     args = parse_args(__doc__, ["data", "model", "onnx", "metrics", "det", "det_plot"])
     params = setup(args.params, SECTIONS)
-    ev, init = params["ecapa"]["eval"], InitConfig.from_params(params["ecapa"]["init"])
-    threads = int(ev["threads"])
+    ev, init = build(Eval, params["ecapa"]["eval"]), build(Init, params["ecapa"]["init"])
+    threads = ev.threads
     with tracking.stage_run("ecapa", "eval_ecapa", params.flat()) as run:
         run.key_metrics = KEY_METRICS
         import torch
@@ -39,25 +40,25 @@ def main() -> None:
         torch.set_num_threads(threads)
         data = speakers.load(args.data)
         if init.kind == "onnx":
-            shutil.copyfile(init.path, args.onnx)  # the studies read the file from one place
+            shutil.copyfile(init.file, args.onnx)  # the studies read the file from one place
             curves = {}
-            embedder = onnx_embedder(args.onnx, threads, init.input_name, init.layout)
+            embedder = onnx_embedder(args.onnx, threads, init.input.name, init.input.layout)
         else:
             model, _, _ = load_checkpoint(args.model)
             curves = {"ECAPA-TDNN (torch)": evaluate_torch(model, data)}
-            export_onnx(model, args.onnx, data.n_mels, int(ev["onnx_opset"]))
+            export_onnx(model, args.onnx, data.n_mels, ev.onnx_opset)
             embedder = torch_embedder(model)
         io = init.model_input
-        onx = evaluate_onnx(args.onnx, data, threads=threads, input_name=io["name"],
-                            layout=io["layout"])
+        onx = evaluate_onnx(args.onnx, data, threads=threads, input_name=io.name,
+                            layout=io.layout)
         curves["ECAPA-TDNN (ONNX)"] = Verification(
             {k: onx[k] for k in ("eer", "min_dcf", "min_dcf_p05")}, onx["scores"], onx["labels"],
             onx["embeddings"])
         ver = next(iter(curves.values()))
-        norm = ev["score_norm"]
-        if norm["kind"] == "as_norm":
-            cohort = cohort_embeddings(embedder, data, int(norm["cohort_per_speaker"]))
-            curves["AS-norm"] = normalised(ver, data.trials, cohort, int(norm["top_k"]))
+        norm = ev.score_norm
+        if norm.kind == "as_norm":
+            cohort = cohort_embeddings(embedder, data, norm.cohort_per_speaker)
+            curves["AS-norm"] = normalised(ver, data.trials, cohort, norm.top_k)
         metrics = summarise(curves, ver, onx, data, params)
         atomic.write_json(args.metrics, metrics)
         atomic.write_csv(args.det, det_frame(ver.scores, ver.labels))
@@ -65,10 +66,10 @@ def main() -> None:
         run.log_metrics(metrics)
         run.log_artifact(args.det_plot)
         diff = metrics["eer_onnx_diff"]
-        if diff > float(ev["onnx_max_eer_diff"]):
+        if diff > ev.onnx_max_eer_diff:
             raise ExportMismatch(f"{args.onnx}: ONNX EER {onx['eer']:.4f}% differs from torch "
                                  f"{ver.metrics['eer']:.4f}% by {diff:.4f} points (> "
-                                 f"ecapa.eval.onnx_max_eer_diff = {ev['onnx_max_eer_diff']})")
+                                 f"ecapa.eval.onnx_max_eer_diff = {ev.onnx_max_eer_diff})")
     print(f"eval_ecapa: EER {ver.metrics['eer']:.3f}% [{metrics['eer_lo']:.3f}, "
           f"{metrics['eer_hi']:.3f}] (ONNX {onx['eer']:.3f}%), minDCF "
           f"{ver.metrics['min_dcf']:.3f} (p=0.01) / {ver.metrics['min_dcf_p05']:.3f} (p=0.05)"
@@ -79,7 +80,7 @@ def main() -> None:
 def summarise(curves: dict[str, Verification], ver: Verification, onx: dict, data: SpeakerData,
               params: dict) -> dict[str, float]:
     """EER and minDCF (p_target 0.01 and 0.05) with intervals, the ONNX check, AS-norm's."""
-    boot = BootstrapConfig.from_params(params["base"])
+    boot = build(Bootstrap, params["base"]["bootstrap"])
     spk = speakers_of(data.manifest)
     ts = TrialStats.build(data.trials, spk, boot.resamples, boot.level, int(params["base"]["seed"]))
     out = {**ver.metrics, **ts.metrics(ts.score(ver.scores)), "eer_onnx": onx["eer"],

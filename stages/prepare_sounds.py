@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from slimaudio import atomic, tracking
+from slimaudio import atomic, spec, tracking
 from slimaudio.prepare.sounds import prepare_sounds
+from slimaudio.schemas.data import PrepareSounds
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base.seed", "base.sample_rate", "base.on_bad_audio", "prepare_sounds")
@@ -12,8 +13,9 @@ SECTIONS = ("base.seed", "base.sample_rate", "base.on_bad_audio", "prepare_sound
 def main() -> None:
     args = parse_args(__doc__, ["out_dir", "metrics"])
     params = setup(args.params, SECTIONS)
+    section = spec.build(PrepareSounds, params["prepare_sounds"])
     with tracking.stage_run("data", "prepare_sounds", params.flat()) as run:
-        result = prepare_sounds(params["prepare_sounds"], params["base"], args.out_dir)
+        result = prepare_sounds(section, params["base"], args.out_dir)
         atomic.write_json(args.metrics, result.metrics)
         run.log_metrics(result.metrics)
         run.log_artifact(f"{args.out_dir}/info.json")

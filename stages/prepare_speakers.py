@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from slimaudio import atomic, tracking
+from slimaudio import atomic, spec, tracking
 from slimaudio.prepare.speakers import prepare_speakers
+from slimaudio.schemas.data import PrepareSpeakers
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base.seed", "base.sample_rate", "base.on_bad_audio", "prepare_speakers")
@@ -12,8 +13,9 @@ SECTIONS = ("base.seed", "base.sample_rate", "base.on_bad_audio", "prepare_speak
 def main() -> None:
     args = parse_args(__doc__, ["out_dir", "metrics"])
     params = setup(args.params, SECTIONS)
+    section = spec.build(PrepareSpeakers, params["prepare_speakers"])
     with tracking.stage_run("data", "prepare_speakers", params.flat()) as run:
-        result = prepare_speakers(params["prepare_speakers"], params["base"], args.out_dir)
+        result = prepare_speakers(section, params["base"], args.out_dir)
         atomic.write_json(args.metrics, result.metrics)
         run.log_metrics(result.metrics)
         run.log_artifact(f"{args.out_dir}/info.json")

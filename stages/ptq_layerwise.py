@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from slimaudio import atomic, tracking
 from slimaudio.latency import Spread
-from slimaudio.speaker.model_source import InitConfig
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.schemas.ecapa import Init
+from slimaudio.schemas.ptq_layerwise import PtqLayerwise
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
-from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise import config, report
 from slimaudio.studies.ptq_layerwise.rules import STUDY
 from slimaudio.studies.ptq_layerwise.run import run_study
@@ -21,14 +23,14 @@ SECTIONS = ("base", "ecapa.init", "ptq_layerwise")
 def main() -> None:
     args = parse_args(__doc__, ["model", "data", "models_dir", *STUDY.roles])
     params = setup(args.params, SECTIONS)
-    init = InitConfig.from_params(params["ecapa"]["init"])
-    cfg = config.from_params(params["ptq_layerwise"], init.model_input)
+    init = build(Init, params["ecapa"]["init"])
+    cfg = config.study_config(build(PtqLayerwise, params["ptq_layerwise"]), init.model_input)
     base = params["base"]
     with tracking.stage_run("ptq_layerwise", "ptq_layerwise", params.flat()) as run:
         with atomic.atomic_dir(args.models_dir) as tmp:
             res = run_study(cfg, int(base["seed"]), int(base["threads"]),
-                            BootstrapConfig.from_params(base), args.model, args.data, tmp,
-                            spread=Spread.from_params(base))
+                            build(Bootstrap, base["bootstrap"]), args.model, args.data, tmp,
+                            spread=build(Spread, base["latency"]))
         report.build(res, cfg).publish(args, run)
     print(f"{report.headline(res)} -> {args.table_md}")
 

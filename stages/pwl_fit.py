@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from slimaudio import atomic, tracking
+from slimaudio import atomic, spec, tracking
 from slimaudio.datasets import speakers
+from slimaudio.schemas.pwl_softmax import PwlFit
 from slimaudio.speaker.train import load_checkpoint
 from slimaudio.stage import cli, parse_args, setup
-from slimaudio.studies.pwl_softmax.config import FitConfig
 from slimaudio.studies.pwl_softmax.fit import fit_figure, fit_logits
 
 SECTIONS = ("base.seed", "pwl_fit")
@@ -15,7 +15,7 @@ SECTIONS = ("base.seed", "pwl_fit")
 def main() -> None:
     args = parse_args(__doc__, ["data", "model", "fit", "fit_plot"])
     params = setup(args.params, SECTIONS)
-    cfg, seed = FitConfig.from_params(params["pwl_fit"]), int(params["base"]["seed"])
+    cfg, seed = spec.build(PwlFit, params["pwl_fit"]), int(params["base"]["seed"])
     with tracking.stage_run("pwl_softmax", "pwl_fit", params.flat()) as run:
         data = speakers.load(args.data)
         model, _, _ = load_checkpoint(args.model)

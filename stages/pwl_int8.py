@@ -10,9 +10,13 @@ import pandas as pd
 from slimaudio import atomic, tracking
 from slimaudio.errors import DataError
 from slimaudio.latency import Spread
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.schemas.ecapa import EXPORT_INPUT
+from slimaudio.schemas.ptq_layerwise import PtqRecipe
+from slimaudio.schemas.pwl_int8 import PwlInt8
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
-from slimaudio.stats import BootstrapConfig
-from slimaudio.studies.ptq_layerwise.config import RECIPE_KEYS
+from slimaudio.studies.ptq_layerwise.config import RECIPE_KEYS, recipe
 from slimaudio.studies.pwl_int8 import report
 from slimaudio.studies.pwl_int8.config import Config
 from slimaudio.studies.pwl_int8.rules import STUDY
@@ -25,15 +29,16 @@ SECTIONS = ("base", "ecapa.model.channels", *(f"ptq_layerwise.{k}" for k in RECI
 def main() -> None:
     args = parse_args(__doc__, ["onnx_dir", "pwl_table", "data", "models_dir", *STUDY.roles])
     params = setup(args.params, SECTIONS)
-    cfg = Config.from_params(params["pwl_int8"], params["ptq_layerwise"],
-                             params["pwl_softmax"]["bench"])
+    own = build(PwlInt8, params["pwl_int8"])
+    ptq = recipe(build(PtqRecipe, params["ptq_layerwise"]), EXPORT_INPUT)
+    cfg = Config(**vars(own), bench=tuple(params["pwl_softmax"]["bench"]), ptq=ptq)
     base = params["base"]
     with tracking.stage_run("pwl_int8", "pwl_int8", params.flat()) as run:
         pwl_table = _read_table(Path(args.pwl_table))
         with atomic.atomic_dir(args.models_dir) as tmp:
             res = run_study(cfg, Path(args.onnx_dir), Path(args.data), Path(tmp), pwl_table,
                             int(base["seed"]), int(base["threads"]),
-                            BootstrapConfig.from_params(base), spread=Spread.from_params(base))
+                            build(Bootstrap, base["bootstrap"]), spread=build(Spread, base["latency"]))
             export_winner(res, Path(tmp) / "winner.onnx")
         st = cfg.ptq.quant_settings
         meta = {"channels": params["ecapa"]["model"]["channels"], "profile": params.profile,

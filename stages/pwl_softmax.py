@@ -6,12 +6,13 @@ from pathlib import Path
 
 from slimaudio import atomic, tracking
 from slimaudio.datasets import speakers
-from slimaudio.latency import Spread
+from slimaudio.schemas.base import Bootstrap, Spread
+from slimaudio.schemas.ecapa import Eval, Train
+from slimaudio.schemas.pwl_softmax import PwlSoftmax
 from slimaudio.speaker.train import TrainConfig, load_checkpoint
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
-from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.pwl_softmax import report
-from slimaudio.studies.pwl_softmax.config import StudyConfig
 from slimaudio.studies.pwl_softmax.fit import load_fit
 from slimaudio.studies.pwl_softmax.rules import STUDY
 from slimaudio.studies.pwl_softmax.run import run_study
@@ -22,17 +23,16 @@ SECTIONS = ("base", "ecapa.train", "ecapa.eval", "pwl_softmax")
 def main() -> None:
     args = parse_args(__doc__, ["data", "model", "fit", "onnx_dir", *STUDY.roles])
     params = setup(args.params, SECTIONS)
-    base, ecapa = params["base"], params["ecapa"]
-    cfg = StudyConfig.from_params(params["pwl_softmax"])
+    base, cfg = params["base"], build(PwlSoftmax, params["pwl_softmax"])
+    train, ev = build(Train, params["ecapa"]["train"]), build(Eval, params["ecapa"]["eval"])
     with tracking.stage_run("pwl_softmax", "pwl_softmax", params.flat()) as run:
         data = speakers.load(args.data)
         model, aam, _ = load_checkpoint(args.model)
         fit_res = load_fit(args.fit)
-        train_cfg = TrainConfig.from_params(ecapa["train"], data, int(base["seed"]))
+        train_cfg = TrainConfig.of(train, data, int(base["seed"]))
         res = run_study(model, aam, data, fit_res, cfg, train_cfg, int(base["threads"]),
-                        int(base["seed"]), int(ecapa["eval"]["onnx_opset"]),
-                        BootstrapConfig.from_params(base), threads_eval=int(ecapa["eval"]["threads"]),
-                        spread=Spread.from_params(base))
+                        int(base["seed"]), ev.onnx_opset, build(Bootstrap, base["bootstrap"]),
+                        threads_eval=ev.threads, spread=build(Spread, base["latency"]))
         with atomic.atomic_dir(args.onnx_dir) as tmp:
             for name, blob in res.onnx.items():
                 (Path(tmp) / f"{name}.onnx").write_bytes(blob)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from slimaudio import atomic, tracking
+from slimaudio import atomic, spec, tracking
+from slimaudio.schemas.report import Report
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies.registry import STUDIES
 from slimaudio.summary import cross_study, html, page
@@ -17,6 +18,7 @@ def main() -> None:
     args = parse_args(__doc__, ["data", *(s.name for s in STUDIES), "summary", "html",
                                 "cross_png", "cross_csv", "metrics"])
     params = setup(args.params, SECTIONS)
+    report = spec.build(Report, params["report"])
     out_dir = Path(args.summary).parent
     studies = {s.name: page.load(s, Path(getattr(args, s.name))) for s in STUDIES}
     findings = {name: st.findings() for name, st in studies.items()}
@@ -32,7 +34,7 @@ def main() -> None:
     md = page.render_markdown(studies, findings, header, page.load_data_metrics(Path(args.data)),
                               os.path.relpath(args.cross_png, out_dir), rel)
     atomic.write_text(args.summary, md)
-    atomic.write_text(args.html, html.render_html(md, out_dir, params["report"]["title"]))
+    atomic.write_text(args.html, html.render_html(md, out_dir, report.title))
     metrics = page.summary_metrics(findings)
     atomic.write_json(args.metrics, metrics)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from slimaudio import atomic, tracking
 from slimaudio.latency import Spread
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
-from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.runtimes import config
 
 SECTIONS = ("base", "ecapa.model.channels", *(f"ptq_layerwise.{k}" for k in config.KEYS))
@@ -22,13 +23,13 @@ def main() -> None:
 
     args = parse_args(__doc__, ["ptq_models", "data", "models_dir", *STUDY.roles])
     params = setup(args.params, SECTIONS)
-    base, ptq = params["base"], config.Config.from_params(params["ptq_layerwise"])
+    base, ptq = params["base"], build(config.Config, params["ptq_layerwise"])
     with tracking.stage_run("runtimes", "runtimes", params.flat()) as run:
         with atomic.atomic_dir(args.models_dir) as tmp:
             res = run_study(Path(args.ptq_models), Path(args.data), Path(tmp), ptq,
                             int(params["ecapa"]["model"]["channels"]), int(base["seed"]),
-                            int(base["threads"]), BootstrapConfig.from_params(base),
-                            Spread.from_params(base))
+                            int(base["threads"]), build(Bootstrap, base["bootstrap"]),
+                            build(Spread, base["latency"]))
         report.build(res.table, res.info).publish(args, run)
     t = res.table.set_index("variant")
     print("runtimes: " + "; ".join(f"{v} {t.loc[v, 'speedup']:.2f}x" for v in t.index))

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 from slimaudio import atomic, tracking
-from slimaudio.latency import Spread
+from slimaudio.schemas.base import Bootstrap, Spread
+from slimaudio.schemas.tflite import TfliteQuant
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies.tflite_quant.rules import STUDY
 
@@ -19,10 +21,11 @@ def main() -> None:
     from slimaudio import runtime
     from slimaudio.datasets.sounds import load_sounds
     from slimaudio.frame_classifier.train import find_model
-    from slimaudio.studies.tflite_quant import config, report, run
+    from slimaudio.studies.tflite_quant import report, run
 
-    cfg = config.from_params(params["tflite_quant"], params["base"])
-    threads = params["base"]["threads"]
+    base = params["base"]
+    cfg, bootstrap = build(TfliteQuant, params["tflite_quant"]), build(Bootstrap, base["bootstrap"])
+    threads = base["threads"]
     runtime.set_tf_threads(threads)  # the `original` row is timed on the same thread count as LiteRT
     data = load_sounds(args.sounds)
     model_path = find_model(args.model_dir)
@@ -30,8 +33,8 @@ def main() -> None:
     baseline = json.loads(Path(args.baseline).read_text(encoding="utf-8"))
     with tracking.stage_run("tflite_quant", "tflite_quant", params.flat()) as mlrun, \
             atomic.atomic_dir(args.tflite_dir) as tmp:
-        res = run.run_study(data, model_path, Path(tmp), cfg, threads, params["base"]["seed"], fmt,
-                                spread=Spread.from_params(params["base"]))
+        res = run.run_study(data, model_path, Path(tmp), cfg, bootstrap, threads, base["seed"],
+                            fmt, spread=build(Spread, base["latency"]))
         report.build(res, baseline).publish(args, mlrun)
     print("\n".join(report.describe(res.table)))
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slimaudio import atomic, tracking
+from slimaudio import atomic, spec, tracking
 from slimaudio.metrics import file_size
+from slimaudio.schemas.tflite import Resnet
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base.seed", "resnet")
@@ -14,20 +15,20 @@ SECTIONS = ("base.seed", "resnet")
 def main() -> None:
     args = parse_args(__doc__, ["sounds", "model_dir", "history", "curves", "confusion", "metrics"])
     params = setup(args.params, SECTIONS)
-    cfg = params["resnet"]
+    cfg = spec.build(Resnet, params["resnet"])
     from slimaudio import runtime
     from slimaudio.datasets.sounds import load_sounds
     from slimaudio.frame_classifier import evaluate, train
 
-    runtime.set_tf_threads(cfg["threads"])
+    runtime.set_tf_threads(cfg.threads)
     data = load_sounds(args.sounds)
     with tracking.stage_run("tflite_quant", "train_resnet", params.flat()) as run:
         result = train.train_resnet(data, cfg, params["base"]["seed"])
         test = data.split("test")
-        scores = evaluate.predict_keras(result.model, test.x, cfg["eval_batch_size"])
+        scores = evaluate.predict_keras(result.model, test.x, cfg.eval_batch_size)
         metrics = evaluate.evaluate_scores(scores, test.y, test.clip_ids, data.n_classes)
         with atomic.atomic_dir(args.model_dir) as tmp:
-            model_path = train.save_model(result.model, Path(tmp), cfg["save_format"])
+            model_path = train.save_model(result.model, Path(tmp), cfg.save_format)
             size = file_size(model_path)
             atomic.write_csv(Path(tmp) / "history.csv", result.history)
         metrics.update(size, n_params=result.n_params, train_seconds=result.seconds,

@@ -7,8 +7,10 @@ from __future__ import annotations
 from slimaudio import atomic, tracking
 from slimaudio.datasets import speakers
 from slimaudio.models.ecapa import n_params
+from slimaudio.schemas.distill import TrainTeacher
 from slimaudio.speaker.export import export_onnx
 from slimaudio.speaker.train import log_curve, train_baseline, training_summary, write_curve
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base.seed", "train_teacher")
@@ -17,11 +19,12 @@ SECTIONS = ("base.seed", "train_teacher")
 def main() -> None:
     args = parse_args(__doc__, ["data", "onnx", "curve", "curve_plot", "metrics"])
     params = setup(args.params, SECTIONS)
-    section = params["train_teacher"]
+    teacher = build(TrainTeacher, params["train_teacher"])
     with tracking.stage_run("distill", "train_teacher", params.flat()) as run:
         data = speakers.load(args.data)
-        model, _, sampler, res = train_baseline(data, section, int(params["base"]["seed"]))
-        export_onnx(model, args.onnx, data.n_mels, int(section["onnx_opset"]))
+        model, _, sampler, res = train_baseline(data, teacher.model, teacher.train,
+                                              int(params["base"]["seed"]))
+        export_onnx(model, args.onnx, data.n_mels, teacher.onnx_opset)
         write_curve(res.curve, args.curve, args.curve_plot, title="Distillation teacher training")
         summary = {**training_summary(res, sampler.n_classes), "params": n_params(model)}
         atomic.write_json(args.metrics, summary)

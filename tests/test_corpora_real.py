@@ -19,6 +19,8 @@ from slimaudio.audio import AudioChecks
 from slimaudio.corpora import events, speakers
 from slimaudio.errors import DataError
 from slimaudio.features import MelConfig, frame_signal, log_mel, n_windows
+from slimaudio.schemas.data import PrepareSounds, PrepareSpeakers
+from slimaudio.spec import build
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -65,7 +67,8 @@ def test_fsdd_through_prepare_speakers(tmp_path):
 
     section = _speaker_section("fsdd", FSDD, test_speakers=2, max_utts=6)
     section["audio"]["min_duration_s"] = 0.05
-    res = prepare_speakers(section, _base(), tmp_path / "spk", workers=1, progress=False)
+    res = prepare_speakers(build(PrepareSpeakers, section), _base(), tmp_path / "spk", workers=1,
+                           progress=False)
     m = pd.read_csv(tmp_path / "spk" / "manifest.csv")
     assert len(m) == 36 and set(m.split) == {"train", "test"}
     assert m[m.split == "test"].speaker.nunique() == 2
@@ -97,7 +100,8 @@ def test_librispeech_one_utterance_per_speaker_cannot_make_target_trials(tmp_pat
 
     section = _speaker_section("librispeech", LIBRI, test_speakers=3, max_speakers=8)
     with pytest.raises(DataError, match="no target or no non-target pair"):
-        prepare_speakers(section, _base(), tmp_path / "spk", workers=1, progress=False)
+        prepare_speakers(build(PrepareSpeakers, section), _base(), tmp_path / "spk", workers=1,
+                         progress=False)
     assert not (tmp_path / "spk").exists()  # atomic: nothing half-written
 
 
@@ -212,7 +216,8 @@ def test_esc10_through_prepare_sounds(tmp_path):
     from slimaudio.prepare.sounds import prepare_sounds
 
     section = _sound_section("esc50", ESC, esc10_only=True, max_clips=4)
-    res = prepare_sounds(section, _base(), tmp_path / "snd", workers=1, progress=False)
+    res = prepare_sounds(build(PrepareSounds, section), _base(), tmp_path / "snd", workers=1,
+                         progress=False)
     m = pd.read_csv(tmp_path / "snd" / "manifest.csv")
     frames = np.load(tmp_path / "snd" / "frames.npy", mmap_mode="r")
     assert frames.shape == (len(m), 64, 99) and frames.dtype == np.float16
@@ -229,7 +234,8 @@ def test_near_silent_esc_clip_frames_are_dropped_by_threshold(tmp_path):
 
     section = _sound_section("esc50", ESC, esc10_only=True, max_clips=2)
     section["audio"]["silence_dbfs"] = -14.0   # some clock_tick frames peak below -14 dBFS
-    res = prepare_sounds(section, _base(), tmp_path / "snd", workers=1, progress=False)
+    res = prepare_sounds(build(PrepareSounds, section), _base(), tmp_path / "snd", workers=1,
+                         progress=False)
     assert res.info["framing"]["silent_frames_dropped"] + res.info["skipped"]["by_reason"].get("silent", 0) > 0
 
 
@@ -279,7 +285,8 @@ def test_voxceleb_official_trials_define_the_test_split(tmp_path):
     bad = root / "wav" / "id10004" / "vidB" / "00002.wav"
     sf.write(bad, np.zeros(SR, dtype=np.float32), SR)  # all-silent: skipped, its trial dropped
     section = _speaker_section("voxceleb", root, test_speakers=1)
-    res = prepare_speakers(section, _base(), tmp_path / "spk", workers=1, progress=False)
+    res = prepare_speakers(build(PrepareSpeakers, section), _base(), tmp_path / "spk", workers=1,
+                           progress=False)
     m = pd.read_csv(tmp_path / "spk" / "manifest.csv")
     assert sorted(m[m.split == "test"].speaker.unique()) == ["id10003", "id10004"]
     assert res.info["corpus"]["trials"].endswith("veri_test2.txt")
@@ -344,7 +351,8 @@ def test_urbansound8k_files_in_other_folds_are_missing_not_unreadable(tmp_path, 
     root = _fake_us8k(tmp_path / "us8k", csv_fold=1, disk_folds=[1, 3, 1, 3])
     section = _sound_section("urbansound8k", root)
     section["split"].update(val_fraction=0.0, test_fraction=0.0)
-    res = prepare_sounds(section, _base(), tmp_path / "snd", workers=1, progress=False)
+    res = prepare_sounds(build(PrepareSounds, section), _base(), tmp_path / "snd", workers=1,
+                         progress=False)
     assert res.info["skipped"]["by_reason"] == {"missing": 2}
     assert res.metrics["skipped_missing"] == 2 and "skipped_unreadable" not in res.metrics
     assert res.info["skipped"]["examples"][0] == f"{root}/audio/fold1/100032-3-0-1.wav: no such file"
@@ -377,7 +385,8 @@ def test_an_empty_split_is_never_silent(tmp_path, caplog, split, consequence):
                             test_fraction=0.5 if split == "test" else 0.0)
     section["undersample"]["cap"] = None
     message = f"prepare_sounds: the {split} split has no frames"
-    prepare_sounds(section, _base(), tmp_path / "snd", workers=1, progress=False)
+    prepare_sounds(build(PrepareSounds, section), _base(), tmp_path / "snd", workers=1,
+                   progress=False)
     assert any(message in r.getMessage() and consequence in r.getMessage()
                for r in caplog.records if r.levelname == "WARNING")
 

@@ -11,7 +11,9 @@ import yaml
 from slimaudio import compose as composer
 from slimaudio import config, stats
 from slimaudio.errors import DataError, ParamError
-from slimaudio.stats import BootstrapConfig, Resampler
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.spec import build
+from slimaudio.stats import Resampler
 from slimaudio.studies.distill import grid, pareto, probes, regression
 
 LEVELS = {"arch": ["small", "large"], "width": [0.5, 0.75, 1.0], "bottleneck": [16, 64, 192],
@@ -199,11 +201,12 @@ def test_a_fixed_factor_keeps_its_level_and_the_others_stay_covered() -> None:
 
 
 def test_check_grid_notes_the_factors_the_design_holds() -> None:
-    from slimaudio.studies.distill.config import GridConfig
+    from slimaudio.schemas.distill import DistillGrid
     from slimaudio.studies.distill.selection import check_grid
 
     students = grid.fractional(LEVELS, 7, seed=0, restarts=2, fixed={"arch": "small"})
-    notes = check_grid(GridConfig(LEVELS, students), require_full=False)
+    notes = check_grid(build(DistillGrid, {"levels": LEVELS, "students": students}),
+                       require_full=False)
     assert notes == ["held at one level by the design, so without a regression weight: "
                      "arch=small"]
 
@@ -393,8 +396,8 @@ def test_probe_answers_are_saved_read_back_and_give_the_accuracy(tmp_path) -> No
         intervals.answers(back, ["group"], len(u), "p.csv")
 
 
-def _boot(resamples: int = 400) -> BootstrapConfig:
-    return BootstrapConfig(resamples=resamples, level=0.95)
+def _boot(resamples: int = 400) -> Bootstrap:
+    return Bootstrap(resamples=resamples, level=0.95)
 
 
 def test_accuracy_intervals_pair_students_with_the_teacher_over_speakers() -> None:

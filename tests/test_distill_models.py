@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from slimaudio.features import MelConfig, log_mel
+from slimaudio.schemas.distill import Student
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -66,10 +67,10 @@ def test_activation_fake_quant_is_8_bit_and_close() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cfg", [
-    ms.StudentConfig("small", 0.5, 16, "gap", qat=False, frontend="outside"),
-    ms.StudentConfig("small", 0.5, 8, "flatten", qat=True, frontend="inside"),
+    Student("small", 0.5, 16, "gap", qat=False, frontend="outside"),
+    Student("small", 0.5, 8, "flatten", qat=True, frontend="inside"),
 ], ids=lambda c: c.label)
-def test_student_trains_and_converts(cfg: ms.StudentConfig) -> None:
+def test_student_trains_and_converts(cfg: Student) -> None:
     wav = _waves(16)
     x = wav if cfg.frontend == "inside" else np.stack([log_mel(w, MEL) for w in wav])
     y = np.random.default_rng(1).normal(size=(16, 12)).astype(np.float32)

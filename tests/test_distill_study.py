@@ -1,55 +1,42 @@
-"""The distillation study package: typed config vs schema, rules (budgets from papers.FRILL),
-and the report (rows, write roles) on a hand-made outcome. No TensorFlow, no ONNX."""
+"""The distillation study package: its sections build from the defaults, rules (budgets from
+papers.FRILL), and the report (rows, write roles) on a hand-made outcome. No TensorFlow, no ONNX."""
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from slimaudio import compose as composer
-from slimaudio import config, papers, runtime
-from slimaudio.config import Field
+from slimaudio import papers, runtime, spec
+from slimaudio.schemas.distill import DistillFinal, DistillGrid, DistillStudent, Student
 from slimaudio.studies.base import ROW_COLUMNS
-from slimaudio.studies.distill import config as dconf
-from slimaudio.studies.distill import grid, rules
+from slimaudio.studies.distill import rules
 from slimaudio.studies.distill.rules import STUDY
 
-
-def _check_fields(cls: type, schema: dict, where: str) -> None:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    assert names == set(schema), f"{where}: fields {sorted(names)} vs schema {sorted(schema)}"
-    for f in dataclasses.fields(cls):
-        assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, \
-            f"{where}.{f.name} has a default (defaults live in conf/config.yaml)"
-        sub = schema[f.name]
-        if f"{where}.{f.name}" == "distill_grid.levels":  # a mapping factor -> levels
-            assert set(sub) == set(grid.FACTORS)
-        elif isinstance(sub, dict):
-            assert dataclasses.is_dataclass(hints[f.name]), f"{where}.{f.name}"
-            _check_fields(hints[f.name], sub, f"{where}.{f.name}")
-        else:
-            assert isinstance(sub, Field)
+DISTILL_SECTIONS = ("distill", "distill_student", "distill_grid", "distill_select",
+                    "distill_final", "distill_report", "train_teacher")
 
 
-@pytest.mark.parametrize("section", sorted(dconf.SECTIONS))
-def test_config_fields_match_the_schema_and_build_from_the_default(section: str) -> None:
-    import slimaudio.schemas.distill  # noqa: F401  (registers the sections)
+@pytest.mark.parametrize("section", DISTILL_SECTIONS)
+def test_every_section_builds_from_the_default(section: str) -> None:
+    cls = spec.SECTIONS[section]
+    assert isinstance(spec.build(cls, composer.compose([])[section]), cls)
 
-    cls = dconf.SECTIONS[section]
-    _check_fields(cls, config.SCHEMAS[section], section)
-    built = cls.from_params(composer.compose([])[section])
-    assert isinstance(built, cls)
+
+def test_every_student_builds() -> None:
+    for profile in ([], ["profile=paper"]):
+        grid_p = spec.build(DistillGrid, composer.compose(profile)["distill_grid"])
+        for sid in grid_p.students:
+            assert isinstance(grid_p.student(sid), Student)
 
 
 def test_final_training_takes_steps_batch_and_lr_from_distill_final() -> None:
     p = composer.compose([])
-    train = dconf.TrainConfig.from_params(p["distill_student"])
-    final = train.with_final(dconf.FinalConfig.from_params(p["distill_final"]))
+    train = spec.build(DistillStudent, p["distill_student"])
+    final = train.with_final(spec.build(DistillFinal, p["distill_final"]))
     assert (final.steps, final.batch_size, final.lr) == (p["distill_final"]["steps"],
                                                         p["distill_final"]["batch_size"],
                                                         p["distill_final"]["lr"])
@@ -69,15 +56,6 @@ def test_random_streams_keep_their_ids() -> None:
                     ("distill.probe_subset", 2), ("distill.student_batches", 3),
                     ("distill.qat_calibration", 4), ("distill.latency_input", 5)):
         assert runtime.rng(7, name).random() == np.random.default_rng([7, 6, k]).random()
-
-
-def test_bootstrap_config_matches_the_base_schema() -> None:
-    import slimaudio.schemas.base  # noqa: F401  (registers the section)
-    from slimaudio.stats import BootstrapConfig
-
-    _check_fields(BootstrapConfig, config.SCHEMAS["base"]["bootstrap"], "base.bootstrap")
-    b = BootstrapConfig.from_params(composer.compose([])["base"])
-    assert b.resamples >= 100 and 0.5 < b.level < 1
 
 
 def test_done_when_applies_frills_budgets() -> None:
@@ -259,10 +237,10 @@ def test_replicates_default_to_one_and_the_paper_profile_trains_several() -> Non
     training seed into every interval."""
     assert composer.compose([])["distill_student"]["replicates"] == 1
     assert composer.compose(["profile=tiny"])["distill_student"]["replicates"] == 1
-    paper = dconf.TrainConfig.from_params(composer.compose(["profile=paper"])["distill_student"])
+    composed = composer.compose(["profile=paper"])
+    paper = spec.build(DistillStudent, composed["distill_student"])
     assert paper.replicates >= 2
-    final = paper.with_final(dconf.FinalConfig.from_params(
-        composer.compose(["profile=paper"])["distill_final"]))
+    final = paper.with_final(spec.build(DistillFinal, composed["distill_final"]))
     assert final.replicates == paper.replicates   # the final student is replicated alike
 
 

@@ -13,9 +13,11 @@ from test_ecapa_standin import make_standin
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError
 from slimaudio.models.ecapa import EcapaTdnn
+from slimaudio.schemas.ecapa import Train
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler, NoiseConfig, add_noise
 from slimaudio.speaker.train import TrainConfig, load_checkpoint, lr_at, save_checkpoint, train
+from slimaudio.spec import build
 
 CONTRACT = ["conv_in", "block1", "block2", "block3", "conv_mfa", "asp", "bn_asp", "fc", "bn_fc"]
 
@@ -109,7 +111,7 @@ def test_training_config_comes_from_params_alone(standin: speakers.SpeakerData) 
     train_p = params["ecapa"]["train"]
     assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(TrainConfig))
     assert [f.name for f in fields(NoiseConfig) if f.default is not MISSING] == ["fluctuation_shape"]
-    cfg = TrainConfig.from_params(train_p, standin, 7)
+    cfg = TrainConfig.of(build(Train, train_p), standin, 7)
     assert (cfg.steps, cfg.margin_warmup_steps, cfg.seed) == (train_p["steps"], train_p["margin_warmup_steps"], 7)
     assert cfg.noise == NoiseConfig(train_p["noise_prob"], tuple(train_p["snr_db"]))
     aam = AAMSoftmax(8, 3)

@@ -147,7 +147,9 @@ def test_default_mel_config_is_the_speaker_corpus_features() -> None:
     """MelConfig()'s defaults (used without params, e.g. by models built in tests) are those of
     prepare_speakers.features in conf/config.yaml, ECAPA-TDNN's input."""
     from slimaudio.compose import compose
+    from slimaudio.schemas.data import SpeakerFeatures
+    from slimaudio.spec import build
 
     params = compose([])
-    assert MelConfig() == MelConfig.from_params(params["prepare_speakers"]["features"],
-                                                params["base"]["sample_rate"])
+    assert MelConfig() == MelConfig.of(build(SpeakerFeatures, params["prepare_speakers"]["features"]),
+                                       params["base"]["sample_rate"])

@@ -151,9 +151,8 @@ def test_reduce_range_auto_follows_the_int8_dot_product(monkeypatch) -> None:
     avx2 = {"simd": ["avx", "avx2", "fma"]}
     assert runtime.int8_dot_flags(vnni) == ["avx512_vnni"] and runtime.int8_dot_flags(avx2) == []
     monkeypatch.setattr(runtime, "cpu_info", lambda: vnni)
-    full = resolve_reduce_range("auto")
-    assert full["reduce_range"] is False and "avx512_vnni" in full["reduce_range_reason"]
+    full, why = resolve_reduce_range("auto")
+    assert full is False and "avx512_vnni" in why
     monkeypatch.setattr(runtime, "cpu_info", lambda: avx2)
-    assert resolve_reduce_range("auto")["reduce_range"] is True
-    assert resolve_reduce_range(False) == {"reduce_range": False,
-                                           "reduce_range_reason": "set in params"}
+    assert resolve_reduce_range("auto")[0] is True
+    assert resolve_reduce_range(False) == (False, "set in params")

@@ -17,7 +17,7 @@ MAX_LINES = 60
 # A function may run longer with a reason on the line above its `def` (or its decorators):
 # `# long: <why>`.
 REASON = re.compile(r"#\s*long:\s*\S")
-STUDY_PARTS = ("__init__.py", "rules.py", "report.py")  # and config.py if it owns a section
+STUDY_PARTS = ("__init__.py", "rules.py", "report.py")
 STUDIES = tuple(s.name for s in registry.STUDIES)
 
 
@@ -72,7 +72,7 @@ def test_no_private_calls_across_modules() -> None:
 @pytest.mark.parametrize("study", STUDIES)
 def test_every_study_package_has_the_same_parts(study: str) -> None:
     folder = LIB / "studies" / study
-    parts = (*STUDY_PARTS, "config.py") if registry.BY_NAME[study].sections else STUDY_PARTS
+    parts = STUDY_PARTS  # its params' one definition is slimaudio/schemas/ (tests/test_spec.py)
     missing = [p for p in parts if not (folder / p).is_file()]
     assert not missing, f"slimaudio/studies/{study}/ lacks {missing}"
     assert not (LIB / "studies" / f"{study}.py").exists(), "the old single-module study is back"

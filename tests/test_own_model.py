@@ -15,9 +15,11 @@ from test_corpora_real import FSDD, LIBRI, _base, _fake_voxceleb, _speaker_secti
 from slimaudio.corpora import speakers
 from slimaudio.errors import DataError
 from slimaudio.models.speechbrain_import import read_hparams
+from slimaudio.schemas.data import PrepareSpeakers, SpeakerSource
+from slimaudio.schemas.ecapa import EXPORT_INPUT, Init
 from slimaudio.speaker import pretrained
-from slimaudio.speaker.model_source import InitConfig
 from slimaudio.speaker.scoring import Trials, as_norm, cosine_scores
+from slimaudio.spec import build
 
 SB_HPARAMS = """\
 n_mels: 80
@@ -44,7 +46,7 @@ def test_speechbrain_hyperparams_are_read_with_references(tmp_path: Path) -> Non
 
 def test_a_speechbrain_folder_without_its_checkpoint_is_named(tmp_path: Path) -> None:
     (tmp_path / "hyperparams.yaml").write_text(SB_HPARAMS)
-    cfg = InitConfig.from_params({"kind": "speechbrain", "path": str(tmp_path)})
+    cfg = Init(kind="speechbrain", path=str(tmp_path), input=EXPORT_INPUT)
     with pytest.raises(DataError, match="embedding_model.ckpt: missing"):
         from slimaudio.models.speechbrain_import import load_folder
 
@@ -59,7 +61,8 @@ def test_evaluation_only_sides_and_the_check_that_keeps_test_audio_out(tmp_path:
     sec = _speaker_section("fsdd", FSDD, test_speakers=1, max_utts=3)
     sec["train_corpus"].update(kind="librispeech", path=str(LIBRI), max_speakers=5)
     sec["audio"]["min_duration_s"] = 0.05
-    res = prepare_speakers(sec, _base(), tmp_path / "spk", workers=1, progress=False)
+    res = prepare_speakers(build(PrepareSpeakers, sec), _base(), tmp_path / "spk", workers=1,
+                           progress=False)
     m = pd.read_csv(tmp_path / "spk" / "manifest.csv")
     assert set(m[m.split == "test"].speaker) == {"george", "jackson", "lucas", "nicolas", "theo",
                                                  "yweweler"}
@@ -67,8 +70,14 @@ def test_evaluation_only_sides_and_the_check_that_keeps_test_audio_out(tmp_path:
     assert res.info["counts"]["trials"] > 0
     sec["train_corpus"].update(kind="fsdd", path=str(FSDD), max_speakers=None)
     with pytest.raises(DataError, match="in both the test corpus and prepare_speakers.train_corpus"):
-        prepare_speakers(sec, _base(), tmp_path / "spk2", workers=1, progress=False)
+        prepare_speakers(build(PrepareSpeakers, sec), _base(), tmp_path / "spk2", workers=1,
+                         progress=False)
     assert not (tmp_path / "spk2").exists()
+
+
+def _source(kind: str, path: Path, trial_list: str | None) -> SpeakerSource:
+    return SpeakerSource(kind=kind, path=str(path), trial_list=trial_list, max_speakers=None,
+                         max_utts_per_speaker=None)
 
 
 def test_a_trial_list_naming_a_missing_utterance_stops_naming_it(tmp_path: Path) -> None:
@@ -76,16 +85,14 @@ def test_a_trial_list_naming_a_missing_utterance_stops_naming_it(tmp_path: Path)
     with open(root / "veri_test2.txt", "a") as f:
         f.write("1 id10003/vidA/00001.wav id10003/vidZ/00009.wav\n")
     with pytest.raises(DataError, match=r"trial 5 names utterance 'id10003/vidZ/00009'"):
-        speakers.read_speaker_corpus({"kind": "voxceleb", "path": str(root), "trial_list": None},
-                                     {}, 16000, 1)
+        speakers.read_speaker_corpus(_source("voxceleb", root, None), None, 16000, 1)
 
 
 def test_a_trial_list_for_any_corpus_kind(tmp_path: Path) -> None:
     need(FSDD)
     trials = tmp_path / "fsdd_trials.txt"
     trials.write_text("1 0_george_0 1_george_0\n0 0_george_0 0_theo_0.wav\n")
-    c = speakers.read_speaker_corpus({"kind": "fsdd", "path": str(FSDD),
-                                      "trial_list": str(trials)}, {}, 16000, 1)
+    c = speakers.read_speaker_corpus(_source("fsdd", FSDD, str(trials)), None, 16000, 1)
     assert c.trials == [(1, "0_george_0", "1_george_0"), (0, "0_george_0", "0_theo_0")]
 
 

@@ -20,6 +20,8 @@ from slimaudio.prepare import common
 from slimaudio.prepare.common import NpyAppender
 from slimaudio.prepare.sounds import prepare_sounds, split_groups
 from slimaudio.prepare.speakers import make_trials, prepare_speakers, split_speakers
+from slimaudio.schemas.data import PrepareSounds, PrepareSpeakers
+from slimaudio.spec import build
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -125,7 +127,8 @@ def test_split_groups_keeps_recordings_whole():
 
 def test_prepare_speakers_synthetic_contract(tmp_path):
     out = tmp_path / "speakers"
-    res = prepare_speakers(_tiny_speakers(), _base(), out, workers=1, progress=False)
+    res = prepare_speakers(build(PrepareSpeakers, _tiny_speakers()), _base(), out, workers=1,
+                           progress=False)
     assert sorted(p.name for p in out.iterdir()) == [
         "audio.npy", "feats.npy", "info.json", "manifest.csv", "trials.txt"]
     m = pd.read_csv(out / "manifest.csv")
@@ -163,8 +166,10 @@ def test_prepare_speakers_synthetic_contract(tmp_path):
 
 
 def test_prepare_speakers_is_deterministic(tmp_path):
-    a = prepare_speakers(_tiny_speakers(), _base(), tmp_path / "a", workers=1, progress=False)
-    b = prepare_speakers(_tiny_speakers(), _base(), tmp_path / "b", workers=1, progress=False)
+    a = prepare_speakers(build(PrepareSpeakers, _tiny_speakers()), _base(), tmp_path / "a",
+                         workers=1, progress=False)
+    b = prepare_speakers(build(PrepareSpeakers, _tiny_speakers()), _base(), tmp_path / "b",
+                         workers=1, progress=False)
     assert a.metrics == b.metrics
     for name in ("feats.npy", "audio.npy", "manifest.csv", "trials.txt"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
@@ -174,7 +179,8 @@ def test_prepare_speakers_is_deterministic(tmp_path):
 
 def test_prepare_sounds_synthetic_contract(tmp_path):
     out = tmp_path / "sounds"
-    res = prepare_sounds(_tiny_sounds(), _base(), out, workers=1, progress=False)
+    res = prepare_sounds(build(PrepareSounds, _tiny_sounds()), _base(), out, workers=1,
+                         progress=False)
     assert sorted(p.name for p in out.iterdir()) == [
         "class_weights.json", "classes.json", "frames.npy", "info.json", "manifest.csv"]
     m = pd.read_csv(out / "manifest.csv")
@@ -221,12 +227,12 @@ def _bad_folder(root: Path) -> dict[str, str]:
     return bad
 
 
-def _folder_section(root: Path) -> dict:
+def _folder_section(root: Path) -> PrepareSounds:
     sec = _tiny_sounds()
     sec["corpus"].update(kind="folder", path=str(root))
     sec["framing"]["short_clip"] = "drop"
     sec["split"].update(val_fraction=0.0, test_fraction=0.0)
-    return sec
+    return build(PrepareSounds, sec)
 
 
 def test_bad_files_are_skipped_and_counted_by_reason(tmp_path):
@@ -284,10 +290,12 @@ def test_speaker_corpus_errors_are_one_line(tmp_path):
     sec = _tiny_speakers()
     sec["corpus"].update(kind="librispeech", path=str(tmp_path / "missing"))
     with pytest.raises(DataError, match="missing: corpus directory for 'librispeech' not found"):
-        prepare_speakers(sec, _base(), tmp_path / "out", workers=1, progress=False)
+        prepare_speakers(build(PrepareSpeakers, sec), _base(), tmp_path / "out", workers=1,
+                         progress=False)
     sec["corpus"].update(kind="fsdd", path=None)
     with pytest.raises(DataError, match="needs corpus.path"):
-        prepare_speakers(sec, _base(), tmp_path / "out", workers=1, progress=False)
+        prepare_speakers(build(PrepareSpeakers, sec), _base(), tmp_path / "out", workers=1,
+                         progress=False)
 
 
 # --- folder / FSDD problems are counted, warned about, or fatal ----------------------------
@@ -366,11 +374,11 @@ def _fake_fsdd(root: Path, extra: tuple[str, ...]) -> Path:
     return root
 
 
-def _fsdd_section(root: Path) -> dict:
+def _fsdd_section(root: Path) -> PrepareSpeakers:
     sec = _tiny_speakers()
     sec["corpus"].update(kind="fsdd", path=str(root))
     sec["split"]["test_speakers"] = 2  # trials need a non-target pair
-    return sec
+    return build(PrepareSpeakers, sec)
 
 
 def test_fsdd_misnamed_files_are_counted_with_a_warning(tmp_path, caplog):

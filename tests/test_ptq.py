@@ -22,7 +22,11 @@ from slimaudio import compose as composer
 from slimaudio.compress import onnx_int8
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
-from slimaudio.stats import BootstrapConfig
+from slimaudio.schemas import ptq_layerwise as schema
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.schemas.ecapa import EXPORT_INPUT
+from slimaudio.schemas.ptq_layerwise import PtqRecipe
+from slimaudio.spec import build
 from slimaudio.studies.ptq_layerwise import ablation, groups, result, run, search
 from slimaudio.studies.ptq_layerwise import config as study_config
 from slimaudio.studies.ptq_layerwise import report as ptq_report
@@ -40,7 +44,7 @@ REPORT_FILES = {"table": "table.csv", "rows": "rows.csv", "table_md": "table.md"
                 "sensitivity_png": "sensitivity.png", "size_png": "size_vs_eer.png",
                 "mixed_png": "mixed_precision.png", "speed": "speed.csv", "speed_png": "speed.png"}
 
-BOOT = BootstrapConfig(resamples=200, level=0.95)
+BOOT = Bootstrap(resamples=200, level=0.95)
 
 
 def settings(**changes) -> onnx_int8.QuantSettings:
@@ -471,12 +475,17 @@ def _ptq_params(profile: str) -> dict:
     return composed["ptq_layerwise"]
 
 
+def _typed(section) -> study_config.Config:
+    """The section as the stage hands it to the study (our export's input)."""
+    return study_config.study_config(build(schema.PtqLayerwise, section), EXPORT_INPUT)
+
+
 @pytest.mark.parametrize("profile", ["default", "tiny", "paper"])
 def test_ptq_params_validate(profile) -> None:
     cfg = _ptq_params(profile)
     assert cfg["budget_eer"] == 0.1
     assert cfg["calibration"]["method"] in onnx_int8.CALIBRATION_METHODS
-    typed = study_config.from_params(cfg)
+    typed = _typed(cfg)
     assert typed.budget_eer == 0.1 and typed.quant_settings.method == cfg["calibration"]["method"]
 
 
@@ -489,32 +498,6 @@ def test_ptq_params_reject_a_bad_method() -> None:
         config.validate_mapping("ptq_layerwise", cfg, config.SCHEMAS["ptq_layerwise"])
 
 
-def _fields(cls) -> dict:
-    """A config dataclass's field names, nested dataclasses as nested dicts."""
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    return {f.name: (_fields(hints[f.name]) if dataclasses.is_dataclass(hints[f.name]) else None)
-            for f in dataclasses.fields(cls)}
-
-
-def _keys(schema) -> dict:
-    return {k: (_keys(v) if isinstance(v, dict) else None) for k, v in schema.items()}
-
-
-def test_config_fields_are_the_schema_keys() -> None:
-    from slimaudio import config
-
-    config.validate(composer.compose([]))  # registers every schema
-    fields = _fields(study_config.Config)
-    # how the model takes its features is said with the model: params ecapa.init.input
-    assert fields.pop("input") == _keys(config.SCHEMAS["ecapa"]["init"]["input"])
-    fields.pop("reduce_range_reason")  # derived with reduce_range (auto: from the CPU flags)
-    assert fields == _keys(config.SCHEMAS["ptq_layerwise"])
-    typed = study_config.from_params(composer.compose([])["ptq_layerwise"])
-    assert typed.quant_settings.op_types == typed.op_types and typed.ablation
-
-
 def test_the_recipe_reads_only_its_keys() -> None:
     """pwl_int8 and runtimes declare single keys of ptq_layerwise, not the section: what they
     build from it must read nothing else (a Declared mapping refuses any other key)."""
@@ -522,14 +505,11 @@ def test_the_recipe_reads_only_its_keys() -> None:
     from slimaudio.studies.runtimes import config as rt_config
 
     composed = composer.compose([])
-    for keys, build in ((study_config.RECIPE_KEYS, study_config.Recipe.from_params),
-                        (rt_config.KEYS, rt_config.Config.from_params)):
+    for keys, cls in ((study_config.RECIPE_KEYS, PtqRecipe), (rt_config.KEYS, rt_config.Config)):
         declared = config.select(composed, [f"ptq_layerwise.{k}" for k in keys])
-        built = build(declared["ptq_layerwise"])
-        names = {f.name for f in dataclasses.fields(built)} - {"input", "reduce_range_reason"}
-        assert names == set(keys)
-    assert study_config.Recipe.from_params(composed["ptq_layerwise"]).quant_settings == \
-        study_config.from_params(composed["ptq_layerwise"]).quant_settings
+        build(cls, declared["ptq_layerwise"])
+    recipe = study_config.recipe(build(PtqRecipe, composed["ptq_layerwise"]), EXPORT_INPUT)
+    assert recipe.quant_settings == _typed(composed["ptq_layerwise"]).quant_settings
 
 
 def test_every_ablation_changes_one_setting_of_all() -> None:
@@ -547,15 +527,15 @@ def test_every_ablation_changes_one_setting_of_all() -> None:
 
 
 def _small_config() -> study_config.Config:
-    cfg = study_config.from_params(_ptq_params("default"))
+    cfg = _typed(_ptq_params("default"))
     return dataclasses.replace(
         cfg, calibration=dataclasses.replace(cfg.calibration, utterances=4, crop_frames=60),
-        eval=study_config.EvalConfig(threads=1, max_frames=60),
-        error_analysis=study_config.ErrorAnalysisConfig(utterances=2),
-        latency=study_config.LatencyConfig(frames=60, warmup=0, repeats=30), profile_runs=1,
+        eval=schema.Eval(threads=1, max_frames=60),
+        error_analysis=schema.ErrorAnalysis(utterances=2),
+        latency=schema.Latency(frames=60, warmup=0, repeats=30), profile_runs=1,
         ablation=("s8s8",), ablation_eer=(),
-        speed=study_config.SpeedConfig(widths=(16, 32), seconds=(0.5, 1.0), variants=("all",),
-                                       warmup=0, repeats=30, runtimes=False))
+        speed=schema.Speed(widths=(16, 32), seconds=(0.5, 1.0), variants=("all",),
+                           warmup=0, repeats=30, runtimes=False))
 
 
 def test_study_runs_every_row(work, tmp_path) -> None:
@@ -691,7 +671,7 @@ def test_study_refuses_features_of_another_width(work, tmp_path) -> None:
     shutil.copytree(work["data"], data)
     feats = np.load(data / "feats.npy")
     np.save(data / "feats.npy", np.concatenate([feats, feats[:, :4]], axis=1))
-    cfg = study_config.from_params(_ptq_params("tiny"))
+    cfg = _typed(_ptq_params("tiny"))
     with pytest.raises(DataError, match="mel bands"):
         run.run_study(cfg, 0, 1, BOOT, work["raw"], data, tmp_path / "m", progress=False)
 

@@ -26,6 +26,7 @@ from test_ptq import (
     REPORT_FILES,
     _small_config,
     _tiny_ecapa,
+    _typed,
     _weight_nodes,
     make_speakers,
     settings,
@@ -35,6 +36,9 @@ from slimaudio import compose as composer
 from slimaudio.compress import onnx_int8
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
+from slimaudio.schemas.ecapa import Init, ModelInput
+from slimaudio.schemas.ptq_layerwise import PtqLayerwise, WeightBits
+from slimaudio.spec import build
 from slimaudio.studies.ptq_layerwise import config as study_config
 from slimaudio.studies.ptq_layerwise import evaluation, groups, run
 from slimaudio.studies.ptq_layerwise import report as ptq_report
@@ -122,8 +126,8 @@ def renamed(tmp_path_factory) -> dict[str, Path]:
 
 def _bft_config() -> study_config.Config:
     return dataclasses.replace(_small_config(), groups=dict(RENAMED_GROUPS),
-                               input=study_config.InputConfig(name=None, layout="BFT"),
-                               weight_bits=study_config.WeightBitsConfig((4,), 3))
+                               input=ModelInput(name=None, layout="BFT"),
+                               weight_bits=WeightBits((4,), 3))
 
 
 # ----------------------------------------------------------------------------- (a) renamed, BFT
@@ -152,11 +156,11 @@ def test_regex_groups_cover_every_weight_node_of_a_renamed_export_once(renamed) 
 def test_bft_input_scores_as_the_default_export(renamed, data) -> None:
     """Fed in its own layout, the renamed model gives the default export's trial scores."""
     corpus = speakers.load(data)
-    cfg = study_config.InputConfig(name=None, layout="BFT")
+    cfg = ModelInput(name=None, layout="BFT")
     io = evaluation.model_io(renamed["raw"], renamed["pre"], corpus, cfg)
     assert io == evaluation.ModelIO(input="mel", layout="BFT", output="vec")
     default = evaluation.model_io(renamed["default"], renamed["default"], corpus,
-                                  study_config.InputConfig(name="feats", layout="BTF"))
+                                  ModelInput(name="feats", layout="BTF"))
     a = evaluation.EvalSet(corpus, io, 100).scores(renamed["pre"], progress=False)
     b = evaluation.EvalSet(corpus, default, 100).scores(renamed["default"], progress=False)
     print(f"max abs score difference BFT renamed vs BTF default: {np.abs(a - b).max():.2e}")
@@ -328,27 +332,27 @@ def test_bad_group_params_are_refused_before_any_model_is_read(patterns, match) 
     section = _ptq_params("default")
     section["groups"] = patterns
     with pytest.raises(ParamError, match=match) as e:
-        study_config.from_params(section)
+        _typed(section)
     _one_line(e)
 
 
 def test_params_give_regex_groups_and_the_input(tmp_path) -> None:
     from slimaudio import config
-    from slimaudio.speaker.model_source import InitConfig
 
     composed = composer.compose(["ptq_layerwise.groups={stem:'^/encoder/stem/',rest:'.'}",
                                "ecapa.init.kind=onnx", "ecapa.init.input.layout=BFT",
                                "ecapa.init.input.name=mel"])
     config.validate(composed)
-    init = InitConfig.from_params(composed["ecapa"]["init"])
-    cfg = study_config.from_params(composed["ptq_layerwise"], init.model_input)
+    init = build(Init, composed["ecapa"]["init"])
+    cfg = study_config.study_config(build(PtqLayerwise, composed["ptq_layerwise"]),
+                                    init.model_input)
     assert cfg.groups == {"stem": "^/encoder/stem/", "rest": "."}
     assert list(cfg.groups) == ["stem", "rest"]  # ordered: the order of the rows
-    assert cfg.input == study_config.InputConfig(name="mel", layout="BFT")
+    assert cfg.input == ModelInput(name="mel", layout="BFT")
     # the input settings describe an ONNX file; our own exports ignore them
-    trained = InitConfig.from_params({**composed["ecapa"]["init"], "kind": "train"})
-    assert trained.model_input == {"name": None, "layout": "BTF"}
-    default = study_config.from_params(composer.compose([])["ptq_layerwise"])
+    trained = build(Init, {**composed["ecapa"]["init"], "kind": "train"})
+    assert trained.model_input == ModelInput(name=None, layout="BTF")
+    default = _typed(composer.compose([])["ptq_layerwise"])
     assert default.groups is None and default.input.layout == "BTF"
 
 
@@ -356,15 +360,15 @@ def test_the_input_is_checked_against_the_model(renamed, data) -> None:
     corpus = speakers.load(data)
     pre = renamed["pre"]
     with pytest.raises(ParamError, match="input.name = 'feats': .* has no such input .*mel") as e:
-        evaluation.model_io(pre, pre, corpus, study_config.InputConfig("feats", "BFT"))
+        evaluation.model_io(pre, pre, corpus, ModelInput("feats", "BFT"))
     _one_line(e)
     # the BFT export read as BTF: its frames axis would be the fixed feature axis
     with pytest.raises(DataError, match=f"fixed frames dimension \\({N_MELS}, layout BTF\\)") as e:
-        evaluation.model_io(pre, pre, corpus, study_config.InputConfig(None, "BTF"))
+        evaluation.model_io(pre, pre, corpus, ModelInput(None, "BTF"))
     _one_line(e)
     fixed = onnx.load(str(pre))
     fixed.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 300
     onnx.save(fixed, str(renamed["dir"] / "fixed.onnx"))
     with pytest.raises(DataError, match="fixed frames dimension \\(300, layout BFT\\)"):
         evaluation.model_io("fixed.onnx", renamed["dir"] / "fixed.onnx", corpus,
-                            study_config.InputConfig(None, "BFT"))
+                            ModelInput(None, "BFT"))

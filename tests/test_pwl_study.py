@@ -1,9 +1,8 @@
 """The PWL softmax study end to end on a tiny stand-in corpus: fitting, fine-tuning, tables,
-the report; and its typed config against the params schema."""
+the report; and its params sections built from the default."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -14,17 +13,17 @@ import torch
 from test_ecapa_standin import make_standin
 
 from slimaudio import compose as composer
-from slimaudio import config
+from slimaudio import config, spec
 from slimaudio.datasets import speakers
 from slimaudio.errors import ParamError
 from slimaudio.models.ecapa import EcapaTdnn
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.schemas.pwl_softmax import PwlFit, PwlSoftmax
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler, NoiseConfig
 from slimaudio.speaker.train import TrainConfig, train
-from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.base import ROW_COLUMNS
 from slimaudio.studies.pwl_softmax import report, rules
-from slimaudio.studies.pwl_softmax.config import FitConfig, FtConfig, LatencyConfig, StudyConfig
 from slimaudio.studies.pwl_softmax.fit import (
     FitResult,
     collect_logits,
@@ -41,8 +40,8 @@ SECTION = {"learnable_segments": 2, "learnable_lr_mult": 10.0, "overrides": {},
            "ft": {"scope": "head", "steps": 6, "batch_size": 8, "lr": 1e-3, "lr_min": 1e-5,
                   "cache_crops": 16, "replicates": 1},
            "latency": {"frames": 60, "warmup": 1, "repeats": 30, "softmax_repeats": 30}}
-FIT = FitConfig(crops=16, crop_s=0.5, max_columns=2000, bins=60, segments=(1, 2, 4),
-                min_floor=1e-4, uniform_range=(-8.0, 0.0))
+FIT = PwlFit(crops=16, crop_s=0.5, max_columns=2000, bins=60, segments=(1, 2, 4),
+             min_floor=1e-4, uniform_range=(-8.0, 0.0))
 META = {"channels": 16, "mfa_channels": 24, "profile": "test", "ft_scope": "head",
         "ft_steps": 6, "threads": 1, "frames": 60}
 
@@ -64,26 +63,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     return data, model, aam, cfg, fit_res
 
 
-def _names(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
-
-
-def test_config_fields_match_the_schema_and_build_from_the_default() -> None:
+def test_sections_build_from_the_default_and_check_the_uniform_range() -> None:
     params = composer.compose([])
     config.validate(params)  # also registers every schema
-    fit_schema, study_schema = config.SCHEMAS["pwl_fit"], config.SCHEMAS["pwl_softmax"]
-    assert _names(FitConfig) == set(fit_schema)
-    assert _names(StudyConfig) == set(study_schema)
-    assert _names(FtConfig) == set(study_schema["ft"])
-    assert _names(LatencyConfig) == set(study_schema["latency"])
-    for cls in (FitConfig, FtConfig, LatencyConfig, StudyConfig):  # defaults live in conf/ only
-        assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                   for f in dataclasses.fields(cls)), cls
-    fit = FitConfig.from_params(params["pwl_fit"])
-    study = StudyConfig.from_params(params["pwl_softmax"])
+    fit = spec.build(PwlFit, params["pwl_fit"])
+    study = spec.build(PwlSoftmax, params["pwl_softmax"])
     assert fit.segments == tuple(params["pwl_fit"]["segments"]) and 1 in fit.segments
     assert study.ft.steps == params["pwl_softmax"]["ft"]["steps"]
     assert study.latency.frames == params["pwl_softmax"]["latency"]["frames"]
+    assert study.bench == tuple(params["pwl_softmax"]["bench"])
+    params["pwl_fit"]["uniform_range"] = [0.0, -8.0]
+    with pytest.raises(ParamError, match=r"uniform_range\[0\] = 0.0 must be below"):
+        config.validate(params)
 
 
 def test_fit_round_trips_and_plots(trained, tmp_path: Path) -> None:
@@ -118,8 +109,8 @@ def test_overrides_replace_fitted_values_and_are_checked(trained) -> None:
 
 def test_study_produces_the_table_and_the_report(trained, tmp_path: Path) -> None:
     data, model, aam, cfg, fit_res = trained
-    res = run_study(model, aam, data, fit_res, StudyConfig.from_params(SECTION), cfg, 1, 0, 17,
-                    BootstrapConfig(200, 0.95), progress=False)
+    res = run_study(model, aam, data, fit_res, spec.build(PwlSoftmax, SECTION), cfg, 1, 0, 17,
+                    Bootstrap(200, 0.95), progress=False)
     t = res.table
     assert list(t.columns) == TABLE_COLUMNS
     assert list(t["method"]) == ["baseline", "baseline_ft_control", "clip", "pwl1", "pwl2",

@@ -8,7 +8,12 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from slimaudio.frame_classifier.evaluate import clip_scores, evaluate_scores  # noqa: E402
-from slimaudio.models.resnet_keras import ResNetConfig, band_stats, build_resnet  # noqa: E402
+from slimaudio.models.resnet_keras import band_stats, build_resnet  # noqa: E402
+from slimaudio.schemas.tflite import Architecture  # noqa: E402
+
+
+def arch(depths: tuple[int, ...], width: int, expansion: int = 4) -> Architecture:
+    return Architecture(depths=depths, width=width, expansion=expansion, dropout=0.0)
 
 
 def test_band_stats_match_numpy() -> None:
@@ -26,7 +31,7 @@ def test_normalisation_lives_inside_the_model() -> None:
     rng = np.random.default_rng(1)
     x = (rng.normal(-6, 3, (64, 16, 20)) + np.linspace(0, 4, 16)[None, :, None]).astype(np.float32)
     mean, var = band_stats(x)
-    model = build_resnet((16, 20, 1), 3, ResNetConfig(depths=(1, 1), width=4), mean, var)
+    model = build_resnet((16, 20, 1), 3, arch((1, 1), 4), mean, var)
     norm = keras.Model(model.input, model.get_layer("band_norm").output)
     z = np.asarray(norm(x[..., None]))[..., 0]
     np.testing.assert_allclose(z.mean(axis=(0, 2)), 0.0, atol=1e-4)
@@ -34,7 +39,7 @@ def test_normalisation_lives_inside_the_model() -> None:
 
 
 def test_shapes_and_softmax_output() -> None:
-    model = build_resnet((16, 24, 1), 5, ResNetConfig(depths=(1, 2), width=4, expansion=2))
+    model = build_resnet((16, 24, 1), 5, arch((1, 2), 4, expansion=2))
     y = np.asarray(model(np.zeros((3, 16, 24, 1), np.float32)))
     assert y.shape == (3, 5)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
@@ -46,7 +51,7 @@ def test_shapes_and_softmax_output() -> None:
 
 def test_paper_profile_is_resnet50_sized() -> None:
     """[3, 4, 6, 3] x width 64 x expansion 4: ResNet50's ~23.5M convolutional parameters."""
-    model = build_resnet((64, 99, 1), 10, ResNetConfig())
+    model = build_resnet((64, 99, 1), 10, arch((3, 4, 6, 3), 64))
     convs = sum(layer.count_params() for layer in model.layers
                 if isinstance(layer, keras.layers.Conv2D))
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
@@ -57,13 +62,13 @@ def test_paper_profile_is_resnet50_sized() -> None:
 
 def test_bad_configs_are_rejected() -> None:
     with pytest.raises(ValueError):
-        ResNetConfig(depths=())
+        build_resnet((16, 24, 1), 3, arch((), 4))
     with pytest.raises(ValueError):
-        ResNetConfig(depths=(1, 0))
+        build_resnet((16, 24, 1), 3, arch((1, 0), 4))
     with pytest.raises(ValueError):
-        build_resnet((16, 24), 3, ResNetConfig(depths=(1,), width=4))
+        build_resnet((16, 24), 3, arch((1,), 4))
     with pytest.raises(ValueError):
-        build_resnet((16, 24, 1), 3, ResNetConfig(depths=(1,), width=4), mean=np.zeros(15))
+        build_resnet((16, 24, 1), 3, arch((1,), 4), mean=np.zeros(15))
 
 
 def test_clip_scores_average_frames() -> None:

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from test_tflite_study import N_MELS, TINY_RESNET, T, write_fake_sounds
 
+from slimaudio import spec
 from slimaudio.datasets.sounds import load_sounds
 from slimaudio.errors import DataError, ParamError
+from slimaudio.schemas.tflite import Augment, Resnet
 
 
 def test_load_sounds_reads_the_contract_layout(tmp_path: Path) -> None:
@@ -56,9 +58,10 @@ def test_augmentation_keeps_shapes_and_changes_frames() -> None:
     y, w = tf.constant([0, 1, 2, 0]), tf.ones(4)
     off = {"time_shift": False, "gain_db": 0.0, "time_masks": 0, "time_mask_max": 0,
            "freq_masks": 0, "freq_mask_max": 0}
-    same, _, _ = _augmenter(off)(x, y, w)
+    same, _, _ = _augmenter(spec.build(Augment, off))(x, y, w)
     np.testing.assert_array_equal(same.numpy(), x.numpy())
-    on, y2, _ = _augmenter(TINY_RESNET["augment"] | {"time_mask_max": 5})(x, y, w)
+    on, y2, _ = _augmenter(spec.build(Augment, TINY_RESNET["augment"] | {"time_mask_max": 5}))(
+        x, y, w)
     assert on.shape == x.shape and np.array_equal(y2.numpy(), y.numpy())
     assert not np.allclose(on.numpy(), x.numpy())
 
@@ -69,7 +72,7 @@ def test_training_learns_and_both_save_formats_round_trip(tmp_path: Path) -> Non
     from slimaudio.frame_classifier.evaluate import evaluate_scores, predict_keras
 
     data = load_sounds(write_fake_sounds(tmp_path / "s"))
-    res = train.train_resnet(data, TINY_RESNET | {"epochs": 6}, seed=3)
+    res = train.train_resnet(data, spec.build(Resnet, TINY_RESNET | {"epochs": 6}), seed=3)
     assert list(res.history.columns[:3]) == ["epoch", "loss", "accuracy"]
     assert "val_accuracy" in res.history and len(res.history) == 6
     assert res.history["loss"].iloc[-1] < res.history["loss"].iloc[0]

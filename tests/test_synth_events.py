@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -10,15 +10,17 @@ import pytest
 
 from slimaudio.compose import compose
 from slimaudio.errors import ParamError
+from slimaudio.schemas.data import EventSynth
+from slimaudio.spec import build
 from slimaudio.synth import dsp, events
 
 SR = 16000
-PARAMS = compose([])
+SYNTH = build(EventSynth, compose([])["prepare_sounds"]["synthetic"])
 
 
 def corpus(**over: Any) -> events.EventCorpusConfig:
     """conf/config.yaml's synthetic sound corpus at 16 kHz, seed 0, with `over` changed."""
-    cfg = events.EventCorpusConfig.from_params(PARAMS["prepare_sounds"]["synthetic"], SR, 0)
+    cfg = events.EventCorpusConfig.of(SYNTH, SR, 0)
     return replace(cfg, **over)
 
 
@@ -154,12 +156,10 @@ def test_bad_config_raises_param_error() -> None:
         events.render(replace(spec, class_name="unicorn"), corpus())
 
 
-def test_config_fields_are_the_params_keys() -> None:
-    """Every knob comes from prepare_sounds.synthetic (defaults only in conf/config.yaml); rate
-    and seed from base; classes null means every class."""
-    section = PARAMS["prepare_sounds"]["synthetic"]
-    assert {f.name for f in fields(events.EventCorpusConfig)} - {"sample_rate", "seed"} == set(section)
-    assert all(f.default is MISSING for f in fields(events.EventCorpusConfig))
-    assert events.EventCorpusConfig.from_params(section, SR, 0).classes == events.EVENT_CLASSES
-    cfg = events.EventCorpusConfig.from_params({**section, "classes": ["doorbell", "knocking"]}, SR, 0)
-    assert cfg.classes == ("doorbell", "knocking")
+def test_config_is_the_params_plus_rate_and_seed() -> None:
+    """Every knob comes from prepare_sounds.synthetic, rate and seed from base; classes null
+    means every class."""
+    assert SYNTH.classes is None
+    assert events.EventCorpusConfig.of(SYNTH, SR, 0).classes == events.EVENT_CLASSES
+    cfg = events.EventCorpusConfig.of(replace(SYNTH, classes=("doorbell", "knocking")), SR, 3)
+    assert (cfg.classes, cfg.sample_rate, cfg.seed) == (("doorbell", "knocking"), SR, 3)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import MISSING, fields, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,14 +11,16 @@ import pytest
 
 from slimaudio.compose import compose
 from slimaudio.errors import ParamError
+from slimaudio.schemas.data import SpeechSynth
+from slimaudio.spec import build
 from slimaudio.synth import dsp, speech
 
-PARAMS = compose([])
+SYNTH = build(SpeechSynth, compose([])["prepare_speakers"]["synthetic"])
 
 
 def corpus(**over: Any) -> speech.SpeechCorpusConfig:
     """conf/config.yaml's synthetic speaker corpus at 16 kHz, seed 0, with `over` changed."""
-    cfg = speech.SpeechCorpusConfig.from_params(PARAMS["prepare_speakers"]["synthetic"], 16000, 0)
+    cfg = speech.SpeechCorpusConfig.of(SYNTH, 16000, 0)
     return replace(cfg, **over)
 
 
@@ -172,14 +174,10 @@ def test_bad_config_and_ids_raise_param_errors() -> None:
         speech.speaker_index("alice")
 
 
-def test_config_fields_are_the_params_keys() -> None:
-    """Every knob comes from prepare_speakers.synthetic (defaults only in conf/config.yaml);
-    rate and seed from base; channel_pool is the one library constant."""
-    names = {f.name for f in fields(speech.SpeechCorpusConfig)}
-    assert names - {"sample_rate", "seed", "channel_pool"} == set(PARAMS["prepare_speakers"]["synthetic"])
-    assert [f.name for f in fields(speech.SpeechCorpusConfig) if f.default is not MISSING] == ["channel_pool"]
-    cfg = speech.SpeechCorpusConfig.from_params(PARAMS["prepare_speakers"]["synthetic"], 8000, 3)
-    assert (cfg.n_speakers, cfg.sample_rate, cfg.seed) == (PARAMS["prepare_speakers"]["synthetic"]["n_speakers"], 8000, 3)
+def test_config_is_the_params_plus_rate_and_seed() -> None:
+    """Every knob comes from prepare_speakers.synthetic; rate and seed from base."""
+    cfg = speech.SpeechCorpusConfig.of(SYNTH, 8000, 3)
+    assert (cfg.n_speakers, cfg.sample_rate, cfg.seed) == (SYNTH.n_speakers, 8000, 3)
 
 
 # ----------------------------------------------------------------------------- shared DSP

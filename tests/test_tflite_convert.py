@@ -14,7 +14,8 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("ai_edge_litert")
 
 from slimaudio.compress import tflite as tfl  # noqa: E402
-from slimaudio.models.resnet_keras import ResNetConfig, build_resnet  # noqa: E402
+from slimaudio.models.resnet_keras import build_resnet  # noqa: E402
+from slimaudio.schemas.tflite import Architecture  # noqa: E402
 from slimaudio.studies.tflite_quant import naive_input  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,8 +33,8 @@ def tiny() -> dict:
     rng = np.random.default_rng(0)
     x = (rng.normal(-6.0, 3.0, (48, *SHAPE)) + np.linspace(0, 3, 12)[None, :, None, None]).astype(np.float32)
     # width 16: some kernels exceed the 1024 elements dynamic-range quantization needs
-    model = build_resnet(SHAPE, 4, ResNetConfig(depths=(1, 1), width=16, expansion=4),
-                         mean=np.full(12, -4.5), variance=np.full(12, 9.0))
+    arch = Architecture(depths=(1, 1), width=16, expansion=4, dropout=0.0)
+    model = build_resnet(SHAPE, 4, arch, mean=np.full(12, -4.5), variance=np.full(12, 9.0))
     for layer in model.layers:  # zero-init residual gammas would make the blocks identities
         if isinstance(layer, keras.layers.BatchNormalization):
             g, b, m, v = layer.get_weights()

@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from slimaudio import compose as composer
+from slimaudio import spec
+from slimaudio.spec import build
 
 REPO = Path(__file__).resolve().parents[1]
 N_MELS, T = 16, 20
@@ -61,36 +63,15 @@ TINY_STUDY = {"representative_samples": 16,
 TINY_BASE = {"bootstrap": {"resamples": 200, "level": 0.95}}  # what the study reads of `base`
 
 
-def test_config_fields_match_the_schema() -> None:
-    from dataclasses import fields
+def test_calibration_probes_name_their_variants() -> None:
+    from slimaudio.schemas.tflite import CalibrationProbe, TfliteQuant
 
-    import slimaudio.schemas.base  # noqa: F401
-    import slimaudio.schemas.tflite  # noqa: F401  (registers the section)
-    from slimaudio import config
-    from slimaudio.stats import BootstrapConfig
-    from slimaudio.studies.tflite_quant.config import (
-        CalibrationProbe,
-        Config,
-        LatencyConfig,
-        from_params,
-    )
-
-    schema = config.SCHEMAS["tflite_quant"]
-    # `bootstrap` is the shared base.bootstrap section, not one of this section's keys
-    assert {f.name for f in fields(Config)} == set(schema) | {"bootstrap"}
-    assert {f.name for f in fields(LatencyConfig)} == set(schema["latency"])
-    assert {f.name for f in fields(CalibrationProbe)} == set(schema["calibration_probes"].item)
-    assert {f.name for f in fields(BootstrapConfig)} == set(config.SCHEMAS["base"]["bootstrap"])
     params = composer.compose([], REPO / "conf")
     section = params["tflite_quant"]
-    cfg = from_params(section, params["base"])
-    assert cfg.bootstrap == BootstrapConfig(params["base"]["bootstrap"]["resamples"],
-                                            params["base"]["bootstrap"]["level"])
-    assert cfg.representative_samples == section["representative_samples"]
-    assert cfg.latency.repeats == section["latency"]["repeats"]
+    cfg = spec.build(TfliteQuant, section)
     assert [p.variant for p in cfg.calibration_probes] == [
         f"int_calib_{p['source']}_{p['samples']}" for p in section["calibration_probes"]]
-    assert from_params(TINY_STUDY, TINY_BASE).calibration_probes[1] == \
+    assert spec.build(TfliteQuant, TINY_STUDY).calibration_probes[1] == \
         CalibrationProbe("one_class", 2)
 
 
@@ -140,11 +121,11 @@ def _clustered_predictions(seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict,
 def test_intervals_are_paired_and_contain_the_point_value() -> None:
     from slimaudio import stats
     from slimaudio.metrics import classification_metrics
-    from slimaudio.stats import BootstrapConfig
+    from slimaudio.schemas.base import Bootstrap
     from slimaudio.studies.tflite_quant import intervals
 
     y, clips, preds, k = _clustered_predictions()
-    res = intervals.resampler(clips, BootstrapConfig(400, 0.9), seed=3)
+    res = intervals.resampler(clips, Bootstrap(400, 0.9), seed=3)
     assert res.counts.shape == (400, 60) and res.level == 0.9  # clips are the resampled unit
     ci = intervals.quality_intervals(preds, y, k, res)
     assert list(ci.columns) == ["f1", "accuracy", *intervals.interval_columns()]
@@ -164,7 +145,7 @@ def test_intervals_are_paired_and_contain_the_point_value() -> None:
     by_frame = intervals.quality_intervals(preds, y, k, frames)
     assert own > by_frame.loc["close", "f1_hi"] - by_frame.loc["close", "f1_lo"]
     # the same seed draws the same resamples
-    again = intervals.quality_intervals(preds, y, k, intervals.resampler(clips, BootstrapConfig(400, 0.9), 3))
+    again = intervals.quality_intervals(preds, y, k, intervals.resampler(clips, Bootstrap(400, 0.9), 3))
     pd.testing.assert_frame_equal(ci, again)
     with pytest.raises(ValueError, match="reference"):
         intervals.quality_intervals({"close": preds["close"]}, y, k, res)
@@ -251,16 +232,19 @@ def test_verdicts_without_intervals_are_inconclusive() -> None:
 def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
     from slimaudio.datasets.sounds import load_sounds
     from slimaudio.frame_classifier import train
+    from slimaudio.schemas.base import Bootstrap
+    from slimaudio.schemas.tflite import Resnet, TfliteQuant
     from slimaudio.studies.base import ROW_COLUMNS
-    from slimaudio.studies.tflite_quant import config, report, run, table
+    from slimaudio.studies.tflite_quant import report, run, table
 
     data = load_sounds(write_fake_sounds(tmp_path / "sounds"))
-    result = train.train_resnet(data, TINY_RESNET, seed=1)
+    result = train.train_resnet(data, spec.build(Resnet, TINY_RESNET), seed=1)
     model_path = train.save_model(result.model, tmp_path, "keras")
     out = tmp_path / "tflite"
     out.mkdir()
-    res = run.run_study(data, model_path, out, config.from_params(TINY_STUDY, TINY_BASE),
-                        threads=1, seed=1, file_format="Keras")
+    res = run.run_study(data, model_path, out, spec.build(TfliteQuant, TINY_STUDY),
+                        build(Bootstrap, TINY_BASE["bootstrap"]), threads=1, seed=1,
+                        file_format="Keras")
     t = res.table.set_index("variant")
     expected = ["original", "basic", "int", "full_int", "full_int_naive", "float16",
                 "dynamic_range", "int_calib_uniform_noise_2", "int_calib_one_class_2"]

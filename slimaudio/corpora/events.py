@@ -13,7 +13,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -26,8 +26,9 @@ from slimaudio.audio import (
 )
 from slimaudio.corpora import item
 from slimaudio.errors import DataError
+from slimaudio.schemas.data import EventSynth, SoundCorpusKind, SoundSource
 
-EVENT_KINDS = ("synthetic", "esc50", "urbansound8k", "folder")
+EVENT_KINDS: tuple[str, ...] = get_args(SoundCorpusKind)
 log = logging.getLogger(__name__)
 
 
@@ -237,20 +238,21 @@ def cap_clips(corpus: EventCorpus, max_clips_per_class: int | None, seed: int) -
     return replace(corpus, clips=[corpus.clips[i] for i in sorted(keep)])
 
 
-def read_event_corpus(corpus: dict[str, Any], synthetic: dict[str, Any], sample_rate: int,
+def read_event_corpus(corpus: SoundSource, synthetic: EventSynth | None, sample_rate: int,
                       seed: int) -> EventCorpus:
-    """Dispatch on params `corpus.kind`, then apply corpus.max_clips_per_class."""
-    kind = corpus["kind"]
+    """Dispatch on params `corpus.kind`, then apply corpus.max_clips_per_class (synthetic:
+    the synthesiser's knobs, read for the synthetic kind only)."""
+    kind = corpus.kind
     if kind == "synthetic":
         from slimaudio.synth import events
 
-        out = read_synthetic(events.EventCorpusConfig.from_params(synthetic, sample_rate, seed))
+        out = read_synthetic(events.EventCorpusConfig.of(synthetic, sample_rate, seed))
     elif kind == "esc50":
-        out = read_esc50(corpus["path"], bool(corpus.get("esc10_only", False)))
+        out = read_esc50(corpus.path, corpus.esc10_only)
     elif kind == "urbansound8k":
-        out = read_urbansound8k(corpus["path"])
+        out = read_urbansound8k(corpus.path)
     elif kind == "folder":
-        out = read_folder(corpus["path"])
+        out = read_folder(corpus.path)
     else:
         raise DataError(f"unknown sound corpus kind '{kind}' (known: {', '.join(EVENT_KINDS)})")
-    return cap_clips(out, corpus.get("max_clips_per_class"), seed)
+    return cap_clips(out, corpus.max_clips_per_class, seed)

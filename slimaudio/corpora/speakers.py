@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -28,8 +28,9 @@ from slimaudio.audio import (
 )
 from slimaudio.corpora import item
 from slimaudio.errors import DataError
+from slimaudio.schemas.data import SpeakerCorpusKind, SpeakerSource, SpeechSynth
 
-SPEAKER_KINDS = ("synthetic", "voxceleb", "librispeech", "fsdd")
+SPEAKER_KINDS: tuple[str, ...] = get_args(SpeakerCorpusKind)
 AUDIO_SUFFIXES = (".wav", ".flac")
 # VoxCeleb1 trial lists, in order of preference (veri_test2 is the cleaned VoxCeleb1-O).
 VOX_TRIAL_LISTS = ("veri_test2.txt", "veri_test.txt")
@@ -283,26 +284,27 @@ def trial_speakers(corpus: SpeakerCorpus) -> set[str]:
     return {spk[i] for t in corpus.trials for i in t[1:] if i in spk}
 
 
-def read_speaker_corpus(corpus: dict[str, Any], synthetic: dict[str, Any], sample_rate: int,
+def read_speaker_corpus(corpus: SpeakerSource, synthetic: SpeechSynth | None, sample_rate: int,
                         seed: int) -> SpeakerCorpus:
-    """Dispatch on params `corpus.kind`, then apply the corpus.max_* subset options."""
-    kind = corpus["kind"]
+    """Dispatch on params `corpus.kind`, then apply the corpus.max_* subset options (synthetic:
+    the synthesiser's knobs, read for the synthetic kind only)."""
+    kind = corpus.kind
     if kind == "synthetic":
         from slimaudio.synth import speech
 
-        out = read_synthetic(speech.SpeechCorpusConfig.from_params(synthetic, sample_rate, seed))
+        out = read_synthetic(speech.SpeechCorpusConfig.of(synthetic, sample_rate, seed))
     elif kind == "voxceleb":
-        out = read_voxceleb(corpus["path"], corpus.get("trial_list"))
+        out = read_voxceleb(corpus.path, corpus.trial_list)
     elif kind == "librispeech":
-        out = read_librispeech(corpus["path"])
+        out = read_librispeech(corpus.path)
     elif kind == "fsdd":
-        out = read_fsdd(corpus["path"])
+        out = read_fsdd(corpus.path)
     else:
         raise DataError(f"unknown speaker corpus kind '{kind}' (known: {', '.join(SPEAKER_KINDS)})")
-    if kind != "voxceleb" and corpus.get("trial_list"):
-        out = with_trial_list(out, corpus["trial_list"])
+    if kind != "voxceleb" and corpus.trial_list:
+        out = with_trial_list(out, corpus.trial_list)
     check_trials(out)
-    return subset(out, corpus.get("max_speakers"), corpus.get("max_utts_per_speaker"), seed)
+    return subset(out, corpus.max_speakers, corpus.max_utts_per_speaker, seed)
 
 
 def with_trial_list(corpus: SpeakerCorpus, trial_list: str) -> SpeakerCorpus:

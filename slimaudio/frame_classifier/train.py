@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,11 @@ import pandas as pd
 
 from slimaudio.datasets.sounds import SoundFrames
 from slimaudio.errors import ParamError
-from slimaudio.models.resnet_keras import ResNetConfig, band_stats, build_resnet
+from slimaudio.models.resnet_keras import band_stats, build_resnet
 from slimaudio.progress import progress_bar
+from slimaudio.schemas.tflite import Augment, Resnet
 
 SAVE_FORMATS = {"keras": "model.keras", "h5": "model.h5"}
-
-
-def resnet_config(cfg: Mapping[str, Any]) -> ResNetConfig:
-    return ResNetConfig(depths=tuple(int(d) for d in cfg["depths"]), width=int(cfg["width"]),
-                        expansion=int(cfg["expansion"]), dropout=float(cfg["dropout"]))
 
 
 @dataclass
@@ -56,7 +51,7 @@ def _progress_callback(total: int, desc: str) -> Any:
     return Bar()
 
 
-def _augmenter(aug: Mapping[str, Any]) -> Any:
+def _augmenter(aug: Augment) -> Any:
     """Batched training-time augmentation of raw log-mel frames [b, n_mels, time, 1] (tf ops).
 
     Random circular time shift, a random gain (a constant in the natural-log power domain) and
@@ -65,7 +60,7 @@ def _augmenter(aug: Mapping[str, Any]) -> Any:
     """
     import tensorflow as tf
 
-    gain = float(aug["gain_db"]) * math.log(10.0) / 10.0  # dB of power -> natural log units
+    gain = aug.gain_db * math.log(10.0) / 10.0  # dB of power -> natural log units
 
     def masks(x: Any, axis: int, count: int, max_width: int) -> Any:
         b, size = tf.shape(x)[0], tf.shape(x)[axis]
@@ -82,21 +77,21 @@ def _augmenter(aug: Mapping[str, Any]) -> Any:
 
     def apply(x: Any, y: Any, w: Any) -> tuple[Any, Any, Any]:
         b, t = tf.shape(x)[0], tf.shape(x)[2]
-        if aug["time_shift"]:
+        if aug.time_shift:
             shift = tf.random.uniform([b, 1], 0, t, dtype=tf.int32)
             idx = (tf.range(t)[None, :] + shift) % t
             x = tf.gather(x, idx, axis=2, batch_dims=1)
         if gain > 0:
             x = x + tf.random.uniform([b, 1, 1, 1], -gain, gain)
-        x = masks(x, 2, int(aug["time_masks"]), int(aug["time_mask_max"]))
-        x = masks(x, 1, int(aug["freq_masks"]), int(aug["freq_mask_max"]))
+        x = masks(x, 2, aug.time_masks, aug.time_mask_max)
+        x = masks(x, 1, aug.freq_masks, aug.freq_mask_max)
         return x, y, w
 
     return apply
 
 
 def _train_dataset(x: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int,
-                   aug: Mapping[str, Any], seed: int) -> Any:
+                   aug: Augment, seed: int) -> Any:
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y, w))
@@ -104,7 +99,7 @@ def _train_dataset(x: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int,
     return ds.map(_augmenter(aug), num_parallel_calls=1).prefetch(2)
 
 
-def train_resnet(data: SoundFrames, cfg: Mapping[str, Any], seed: int) -> TrainResult:
+def train_resnet(data: SoundFrames, cfg: Resnet, seed: int) -> TrainResult:
     """Build and fit the ResNet of params section `resnet` on the train split."""
     import keras
 
@@ -112,25 +107,25 @@ def train_resnet(data: SoundFrames, cfg: Mapping[str, Any], seed: int) -> TrainR
     train = data.split("train")
     val = data.split("val") if len(data.indices("val")) else None
     mean, var = band_stats(data.frames[data.indices("train")])
-    model = build_resnet(data.input_shape, data.n_classes, resnet_config(cfg), mean, var)
+    model = build_resnet(data.input_shape, data.n_classes, cfg, mean, var)
 
-    batch = int(cfg["batch_size"])
-    epochs = int(cfg["epochs"])
+    batch = cfg.batch_size
+    epochs = cfg.epochs
     per_epoch = max(1, math.ceil(len(train) / batch))
     steps = per_epoch * epochs
     schedule = keras.optimizers.schedules.CosineDecay(
-        float(cfg["learning_rate"]), decay_steps=steps, alpha=0.01)
+        cfg.learning_rate, decay_steps=steps, alpha=0.01)
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=schedule,
-                                         weight_decay=float(cfg["weight_decay"])),
+                                         weight_decay=cfg.weight_decay),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=False,  # XLA on CPU: a long compile and slower steps (docs/measurements.md)
     )
     # The paper's class weights, applied as per-sample loss weights.
-    cw = data.weight_vector() if cfg["class_weights"] else {i: 1.0 for i in range(data.n_classes)}
+    cw = data.weight_vector() if cfg.class_weights else {i: 1.0 for i in range(data.n_classes)}
     w = np.asarray([cw[int(c)] for c in train.y], dtype=np.float32)
-    ds = _train_dataset(train.x, train.y, w, batch, cfg["augment"], int(seed) % 2**31)
+    ds = _train_dataset(train.x, train.y, w, batch, cfg.augment, int(seed) % 2**31)
     t0 = time.perf_counter()
     hist = model.fit(
         ds, epochs=epochs, verbose=0, shuffle=False,  # the dataset shuffles itself

@@ -27,54 +27,14 @@ import contextlib
 import io
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from slimaudio.errors import ParamError
 from slimaudio.features import MelConfig, hann, mel_filterbank
-from slimaudio.schemas.distill import ARCHS, FRONTENDS, POOLS
+from slimaudio.schemas.distill import Student
 
 FRONTEND_NAME = "logmel"   # the layer (and TFLite node-name prefix) of the in-model frontend
-
-
-@dataclass(frozen=True)
-class StudentConfig:
-    """The FRILL hyperparameters of one student (from distill_grid.students; no defaults)."""
-
-    arch: str
-    width: float
-    bottleneck: int
-    pool: str
-    qat: bool
-    frontend: str
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ParamError(f"student: arch {self.arch!r} is not one of {ARCHS}")
-        if self.pool not in POOLS:
-            raise ParamError(f"student: pool {self.pool!r} is not one of {POOLS}")
-        if self.frontend not in FRONTENDS:
-            raise ParamError(f"student: frontend {self.frontend!r} is not one of {FRONTENDS}")
-        if not 0.1 <= self.width <= 2.0:
-            raise ParamError(f"student: width {self.width} outside [0.1, 2.0]")
-        if self.bottleneck < 1:
-            raise ParamError(f"student: bottleneck {self.bottleneck} must be >= 1")
-
-    @property
-    def label(self) -> str:
-        """Readable name, e.g. small-w075-b64-gap-q8-fin."""
-        return (f"{self.arch}-w{round(self.width * 100):03d}-b{self.bottleneck}-{self.pool}-"
-                f"{'q8' if self.qat else 'f32'}-{'fin' if self.frontend == 'inside' else 'fout'}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StudentConfig:
-        return cls(arch=str(d["arch"]), width=float(d["width"]), bottleneck=int(d["bottleneck"]),
-                   pool=str(d["pool"]), qat=bool(d["qat"]), frontend=str(d["frontend"]))
 
 
 def patch_samples(mel: MelConfig, frames: int) -> int:
@@ -231,7 +191,7 @@ def LogMelLayer(mel: MelConfig, **kwargs: Any) -> Any:  # noqa: N802 - a layer f
 # ------------------------------------------------------------------------------ model
 
 
-def build_student(cfg: StudentConfig, mel: MelConfig, frames: int, out_dim: int,
+def build_student(cfg: Student, mel: MelConfig, frames: int, out_dim: int,
                   norm: tuple[float, float] = (0.0, 1.0), seed: int = 0,
                   bn_momentum: float | None = None, cmn: bool = False) -> Any:
     """The Keras student (fake-quantizing layers when cfg.qat). Input: [B, frames, n_mels]

@@ -14,7 +14,6 @@ point; nothing is applied outside the model that a deployment could forget.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,21 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-PAPER_DEPTHS = (3, 4, 6, 3)
-
-
-@dataclass(frozen=True)
-class ResNetConfig:
-    depths: tuple[int, ...] = PAPER_DEPTHS
-    width: int = 64          # bottleneck width of the first stage; doubles per stage
-    expansion: int = 4       # block output channels = width * expansion
-    dropout: float = 0.0     # before the classifier
-
-    def __post_init__(self) -> None:
-        if not self.depths or any(d < 1 for d in self.depths):
-            raise ValueError(f"depths must be positive integers, got {self.depths}")
-        if self.width < 1 or self.expansion < 1:
-            raise ValueError("width and expansion must be at least 1")
+    from slimaudio.schemas.tflite import Architecture
 
 
 def band_stats(frames: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -60,14 +45,17 @@ def band_stats(frames: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.nd
     return mean.astype(np.float32), var.astype(np.float32)
 
 
-def build_resnet(input_shape: Sequence[int], n_classes: int, cfg: ResNetConfig | None = None,
+def build_resnet(input_shape: Sequence[int], n_classes: int, cfg: Architecture,
                  mean: np.ndarray | None = None, variance: np.ndarray | None = None,
                  name: str = "resnet") -> keras.Model:
     """Build the network. input_shape is (n_mels, time, 1); mean/variance are per mel band."""
     import keras
     from keras import layers
 
-    cfg = cfg or ResNetConfig()
+    if not cfg.depths or any(d < 1 for d in cfg.depths):
+        raise ValueError(f"depths must be positive integers, got {cfg.depths}")
+    if cfg.width < 1 or cfg.expansion < 1:
+        raise ValueError("width and expansion must be at least 1")
     n_mels = int(input_shape[0])
     if len(input_shape) != 3 or input_shape[2] != 1:
         raise ValueError(f"input_shape must be (n_mels, time, 1), got {tuple(input_shape)}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from slimaudio.prepare.common import (
     summary,
 )
 from slimaudio.sampling import balanced_class_weights, class_counts, undersample
+from slimaudio.schemas.data import PrepareSounds, ShortClip
 
 MANIFEST_COLUMNS = ["frame_id", "clip_id", "group", "label", "class_name", "split", "start_s",
                     "source"]
@@ -79,7 +80,7 @@ class _Ctx:
     mel: MelConfig
     window: int           # samples
     stride: int           # samples
-    short_clip: str
+    short_clip: ShortClip
     drop_silent_frames: bool
 
 
@@ -108,26 +109,26 @@ def _work(ctx: _Ctx, clips: list[Clip]) -> list[tuple]:
     return out
 
 
-def prepare_sounds(section: dict[str, Any], base: dict[str, Any], out_dir: str | Path, *,
+def prepare_sounds(section: PrepareSounds, base: dict[str, Any], out_dir: str | Path, *,
                    workers: int = 2, chunk_size: int = 16, progress: bool = True) -> PrepResult:
     sr, seed = int(base["sample_rate"]), int(base["seed"])
-    corpus = read_event_corpus(section["corpus"], section["synthetic"], sr, seed)
+    corpus = read_event_corpus(section.corpus, section.synthetic, sr, seed)
     ctx = _context(corpus, section, sr)
-    sp = section["split"]
-    split = split_groups(corpus.clips, float(sp["val_fraction"]), float(sp["test_fraction"]), seed)
+    sp = section.split
+    split = split_groups(corpus.clips, sp.val_fraction, sp.test_fraction, seed)
     n_classes = len(corpus.classes)
     skips = SkipLog(base["on_bad_audio"])
     skips.add_all(corpus.skipped)
     with atomic_dir(out_dir) as tmp:
         framed = _frame_clips(ctx, corpus, split, skips, tmp, workers, chunk_size, progress)
-        check_splits(framed.rows, float(sp["val_fraction"]), float(sp["test_fraction"]))
+        check_splits(framed.rows, sp.val_fraction, sp.test_fraction)
         import pandas as pd  # here, not at the top: worker processes never need it
 
         allm = pd.DataFrame(framed.rows, columns=MANIFEST_COLUMNS)
         before = {s: class_counts(allm.label[allm.split == s], n_classes) for s in SPLITS}
-        manifest = _undersample_train(allm, section["undersample"]["cap"], seed, tmp)
+        manifest = _undersample_train(allm, section.undersample.cap, seed, tmp)
         train_labels = manifest.label[manifest.split == "train"].to_numpy()
-        if section["class_weights"] == "balanced":
+        if section.class_weights == "balanced":
             weights = balanced_class_weights(train_labels, n_classes)
         else:
             weights = np.ones(n_classes)
@@ -141,19 +142,18 @@ def prepare_sounds(section: dict[str, Any], base: dict[str, Any], out_dir: str |
     return PrepResult(metrics=_metrics(info), info=info)
 
 
-def _context(corpus: EventCorpus, section: dict[str, Any], sr: int) -> _Ctx:
+def _context(corpus: EventCorpus, section: PrepareSounds, sr: int) -> _Ctx:
     """What a worker needs: the corpus without its clips, audio checks, mel and framing."""
-    mel = MelConfig.from_params(section["features"], sr)
-    fr = section["framing"]
-    window, stride = round(fr["window_s"] * sr), round(fr["stride_s"] * sr)
+    mel = MelConfig.of(section.features, sr)
+    fr = section.framing
+    window, stride = round(fr.window_s * sr), round(fr.stride_s * sr)
     if mel.n_frames(window) == 0:
-        raise DataError(f"prepare_sounds: framing.window_s = {fr['window_s']} is shorter than "
+        raise DataError(f"prepare_sounds: framing.window_s = {fr.window_s} is shorter than "
                         f"one STFT window ({mel.win_length} samples)")
-    checks = AudioChecks(silence_dbfs=float(section["audio"]["silence_dbfs"]),
-                         min_duration_s=max(float(section["audio"]["min_duration_s"]),
-                                            mel.win_length / sr))
+    checks = AudioChecks(silence_dbfs=section.audio.silence_dbfs,
+                         min_duration_s=max(section.audio.min_duration_s, mel.win_length / sr))
     return _Ctx(replace(corpus, clips=[], skipped=[]), sr, checks, mel, window, stride,
-                fr["short_clip"], bool(fr["drop_silent_frames"]))
+                fr.short_clip, fr.drop_silent_frames)
 
 
 @dataclass
@@ -234,24 +234,24 @@ def _undersample_train(allm: Any, cap: int | None, seed: int, tmp: Path) -> Any:
     return allm.iloc[keep].reset_index(drop=True)
 
 
-def _info(corpus: EventCorpus, section: dict[str, Any], ctx: _Ctx, seed: int, framed: _Framed,
+def _info(corpus: EventCorpus, section: PrepareSounds, ctx: _Ctx, seed: int, framed: _Framed,
           counts: dict[str, Any], allm: Any, manifest: Any, skips: SkipLog) -> dict[str, Any]:
     """info.json: the corpus, framing, split, undersampling and every count."""
-    fr, sp = section["framing"], section["split"]
+    fr, sp = section.framing, section.split
     before = counts["before"]
     return {
         **ctx.mel.as_dict(),
-        "corpus": {"kind": corpus.kind, "path": corpus.root, "options": section["corpus"]},
+        "corpus": {"kind": corpus.kind, "path": corpus.root, "options": asdict(section.corpus)},
         "classes": corpus.classes,
-        "framing": {"window_s": fr["window_s"], "stride_s": fr["stride_s"],
+        "framing": {"window_s": fr.window_s, "stride_s": fr.stride_s,
                     "window_samples": ctx.window, "stride_samples": ctx.stride,
-                    "short_clip": fr["short_clip"], "drop_silent_frames": fr["drop_silent_frames"],
+                    "short_clip": fr.short_clip, "drop_silent_frames": fr.drop_silent_frames,
                     "time_steps": ctx.mel.n_frames(ctx.window), "layout": "[n_frames, n_mels, time]",
                     "dtype": "float16", **{k: int(v) for k, v in framed.framing.items()}},
-        "split": {"by": "source recording", "val_fraction": sp["val_fraction"],
-                  "test_fraction": sp["test_fraction"]},
-        "undersample": {"cap": section["undersample"]["cap"], "seed": seed},
-        "class_weights": section["class_weights"],
+        "split": {"by": "source recording", "val_fraction": sp.val_fraction,
+                  "test_fraction": sp.test_fraction},
+        "undersample": {"cap": section.undersample.cap, "seed": seed},
+        "class_weights": section.class_weights,
         "class_counts": counts,
         "counts": {
             "clips": {s: int(allm[allm.split == s].clip_id.nunique()) for s in SPLITS},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from slimaudio.prepare.common import (
     run_chunks,
     summary,
 )
+from slimaudio.schemas.data import Audio, PrepareSpeakers, SpeakerSource, TrialCounts
 from slimaudio.speaker.scoring import Trials, write_trials_text
 
 MANIFEST_COLUMNS = ["utt_id", "speaker", "split", "session", "group", "masked", "arousal",
@@ -156,22 +157,20 @@ def _work(ctx: _Ctx, utts: list[Utterance]) -> list[tuple]:
 
 # --- the stage ----------------------------------------------------------------------------------
 
-def checks_from(section: dict[str, Any], feats: MelConfig | FrontendConfig) -> AudioChecks:
+def checks_from(audio: Audio, frontend: FrontendConfig) -> AudioChecks:
     # a file too short for one feature frame has no features: count it as too short
-    mel = feats.mel if isinstance(feats, FrontendConfig) else feats
-    min_samples = feats.min_samples if isinstance(feats, FrontendConfig) else mel.win_length
-    return AudioChecks(silence_dbfs=float(section["audio"]["silence_dbfs"]),
-                       min_duration_s=max(float(section["audio"]["min_duration_s"]),
-                                          min_samples / mel.sample_rate))
+    return AudioChecks(silence_dbfs=audio.silence_dbfs,
+                       min_duration_s=max(audio.min_duration_s,
+                                          frontend.min_samples / frontend.sample_rate))
 
 
-def prepare_speakers(section: dict[str, Any], base: dict[str, Any], out_dir: str | Path, *,
+def prepare_speakers(section: PrepareSpeakers, base: dict[str, Any], out_dir: str | Path, *,
                      workers: int = 2, chunk_size: int = 32, progress: bool = True) -> PrepResult:
     sr, seed = int(base["sample_rate"]), int(base["seed"])
     corpus, split = read_sides(section, sr, seed)
-    frontend = FrontendConfig.from_params(section["features"], sr)
+    frontend = FrontendConfig.of(section.features, sr)
     mel = frontend.mel
-    checks = checks_from(section, frontend)
+    checks = checks_from(section.audio, frontend)
     skips = SkipLog(base["on_bad_audio"])
     skips.add_all(corpus.skipped)
     ctx = _Ctx(replace(corpus, utterances=[], trials=None, skipped=[]), sr, checks, mel, frontend)
@@ -181,7 +180,7 @@ def prepare_speakers(section: dict[str, Any], base: dict[str, Any], out_dir: str
 
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
         test = manifest[manifest.split == "test"]
-        trials, trials_from, dropped = _trials(corpus, test, section["trials"], seed)
+        trials, trials_from, dropped = _trials(corpus, test, section.trials, seed)
         manifest.to_csv(tmp / "manifest.csv", index=False)
         (tmp / "trials.txt").write_text(write_trials_text(trials), encoding="utf-8")
         info = _info(corpus, manifest, trials, trials_from, dropped, frontend, skips, section)
@@ -190,14 +189,17 @@ def prepare_speakers(section: dict[str, Any], base: dict[str, Any], out_dir: str
     return PrepResult(metrics=_metrics(info), info=info)
 
 
-def read_sides(section: dict[str, Any], sr: int, seed: int) -> tuple[SpeakerCorpus, dict[str, str]]:
+def read_sides(section: PrepareSpeakers, sr: int, seed: int) -> tuple[SpeakerCorpus, dict[str, str]]:
     """The corpus to prepare and each speaker's split: train speakers carved from `corpus`, or,
     evaluation-only, the whole `corpus` as the test side and `train_corpus` as the train side."""
-    corpus = read_speaker_corpus(section["corpus"], section["synthetic"], sr, seed)
-    side = section["train_corpus"]
-    if side["kind"] is None:
-        return corpus, assign_splits(corpus, float(section["split"]["test_speakers"]), seed)
-    train = read_speaker_corpus({**side, "trial_list": None}, section["synthetic"], sr, seed)
+    corpus = read_speaker_corpus(section.corpus, section.synthetic, sr, seed)
+    side = section.train_corpus
+    if side.kind is None:
+        return corpus, assign_splits(corpus, section.split.test_speakers, seed)
+    train = read_speaker_corpus(SpeakerSource(kind=side.kind, path=side.path, trial_list=None,
+                                              max_speakers=side.max_speakers,
+                                              max_utts_per_speaker=side.max_utts_per_speaker),
+                                section.synthetic, sr, seed)
     return evaluation_only(corpus, train)
 
 
@@ -243,13 +245,13 @@ def _featurise(ctx: _Ctx, utterances: list[Utterance], split: dict[str, str], sk
     return rows
 
 
-def _trials(corpus: SpeakerCorpus, test: Any, sizes: dict[str, Any],
+def _trials(corpus: SpeakerCorpus, test: Any, sizes: TrialCounts,
             seed: int) -> tuple[Trials, str | None, int]:
     """(trials, where they come from, official trials dropped): the corpus's official trials
     among the prepared test utterances, or balanced generated ones (make_trials)."""
     if corpus.trials is None:
-        return make_trials(test.utt_id.tolist(), test.speaker.tolist(), sizes["targets"],
-                           int(sizes["nontargets"]), seed), "generated", 0
+        return make_trials(test.utt_id.tolist(), test.speaker.tolist(), sizes.targets,
+                           sizes.nontargets, seed), "generated", 0
     kept = set(test.utt_id)
     tr = [t for t in corpus.trials if t[1] in kept and t[2] in kept]
     if not tr:
@@ -258,7 +260,8 @@ def _trials(corpus: SpeakerCorpus, test: Any, sizes: dict[str, Any],
     return trials, corpus.trial_source, len(corpus.trials) - len(tr)
 
 
-# What each frontend's values are (slimaudio.frontends has the definitions).
+# What each frontend's values are (slimaudio.frontends has the definitions); its keys are
+# frontends.KINDS (a test checks).
 _FEATURES = {
     "log_mel": {"log_eps": 1e-6, "window": "hann (periodic)", "mel_scale": "htk"},
     "speechbrain_fbank": {"log": "10*log10(max(x, 1e-10)), top_db 80", "window": "hamming",
@@ -268,7 +271,7 @@ _FEATURES = {
 
 
 def _info(corpus: SpeakerCorpus, m: Any, trials: Trials, trials_from: str | None,
-          dropped: int, frontend: FrontendConfig, skips: SkipLog, section: dict[str, Any]) -> dict[str, Any]:
+          dropped: int, frontend: FrontendConfig, skips: SkipLog, section: PrepareSpeakers) -> dict[str, Any]:
     lo, hi = float(m.duration_s.min()), float(m.duration_s.max())
     per_split = {}
     for name in ("train", "test"):
@@ -284,13 +287,13 @@ def _info(corpus: SpeakerCorpus, m: Any, trials: Trials, trials_from: str | None
         }
     return {
         **frontend.describe(),
-        "corpus": {"kind": corpus.kind, "path": corpus.root, "options": section["corpus"],
+        "corpus": {"kind": corpus.kind, "path": corpus.root, "options": asdict(section.corpus),
                    "trials": trials_from},
         "features": {"dtype": "float16", "layout": "[total_frames, n_mels]", **_FEATURES[frontend.kind],
                      **({"window": frontend.kaldi_window} if frontend.kind == "kaldi_fbank" else {}),
                      "normalisation": "utterance mean" if frontend.mean_norm else "none"},
-        "audio": {"dtype": "int16", "scale": 32767, "silence_dbfs": section["audio"]["silence_dbfs"],
-                  "min_duration_s": section["audio"]["min_duration_s"]},
+        "audio": {"dtype": "int16", "scale": 32767, "silence_dbfs": section.audio.silence_dbfs,
+                  "min_duration_s": section.audio.min_duration_s},
         "counts": {"utterances": int(len(m)), "speakers": int(m.speaker.nunique()),
                    "total_frames": int(m.feat_frames.sum()), "total_samples": int(m.audio_samples.sum()),
                    "hours": round(float(m.duration_s.sum()) / 3600, 4),

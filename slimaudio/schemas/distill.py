@@ -1,4 +1,4 @@
-"""Sections of the FRILL-style distillation study (typed in slimaudio.studies.distill.config).
+"""Sections of the FRILL-style distillation study.
 
 train_teacher    the teacher: an ECAPA-TDNN wider than the study-1 baseline, trained apart
 distill          teacher targets, patches and the probe suite (stage distill_targets; the
@@ -12,128 +12,207 @@ distill_final    the chosen configuration trained again for longer (other settin
 distill_report   the interleaved latency run of the final student beside the teacher
 """
 
-import re
-from dataclasses import dataclass
-from typing import Any
+from __future__ import annotations
 
-from slimaudio.config import Field, register, validate_mapping
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, get_args
+
+from slimaudio.config import register_check, validate_mapping
 from slimaudio.errors import ParamError
-from slimaudio.schemas.ecapa import MODEL, TRAIN, TRAIN_ORDERS
+from slimaudio.schemas.ecapa import Model, Train
+from slimaudio.spec import Each, build, param, schema_of, section
 
 # The choices live here, and the library imports them from here: every stage validates every
 # section, so what this module imports is a dependency of every stage (keep it small).
-ARCHS = ("small", "large")                       # MobileNetV3 sizes
-POOLS = ("gap", "flatten")
-FRONTENDS = ("outside", "inside")                # log-mel outside or inside the student
-TASKS = ("speaker", "masked", "arousal", "group")  # the probe suite
-
-_LATENCY = {
-    "warmup": Field(int, lo=1, hi=10000),
-    "repeats": Field(int, lo=30, hi=100000, doc="timed batch-1 calls (>= 30)"),
-}
-
-STUDENT = {
-    "arch": Field(str, choices=list(ARCHS), doc="MobileNetV3 size"),
-    "width": Field(float, lo=0.1, hi=2.0, doc="width multiplier (alpha)"),
-    "bottleneck": Field(int, lo=1, hi=4096, doc="dimension of the linear compression layer"),
-    "pool": Field(str, choices=list(POOLS), doc="global average pooling or flatten"),
-    "qat": Field(bool, doc="quantization-aware training, deployed as int8"),
-    "frontend": Field(str, choices=list(FRONTENDS), doc="log-mel computed outside or inside the model"),
-}
+Arch = Literal["small", "large"]                       # MobileNetV3 sizes
+Pool = Literal["gap", "flatten"]
+Frontend = Literal["outside", "inside"]                # log-mel outside or inside the student
+Task = Literal["speaker", "masked", "arousal", "group"]  # the probe suite
+TASKS: tuple[str, ...] = get_args(Task)
 
 
 @dataclass(frozen=True)
-class StudentMap(Field):
-    """A mapping of student ids (s<digits>) to student hyperparameters."""
+class TrainTeacher:
+    """The teacher, an ECAPA-TDNN wider than the study-1 baseline (fields as ecapa's)."""
 
-    def check(self, key: str, value: Any) -> None:
-        super().check(key, value)
-        if not value:
-            raise ParamError(f"params: {key} needs at least one student")
-        for sid, spec in value.items():
-            if not re.fullmatch(r"s\d+", str(sid)):
-                raise ParamError(f"params: {key}.{sid}: student ids look like s007")
-            validate_mapping(f"{key}.{sid}", spec, STUDENT)
+    model: Model = param()
+    train: Train = param()
+    onnx_opset: int = param("ONNX opset of the teacher's export", lo=17, hi=21)
 
 
-register("distill", {
-    "teacher": {
-        "batch_size": Field(int, lo=1, hi=4096, doc="ONNX Runtime batch for embedding patches"),
-        "threads": Field(int, lo=1, hi=64, doc="ORT threads for embedding (not for latency)"),
-        "latency": _LATENCY,
-    },
-    "patches": {
-        "frames": Field(int, lo=8, hi=2000, doc="frames per patch (FRILL: 96 = 0.96 s)"),
-        "n_mels": Field(int, lo=8, hi=256, doc="the students' log-mel bands (FRILL: 64)"),
-        "train": Field(int, lo=1, hi=10_000_000, doc="random distillation patches from train speakers"),
-        "probe_per_utt": Field(int, lo=1, hi=100, doc="evenly spaced patches per probe utterance"),
-        "probe_max_utts": Field(int, lo=2, nullable=True,
-                                doc="cap on probe utterances (test speakers); null: all"),
-    },
-    "probe": {
-        "tasks": Field(list, min_len=1, item=Field(str, choices=list(TASKS)),
-                       doc="the downstream suite; quality is their mean accuracy"),
-        "c": Field(float, lo=1e-6, hi=1e6, doc="inverse L2 strength of the logistic regressions"),
-    },
-})
+@dataclass(frozen=True)
+class Latency:
+    warmup: int = param("untimed batch-1 calls first", lo=1, hi=10000)
+    repeats: int = param("timed batch-1 calls (>= 30; base.latency spreads them)",
+                         lo=30, hi=100000)
 
-register("distill_student", {
-    "steps": Field(int, lo=1, hi=10_000_000, doc="Adam steps of MSE distillation"),
-    "batch_size": Field(int, lo=1, hi=4096),
-    "lr": Field(float, lo=1e-7, hi=1.0, doc="Adam learning rate (FRILL: 1e-3)"),
-    "bn_momentum": Field(float, lo=0.0, hi=0.9999,
-                         doc="batch-norm moving-average momentum (keras.applications: 0.999, "
-                             "too slow for a few hundred steps)"),
-    "cmn": Field(bool, doc="subtract each patch's mean over time per band in the model "
-                           "(the ECAPA teacher does the same to its input)"),
-    "l2_targets": Field(bool, doc="regress the teacher's unit-length embeddings (its length "
-                                  "carries no identity for a cosine-scored teacher)"),
-    "intra_threads": Field(int, lo=1, hi=64, doc="TensorFlow threads within one op"),
-    "inter_threads": Field(int, lo=1, hi=64, doc="TensorFlow ops run side by side"),
-    "calibration": Field(int, lo=1, hi=100000, doc="training inputs calibrating the int8 model"),
-    "replicates": Field(int, lo=1, hi=100,
-                        doc="times each student (and the final one) is trained, seeds base.seed "
+
+@dataclass(frozen=True)
+class Teacher:
+    batch_size: int = param("ONNX Runtime batch for embedding the patches (the teacher's "
+                            "per-patch embeddings are the targets)", lo=1, hi=4096)
+    threads: int = param("ORT threads for embedding (latency uses base.threads)", lo=1, hi=64)
+    latency: Latency = param()
+
+
+@dataclass(frozen=True)
+class Patches:
+    frames: int = param("frames per patch (FRILL: 96 = 0.96 s)", lo=8, hi=2000)
+    n_mels: int = param("the students' log-mel bands (FRILL: 64)", lo=8, hi=256)
+    train: int = param("random patches of train-split utterances: the distillation set",
+                       lo=1, hi=10_000_000)
+    probe_per_utt: int = param("evenly spaced patches per probe utterance (test speakers)",
+                               lo=1, hi=100)
+    probe_max_utts: int | None = param("cap on probe utterances (test speakers); null: every "
+                                       "test-split utterance", lo=2)
+
+
+@dataclass(frozen=True)
+class Probe:
+    tasks: tuple[Task, ...] = param("the downstream suite; quality is their mean accuracy",
+                                    min_len=1)
+    c: float = param("inverse L2 strength of the logistic regressions", lo=1e-6, hi=1e6)
+
+
+@dataclass(frozen=True)
+class Distill:
+    """Teacher targets, patches and the probe suite."""
+
+    teacher: Teacher = param()
+    patches: Patches = param()
+    probe: Probe = param()
+
+
+@dataclass(frozen=True)
+class DistillFinal:
+    """What the final training changes of distill_student's."""
+
+    steps: int = param("Adam steps for the chosen configuration (the grid screens the "
+                       "hyperparameters at distill_student.steps)", lo=1, hi=10_000_000)
+    batch_size: int = param("patches per Adam step", lo=1, hi=4096)
+    lr: float = param("Adam learning rate (FRILL: 1e-3)", lo=1e-7, hi=1.0)
+
+
+@dataclass(frozen=True)
+class DistillStudent:
+    """How every student is trained (MSE to the teacher's standardised embedding, Adam, as
+    FRILL), converted and timed (replicate 0 alone is timed)."""
+
+    steps: int = param("Adam steps of MSE distillation (a screen of the grid; distill_final "
+                       "trains the pick for longer)", lo=1, hi=10_000_000)
+    batch_size: int = param("patches per Adam step", lo=1, hi=4096)
+    lr: float = param("Adam learning rate (FRILL: 1e-3)", lo=1e-7, hi=1.0)
+    bn_momentum: float = param("batch-norm moving-average momentum (keras.applications: 0.999, "
+                               "too slow for a few hundred steps)", lo=0.0, hi=0.9999)
+    cmn: bool = param("subtract each patch's mean over time per band in the model (the ECAPA "
+                      "teacher does the same to its input)")
+    l2_targets: bool = param("regress the teacher's unit-length embeddings (its length carries "
+                             "no identity for a cosine-scored teacher)")
+    intra_threads: int = param("TensorFlow threads within one op", lo=1, hi=64)
+    inter_threads: int = param("TensorFlow ops run side by side", lo=1, hi=64)
+    calibration: int = param("training inputs calibrating the int8 model of a QAT student",
+                             lo=1, hi=100000)
+    replicates: int = param("times each student (and the final one) is trained, seeds base.seed "
                             "+ 0..n-1; accuracies are the replicates' mean, their intervals "
-                            "resample the replicates too (1: the training seed is not in them)"),
-    "latency": _LATENCY,
-})
+                            "resample the replicates too (1: the training seed is not in them)",
+                            lo=1, hi=100)
+    latency: Latency = param()
 
-register("distill_grid", {
-    "levels": {
-        "arch": Field(list, min_len=1, item=Field(str, choices=list(ARCHS))),
-        "width": Field(list, min_len=1, item=Field(float, lo=0.1, hi=2.0)),
-        "bottleneck": Field(list, min_len=1, item=Field(int, lo=1, hi=4096)),
-        "pool": Field(list, min_len=1, item=Field(str, choices=list(POOLS))),
-        "qat": Field(list, min_len=1, item=Field(bool)),
-        "frontend": Field(list, min_len=1, item=Field(str, choices=list(FRONTENDS))),
-    },
-    "students": StudentMap(dict, doc="id -> hyperparameters; one DVC stage each"),
-})
+    def with_final(self, final: DistillFinal) -> DistillStudent:
+        """distill_final's training: its steps, batch size and lr, everything else (the
+        replicates too) as here."""
+        return replace(self, steps=final.steps, batch_size=final.batch_size, lr=final.lr)
 
-register("distill_select", {
-    "choose": {
-        "max_latency_fraction": Field(float, lo=1e-4, hi=1.0,
-                                      doc="latency budget of the chosen student, x the teacher's"),
-        "max_size_fraction": Field(float, lo=1e-4, hi=1.0, nullable=True,
-                                   doc="size budget of the chosen student, x the teacher's "
-                                       "(null: none)"),
-    },
-    "latency": _LATENCY,
-    "require_full_grid": Field(bool, doc="fail unless distill_grid.students is the full grid"),
-})
 
-register("distill_final", {
-    "steps": Field(int, lo=1, hi=10_000_000, doc="Adam steps for the chosen configuration"),
-    "batch_size": Field(int, lo=1, hi=4096),
-    "lr": Field(float, lo=1e-7, hi=1.0, doc="Adam learning rate (FRILL: 1e-3)"),
-})
+@dataclass(frozen=True)
+class Student:
+    """The FRILL hyperparameters of one student (an entry of distill_grid.students)."""
 
-register("distill_report", {
-    "latency": _LATENCY,
-})
+    arch: Arch = param("MobileNetV3 size")
+    width: float = param("width multiplier (alpha)", lo=0.1, hi=2.0)
+    bottleneck: int = param("dimension of the linear compression layer", lo=1, hi=4096)
+    pool: Pool = param("global average pooling or flatten")
+    qat: bool = param("quantization-aware training, deployed as int8")
+    frontend: Frontend = param("log-mel computed outside or inside the model")
 
-register("train_teacher", {
-    "model": MODEL,
-    "train": TRAIN,
-    "onnx_opset": Field(int, lo=17, hi=21),
-}, orders=TRAIN_ORDERS)
+    @property
+    def label(self) -> str:
+        """Readable name, e.g. small-w075-b64-gap-q8-fin."""
+        return (f"{self.arch}-w{round(self.width * 100):03d}-b{self.bottleneck}-{self.pool}-"
+                f"{'q8' if self.qat else 'f32'}-{'fin' if self.frontend == 'inside' else 'fout'}")
+
+
+@dataclass(frozen=True)
+class Levels:
+    """The levels of every hyperparameter; the full grid is their product (FRILL: 144)."""
+
+    arch: tuple[Arch, ...] = param("MobileNetV3 sizes", min_len=1)
+    width: tuple[float, ...] = param("width multipliers (alpha)", each=Each(lo=0.1, hi=2.0),
+                                     min_len=1)
+    bottleneck: tuple[int, ...] = param("dimensions of the linear compression layer",
+                                        each=Each(lo=1, hi=4096), min_len=1)
+    pool: tuple[Pool, ...] = param("global average pooling and/or flatten", min_len=1)
+    qat: tuple[bool, ...] = param("quantization-aware training (int8) or not", min_len=1)
+    frontend: tuple[Frontend, ...] = param("log-mel outside and/or inside the model", min_len=1)
+
+
+@dataclass(frozen=True)
+class DistillGrid:
+    levels: Levels = param()
+    students: dict[str, dict[str, Any]] = param(
+        "id (s<digits>) -> a Student's hyperparameters, from the `students` config group "
+        "(conf/students/<design>.yaml); one DVC stage each")
+
+    def student(self, sid: str) -> Student:
+        return build(Student, self.students[sid])
+
+
+@dataclass(frozen=True)
+class Budgets:
+    max_latency_fraction: float = param("latency budget of the chosen student, x the teacher's "
+                                        "(0.1: the best frontier student >= 10x faster)",
+                                        lo=1e-4, hi=1.0)
+    max_size_fraction: float | None = param("size budget of the chosen student, x the "
+                                            "teacher's (null: none)", lo=1e-4, hi=1.0)
+
+
+@dataclass(frozen=True)
+class DistillSelect:
+    """Choosing the FRILL analogue from the grid students, timed interleaved."""
+
+    choose: Budgets = param()
+    latency: Latency = param()
+    require_full_grid: bool = param("fail unless distill_grid.students is the full grid "
+                                    "(the paper profile)")
+
+
+@dataclass(frozen=True)
+class DistillReport:
+    """The interleaved latency run of the final student, its grid run and the teacher."""
+
+    latency: Latency = param()
+
+
+section("distill", Distill)
+section("distill_student", DistillStudent)
+section("distill_grid", DistillGrid)
+section("distill_select", DistillSelect)
+section("distill_final", DistillFinal)
+section("distill_report", DistillReport)
+section("train_teacher", TrainTeacher, orders=[("train.snr_db.0", "train.snr_db.1")])
+
+
+@register_check
+def _check_students(params: Mapping[str, Any]) -> None:
+    """distill_grid.students (a free mapping to the schema): at least one student, ids like
+    s007, each entry a Student."""
+    key, students = "params: distill_grid.students", params["distill_grid"]["students"]
+    if not students:
+        raise ParamError(f"{key} needs at least one student")
+    schema = schema_of(Student)
+    for sid, spec in students.items():
+        if not re.fullmatch(r"s\d+", str(sid)):
+            raise ParamError(f"{key}.{sid}: student ids look like s007")
+        validate_mapping(f"distill_grid.students.{sid}", spec, schema)

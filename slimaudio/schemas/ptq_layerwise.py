@@ -1,8 +1,15 @@
-"""Schema of the `ptq_layerwise` section: the per-layer INT8 post-training quantization study."""
+"""Section `ptq_layerwise`: the per-layer INT8 post-training quantization study.
 
-from typing import Any
+The first seven fields (`PtqRecipe`) say how a model is calibrated, quantized and scored: all
+that the studies reusing this study's recipe (pwl_int8, runtimes) read of it.
+"""
 
-from slimaudio.config import Field, register
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from slimaudio.spec import Each, param, section
 
 # The variants of `all` with one setting changed, in one place: each names the quantization
 # settings it changes (fields of slimaudio.compress.onnx_int8.QuantSettings) and the ORT
@@ -19,75 +26,104 @@ ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
     "full_range": {"settings": {"reduce_range": False}, "session": {}},
     "all_ops": {"settings": {"op_types": None}, "session": {}},
 }
+SPEED_VARIANTS = ("all", "paper_choice", "float16", "dynamic")
 
-register("ptq_layerwise", {
-    "groups": Field(dict, nullable=True,
-                    doc="layer groups: null (the paper's seven groups of our ECAPA export, by "
-                        "node-name prefix) or an ordered {group: regex over ONNX node names}; "
-                        "every weight-bearing node in exactly one group"),
-    "calibration": {
-        "utterances": Field(int, lo=1, hi=100000,
-                            doc="train-split utterances used for calibration (never test)"),
-        "crop_frames": Field(int, lo=20, hi=100000,
-                             doc="fixed-length random crop per calibration utterance (frames)"),
-        "method": Field(str, choices=["MinMax", "Entropy", "Percentile"],
-                        doc="ORT calibration method for activation ranges"),
-        "percentile": Field(float, lo=90.0, hi=100.0, doc="Percentile method: kept percentile"),
-    },
-    "activation_type": Field(str, choices=["uint8", "int8"],
-                             doc="8-bit activations: uint8 (U8S8, what ORT's x86 integer kernels "
-                                 "run) or int8 (S8S8)"),
-    "per_channel": Field(bool, doc="symmetric INT8 weights per output channel (else per tensor)"),
-    "reduce_range": Field(bool, choices=[True, False, "auto"],
-                          doc="7-bit weights: ORT's advice for x86 without VNNI, where the U8S8 "
-                              "kernels' 16-bit pair sums can saturate; auto: from the CPU flags"),
-    "quant_format": Field(str, choices=["QDQ", "QOperator"], doc="ORT static quantization format"),
-    "op_types": Field(list, item=Field(str), nullable=True, min_len=1,
-                      doc="ONNX op types quantized inside the chosen groups (null: every type "
-                          "ORT can quantize, Softmax, Mul, Sigmoid, BN and reductions included)"),
-    "budget_eer": Field(float, lo=0.0, hi=100.0,
-                        doc="largest EER increase (points) the `proposed` row may have"),
-    "eval": {
-        "threads": Field(int, lo=1, hi=64, doc="ORT threads while scoring trials (not latency)"),
-        "max_frames": Field(int, lo=20, nullable=True,
-                            doc="crop test utterances to their first N frames (null: whole)"),
-    },
-    "error_analysis": {
-        "utterances": Field(int, lo=1, hi=10000,
-                            doc="test utterances (3 s crops) for the per-group activation error"),
-    },
-    "latency": {
-        "frames": Field(int, lo=20, hi=100000, doc="input length (300 frames = 3 s)"),
-        "warmup": Field(int, lo=0, hi=1000),
-        "repeats": Field(int, lo=30, hi=100000),
-    },
-    "speed": {
-        "widths": Field(list, item=Field(int, lo=8, hi=4096), min_len=1,
-                        doc="ECAPA-TDNN widths C timed (random weights, BN statistics from the "
-                            "calibration utterances; the paper's C=1024 in the paper profile)"),
-        "seconds": Field(list, item=Field(float, lo=0.1, hi=600.0), min_len=1,
-                         doc="input lengths timed at every width (s)"),
-        "variants": Field(list, item=Field(str, choices=["all", "paper_choice", "float16",
-                                                         "dynamic"]),
-                          doc="variants timed against the float model at every width and length"),
-        "warmup": Field(int, lo=0, hi=1000),
-        "repeats": Field(int, lo=30, hi=100000, doc="timed rounds (base.latency spreads them)"),
-        "runtimes": Field(bool, doc="the runtimes stage also times OpenVINO beside ORT at these "
-                                    "widths (paper profile; else at the trained width only)"),
-    },
-    "profile_runs": Field(int, lo=1, hi=1000, doc="ORT profiler runs per profiled model"),
-    "ablation": Field(list, item=Field(str, choices=list(ABLATIONS)),
-                      doc="variants of `all` with one setting changed (size, latency)"),
-    "ablation_eer": Field(list, item=Field(str, choices=list(ABLATIONS)),
-                          doc="ablation variants whose EER is measured too (the others: "
-                              "embedding cosine only)"),
-    "weight_bits": {
-        "widths": Field(list, item=Field(int, lo=2, hi=7),
-                        doc="weight bit widths below 8: every group's INT8 row again with its "
-                            "weights at each width (real b-bit values in the int8 kernels, "
-                            "8-bit activations); [] for none"),
-        "max_verify": Field(int, lo=0, hi=1000,
-                            doc="configurations the mixed-precision walk (bits per group under "
-                                "budget_eer) may measure; 0: no walk"),
-    },
-})
+
+@dataclass(frozen=True)
+class Calibration:
+    utterances: int = param("train-split utterances used for calibration (never test data)",
+                            lo=1, hi=100000)
+    crop_frames: int = param("one random fixed-length crop per calibration utterance (frames)",
+                             lo=20, hi=100000)
+    method: Literal["MinMax", "Entropy", "Percentile"] = param(
+        "ORT calibration method for activation ranges")
+    percentile: float = param("Percentile method only: the kept percentile", lo=90.0, hi=100.0)
+
+
+@dataclass(frozen=True)
+class Eval:
+    threads: int = param("ORT threads while scoring the trials (not latency)", lo=1, hi=64)
+    max_frames: int | None = param("crop test utterances to their first N frames (null: whole)",
+                                   lo=20)
+
+
+@dataclass(frozen=True)
+class ErrorAnalysis:
+    utterances: int = param("test utterances (latency-length crops) for the per-group "
+                            "activation error", lo=1, hi=10000)
+
+
+@dataclass(frozen=True)
+class Latency:
+    frames: int = param("input length (300 frames = 3 s)", lo=20, hi=100000)
+    warmup: int = param("untimed calls first", lo=0, hi=1000)
+    repeats: int = param("timed rounds, a burst each (base.latency)", lo=30, hi=100000)
+
+
+@dataclass(frozen=True)
+class Speed:
+    widths: tuple[int, ...] = param(
+        "ECAPA-TDNN widths C timed (random weights of the paper's proportions, BN statistics "
+        "from the calibration utterances; the paper's C=1024 in the paper profile)",
+        each=Each(lo=8, hi=4096), min_len=1)
+    seconds: tuple[float, ...] = param("input lengths timed at every width (s)",
+                                       each=Each(lo=0.1, hi=600.0), min_len=1)
+    variants: tuple[Literal["all", "paper_choice", "float16", "dynamic"], ...] = param(
+        "variants timed against the float model at every width and length")
+    warmup: int = param("untimed calls first", lo=0, hi=1000)
+    repeats: int = param("timed rounds in all (base.latency spreads them)", lo=30, hi=100000)
+    runtimes: bool = param("the runtimes stage also times OpenVINO beside ORT at these widths "
+                           "(paper profile; else at the trained width only)")
+
+
+@dataclass(frozen=True)
+class WeightBits:
+    widths: tuple[int, ...] = param(
+        "weight bit widths below 8: every group's INT8 row again with its weights at each "
+        "width (real b-bit values in the int8 kernels, 8-bit activations); [] for none",
+        each=Each(lo=2, hi=7))
+    max_verify: int = param("configurations the mixed-precision walk (bits per group under "
+                            "budget_eer) may measure; 0: no walk", lo=0, hi=1000)
+
+
+@dataclass(frozen=True)
+class PtqRecipe:
+    """How a model is calibrated, quantized and scored."""
+
+    calibration: Calibration = param()
+    activation_type: Literal["uint8", "int8"] = param(
+        "8-bit activations: uint8 (U8S8, what ORT's x86 integer kernels run) or int8 (S8S8)")
+    per_channel: bool = param("symmetric INT8 weights per output channel (else per tensor)")
+    reduce_range: bool | Literal["auto"] = param(
+        "7-bit weights: ORT's advice for x86 without VNNI, where the U8S8 kernels' 16-bit pair "
+        "sums can saturate; auto: from the CPU flags (the reason goes to metrics.json)")
+    quant_format: Literal["QDQ", "QOperator"] = param("ORT static quantization format")
+    op_types: tuple[str, ...] | None = param(
+        "ONNX op types quantized inside the chosen groups (null: every type ORT can quantize, "
+        "Softmax, Mul, Sigmoid, BN and reductions included)", min_len=1)
+    eval: Eval = param()
+
+
+@dataclass(frozen=True)
+class PtqLayerwise(PtqRecipe):
+    """The whole section: the recipe, and what the study itself does with it."""
+
+    groups: dict[str, str] | None = param(
+        "layer groups: null (the paper's seven groups of our ECAPA export, by node-name "
+        "prefix) or an ordered {group: regex over ONNX node names}; every weight-bearing node "
+        "in exactly one group")
+    budget_eer: float = param("largest EER increase (points) of `proposed` and of the "
+                              "mixed-precision walk's every step", lo=0.0, hi=100.0)
+    error_analysis: ErrorAnalysis = param()
+    latency: Latency = param()
+    speed: Speed = param()
+    profile_runs: int = param("ORT profiler runs per profiled model (median per op type)",
+                              lo=1, hi=1000)
+    ablation: tuple[Literal[tuple(ABLATIONS)], ...] = param(  # type: ignore[valid-type]
+        "variants of `all` with one setting changed (size, latency)")
+    ablation_eer: tuple[Literal[tuple(ABLATIONS)], ...] = param(  # type: ignore[valid-type]
+        "ablation variants whose EER is measured too (the others: embedding cosine only)")
+    weight_bits: WeightBits = param()
+
+
+section("ptq_layerwise", PtqLayerwise)

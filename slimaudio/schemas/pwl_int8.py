@@ -1,17 +1,28 @@
-"""Schema of section `pwl_int8` (typed as slimaudio.studies.pwl_int8.config)."""
+"""Section `pwl_int8`: the fine-tuned PWL models quantized with ptq_layerwise's recipe."""
 
-from slimaudio.config import Field, register
+from __future__ import annotations
 
-register("pwl_int8", {
-    "methods": Field(list, item=Field(str), min_len=1,
-                     doc="fine-tuned pwl_softmax models to quantize (models/pwl_softmax/<name>"
-                         ".onnx); best_bench: the exp-free bench form with the lowest EER after "
-                         "fine-tuning"),
-    "reference": Field(str, doc="the softmax-pooling model every method is compared with "
-                                "(baseline_ft_control: fine-tuned like the methods)"),
-    "latency": {
-        "frames": Field(int, lo=10, doc="whole-model input length (300 = 3 s)"),
-        "warmup": Field(int, lo=1),
-        "repeats": Field(int, lo=30),
-    },
-})
+from dataclasses import dataclass
+
+from slimaudio.spec import param, section
+
+
+@dataclass(frozen=True)
+class Latency:
+    frames: int = param("whole-model input length (300 = 3 s)", lo=10)
+    warmup: int = param("untimed calls first", lo=1)
+    repeats: int = param("timed rounds, a burst each (base.latency)", lo=30)
+
+
+@dataclass(frozen=True)
+class PwlInt8:
+    methods: tuple[str, ...] = param(
+        "fine-tuned pwl_softmax models to quantize (models/pwl_softmax/<name>.onnx); "
+        "best_bench: the exp-free bench form (pwl_softmax.bench) with the lowest EER after "
+        "fine-tuning", min_len=1)
+    reference: str = param("the softmax-pooling model every method is compared with "
+                           "(baseline_ft_control: fine-tuned like the methods)")
+    latency: Latency = param()
+
+
+section("pwl_int8", PwlInt8)

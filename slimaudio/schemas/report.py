@@ -1,5 +1,15 @@
-from slimaudio.config import Field, register
+"""Section `report`: the cross-study report (stage report)."""
 
-register("report", {
-    "title": Field(str, doc="title of reports/index.html"),
-})
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slimaudio.spec import param, section
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str = param("title of reports/index.html")
+
+
+section("report", Report)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimaudio.errors import DataError, ParamError
-from slimaudio.speaker.model_source import InitConfig
+from slimaudio.schemas.ecapa import Init
 
-if TYPE_CHECKING:  # the torch side is imported where it is used: InitConfig stays light
+if TYPE_CHECKING:  # the torch side is imported where it is used: the schema stays light
     from slimaudio.datasets.speakers import SpeakerData
     from slimaudio.models.ecapa import EcapaTdnn
     from slimaudio.speaker.aamsoftmax import AAMSoftmax
@@ -28,13 +28,13 @@ if TYPE_CHECKING:  # the torch side is imported where it is used: InitConfig sta
 IMPRINT_CROPS = 4  # crops per speaker that imprint the AAM head
 
 
-def import_torch(cfg: InitConfig, data: SpeakerData) -> EcapaTdnn:
+def import_torch(cfg: Init, data: SpeakerData) -> EcapaTdnn:
     """The imported torch model (kind `speechbrain`), checked against the prepared features."""
     from slimaudio.models.speechbrain_import import load_folder
 
     if cfg.kind != "speechbrain":
         raise ParamError(f"params: ecapa.init.kind = {cfg.kind!r} has no torch model to import")
-    model = load_folder(cfg.path)
+    model = load_folder(cfg.file)
     if model.cfg.n_mels != data.n_mels:
         raise DataError(f"{cfg.path}: the model takes {model.cfg.n_mels} mel bands, "
                         f"{data.root}/feats.npy has {data.n_mels} "

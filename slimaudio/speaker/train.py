@@ -18,6 +18,7 @@ from slimaudio import runtime
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.models.ecapa import EcapaConfig, EcapaTdnn
 from slimaudio.progress import progress_bar
+from slimaudio.schemas.ecapa import Model, Train
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler, NoiseConfig
 
@@ -45,27 +46,27 @@ class TrainConfig:
     seed: int
 
     @classmethod
-    def from_params(cls, train: Mapping[str, Any], data: SpeakerData, seed: int) -> TrainConfig:
-        lo, hi = (float(v) for v in train["snr_db"][:2])
-        return cls(steps=int(train["steps"]), batch_size=int(train["batch_size"]),
-                   crop_frames=data.frames(float(train["crop_s"])), lr=float(train["lr"]),
-                   lr_min=float(train["lr_min"]), warmup_steps=int(train["warmup_steps"]),
-                   weight_decay=float(train["weight_decay"]), margin=float(train["margin"]),
-                   margin_warmup_steps=int(train["margin_warmup_steps"]),
-                   scale=float(train["scale"]),
-                   noise=NoiseConfig(prob=noise_prob(train, data), snr_db=(lo, hi)),
-                   log_every=int(train["log_every"]), threads=int(train["threads"]), seed=seed)
+    def of(cls, train: Train, data: SpeakerData, seed: int) -> TrainConfig:
+        """The run that params `train` (ecapa.train's fields) asks for on `data`."""
+        lo, hi = train.snr_db[:2]
+        return cls(steps=train.steps, batch_size=train.batch_size,
+                   crop_frames=data.frames(train.crop_s), lr=train.lr, lr_min=train.lr_min,
+                   warmup_steps=train.warmup_steps, weight_decay=train.weight_decay,
+                   margin=train.margin, margin_warmup_steps=train.margin_warmup_steps,
+                   scale=train.scale, noise=NoiseConfig(prob=noise_prob(train, data),
+                                                        snr_db=(lo, hi)),
+                   log_every=train.log_every, threads=train.threads, seed=seed)
 
 
-def noise_prob(train: Mapping[str, Any], data: SpeakerData) -> float:
+def noise_prob(train: Train, data: SpeakerData) -> float:
     """ecapa.train.noise_prob, or 0 for features other than log-mel: the noise is added in the
     log-mel domain (slimaudio.speaker.data), which dB or normalised features are not."""
     kind = data.info.kind
-    if kind != "log_mel" and float(train["noise_prob"]) > 0:
+    if kind != "log_mel" and train.noise_prob > 0:
         print(f"note: no noise augmentation on {kind} features (ecapa.train.noise_prob applies "
               "to log_mel only)")
         return 0.0
-    return float(train["noise_prob"])
+    return train.noise_prob
 
 
 def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float:
@@ -77,13 +78,9 @@ def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float
     return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * frac))
 
 
-def model_config(model_params: Mapping[str, Any], n_mels: int) -> EcapaConfig:
-    return EcapaConfig(n_mels=n_mels, channels=int(model_params["channels"]),
-                       mfa_channels=int(model_params["mfa_channels"]),
-                       attention_channels=int(model_params["attention_channels"]),
-                       embedding_dim=int(model_params["embedding_dim"]),
-                       scale=int(model_params["scale"]),
-                       se_bottleneck=int(model_params["se_bottleneck"]))
+def model_config(model: Model, n_mels: int) -> EcapaConfig:
+    """The network params `model` (ecapa.model's fields) ask for, on `n_mels` bands."""
+    return EcapaConfig(n_mels=n_mels, **vars(model))
 
 
 @dataclass
@@ -235,12 +232,13 @@ def load_weights(path: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- the baseline
 
 
-def train_baseline(data: SpeakerData, ecapa: Mapping[str, Any], seed: int,
+def train_baseline(data: SpeakerData, model_params: Model, train_params: Train, seed: int,
                    progress: bool = True) -> tuple[EcapaTdnn, AAMSoftmax, CropSampler, TrainResult]:
-    """Build ECAPA-TDNN from params `ecapa.model` and train it per `ecapa.train`."""
+    """Build ECAPA-TDNN as `model_params` ask and train it as `train_params` ask (the fields
+    of ecapa.model and ecapa.train)."""
     runtime.seed_torch(seed)
-    cfg = TrainConfig.from_params(ecapa["train"], data, seed)
-    model = EcapaTdnn(model_config(ecapa["model"], data.n_mels))
+    cfg = TrainConfig.of(train_params, data, seed)
+    model = EcapaTdnn(model_config(model_params, data.n_mels))
     sampler = CropSampler(data, cfg.crop_frames, seed, cfg.noise)
     aam = AAMSoftmax(model.cfg.embedding_dim, sampler.n_classes, cfg.margin, cfg.scale)
     result = train(model, aam, sampler, cfg, progress=progress)

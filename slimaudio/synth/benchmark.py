@@ -7,21 +7,23 @@ from __future__ import annotations
 from dataclasses import replace
 
 from slimaudio.compose import compose
+from slimaudio.schemas.data import EventSynth, SpeechSynth
+from slimaudio.spec import build
 from slimaudio.synth import dsp, events, speech
 
 
 def speech_speed(n_utts: int = 40, seed: int = 0) -> dict[str, float]:
     params = compose([])
-    cfg = speech.SpeechCorpusConfig.from_params(params["prepare_speakers"]["synthetic"],
-                                                params["base"]["sample_rate"], seed)
+    synth = build(SpeechSynth, params["prepare_speakers"]["synthetic"])
+    cfg = speech.SpeechCorpusConfig.of(synth, params["base"]["sample_rate"], seed)
     return dsp.realtime_factor(lambda spec: speech.render(spec, cfg),
                                speech.plan_corpus(cfg)[:n_utts])
 
 
 def events_speed(clips_per_class: int = 4, seed: int = 0) -> dict[str, float]:
     params = compose([])
-    cfg = replace(events.EventCorpusConfig.from_params(params["prepare_sounds"]["synthetic"],
-                                                       params["base"]["sample_rate"], seed),
+    synth = build(EventSynth, params["prepare_sounds"]["synthetic"])
+    cfg = replace(events.EventCorpusConfig.of(synth, params["base"]["sample_rate"], seed),
                   clips_per_class_max=clips_per_class, imbalance=1.0)
     return dsp.realtime_factor(lambda spec: events.render(spec, cfg), events.plan_corpus(cfg))
 

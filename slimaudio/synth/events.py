@@ -12,14 +12,14 @@ speech babble (harmonic voices), kettle whistle vs smoke alarm (narrowband tones
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import signal
 
 from slimaudio.errors import ParamError
+from slimaudio.schemas.data import EventSynth
 from slimaudio.synth import dsp
 
 EVENT_CLASSES: tuple[str, ...] = (
@@ -31,21 +31,12 @@ BACKGROUNDS: tuple[str, ...] = ("traffic", "machinery", "crowd", "rain")
 
 
 @dataclass(frozen=True)
-class EventCorpusConfig:
-    """The knobs of params prepare_sounds.synthetic (their defaults live in conf/config.yaml)
-    plus base.sample_rate and base.seed."""
-    classes: tuple[str, ...]             # class names, in label order
-    clips_per_class_max: int             # clips of the largest class
-    imbalance: float                     # smallest class = imbalance * largest; geometric in between, seeded class order
-    min_dur_s: float                     # shortest clip
-    max_dur_s: float                     # longest clip (uniform in between)
-    snr_db_min: float                    # lowest event-to-background SNR (active level of the event)
-    snr_db_max: float                    # highest SNR
+class EventCorpusConfig(EventSynth):
+    """Params prepare_sounds.synthetic (the knobs, documented in slimaudio.schemas.data) plus
+    base.sample_rate and base.seed."""
+    classes: tuple[str, ...]             # class names, in label order (never null here)
     sample_rate: int
     seed: int
-    # ---- difficulty knobs
-    min_occupancy: float                 # the event spans a fraction U(min_occupancy, 1) of the clip (smaller = more event-free frames)
-    variability: float                   # scales the per-clip random variation of every generator's parameters
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.classes if c not in GENERATORS]
@@ -65,11 +56,12 @@ class EventCorpusConfig:
                 raise ParamError(f"event synth: {name}={getattr(self, name)!r} is out of range{extra}")
 
     @classmethod
-    def from_params(cls, synthetic: Mapping[str, Any], sample_rate: int, seed: int) -> EventCorpusConfig:
-        """From params prepare_sounds.synthetic (every key; classes null: all EVENT_CLASSES),
+    def of(cls, synthetic: EventSynth, sample_rate: int, seed: int) -> EventCorpusConfig:
+        """From params prepare_sounds.synthetic (classes null: all EVENT_CLASSES),
         base.sample_rate and base.seed."""
-        classes = synthetic["classes"]
-        return cls(**{**synthetic, "classes": tuple(EVENT_CLASSES if classes is None else classes)},
+        knobs = {f.name: getattr(synthetic, f.name) for f in fields(EventSynth)}
+        classes = synthetic.classes
+        return cls(**{**knobs, "classes": tuple(EVENT_CLASSES if classes is None else classes)},
                    sample_rate=int(sample_rate), seed=int(seed))
 
 

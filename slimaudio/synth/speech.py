@@ -16,40 +16,22 @@ process. Speaker indices are 0-based; ids are 1-based ("spk0001" is index 0).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 import numpy as np
 
 from slimaudio.errors import ParamError
+from slimaudio.schemas.data import SpeechSynth
 from slimaudio.synth import dsp
 
 
 @dataclass(frozen=True)
-class SpeechCorpusConfig:
-    """The knobs of params prepare_speakers.synthetic (their defaults live in conf/config.yaml)
-    plus base.sample_rate and base.seed."""
-    n_speakers: int                    # speakers in the corpus (ids spk0001 ...)
-    utts_per_speaker: int              # utterances per speaker, spread round-robin over sessions
-    sessions_per_speaker: int          # recording sessions per speaker (each its own channel/room/noise)
-    min_dur_s: float                   # shortest utterance
-    max_dur_s: float                   # longest utterance (durations uniform in between)
-    snr_db_min: float                  # lowest additive-noise SNR
-    snr_db_max: float                  # highest additive-noise SNR
-    masked_prob: float                 # probability that an utterance is spoken through a mask
-    arousal_prob: float                # probability that an utterance is high-arousal
+class SpeechCorpusConfig(SpeechSynth):
+    """Params prepare_speakers.synthetic (the knobs, documented in slimaudio.schemas.data) plus
+    base.sample_rate and base.seed."""
     sample_rate: int
     seed: int
-    # ---- difficulty knobs
-    trait_spread: float                # between-speaker spread of every voice trait (smaller = speakers more alike = harder)
-    session_var: float                 # within-speaker drift per session: F0, vocal effort, rate, articulation (larger = harder)
-    utt_var: float                     # within-speaker drift per utterance (larger = harder)
-    channel_eq_db: float               # depth of the random per-session channel EQ (larger = harder)
-    rt60_max_s: float                  # longest per-session reverberation time (rt60 uniform in [0.1, this])
-    mask_db_min: float                 # weakest mask attenuation of high frequencies (smaller = mask harder to detect)
-    mask_db_max: float                 # strongest mask attenuation
-    arousal_strength: float            # scales the pitch-range / pitch-rate / rate / effort changes of arousal
     channel_pool: int = 64             # distinct recording setups shared by all sessions (0: every session its own); not a param
 
     def __post_init__(self) -> None:
@@ -73,9 +55,10 @@ class SpeechCorpusConfig:
                 raise ParamError(f"speech synth: {name}={getattr(self, name)!r} is out of range")
 
     @classmethod
-    def from_params(cls, synthetic: Mapping[str, Any], sample_rate: int, seed: int) -> SpeechCorpusConfig:
-        """From params prepare_speakers.synthetic (every key), base.sample_rate and base.seed."""
-        return cls(**synthetic, sample_rate=int(sample_rate), seed=int(seed))
+    def of(cls, synthetic: SpeechSynth, sample_rate: int, seed: int) -> SpeechCorpusConfig:
+        """From params prepare_speakers.synthetic, base.sample_rate and base.seed."""
+        return cls(**{f.name: getattr(synthetic, f.name) for f in fields(SpeechSynth)},
+                   sample_rate=int(sample_rate), seed=int(seed))
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,10 @@ from slimaudio import runtime, stats
 from slimaudio.errors import DataError
 from slimaudio.latency import SIMPLE, Spread, speedup
 from slimaudio.metrics import MIB
-from slimaudio.stats import BootstrapConfig
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.schemas.distill import DistillReport
 from slimaudio.studies.distill import grid as grid_mod
 from slimaudio.studies.distill import intervals, probes, rules
-from slimaudio.studies.distill.config import ReportConfig
 from slimaudio.studies.distill.data import (
     QUALITY,
     QUALITY_SD,
@@ -134,7 +134,7 @@ def common_replicates(where: Mapping[str, tuple[list[Path], str]]) -> int:
 
 
 def with_intervals(df: pd.DataFrame, data_dir: Path, grid_dir: Path, final_dir: Path,
-                   tasks: list[str], boot: BootstrapConfig, seed: int) -> pd.DataFrame:
+                   tasks: list[str], boot: Bootstrap, seed: int) -> pd.DataFrame:
     """The table with every accuracy's interval and its paired difference from the teacher,
     from the probe answers the teacher's, each student's and the final student's stage saved
     (every replicate's: the intervals resample the replicates too, intervals.py)."""
@@ -182,8 +182,8 @@ def final_row(grid_row: Mapping[str, Any], m: Mapping[str, Any], lat: Any, tasks
 
 def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[str, Any],
              final_dir: Path, grid_dir: Path, teacher_info: Mapping[str, Any],
-             teacher_model: Path, cfg: ReportConfig, threads: int, seed: int, *,
-             data_dir: Path, boot: BootstrapConfig, spread: Spread = SIMPLE) -> Outcome:
+             teacher_model: Path, cfg: DistillReport, threads: int, seed: int, *,
+             data_dir: Path, boot: Bootstrap, spread: Spread = SIMPLE) -> Outcome:
     """The final student beside its grid run and the teacher, with intervals, and the
     regression."""
     chosen = str(choice["student"])

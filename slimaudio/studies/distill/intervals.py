@@ -31,7 +31,8 @@ import pandas as pd
 
 from slimaudio import runtime, stats
 from slimaudio.errors import DataError
-from slimaudio.stats import BootstrapConfig, Interval, Resampler, Statistic, percentile
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.stats import Interval, Resampler, Statistic, percentile
 from slimaudio.studies.distill.data import QUALITY
 from slimaudio.studies.distill.data import QUALITY_SD as SD
 
@@ -88,7 +89,7 @@ def stats_of(a: Answers, tasks: Sequence[str]) -> dict[str, Statistic]:
     return out
 
 
-def speaker_resampler(utts: pd.DataFrame, boot: BootstrapConfig, seed: int) -> Resampler:
+def speaker_resampler(utts: pd.DataFrame, boot: Bootstrap, seed: int) -> Resampler:
     """The study's one resampler: probe speakers drawn with replacement."""
     return Resampler.of_clusters(utts["speaker"].astype(str).to_numpy(), len(utts),
                                  boot.resamples, runtime.rng(seed, "bootstrap"), boot.level)

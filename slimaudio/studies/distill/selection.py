@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import pandas as pd
 from slimaudio.errors import DataError, ParamError
 from slimaudio.latency import SIMPLE, Spread
 from slimaudio.metrics import MIB
+from slimaudio.schemas.distill import DistillGrid, DistillSelect
 from slimaudio.studies.distill import grid as grid_mod
 from slimaudio.studies.distill import rules
-from slimaudio.studies.distill.config import GridConfig, SelectConfig
 from slimaudio.studies.distill.data import QUALITY_SD
 from slimaudio.studies.distill.pareto import frontier
 from slimaudio.studies.distill.timing import time_with_teacher
@@ -118,10 +118,10 @@ class Selection:
         return {"chosen": self.chosen, "how": self.how, "notes": self.notes}
 
 
-def check_grid(grid: GridConfig, require_full: bool) -> list[str]:
+def check_grid(grid: DistillGrid, require_full: bool) -> list[str]:
     """Refuse an empty (or, when required, partial) grid; notes on factors the design holds
     at one level and on other levels no student covers."""
-    students, levels = grid.students, grid.levels
+    students, levels = grid.students, asdict(grid.levels)
     if not students:
         raise ParamError("params: distill_grid.students is empty")
     if require_full and not grid_mod.is_full(students, levels):
@@ -152,8 +152,8 @@ def student_models(students: Mapping[str, Mapping[str, Any]], models_dir: Path) 
     return models
 
 
-def select(grid: GridConfig, models_dir: Path, teacher_info: Mapping[str, Any],
-           teacher_model: Path, cfg: SelectConfig, threads: int, seed: int,
+def select(grid: DistillGrid, models_dir: Path, teacher_info: Mapping[str, Any],
+           teacher_model: Path, cfg: DistillSelect, threads: int, seed: int,
            spread: Spread = SIMPLE) -> Selection:
     """Time every grid student and the teacher interleaved, find the frontier, choose."""
     notes = check_grid(grid, cfg.require_full_grid)

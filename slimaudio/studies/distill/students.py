@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,10 @@ import numpy as np
 
 from slimaudio import runtime
 from slimaudio.latency import SIMPLE, Spread
-from slimaudio.models.mobilenet_students import StudentConfig
 from slimaudio.progress import progress_bar
+from slimaudio.schemas.distill import DistillStudent, Probe, Student
 from slimaudio.speaker.scoring import l2_normalise
 from slimaudio.studies.distill import probes
-from slimaudio.studies.distill.config import ProbeConfig, TrainConfig
 from slimaudio.studies.distill.data import (
     QUALITY,
     QUALITY_SD,
@@ -114,7 +113,7 @@ class Replicate:
 
 @dataclass
 class StudentResult:
-    cfg: StudentConfig
+    cfg: Student
     metrics: dict[str, float]
     losses: list[float]
     files: dict[str, Path] = field(default_factory=dict)
@@ -130,7 +129,7 @@ def replicate_seed(seed: int, replicate: int) -> int:
     return seed + replicate
 
 
-def run_student(cfg: StudentConfig, data: DistillData, train: TrainConfig, probe: ProbeConfig,
+def run_student(cfg: Student, data: DistillData, train: DistillStudent, probe: Probe,
                 out_dir: str | os.PathLike[str], seed: int, latency_threads: int,
                 progress: bool = True, spread: Spread = SIMPLE) -> StudentResult:
     """Train one student `train.replicates` times; convert, probe and measure each, time
@@ -158,8 +157,8 @@ def run_student(cfg: StudentConfig, data: DistillData, train: TrainConfig, probe
                          first.results, reps, answers)
 
 
-def train_replicate(cfg: StudentConfig, data: DistillData, x_train: np.ndarray,
-                    x_probe: np.ndarray, train: TrainConfig, probe: ProbeConfig, out: Path,
+def train_replicate(cfg: Student, data: DistillData, x_train: np.ndarray,
+                    x_probe: np.ndarray, train: DistillStudent, probe: Probe, out: Path,
                     seed: int, progress: bool) -> Replicate:
     """Train, convert (into `out`) and probe one replicate."""
     t0 = time.perf_counter()
@@ -183,7 +182,7 @@ def replicate_metrics(reps: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def train_student(cfg: StudentConfig, data: DistillData, x_train: np.ndarray, train: TrainConfig,
+def train_student(cfg: Student, data: DistillData, x_train: np.ndarray, train: DistillStudent,
                   seed: int, progress: bool) -> tuple[Any, list[float]]:
     """Build the Keras student and fit it to the standardised teacher embeddings (MSE)."""
 
@@ -206,7 +205,7 @@ def train_student(cfg: StudentConfig, data: DistillData, x_train: np.ndarray, tr
     return model, losses
 
 
-def convert(model: Any, cfg: StudentConfig, x_train: np.ndarray, calibration: int, out: Path,
+def convert(model: Any, cfg: Student, x_train: np.ndarray, calibration: int, out: Path,
             seed: int) -> dict[str, Path]:
     """TFLite float32, and for a QAT student int8 too (then the deployed model)."""
     from slimaudio.models import mobilenet_students as ms
@@ -224,8 +223,8 @@ def convert(model: Any, cfg: StudentConfig, x_train: np.ndarray, calibration: in
     return files
 
 
-def probe_student(deployed: Path, cfg: StudentConfig, data: DistillData, x_probe: np.ndarray,
-                  probe: ProbeConfig, seed: int, progress: bool) -> dict[str, probes.ProbeResult]:
+def probe_student(deployed: Path, cfg: Student, data: DistillData, x_probe: np.ndarray,
+                  probe: Probe, seed: int, progress: bool) -> dict[str, probes.ProbeResult]:
     """The probe suite on the deployed TFLite model's embeddings."""
     emb = tflite_embed(deployed, x_probe, progress)
     if not np.isfinite(emb).all():
@@ -234,7 +233,7 @@ def probe_student(deployed: Path, cfg: StudentConfig, data: DistillData, x_probe
     return probes.evaluate(utt, data.probe_utts, data.info["tasks"], probe.c, seed)
 
 
-def time_formats(files: dict[str, Path], x_probe: np.ndarray, train: TrainConfig,
+def time_formats(files: dict[str, Path], x_probe: np.ndarray, train: DistillStudent,
                  threads: int, spread: Spread = SIMPLE) -> dict[str, Any]:
     """Batch-1 latency of every converted model, timed interleaved."""
     from slimaudio import latency
@@ -245,9 +244,9 @@ def time_formats(files: dict[str, Path], x_probe: np.ndarray, train: TrainConfig
     return latency.measure_factories(factories, timing, threads, progress=False)
 
 
-def student_metrics(model: Any, cfg: StudentConfig, files: dict[str, Path], lat: dict[str, Any],
+def student_metrics(model: Any, cfg: Student, files: dict[str, Path], lat: dict[str, Any],
                     results: dict[str, probes.ProbeResult], losses: list[float],
-                    train: TrainConfig, train_s: float, convert_s: float) -> dict[str, float]:
+                    train: DistillStudent, train_s: float, convert_s: float) -> dict[str, float]:
     from slimaudio.metrics import file_size
     from slimaudio.models import mobilenet_students as ms
 
@@ -273,7 +272,7 @@ def record(res: StudentResult, sid: str, role: str, out_dir: str | os.PathLike[s
     from slimaudio import atomic
 
     atomic.write_json(Path(out_dir) / "metrics.json", {
-        "student": sid, "label": res.cfg.label, "hyperparameters": res.cfg.as_dict(),
+        "student": sid, "label": res.cfg.label, "hyperparameters": asdict(res.cfg),
         "metrics": res.metrics, "per_replicate": res.replicates})
     for r, results in enumerate(res.replicate_results or [res.probe_results]):
         atomic.write_csv(Path(out_dir) / predictions_name(r), probes.predictions_frame(results))

@@ -37,8 +37,8 @@ from slimaudio.errors import DataError
 from slimaudio.features import LOG_EPS, MelConfig, hann, mel_filterbank
 from slimaudio.latency import SIMPLE, Spread
 from slimaudio.progress import progress_bar
+from slimaudio.schemas import distill as schema
 from slimaudio.studies.distill import probes
-from slimaudio.studies.distill.config import PatchConfig, TargetsConfig
 from slimaudio.studies.distill.data import TEACHER_PREDICTIONS, target_stats
 from slimaudio.studies.distill.teacher import embed, teacher_cost, teacher_session, teacher_summary
 
@@ -82,7 +82,7 @@ def random_patches(corpus: SpeakerData, split: str, n: int, frames: int, seed: i
     return Patches(utt.astype(np.int64), start)
 
 
-def probe_rows(corpus: SpeakerData, pc: PatchConfig, seed: int) -> np.ndarray:
+def probe_rows(corpus: SpeakerData, pc: schema.Patches, seed: int) -> np.ndarray:
     """Manifest rows of the probe utterances: test speakers, long enough for a patch, at most
     `probe_max_utts` of them (a seeded random subset)."""
     m = corpus.manifest
@@ -159,7 +159,7 @@ def save_arrays(out: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def make_targets(corpus_dir: str | os.PathLike[str], teacher_path: str | os.PathLike[str],
-                 out_dir: str | os.PathLike[str], cfg: TargetsConfig, seed: int,
+                 out_dir: str | os.PathLike[str], cfg: schema.Distill, seed: int,
                  latency_threads: int, progress: bool = True, spread: Spread = SIMPLE
                  ) -> dict[str, Any]:
     """Write data/distill/ (see the module docstring); returns teacher.json's content."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from slimaudio import runtime
 from slimaudio.latency import SIMPLE, Spread
-from slimaudio.studies.distill.config import Latency
+from slimaudio.schemas.distill import Latency
 from slimaudio.studies.distill.teacher import teacher_session
 
 

@@ -11,7 +11,7 @@ from slimaudio import runtime
 from slimaudio.compress import onnx_int8
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError
-from slimaudio.studies.ptq_layerwise.config import CalibrationConfig
+from slimaudio.schemas.ptq_layerwise import Calibration
 
 
 class SpeakerCalibrationReader:
@@ -60,7 +60,7 @@ class SpeakerCalibrationReader:
         self._it = iter(self._inputs)
 
 
-def calibrate(float_model: Path, corpus: SpeakerData, cfg: CalibrationConfig, seed: int,
+def calibrate(float_model: Path, corpus: SpeakerData, cfg: Calibration, seed: int,
               cache: Path, input_name: str, layout: str = "BTF"
               ) -> tuple[SpeakerCalibrationReader, Path]:
     """The calibration reader and the cached activation ranges every static row uses."""

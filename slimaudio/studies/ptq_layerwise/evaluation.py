@@ -20,9 +20,9 @@ from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError, ParamError
 from slimaudio.metrics import verification_metrics
 from slimaudio.progress import progress_bar
+from slimaudio.schemas.ecapa import ModelInput
 from slimaudio.speaker.scoring import cosine_scores
 from slimaudio.speaker.uncertainty import speakers_of
-from slimaudio.studies.ptq_layerwise.config import InputConfig
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class ModelIO:
 
 
 def model_io(model: str | os.PathLike[str], float_model: Path, corpus: SpeakerData,
-             cfg: InputConfig) -> ModelIO:
+             cfg: ModelInput) -> ModelIO:
     """The input (params `input.name`, else the first) and first output of the float model,
     checked: three dimensions, a dynamic frames axis (utterances of any length are fed) and,
     when the input says, as many features as the corpus has. `model` names the file."""

@@ -74,7 +74,7 @@ def _setup(res: StudyResult, cfg: Config) -> list[str]:
         f"({info['eval_utterances']} test utterances, batch 1). Latency: batch 1, "
         f"{cfg.latency.frames} frames, median of per-round fastest calls (rounds over worker "
         f"processes, slimaudio.latency); CPU: {_cpu(info)}. Weights: "
-        f"{'7' if cfg.reduce_range else '8'}-bit ({cfg.reduce_range_reason}).",
+        f"{'7' if cfg.quant_settings.reduce_range else '8'}-bit ({cfg.reduce_range_reason}).",
         "",
         "Quantized op types inside a chosen group: "
         f"{', '.join(cfg.op_types) if cfg.op_types else 'every type ORT can quantize'} "

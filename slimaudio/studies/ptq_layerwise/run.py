@@ -13,8 +13,8 @@ from slimaudio import runtime, stats
 from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.latency import SIMPLE, Latency, Spread, Timing, speedup
+from slimaudio.schemas.base import Bootstrap
 from slimaudio.speaker.uncertainty import Scored, TrialStats
-from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise import bitwidth, calibration, groups, width_speed
 from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
 from slimaudio.studies.ptq_layerwise.config import Config
@@ -44,7 +44,7 @@ from slimaudio.studies.ptq_layerwise.timing import (
 )
 
 PROFILED_ROWS = ("dynamic", "float16")  # slow rows whose profile says why, beside none and all
-def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
+def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
               model: str | os.PathLike[str], data_dir: str | os.PathLike[str],
               models_dir: str | os.PathLike[str], progress: bool = True,
               spread: Spread = SIMPLE) -> StudyResult:
@@ -97,7 +97,7 @@ def run_study(cfg: Config, seed: int, threads: int, boot: BootstrapConfig,
                        profile=profile, timings=timer.with_total(),
                        n_nodes={g: len(v) for g, v in gmap.nodes.items()},
                        info=machine_info(rows, profile, len(reader), evalset)
-                       | {"level": boot.level, "reduce_range": cfg.reduce_range,
+                       | {"level": boot.level, "reduce_range": cfg.quant_settings.reduce_range,
                           "reduce_range_reason": cfg.reduce_range_reason}
                        | group_info(cfg, gmap),
                        groups=gmap.groups, bits=bits, speed=speed)

@@ -22,7 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from slimaudio.compress.onnx_int8 import QuantSettings
-from slimaudio.studies.ptq_layerwise.config import from_params
+from slimaudio.schemas.ecapa import EXPORT_INPUT
+from slimaudio.schemas.ptq_layerwise import PtqRecipe
+from slimaudio.spec import build
+from slimaudio.studies.ptq_layerwise.config import recipe
 from slimaudio.studies.ptq_layerwise.groups import prepare
 from slimaudio.studies.ptq_layerwise.rules import STUDY
 
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     section = config.load_params(args.params, (STUDY.name,))[STUDY.name]
     # the study's settings; sizes do not depend on the calibration method
-    settings = from_params(section).quant_settings
+    settings = recipe(build(PtqRecipe, section), EXPORT_INPUT).quant_settings
     print(f"{'C':>5} {'float MiB':>10} {'int8 MiB':>9} {'ratio':>6}  int8 bytes by kind")
     for c in args.channels:
         r = measure(c, settings)

@@ -23,8 +23,8 @@ from slimaudio import latency, runtime, stats
 from slimaudio.compress import onnx_int8
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.metrics import file_size
+from slimaudio.schemas.ptq_layerwise import Speed
 from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
-from slimaudio.studies.ptq_layerwise.config import SpeedConfig
 from slimaudio.studies.ptq_layerwise.groups import group_nodes, prepare
 
 COLUMNS = ["channels", "params_m", "seconds", "frames", "variant", "latency_ms", "speedup",
@@ -102,7 +102,7 @@ def time_width(paths: Mapping[str, Path], frames: Sequence[int], n_mels: int,
     return {(int(k.split(":")[0]), k.split(":")[1]): r for k, r in lat.items()}
 
 
-def speed_table(cfg: SpeedConfig, corpus: SpeakerData, reader: SpeakerCalibrationReader,
+def speed_table(cfg: Speed, corpus: SpeakerData, reader: SpeakerCalibrationReader,
                 settings: onnx_int8.QuantSettings, method: str, paper_groups: Sequence[str],
                 spread: latency.Spread, threads: int, seed: int, boot_resamples: int,
                 level: float, work: Path, progress: bool = True) -> pd.DataFrame:

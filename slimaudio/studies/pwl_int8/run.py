@@ -30,8 +30,8 @@ from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError, ParamError
 from slimaudio.metrics import file_size
+from slimaudio.schemas.base import Bootstrap
 from slimaudio.speaker.uncertainty import Scored, TrialStats
-from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise import calibration
 from slimaudio.studies.ptq_layerwise.evaluation import (
     EvalSet,
@@ -84,7 +84,7 @@ def quantize_method(src: Path, work: Path, corpus: SpeakerData, cfg: Config, see
 
 
 def run_study(cfg: Config, onnx_dir: Path, data_dir: Path, models_dir: Path,
-              pwl_table: pd.DataFrame, seed: int, threads: int, boot: BootstrapConfig,
+              pwl_table: pd.DataFrame, seed: int, threads: int, boot: Bootstrap,
               progress: bool = True, spread: latency.Spread = latency.SIMPLE) -> StudyResult:
     """Quantize, score, time and compare every method; see the module docstring."""
     t0, seconds = time.perf_counter(), {}
@@ -131,7 +131,7 @@ COLUMNS = ["variant", "method", "quantized",
 
 def _row(m: str, q: str, ref: str, paths: Mapping[str, Path], scored: Mapping[str, Scored],
          ts: TrialStats, lat: Mapping[str, latency.Latency], cos_inputs: Sequence[Any],
-         threads: int, boot: BootstrapConfig, seed: int) -> dict[str, Any]:
+         threads: int, boot: Bootstrap, seed: int) -> dict[str, Any]:
     v, own, ref_float = variant(m, q), variant(m, "float"), variant(ref, "float")
     rec: dict[str, Any] = {"variant": v, "method": m, "quantized": q,
                            **ts.metrics(scored[v]), **file_size(paths[v])}

@@ -20,10 +20,11 @@ from slimaudio.compress import pwl
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.models.ecapa import EcapaTdnn
 from slimaudio.progress import progress_bar
+from slimaudio.schemas.pwl_softmax import Ft
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.data import CropSampler
 from slimaudio.speaker.train import TrainConfig, TrainResult, fit, lr_at, train
-from slimaudio.studies.pwl_softmax.config import FT_CACHE_SEED_OFFSET, FtConfig
+from slimaudio.studies.pwl_softmax.config import FT_CACHE_SEED_OFFSET
 
 HEAD = ("asp", "bn_asp", "fc", "bn_fc")
 
@@ -32,7 +33,7 @@ HEAD = ("asp", "bn_asp", "fc", "bn_fc")
 class FtPlan:
     """Fine-tuning as run: the `pwl_softmax.ft` section plus what it borrows from elsewhere."""
 
-    ft: FtConfig
+    ft: Ft
     learnable_lr_mult: float   # pwl_softmax.learnable_lr_mult
     weight_decay: float        # ecapa.train.weight_decay, as the baseline was trained
     seed: int                  # base.seed: the same batches for every method

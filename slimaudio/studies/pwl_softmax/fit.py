@@ -17,11 +17,12 @@ from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError
 from slimaudio.models.ecapa import EcapaTdnn
 from slimaudio.progress import progress_bar
+from slimaudio.schemas.pwl_softmax import PwlFit
 from slimaudio.speaker.data import CropSampler
-from slimaudio.studies.pwl_softmax.config import LOGIT_CROPS_SEED_OFFSET, FitConfig
+from slimaudio.studies.pwl_softmax.config import LOGIT_CROPS_SEED_OFFSET
 
 
-def logit_sampler(data: SpeakerData, cfg: FitConfig, seed: int) -> CropSampler:
+def logit_sampler(data: SpeakerData, cfg: PwlFit, seed: int) -> CropSampler:
     """Clean training crops of `cfg.crop_s` seconds, on the study's own crop stream."""
     return CropSampler(data, data.frames(cfg.crop_s), seed + LOGIT_CROPS_SEED_OFFSET)
 
@@ -96,14 +97,15 @@ class FitResult:
                 **self.logit_stats}
 
 
-def fit_all(columns: np.ndarray, cfg: FitConfig) -> FitResult:
+def fit_all(columns: np.ndarray, cfg: PwlFit) -> FitResult:
     """Fit `clip` and every pwl<k> to the observed logits; diagnostics per method:
     exp_mse (density-weighted squared error to exp(z)) and tv (mean total-variation distance
     of the normalised weights from softmax's, 0..1)."""
     hist = pwl.histogram(columns, cfg.bins)
     floor = pwl.fit_clip(columns, cfg.min_floor)
     fits = {int(k): pwl.fit_pwl(hist, int(k), cfg.min_floor) for k in sorted(set(cfg.segments))}
-    flat = pwl.uniform_histogram(*cfg.uniform_range, bins=cfg.bins)
+    lo, hi = cfg.uniform_range               # [lo, hi]: exactly two values
+    flat = pwl.uniform_histogram(lo, hi, bins=cfg.bins)
     uniform = {k: pwl.fit_pwl(flat, k, cfg.min_floor) for k in UNIFORM_SEGMENTS}
     diag = {"clip": {"tv": pwl.total_variation(columns, "clip", {"floor": floor})}}
     named = {**{f"pwl{k}": c for k, c in fits.items()},
@@ -137,7 +139,7 @@ def exp_free_diagnostics(columns: np.ndarray, consmax: Mapping[str, float]
     return out
 
 
-def fit_logits(model: EcapaTdnn, data: SpeakerData, cfg: FitConfig, seed: int,
+def fit_logits(model: EcapaTdnn, data: SpeakerData, cfg: PwlFit, seed: int,
                progress: bool = True) -> tuple[FitResult, np.ndarray]:
     """The whole fitting step: logits of the baseline on training crops, then every fit."""
     cols = collect_logits(model, logit_sampler(data, cfg, seed), cfg.crops, cfg.max_columns,

@@ -22,6 +22,8 @@ import torch
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.latency import SIMPLE, Spread, onnx_session
 from slimaudio.models.ecapa import EcapaTdnn
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.schemas.pwl_softmax import PwlSoftmax
 from slimaudio.speaker.aamsoftmax import AAMSoftmax
 from slimaudio.speaker.evaluate import (
     Verification,
@@ -32,9 +34,7 @@ from slimaudio.speaker.evaluate import (
 from slimaudio.speaker.export import export_bytes
 from slimaudio.speaker.train import TrainConfig, TrainResult
 from slimaudio.speaker.uncertainty import TrialStats, speakers_of
-from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.pwl_softmax import intervals, timing
-from slimaudio.studies.pwl_softmax.config import StudyConfig
 from slimaudio.studies.pwl_softmax.finetune import (
     FtPlan,
     cache_sampler,
@@ -160,8 +160,8 @@ def export_onnx(tuned: Mapping[str, EcapaTdnn], order: Sequence[str], data: Spea
 
 
 def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: FitResult,
-              cfg: StudyConfig, base_train: TrainConfig, threads_latency: int, seed: int,
-              opset: int, boot: BootstrapConfig, progress: bool = True,
+              cfg: PwlSoftmax, base_train: TrainConfig, threads_latency: int, seed: int,
+              opset: int, boot: Bootstrap, progress: bool = True,
               threads_eval: int = 1, spread: Spread = SIMPLE) -> StudyResult:
     """Every method before and after fine-tuning, ONNX exports, and speed; see the module
     docstring. Fine-tuning runs on `base_train.threads` threads, embedding on `threads_eval`."""

@@ -17,9 +17,9 @@ from torch import nn
 from slimaudio import latency, runtime, stats
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.models.ecapa import EcapaTdnn
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.schemas.pwl_softmax import Latency
 from slimaudio.speaker.export import export_bytes
-from slimaudio.stats import BootstrapConfig
-from slimaudio.studies.pwl_softmax.config import LatencyConfig
 
 NO_SOFTMAX = "no_softmax"   # the timing floor's row in latency.csv
 
@@ -84,8 +84,8 @@ def real_logits(model: EcapaTdnn, data: SpeakerData, frames: int) -> torch.Tenso
 
 
 def latency_table(model: EcapaTdnn, data: SpeakerData, tuned: Mapping[str, EcapaTdnn],
-                  blobs: Mapping[str, bytes], order: Sequence[str], cfg: LatencyConfig,
-                  threads: int, seed: int, opset: int, boot: BootstrapConfig,
+                  blobs: Mapping[str, bytes], order: Sequence[str], cfg: Latency,
+                  threads: int, seed: int, opset: int, boot: Bootstrap,
                   spread: latency.Spread = latency.SIMPLE) -> pd.DataFrame:
     """latency.csv: per variant (in `order`, then the no-softmax floor) the medians, p90s and
     ratios to the baseline of the normaliser alone and the whole model, torch and ORT, each

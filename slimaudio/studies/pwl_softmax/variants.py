@@ -12,11 +12,11 @@ from torch import nn
 
 from slimaudio.compress import exp_free, pwl
 from slimaudio.errors import ParamError
+from slimaudio.schemas.pwl_softmax import BENCH
 from slimaudio.studies.pwl_softmax.fit import FitResult
 
 COEFF_KEYS = {"clip": {"floor"}, "pwl": {"c0", "s0", "d", "t", "floor"}, "ibert": set(),
               "base2": {"scale"}, "consmax": {"beta", "gamma"}}
-BENCH = ("ibert", "base2", "consmax")  # the exp-free forms of slimaudio.compress.exp_free
 
 
 @dataclass

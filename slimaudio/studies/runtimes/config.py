@@ -4,25 +4,20 @@ ONNX Runtime are compared on the same footing."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
 
-from slimaudio.studies.ptq_layerwise import config as ptq_config
-
-KEYS = ("calibration", "eval", "latency", "speed")
+from slimaudio.schemas.ptq_layerwise import Calibration, Eval, Latency, Speed
+from slimaudio.spec import param
 
 
 @dataclass(frozen=True)
 class Config:
-    calibration: ptq_config.CalibrationConfig
-    eval: ptq_config.EvalConfig
-    latency: ptq_config.LatencyConfig
-    speed: ptq_config.SpeedConfig  # widths, and whether OpenVINO is timed at them (runtimes)
+    """The keys of section ptq_layerwise this study reads (spec.build takes them from it)."""
 
-    @classmethod
-    def from_params(cls, ptq_section: Mapping[str, Any]) -> Config:
-        return cls(calibration=ptq_config.CalibrationConfig.from_params(ptq_section["calibration"]),
-                   eval=ptq_config.EvalConfig.from_params(ptq_section["eval"]),
-                   latency=ptq_config.LatencyConfig.from_params(ptq_section["latency"]),
-                   speed=ptq_config.SpeedConfig.from_params(ptq_section["speed"]))
+    calibration: Calibration = param()
+    eval: Eval = param()
+    latency: Latency = param()
+    speed: Speed = param()  # widths, and whether OpenVINO is timed at them
+
+
+KEYS = tuple(f.name for f in fields(Config))

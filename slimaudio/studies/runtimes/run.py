@@ -23,9 +23,9 @@ from slimaudio.compress import openvino_rt as ovrt
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError
 from slimaudio.metrics import MIB
+from slimaudio.schemas.base import Bootstrap
 from slimaudio.speaker.scoring import cosine_scores
 from slimaudio.speaker.uncertainty import TrialStats
-from slimaudio.stats import BootstrapConfig
 from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
 from slimaudio.studies.ptq_layerwise.evaluation import EvalSet, ModelIO, latency_input
 from slimaudio.studies.runtimes.config import Config
@@ -101,7 +101,7 @@ class StudyResult:
 
 
 def run_study(ptq_models: Path, data_dir: Path, work: Path, ptq: Config, trained_channels: int,
-              seed: int, threads: int, boot: BootstrapConfig, spread: latency.Spread,
+              seed: int, threads: int, boot: Bootstrap, spread: latency.Spread,
               progress: bool = True) -> StudyResult:
     """Every runtime variant of the trained model (EER, size, speed) and of each width model
     (speed); see the module docstring."""

@@ -7,8 +7,10 @@ integer collapse: `full_int_naive` (the correct full-int model fed raw floats in
 quantized inputs) and `int_calib_<source>_<n>` (the `int` conversion calibrated on an
 unrepresentative set).
 
+Its params are section `tflite_quant` (slimaudio.schemas.tflite.TfliteQuant) and the shared
+base.bootstrap (slimaudio.schemas.base.Bootstrap), both built by the stage.
+
 Modules:
-  config       the typed params section `tflite_quant` (Config, from_params)
   calibration  calibration sets and their seeds
   variants     the variants and their conversion into .tflite files
   naive_input  STUDY ONLY: the naive int8 input cast behind the paper's full-int collapse

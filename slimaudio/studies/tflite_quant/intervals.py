@@ -16,6 +16,7 @@ import pandas as pd
 
 from slimaudio import runtime, stats
 from slimaudio.datasets.sounds import SoundFrames
+from slimaudio.schemas.base import Bootstrap
 
 REFERENCE = "basic"     # every difference and ratio is relative to this variant
 QUALITIES = ("f1", "accuracy")
@@ -41,7 +42,7 @@ def cluster_ids(data: SoundFrames, split: str = "test") -> tuple[np.ndarray, str
     return m[col].astype(str).to_numpy(), col
 
 
-def resampler(clusters: np.ndarray, cfg: stats.BootstrapConfig, seed: int) -> stats.Resampler:
+def resampler(clusters: np.ndarray, cfg: Bootstrap, seed: int) -> stats.Resampler:
     """The study's one set of clip resamples (stream `bootstrap`): every interval is paired."""
     return stats.Resampler.of_clusters(clusters, len(clusters), cfg.resamples,
                                        runtime.rng(seed, "bootstrap"), cfg.level)

@@ -21,7 +21,7 @@ from slimaudio.latency import (
     measure_interleaved,
 )
 from slimaudio.progress import progress_bar
-from slimaudio.studies.tflite_quant.config import Config, LatencyConfig
+from slimaudio.schemas import tflite as schema
 from slimaudio.studies.tflite_quant.naive_input import naive_runner, predict_unquantized_input
 from slimaudio.studies.tflite_quant.variants import NAIVE, ORIGINAL, Variant
 
@@ -29,7 +29,7 @@ BUILTIN = "@builtin"  # suffix of a variant's runner on the built-in kernels (XN
 
 
 def predict_all(model: Any, variants: list[Variant], x: np.ndarray,
-                cfg: Config) -> dict[str, np.ndarray]:
+                cfg: schema.TfliteQuant) -> dict[str, np.ndarray]:
     """Class scores of every variant on the whole test split."""
 
     scores: dict[str, np.ndarray] = {}
@@ -84,7 +84,7 @@ def latency_factories(model_path: Path, variants: list[Variant], x1: np.ndarray,
     return factories
 
 
-def time_all(model_path: Path, variants: list[Variant], x1: np.ndarray, cfg: LatencyConfig,
+def time_all(model_path: Path, variants: list[Variant], x1: np.ndarray, cfg: schema.Latency,
              threads: int, seed: int, spread: Spread) -> dict[str, Latency]:
     """Batch 1, `threads` threads, all variants interleaved (slimaudio.latency)."""
     factories = latency_factories(model_path, variants, x1, threads, cfg.builtin_kernels)

@@ -10,8 +10,9 @@ import numpy as np
 from slimaudio import runtime
 from slimaudio.datasets.sounds import SoundFrames
 from slimaudio.latency import SIMPLE, Spread
+from slimaudio.schemas.base import Bootstrap
+from slimaudio.schemas.tflite import TfliteQuant
 from slimaudio.studies.tflite_quant import intervals
-from slimaudio.studies.tflite_quant.config import Config
 from slimaudio.studies.tflite_quant.measure import kernel_throughput, predict_all, time_all
 from slimaudio.studies.tflite_quant.naive_input import seen_by_naive
 from slimaudio.studies.tflite_quant.result import StudyResult
@@ -19,10 +20,11 @@ from slimaudio.studies.tflite_quant.table import build_table
 from slimaudio.studies.tflite_quant.variants import conversions, convert_all
 
 
-def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: Config,
-              threads: int, seed: int, file_format: str, spread: Spread = SIMPLE
-              ) -> StudyResult:
-    """Convert, evaluate and time every variant; .tflite files are written into tflite_dir."""
+def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: TfliteQuant,
+              bootstrap: Bootstrap, threads: int, seed: int, file_format: str,
+              spread: Spread = SIMPLE) -> StudyResult:
+    """Convert, evaluate and time every variant; .tflite files are written into tflite_dir.
+    `bootstrap` (params base.bootstrap) sets every quality interval's resamples and level."""
     from slimaudio.frame_classifier.train import load_model
 
     model = load_model(model_path)
@@ -36,16 +38,17 @@ def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: Config
                             "test_input_max": float(test.x.max()), "n_test_frames": len(test),
                             "threads": threads, "ops": {}, "input_range": {},
                             "cpu": runtime.cpu_info(),
-                            "bootstrap": bootstrap_info(clusters, unit, cfg)}
+                            "bootstrap": bootstrap_info(clusters, unit, bootstrap)}
     table = build_table(variants, scores, test, lat, data.n_classes, diag,
-                        intervals.resampler(clusters, cfg.bootstrap, seed), seed)
+                        intervals.resampler(clusters, bootstrap, seed), seed)
     diag.update(seen_by_naive(test.x, next(v.path for v in variants if v.name == "full_int")))
     if cfg.latency.kernel_probe:
         diag["kernel"] = kernel_throughput(threads, seed)
     return StudyResult(table=table, diagnostics=diag, scores=scores)
 
 
-def bootstrap_info(clusters: np.ndarray, unit: str, cfg: Config) -> dict[str, Any]:
+def bootstrap_info(clusters: np.ndarray, unit: str, bootstrap: Bootstrap
+                   ) -> dict[str, Any]:
     """What the intervals rest on, for metrics.json and the markdown."""
     return {"unit": unit, "clusters": int(len(np.unique(clusters))),
-            "resamples": cfg.bootstrap.resamples, "level": cfg.bootstrap.level}
+            "resamples": bootstrap.resamples, "level": bootstrap.level}

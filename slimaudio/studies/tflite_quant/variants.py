@@ -13,12 +13,12 @@ import numpy as np
 from slimaudio.compress import tflite as tfl
 from slimaudio.datasets.sounds import SoundFrames
 from slimaudio.progress import progress_bar
+from slimaudio.schemas.tflite import TfliteQuant
 from slimaudio.studies.tflite_quant.calibration import (
     calibration_frames,
     probe_seed,
     representative_seed,
 )
-from slimaudio.studies.tflite_quant.config import Config
 
 ORIGINAL, NAIVE = "original", "full_int_naive"
 
@@ -42,7 +42,7 @@ class Conversion:
     description: str
 
 
-def conversions(data: SoundFrames, cfg: Config, seed: int) -> list[Conversion]:
+def conversions(data: SoundFrames, cfg: TfliteQuant, seed: int) -> list[Conversion]:
     """The paper's variants (int/full_int calibrated on representative training frames), then
     one `int` conversion per calibration probe."""
     rep = calibration_frames(data, "train", cfg.representative_samples, representative_seed(seed))
