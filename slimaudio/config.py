@@ -47,7 +47,7 @@ class Field:
     type_: bool, int, float (ints accepted), str, list or dict.
     choices: allowed values; lo/hi: inclusive bounds (for numbers, and for list items via item);
     item: a Field that every list element must satisfy; nullable: None (YAML null) is allowed.
-    min_len: smallest list length.
+    min_len, max_len: smallest and largest list length.
     """
 
     type_: type
@@ -57,6 +57,7 @@ class Field:
     item: Field | None = None
     nullable: bool = False
     min_len: int | None = None
+    max_len: int | None = None
     doc: str = ""
 
     def check(self, key: str, value: Any) -> None:
@@ -82,6 +83,8 @@ class Field:
         if self.type_ is list:
             if self.min_len is not None and len(value) < self.min_len:
                 raise ParamError(f"params: {key} needs at least {self.min_len} item(s)")
+            if self.max_len is not None and len(value) > self.max_len:
+                raise ParamError(f"params: {key} takes at most {self.max_len} item(s)")
             if self.item is not None:
                 for i, v in enumerate(value):
                     if isinstance(self.item, dict):

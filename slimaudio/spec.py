@@ -12,7 +12,8 @@ params.yaml (`schema_of`, through `section`), the typed object a stage hands eve
         widths: tuple[int, ...] = param("widths timed", each=Each(lo=8), min_len=1)
 
 Types: bool, int, float (ints accepted), str, Literal[...] (the choices), `X | None` (null
-allowed), tuple[X, ...] (a YAML list; items may be dataclasses), dict[...] (a free mapping),
+allowed), tuple[X, ...] (a YAML list; items may be dataclasses; tuple[X, X]: exactly two),
+dict[...] (a free mapping),
 and nested dataclasses (a nested mapping).
 """
 
@@ -98,11 +99,13 @@ def _field(tp: Any, meta: _Meta) -> Field | dict[str, Any]:
         choices = ([True, False] if base is bool and plain else []) + literals
     origin = get_origin(base) or base
     if origin in (tuple, list):
-        item_tp = get_args(base)[0]
+        args = get_args(base)
+        item_tp, fixed = args[0], (len(args) if Ellipsis not in args else None)  # tuple[X, X]
         item = (schema_of(item_tp) if is_dataclass(item_tp)
                 else _field(item_tp, _Meta(lo=meta.each.lo, hi=meta.each.hi,
                                            choices=meta.each.choices) if meta.each else _Meta()))
-        return Field(list, item=item, nullable=nullable, min_len=meta.min_len, doc=meta.doc)
+        return Field(list, item=item, nullable=nullable, min_len=fixed or meta.min_len,
+                     max_len=fixed, doc=meta.doc)
     if origin in (dict, Mapping):
         return Field(dict, nullable=nullable, doc=meta.doc)
     return Field(origin, lo=meta.lo, hi=meta.hi, choices=choices, nullable=nullable, doc=meta.doc)
@@ -169,7 +172,9 @@ def _describe(f: Field) -> str:
         text = " \\| ".join(str(c) for c in f.choices)
     if f.lo is not None or f.hi is not None:
         text += f" in [{'' if f.lo is None else f'{f.lo:g}'}, {'' if f.hi is None else f'{f.hi:g}'}]"
-    if f.min_len:
+    if f.max_len is not None and f.max_len == f.min_len:
+        text += f", {f.max_len} items"
+    elif f.min_len:
         text += f", >= {f.min_len} items"
     return text + (", or null" if f.nullable else "")
 

@@ -7,11 +7,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from slimaudio import atomic, tracking
+from slimaudio import atomic, config, tracking
 from slimaudio.errors import DataError
 from slimaudio.latency import Spread
 from slimaudio.schemas.distill import Distill, DistillFinal, DistillStudent, Student
-from slimaudio.spec import build
+from slimaudio.spec import build, schema_of
 from slimaudio.stage import cli, parse_args, setup
 
 SECTIONS = ("base", "distill", "distill_student", "distill_final")
@@ -28,7 +28,9 @@ def main() -> None:
     from slimaudio.studies.distill.students import record, run_student
 
     sid = str(choice["student"])
-    cfg = build(Student, choice["hyperparameters"])
+    hp = choice["hyperparameters"]
+    config.validate_mapping(f"{path}: hyperparameters", hp, schema_of(Student))
+    cfg = build(Student, hp)
     base = params["base"]
     # distill_final overrides steps, batch size and learning rate; the rest is distill_student's
     train = build(DistillStudent, params["distill_student"]).with_final(

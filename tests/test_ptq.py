@@ -26,11 +26,11 @@ from slimaudio.schemas import ptq_layerwise as schema
 from slimaudio.schemas.base import Bootstrap
 from slimaudio.schemas.ecapa import EXPORT_INPUT
 from slimaudio.schemas.ptq_layerwise import PtqRecipe
+from slimaudio.speaker.calibration import SpeakerCalibrationReader
 from slimaudio.spec import build
 from slimaudio.studies.ptq_layerwise import ablation, groups, result, run, search
 from slimaudio.studies.ptq_layerwise import config as study_config
 from slimaudio.studies.ptq_layerwise import report as ptq_report
-from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
 from slimaudio.studies.ptq_layerwise.error_analysis import group_output_error
 from slimaudio.studies.ptq_layerwise.rows import ROWS
 
@@ -690,7 +690,11 @@ def test_size_scaling_quantizes_every_weight_and_shrinks_with_width() -> None:
 
 
 def test_regex_groups_cover_every_weight_node_once() -> None:
-    from slimaudio.studies.ptq_layerwise.groups import match_patterns
+    from functools import partial
+
+    from slimaudio.compress.layer_groups import match_patterns as match
+
+    match_patterns = partial(match, source="ptq_layerwise.groups")
 
     nodes = ["/front/conv/Conv", "/layer1/conv/Conv", "/layer2/conv/Conv", "/head/Gemm"]
     got = match_patterns(nodes, {"stem": r"^/front/", "body": r"^/layer\d", "fc": r"Gemm$"})

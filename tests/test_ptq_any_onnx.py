@@ -38,11 +38,12 @@ from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
 from slimaudio.schemas.ecapa import Init, ModelInput
 from slimaudio.schemas.ptq_layerwise import PtqLayerwise, WeightBits
+from slimaudio.speaker import onnx_eval
+from slimaudio.speaker.calibration import SpeakerCalibrationReader
 from slimaudio.spec import build
 from slimaudio.studies.ptq_layerwise import config as study_config
-from slimaudio.studies.ptq_layerwise import evaluation, groups, run
+from slimaudio.studies.ptq_layerwise import groups, run
 from slimaudio.studies.ptq_layerwise import report as ptq_report
-from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
 from slimaudio.studies.ptq_layerwise.rows import row_names
 
 # Regex groups of the renamed export (none is a paper group name). The Gemm is renamed after
@@ -157,12 +158,12 @@ def test_bft_input_scores_as_the_default_export(renamed, data) -> None:
     """Fed in its own layout, the renamed model gives the default export's trial scores."""
     corpus = speakers.load(data)
     cfg = ModelInput(name=None, layout="BFT")
-    io = evaluation.model_io(renamed["raw"], renamed["pre"], corpus, cfg)
-    assert io == evaluation.ModelIO(input="mel", layout="BFT", output="vec")
-    default = evaluation.model_io(renamed["default"], renamed["default"], corpus,
+    io = onnx_eval.model_io(renamed["raw"], renamed["pre"], corpus, cfg)
+    assert io == onnx_eval.ModelIO(input="mel", layout="BFT", output="vec")
+    default = onnx_eval.model_io(renamed["default"], renamed["default"], corpus,
                                   ModelInput(name="feats", layout="BTF"))
-    a = evaluation.EvalSet(corpus, io, 100).scores(renamed["pre"], progress=False)
-    b = evaluation.EvalSet(corpus, default, 100).scores(renamed["default"], progress=False)
+    a = onnx_eval.EvalSet(corpus, io, 100).scores(renamed["pre"], progress=False)
+    b = onnx_eval.EvalSet(corpus, default, 100).scores(renamed["default"], progress=False)
     print(f"max abs score difference BFT renamed vs BTF default: {np.abs(a - b).max():.2e}")
     assert np.abs(a - b).max() < 1e-4
 
@@ -360,15 +361,15 @@ def test_the_input_is_checked_against_the_model(renamed, data) -> None:
     corpus = speakers.load(data)
     pre = renamed["pre"]
     with pytest.raises(ParamError, match="input.name = 'feats': .* has no such input .*mel") as e:
-        evaluation.model_io(pre, pre, corpus, ModelInput("feats", "BFT"))
+        onnx_eval.model_io(pre, pre, corpus, ModelInput("feats", "BFT"))
     _one_line(e)
     # the BFT export read as BTF: its frames axis would be the fixed feature axis
     with pytest.raises(DataError, match=f"fixed frames dimension \\({N_MELS}, layout BTF\\)") as e:
-        evaluation.model_io(pre, pre, corpus, ModelInput(None, "BTF"))
+        onnx_eval.model_io(pre, pre, corpus, ModelInput(None, "BTF"))
     _one_line(e)
     fixed = onnx.load(str(pre))
     fixed.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 300
     onnx.save(fixed, str(renamed["dir"] / "fixed.onnx"))
     with pytest.raises(DataError, match="fixed frames dimension \\(300, layout BFT\\)"):
-        evaluation.model_io("fixed.onnx", renamed["dir"] / "fixed.onnx", corpus,
+        onnx_eval.model_io("fixed.onnx", renamed["dir"] / "fixed.onnx", corpus,
                             ModelInput(None, "BFT"))

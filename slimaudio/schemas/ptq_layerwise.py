@@ -68,7 +68,7 @@ class Speed:
         each=Each(lo=8, hi=4096), min_len=1)
     seconds: tuple[float, ...] = param("input lengths timed at every width (s)",
                                        each=Each(lo=0.1, hi=600.0), min_len=1)
-    variants: tuple[Literal["all", "paper_choice", "float16", "dynamic"], ...] = param(
+    variants: tuple[Literal[SPEED_VARIANTS], ...] = param(  # type: ignore[valid-type]
         "variants timed against the float model at every width and length")
     warmup: int = param("untimed calls first", lo=0, hi=1000)
     repeats: int = param("timed rounds in all (base.latency spreads them)", lo=30, hi=100000)

@@ -27,9 +27,9 @@ class PwlFit:
         "k of every fitted pwl<k>: must include 1 and 2 (the paper's); more extend the study "
         "(paper profile: + 8)", each=Each(lo=1, hi=32), min_len=2)
     min_floor: float = param("lower bound of fitted floors", lo=1e-8, hi=1.0)
-    uniform_range: tuple[float, ...] = param(
+    uniform_range: tuple[float, float] = param(
         "[lo, hi] (lo < hi) of z where pwl1_uniform / pwl2_uniform fit exp evenly, without the "
-        "model's logits (a reader of the paper's fit)", each=Each(lo=-100.0, hi=0.0), min_len=2)
+        "model's logits (a reader of the paper's fit)", each=Each(lo=-100.0, hi=0.0))
 
 
 @dataclass(frozen=True)

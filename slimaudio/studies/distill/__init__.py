@@ -8,7 +8,6 @@ again for longer, and reported beside the teacher with a regression of quality, 
 size on the hyperparameters.
 
 Modules, in pipeline order:
-  config      the params sections as typed dataclasses (built once per stage)
   teacher     the teacher's ONNX session, embeddings, size and latency
   targets     stage distill_targets: patches, the teacher's embeddings (the distillation
               targets) and the probe set, written to data/distill/

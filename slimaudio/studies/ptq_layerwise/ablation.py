@@ -17,7 +17,7 @@ from slimaudio.compress import onnx_int8
 from slimaudio.compress.onnx_int8 import QuantSettings
 from slimaudio.metrics import file_size, verification_metrics
 from slimaudio.schemas.ptq_layerwise import ABLATIONS
-from slimaudio.studies.ptq_layerwise.evaluation import embedding_cosine
+from slimaudio.speaker.onnx_eval import embedding_cosine
 from slimaudio.studies.ptq_layerwise.rows import Bench
 
 COLUMNS = ["variant", "activation_type", "quant_format", "per_channel", "reduce_range", "op_types",

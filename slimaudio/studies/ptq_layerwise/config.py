@@ -27,7 +27,8 @@ class _Resolved:
 
 @dataclass(frozen=True, kw_only=True)
 class Recipe(PtqRecipe, _Resolved):
-    """The recipe params, resolved."""
+    """The recipe params, resolved. `reduce_range` stays the param (True, False or "auto"); the
+    weights' width as quantized is `quant_settings.reduce_range`."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from slimaudio.compress import onnx_int8
+from slimaudio.compress.layer_groups import GroupMap, boundary_outputs
 from slimaudio.errors import DataError
-from slimaudio.studies.ptq_layerwise.groups import GroupMap, boundary_outputs
 
 ERROR_KEYS = ("out_rel_err", "emb_rel_err")  # correlated with ΔEER across groups
 

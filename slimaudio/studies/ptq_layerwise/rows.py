@@ -30,8 +30,8 @@ from slimaudio import papers
 from slimaudio.compress import onnx_int8
 from slimaudio.metrics import file_size, verification_metrics
 from slimaudio.progress import progress_bar
+from slimaudio.speaker.onnx_eval import EvalSet
 from slimaudio.studies.ptq_layerwise.config import Config
-from slimaudio.studies.ptq_layerwise.evaluation import EvalSet
 from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
 from slimaudio.studies.ptq_layerwise.search import (
     Candidate,

@@ -10,23 +10,24 @@ from typing import Any
 import numpy as np
 
 from slimaudio import runtime, stats
+from slimaudio.compress.layer_groups import GroupMap
 from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.latency import SIMPLE, Latency, Spread, Timing, speedup
 from slimaudio.schemas.base import Bootstrap
-from slimaudio.speaker.uncertainty import Scored, TrialStats
-from slimaudio.studies.ptq_layerwise import bitwidth, calibration, groups, width_speed
-from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
-from slimaudio.studies.ptq_layerwise.config import Config
-from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
-from slimaudio.studies.ptq_layerwise.evaluation import (
+from slimaudio.speaker import calibration
+from slimaudio.speaker.onnx_eval import (
     EvalSet,
     ModelIO,
     embedding_cosine,
     latency_input,
     model_io,
 )
-from slimaudio.studies.ptq_layerwise.groups import GroupMap
+from slimaudio.speaker.uncertainty import Scored, TrialStats
+from slimaudio.studies.ptq_layerwise import bitwidth, groups, width_speed
+from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
+from slimaudio.studies.ptq_layerwise.config import Config
+from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
 from slimaudio.studies.ptq_layerwise.mixed_precision import MixedPrecisionResult
 from slimaudio.studies.ptq_layerwise.result import StudyResult
 from slimaudio.studies.ptq_layerwise.rows import (

@@ -23,13 +23,13 @@ from slimaudio import latency, runtime, stats
 from slimaudio.compress import onnx_int8
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.metrics import file_size
-from slimaudio.schemas.ptq_layerwise import Speed
-from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
+from slimaudio.schemas.ptq_layerwise import SPEED_VARIANTS, Speed
+from slimaudio.speaker.calibration import SpeakerCalibrationReader
 from slimaudio.studies.ptq_layerwise.groups import group_nodes, prepare
 
 COLUMNS = ["channels", "params_m", "seconds", "frames", "variant", "latency_ms", "speedup",
            "speedup_lo", "speedup_hi", "size_mib"]
-VARIANTS = ("all", "paper_choice", "float16", "dynamic")  # every one is timed against `none`
+VARIANTS = SPEED_VARIANTS  # every one is timed against `none`
 BN_BATCHES = 4  # training-mode passes over the calibration crops that set BatchNorm statistics
 
 

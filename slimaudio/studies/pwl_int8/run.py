@@ -31,14 +31,14 @@ from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.errors import DataError, ParamError
 from slimaudio.metrics import file_size
 from slimaudio.schemas.base import Bootstrap
-from slimaudio.speaker.uncertainty import Scored, TrialStats
-from slimaudio.studies.ptq_layerwise import calibration
-from slimaudio.studies.ptq_layerwise.evaluation import (
+from slimaudio.speaker import calibration
+from slimaudio.speaker.onnx_eval import (
     EvalSet,
     embedding_cosine,
     latency_input,
     model_io,
 )
+from slimaudio.speaker.uncertainty import Scored, TrialStats
 from slimaudio.studies.pwl_int8.config import BEST_BENCH, Config
 from slimaudio.studies.pwl_int8.result import QUANTIZED, StudyResult
 

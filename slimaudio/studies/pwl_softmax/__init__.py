@@ -6,7 +6,7 @@ k-segment linear approximation of exp, a learnable one; slimaudio.compress.pwl);
 compared with the baseline for EER before and after fine-tuning and for speed.
 
 Modules (stages pwl_fit, then pwl_softmax):
-  config     typed params sections `pwl_fit` and `pwl_softmax` (and the derived seeds)
+  config     the seeds derived from base.seed (the params: slimaudio/schemas/pwl_softmax.py)
   fit        step 1: the baseline's attention logits on training crops, every fit -> fit.json, fit.png
   variants   the compared normalisers, with the params' coefficient overrides
   finetune   fine-tuning one variant (scope head: cached frozen-trunk features; all: whole model)

@@ -24,10 +24,10 @@ from slimaudio.datasets import speakers
 from slimaudio.errors import DataError
 from slimaudio.metrics import MIB
 from slimaudio.schemas.base import Bootstrap
+from slimaudio.speaker.calibration import SpeakerCalibrationReader
+from slimaudio.speaker.onnx_eval import EvalSet, ModelIO, latency_input
 from slimaudio.speaker.scoring import cosine_scores
 from slimaudio.speaker.uncertainty import TrialStats
-from slimaudio.studies.ptq_layerwise.calibration import SpeakerCalibrationReader
-from slimaudio.studies.ptq_layerwise.evaluation import EvalSet, ModelIO, latency_input
 from slimaudio.studies.runtimes.config import Config
 from slimaudio.studies.runtimes.rules import RUNTIME_NAMES
 

@@ -1,4 +1,5 @@
-"""Calibration: activation ranges from train-split utterances only, once for every row."""
+"""Calibration data for static quantization of an ONNX speaker model (ptq_layerwise, pwl_int8,
+runtimes): activation ranges from train-split utterances only, computed once per float model."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class SpeakerCalibrationReader:
         train = np.flatnonzero(manifest["split"].to_numpy(str) == "train")
         if len(train) == 0:
             raise DataError("calibration: the manifest has no train-split utterances")
+        # the stream is named after the study it began in: renaming it would move every number
         rng = runtime.rng(seed, "ptq_layerwise.calibration")
         pick = rng.choice(train, size=min(n, len(train)), replace=False)
         self.indices = [int(i) for i in sorted(pick)]

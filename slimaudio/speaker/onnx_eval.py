@@ -1,4 +1,5 @@
-"""Scoring a model: EER over the trial list, embedding drift, the latency input.
+"""An ONNX speaker-embedding model scored as every study that quantizes or converts one does
+(ptq_layerwise, pwl_int8, runtimes): EER over the trial list, embedding drift, the latency input.
 
 Every trial utterance is embedded one at a time (batch 1, whole utterance unless
 `eval.max_frames` crops it) and cosine-scored; EER in percent. Features are held as
