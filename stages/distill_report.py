@@ -32,8 +32,8 @@ def main() -> None:
     params = setup(args.params, SECTIONS)
     from slimaudio.schemas.base import Bootstrap
     from slimaudio.studies.distill import report
+    from slimaudio.studies.distill.assemble import assemble
     from slimaudio.studies.distill.data import load_targets
-    from slimaudio.studies.distill.final import assemble
 
     base = params["base"]
     info = load_targets(args.data).info

@@ -30,8 +30,8 @@ def main() -> None:
         model, aam, _ = load_checkpoint(args.model)
         fit_res = load_fit(args.fit)
         train_cfg = TrainConfig.of(train, data, int(base["seed"]))
-        res = run_study(model, aam, data, fit_res, cfg, train_cfg, int(base["threads"]),
-                        int(base["seed"]), ev.onnx_opset, build(Bootstrap, base["bootstrap"]),
+        res = run_study(model, aam, data, fit_res, cfg, train_cfg, ev.onnx_opset,
+                        int(base["seed"]), int(base["threads"]), build(Bootstrap, base["bootstrap"]),
                         threads_eval=ev.threads, spread=build(Spread, base["latency"]))
         with atomic.atomic_dir(args.onnx_dir) as tmp:
             for name, blob in res.onnx.items():

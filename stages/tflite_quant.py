@@ -33,8 +33,8 @@ def main() -> None:
     baseline = json.loads(Path(args.baseline).read_text(encoding="utf-8"))
     with tracking.stage_run("tflite_quant", "tflite_quant", params.flat()) as mlrun, \
             atomic.atomic_dir(args.tflite_dir) as tmp:
-        res = run.run_study(data, model_path, Path(tmp), cfg, bootstrap, threads, base["seed"],
-                            fmt, spread=build(Spread, base["latency"]))
+        res = run.run_study(data, model_path, Path(tmp), cfg, fmt, base["seed"], threads,
+                            bootstrap, spread=build(Spread, base["latency"]))
         report.build(res, baseline).publish(args, mlrun)
     print("\n".join(report.describe(res.table)))
 

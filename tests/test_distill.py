@@ -346,7 +346,7 @@ def test_the_report_refuses_a_final_student_trained_for_another_choice(tmp_path)
     import json
 
     from slimaudio.errors import DataError
-    from slimaudio.studies.distill.final import read_final
+    from slimaudio.studies.distill.assemble import read_final
 
     hp = {"arch": "small", "width": 0.5, "bottleneck": 16, "pool": "gap", "qat": False,
           "frontend": "outside"}
@@ -444,8 +444,8 @@ def _report_dirs(tmp_path) -> tuple[pd.DataFrame, list[str], tuple]:
 
 
 def test_the_report_merges_intervals_and_refuses_stale_answers(tmp_path) -> None:
+    from slimaudio.studies.distill.assemble import with_intervals
     from slimaudio.studies.distill.data import PREDICTIONS, TEACHER_PREDICTIONS
-    from slimaudio.studies.distill.final import with_intervals
 
     u, tasks, (data, grid_dir, final_dir) = _report_dirs(tmp_path)
     rng = np.random.default_rng(2)
@@ -592,7 +592,7 @@ def _replicated_report_dirs(tmp_path, n_rep: int):
 
 
 def test_the_report_pools_replicates_and_refuses_stale_or_mismatched_ones(tmp_path) -> None:
-    from slimaudio.studies.distill.final import replicate_summary, with_intervals
+    from slimaudio.studies.distill.assemble import replicate_summary, with_intervals
 
     df, dirs, tasks = _replicated_report_dirs(tmp_path, 2)
     out = with_intervals(df, *dirs, tasks, _boot(200), seed=0)

@@ -142,7 +142,7 @@ def test_findings_without_a_table_or_numbers_are_not_measured() -> None:
 
 
 def _outcome():
-    from slimaudio.studies.distill.final import Outcome, regressions, summary_metrics
+    from slimaudio.studies.distill.assemble import StudyResult, regressions, summary_metrics
 
     hp = [("small", 0.5, 16, "gap", False, "outside"), ("large", 1.0, 64, "flatten", True, "inside"),
           ("small", 1.0, 192, "flatten", False, "inside"), ("large", 0.5, 16, "gap", True, "outside")]
@@ -176,7 +176,7 @@ def _outcome():
     extra = {**extra, "report_teacher_latency_ms": 10.0, "grid_chosen_latency_ms": 0.5,
              "bootstrap_resamples": 1000, "bootstrap_level": 0.95, "probe_speakers": 64}
     metrics = {**summary_metrics(df, "s000", extra), "regression": weights}
-    return Outcome(df, reg, "s000", metrics, ["speaker"], ["chosen: by hand"])
+    return StudyResult(df, reg, "s000", metrics, ["speaker"], ["chosen: by hand"])
 
 
 def _iv(q: str, value: float, teacher: float) -> dict[str, float]:

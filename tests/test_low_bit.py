@@ -22,9 +22,9 @@ from onnx import TensorProto
 from onnx import helper as oh
 from onnx import numpy_helper as nh
 
+from slimaudio.compress import budget_walk as mp
 from slimaudio.compress import low_bit, onnx_int8
 from slimaudio.errors import ParamError
-from slimaudio.studies.ptq_layerwise import mixed_precision as mp
 
 SETTINGS = onnx_int8.QuantSettings("MinMax", "uint8", True, True, "QDQ", None)
 WEIGHT_NODES = ("conv1", "conv2", "fc", "mm")
@@ -287,14 +287,14 @@ class FakeVerify:
         return sum(SOLO[(g, b)] + self.penalty.get((g, b), 0.0) for g, b in config.items())
 
 
-def _dominated(s: mp.MixedStep, others) -> bool:
+def _dominated(s: mp.WalkStep, others) -> bool:
     return any(o.size <= s.size and o.measured_delta <= s.measured_delta
                and (o.size < s.size or o.measured_delta < s.measured_delta) for o in others)
 
 
 def test_mixed_precision_fits_the_budget_with_verified_configs_only() -> None:
     verify = FakeVerify()
-    res = mp.mixed_precision_search(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, max_verify=20)
+    res = mp.walk(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, max_verify=20)
     chosen = res.chosen
     assert chosen is not None and chosen.measured_delta <= 0.05
     assert chosen.config in verify.calls  # measured, not predicted
@@ -313,7 +313,7 @@ def test_mixed_precision_fits_the_budget_with_verified_configs_only() -> None:
 
 def test_mixed_precision_refuses_a_move_the_prediction_said_would_fit() -> None:
     verify = FakeVerify({("b", 4): 0.05})  # b at 4 bits interacts badly with the others
-    res = mp.mixed_precision_search(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, max_verify=20)
+    res = mp.walk(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, max_verify=20)
     bad = next(s for s in res.steps if s.move == ("b", 4))
     assert bad.predicted_delta <= 0.05 < bad.measured_delta and not bad.accepted
     assert ("b", 4) in res.refused
@@ -325,11 +325,11 @@ def test_mixed_precision_refuses_a_move_the_prediction_said_would_fit() -> None:
 
 def test_mixed_precision_without_pruning_measures_what_the_prediction_refuses() -> None:
     verify = FakeVerify({("c", 6): -0.02})  # joint loss below the sum of the solo ones
-    res = mp.mixed_precision_search(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, 20,
+    res = mp.walk(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, 20,
                                     prune=False)
     assert any(c["c"] == 6 for c in verify.calls)
     assert res.chosen.config["c"] == 6 and res.chosen.measured_delta <= 0.05
-    pruned = mp.mixed_precision_search(GROUPS, OPTIONS, SOLO, size_of, FakeVerify({("c", 6): -0.02}),
+    pruned = mp.walk(GROUPS, OPTIONS, SOLO, size_of, FakeVerify({("c", 6): -0.02}),
                                        0.05, 20)
     assert pruned.chosen.config["c"] == 8 and pruned.chosen.size > res.chosen.size
 
@@ -337,40 +337,40 @@ def test_mixed_precision_without_pruning_measures_what_the_prediction_refuses() 
 def test_mixed_precision_caches_verify_and_stops_at_max_verify() -> None:
     verify = FakeVerify()
     cache: dict = {}
-    first = mp.mixed_precision_search(GROUPS, OPTIONS, SOLO, size_of, verify, 0.03, 20,
+    first = mp.walk(GROUPS, OPTIONS, SOLO, size_of, verify, 0.03, 20,
                                       cache=cache)
     n_first = len(verify.calls)
     assert first.verify_calls == n_first == len(cache)
-    second = mp.mixed_precision_search(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, 20,
+    second = mp.walk(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, 20,
                                        cache=cache)
     keys = [tuple(c[g] for g in GROUPS) for c in verify.calls]
     assert len(keys) == len(set(keys))  # no configuration measured twice
     assert second.verify_calls == len(verify.calls) - n_first < len(second.steps)
     capped = FakeVerify()
-    res = mp.mixed_precision_search(GROUPS, OPTIONS, SOLO, size_of, capped, 0.05, max_verify=2)
+    res = mp.walk(GROUPS, OPTIONS, SOLO, size_of, capped, 0.05, max_verify=2)
     assert len(capped.calls) == 2 == len(res.steps)
 
 
 def test_mixed_precision_over_budget_at_the_start_chooses_nothing() -> None:
     verify = FakeVerify({("a", 8): 0.2})
-    res = mp.mixed_precision_search(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, 20,
+    res = mp.walk(GROUPS, OPTIONS, SOLO, size_of, verify, 0.05, 20,
                                     prune=False)  # not even unpruned moves are measured
     assert res.chosen is None and len(verify.calls) == 1 and res.as_dict()["chosen"] is None
 
 
 def test_mixed_precision_validates_its_inputs() -> None:
     with pytest.raises(ParamError, match="descending"):
-        mp.mixed_precision_search(GROUPS, (4, 8), SOLO, size_of, FakeVerify(), 0.05, 5)
+        mp.walk(GROUPS, (4, 8), SOLO, size_of, FakeVerify(), 0.05, 5)
     with pytest.raises(ParamError, match=r"\('c', 4\)"):
         solo = {k: v for k, v in SOLO.items() if k != ("c", 4)}
-        mp.mixed_precision_search(GROUPS, OPTIONS, solo, size_of, FakeVerify(), 0.05, 5)
+        mp.walk(GROUPS, OPTIONS, solo, size_of, FakeVerify(), 0.05, 5)
     with pytest.raises(ParamError, match="max_verify"):
-        mp.mixed_precision_search(GROUPS, OPTIONS, SOLO, size_of, FakeVerify(), 0.05, 0)
+        mp.walk(GROUPS, OPTIONS, SOLO, size_of, FakeVerify(), 0.05, 0)
 
 
 def test_pareto_front_keeps_exactly_the_non_dominated() -> None:
     pts = [(100, 0.3), (100, 0.1), (80, 0.2), (60, 0.5), (90, 0.2), (60, 0.5), (120, 0.0)]
-    steps = [mp.MixedStep({"a": 8}, None, None, d, s, True) for s, d in pts]
+    steps = [mp.WalkStep({"a": 8}, None, None, d, s, True) for s, d in pts]
     front = mp.pareto_front(steps)
     assert [(s.size, s.measured_delta) for s in front] == [(60, 0.5), (80, 0.2), (100, 0.1),
                                                            (120, 0.0)]

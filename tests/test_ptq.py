@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from slimaudio import compose as composer
-from slimaudio.compress import onnx_int8
+from slimaudio.compress import budget_walk, onnx_int8
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
 from slimaudio.schemas import ptq_layerwise as schema
@@ -403,58 +403,54 @@ def test_op_profile_reports_integer_kernels(work) -> None:
 # ----------------------------------------------------------------------------- proposed search
 
 
-def test_greedy_search_takes_free_groups_and_fits_the_budget() -> None:
-    delta = {"a": -0.02, "b": 0.05, "c": 0.04, "d": 0.5}
-    saving = {"a": 10.0, "b": 100.0, "c": 20.0, "d": 400.0}
+def _propose(delta, saving, budget, verify):
+    """The walk `proposed` takes: float (32) or INT8 (8) per group, sizes additive."""
+    groups = list(delta)
     calls = []
 
-    def verify(groups):
-        calls.append(groups)
-        return sum(max(delta[g], 0) for g in groups)
+    def measured(config):
+        chosen = search.int8_groups(config, groups)
+        calls.append(chosen)
+        return verify(chosen) if chosen else 0.0
 
-    res = search.greedy_search(delta, saving, 0.1, verify)
-    assert res.order[0] == "a"  # no loss ranks first
-    assert res.order == ["a", "b", "d", "c"]  # bytes per point: inf, 2000, 800, 500
-    # d does not fit next to b; the walk goes on and still takes c
-    assert res.predicted == ["a", "b", "c"] and res.chosen == ["a", "b", "c"]
-    assert abs(res.chosen_delta - 0.09) < 1e-12
-    assert len(calls) == 1  # d cannot fit next to the measured 0.09: not even tried
+    res = budget_walk.walk(groups, (search.FLOAT, search.INT8),
+                           {(g, search.INT8): d for g, d in delta.items()},
+                           lambda c: 1000.0 - sum(saving[g] for g in search.int8_groups(c, groups)),
+                           measured, budget, max_verify=len(groups) + 1)
+    chosen = search.int8_groups(res.chosen.config, groups) if res.chosen else None
+    return res, chosen, calls
 
 
-def test_greedy_search_backs_off_when_the_joint_loss_exceeds_the_prediction() -> None:
+def test_the_walk_for_proposed_takes_free_groups_first_and_fits_the_budget() -> None:
+    delta = {"a": -0.02, "b": 0.05, "c": 0.04, "d": 0.5}
+    saving = {"a": 10.0, "b": 100.0, "c": 20.0, "d": 400.0}
+    res, chosen, calls = _propose(delta, saving, 0.1,
+                                  lambda gs: sum(max(delta[g], 0) for g in gs))
+    # bytes per point: a free, b 2000, d 800, c 500; d's prediction (0.05 + 0.5) is over the
+    # budget, so it is refused unmeasured and the walk still takes c
+    assert [s.move[0] for s in res.steps[1:]] == ["a", "b", "c"] and res.refused == [("d", 8)]
+    assert chosen == ["a", "b", "c"] and abs(res.chosen.measured_delta - 0.09) < 1e-12
+    assert calls == [[], ["a"], ["a", "b"], ["a", "b", "c"]]  # every step measured once
+
+
+def test_the_walk_refuses_a_step_whose_joint_loss_exceeds_the_budget() -> None:
     delta = {"a": 0.01, "b": 0.02, "c": 0.03}
     saving = {"a": 50.0, "b": 50.0, "c": 50.0}
-    measured = {("a", "b", "c"): 0.3, ("a", "b"): 0.2, ("a",): 0.05, ("a", "c"): 0.12}
-    res = search.greedy_search(delta, saving, 0.1, lambda g: measured[tuple(g)])
-    assert [s["groups"] for s in res.steps][:3] == [["a", "b", "c"], ["a", "b"], ["a"]]
-    assert [s["within_budget"] for s in res.steps][:3] == [False, False, True]
-    assert [s["action"] for s in res.steps][:3] == ["verify", "back off", "back off"]
-    # then each dropped group that still fits next to the measured 0.05 is tried alone,
-    # except a set already measured (a, b)
-    assert [s["groups"] for s in res.steps][3:] == [["a", "c"]]
-    assert res.steps[3]["action"] == "extend" and not res.steps[3]["within_budget"]
-    assert res.chosen == ["a"] and res.chosen_delta == 0.05
+    joint = {("a",): 0.01, ("a", "b"): 0.2, ("a", "c"): 0.05}
+    res, chosen, _ = _propose(delta, saving, 0.1, lambda gs: joint[tuple(gs)])
+    assert [s.accepted for s in res.steps] == [True, True, False, True]
+    assert chosen == ["a", "c"] and res.refused == [("b", 8)]
 
 
-def test_greedy_search_extends_when_the_joint_loss_is_below_the_sum() -> None:
-    delta = {"a": 0.0, "b": 0.06, "c": 0.08}
-    saving = {"a": 10.0, "b": 60.0, "c": 40.0}
-    joint = {("a", "b"): 0.01, ("a", "b", "c"): 0.09}
-    res = search.greedy_search(delta, saving, 0.1, lambda g: joint[tuple(g)])
-    assert res.predicted == ["a", "b"]  # 0.06 + 0.08 > 0.1: c left out by the prediction
-    assert [s["action"] for s in res.steps] == ["verify", "extend"]
-    assert res.chosen == ["a", "b", "c"] and res.chosen_delta == 0.09
-
-
-def test_greedy_search_may_choose_nothing() -> None:
-    res = search.greedy_search({"a": 0.5}, {"a": 10.0}, 0.1, lambda g: 1.0)
-    assert res.chosen == [] and res.steps == []
-    res = search.greedy_search({"a": 0.05}, {"a": 10.0}, 0.1, lambda g: 1.0)
-    assert res.chosen == [] and res.steps[0]["within_budget"] is False
+def test_the_walk_may_choose_nothing() -> None:
+    res, chosen, calls = _propose({"a": 0.5}, {"a": 10.0}, 0.1, lambda gs: 1.0)
+    assert chosen == [] and calls == [[]]  # a's prediction is over the budget: not measured
+    res, chosen, _ = _propose({"a": 0.05}, {"a": 10.0}, 0.1, lambda gs: 1.0)
+    assert chosen == [] and res.steps[-1].accepted is False
 
 
 def test_final_check_keeps_a_smaller_measured_row_within_the_budget() -> None:
-    greedy = search.Candidate("greedy", ["a", "b"], 0.05, 800.0)
+    greedy = search.Candidate("walk", ["a", "b"], 0.05, 800.0)
     measured = [search.Candidate("c", ["c"], 0.2, 100.0),       # smaller, over budget
                 search.Candidate("all", ["a", "b", "c"], 0.1, 500.0),  # smaller, at the budget
                 search.Candidate("b", ["b"], 0.0, 500.0)]       # as small: the earlier one stays

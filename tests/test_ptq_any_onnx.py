@@ -185,7 +185,7 @@ def test_study_runs_on_a_renamed_bft_export_with_regex_groups(renamed, data, tmp
     assert res.groups == tuple(RENAMED_GROUPS)
     assert [e.group for e in res.errors] == list(RENAMED_GROUPS)
     assert "conv_in" in res.info["paper_choice_omitted"] and res.info["groups"] == RENAMED_GROUPS
-    assert set(res.search.chosen) <= set(RENAMED_GROUPS)
+    assert set(res.search.groups) <= set(RENAMED_GROUPS)
     assert res.rows["proposed"].metrics["delta_eer"] <= cfg.budget_eer + 1e-9
     x = np.zeros((1, N_MELS, 70), np.float32)  # every row takes BFT input of any length
     for r in expected:

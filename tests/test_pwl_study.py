@@ -109,7 +109,7 @@ def test_overrides_replace_fitted_values_and_are_checked(trained) -> None:
 
 def test_study_produces_the_table_and_the_report(trained, tmp_path: Path) -> None:
     data, model, aam, cfg, fit_res = trained
-    res = run_study(model, aam, data, fit_res, spec.build(PwlSoftmax, SECTION), cfg, 1, 0, 17,
+    res = run_study(model, aam, data, fit_res, spec.build(PwlSoftmax, SECTION), cfg, 17, 0, 1,
                     Bootstrap(200, 0.95), progress=False)
     t = res.table
     assert list(t.columns) == TABLE_COLUMNS

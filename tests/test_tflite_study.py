@@ -242,9 +242,8 @@ def test_study_end_to_end_in_the_library(tmp_path: Path) -> None:
     model_path = train.save_model(result.model, tmp_path, "keras")
     out = tmp_path / "tflite"
     out.mkdir()
-    res = run.run_study(data, model_path, out, spec.build(TfliteQuant, TINY_STUDY),
-                        build(Bootstrap, TINY_BASE["bootstrap"]), threads=1, seed=1,
-                        file_format="Keras")
+    res = run.run_study(data, model_path, out, spec.build(TfliteQuant, TINY_STUDY), "Keras",
+                        seed=1, threads=1, bootstrap=build(Bootstrap, TINY_BASE["bootstrap"]))
     t = res.table.set_index("variant")
     expected = ["original", "basic", "int", "full_int", "full_int_naive", "float16",
                 "dynamic_range", "int_calib_uniform_noise_2", "int_calib_one_class_2"]

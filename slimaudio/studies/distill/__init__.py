@@ -20,7 +20,8 @@ Modules, in pipeline order:
   selection   stage distill_select: the grid table, the frontier, the choice
   intervals   speaker-bootstrap intervals of the probe accuracies, paired with the teacher
   regression  the standardised main-effects regression, OLS standard errors and t intervals
-  final       stage distill_report's numbers: the final student, the regression, metrics.json
+  assemble    stage distill_report: the study's result (the final student beside the grid and
+              the teacher, the regression, metrics.json)
   rules       the choice rule, the acceptance checks and the verdict (papers.FRILL's numbers)
   report      table.md, pareto.png and the StudyReport
 """

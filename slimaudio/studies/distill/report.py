@@ -11,14 +11,14 @@ import pandas as pd
 from slimaudio import papers, stats
 from slimaudio.formatting import interval, interval_of, num
 from slimaudio.studies.base import StudyReport
+from slimaudio.studies.distill.assemble import StudyResult
 from slimaudio.studies.distill.data import QUALITY_SD
-from slimaudio.studies.distill.final import Outcome
 from slimaudio.studies.distill.intervals import qualities
 from slimaudio.studies.distill.pareto import frontier_order
 from slimaudio.studies.distill.rules import STUDY
 
 
-def render_markdown(res: Outcome) -> str:
+def render_markdown(res: StudyResult) -> str:
     return "\n".join([*headline(res), *frontier_lines(res.table), *grid_lines(res.table),
                       *regression_lines(res.regression, res.metrics)]) + "\n"
 
@@ -61,7 +61,7 @@ def seed_note(m: Mapping[str, Any]) -> str:
             "distill_student.replicates >= 2 (the paper profile does) to include it.")
 
 
-def headline(res: Outcome) -> list[str]:
+def headline(res: StudyResult) -> list[str]:
     """The teacher, the final student and its grid run beside the paper's FRILL vs TRILL."""
     df, m = res.table, res.metrics
     ref = papers.FRILL
@@ -169,7 +169,7 @@ def _steps(row: Mapping[str, Any]) -> str:
     return "? steps" if n is None or pd.isna(n) else f"{int(n)} steps"
 
 
-def plot_pareto(res: Outcome):  # -> matplotlib Figure
+def plot_pareto(res: StudyResult):  # -> matplotlib Figure
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,7 +221,7 @@ def flat_metrics(row: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, floa
     return {k: float(row[k]) for k in keys if row.get(k) is not None and pd.notna(row.get(k))}
 
 
-def build(res: Outcome) -> StudyReport:
+def build(res: StudyResult) -> StudyReport:
     """What distill_report writes and logs: table.csv (the table), rows.csv, table.md,
     metrics.json, regression.csv and pareto.png; one MLflow child run per student."""
     students = [r for r in res.table.to_dict("records") if r["student"] != "teacher"]
@@ -235,7 +235,7 @@ def build(res: Outcome) -> StudyReport:
             for r in students})
 
 
-def describe(res: Outcome) -> list[str]:
+def describe(res: StudyResult) -> list[str]:
     m = res.metrics
     return [f"distill: {m['n_students']} students, {m['n_frontier']} on the frontier; teacher "
             f"{m['teacher_latency_ms']:.3f} ms, {m['teacher_size_mib']:.3f} MiB, "

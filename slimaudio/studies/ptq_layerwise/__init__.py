@@ -15,7 +15,8 @@ Modules, in the order the study runs them (run.run_study):
   evaluation      the model's input and output, EER over the trial list, embedding cosine,
                   the latency input
   rows            the rows (ROWS) and how each is quantized and scored; `proposed` via search
-  search          the greedy choice of groups under the EER budget, and its final check
+  search          the choice of groups under the EER budget (compress.budget_walk over
+                  float/INT8 per group), and its final check
   error_analysis  each group's own activation error, and its rank correlation with ΔEER
   ablation        `all` with one setting changed (schemas.ptq_layerwise.ABLATIONS)
   timing          interleaved latency of every model, ORT's per-operator profile

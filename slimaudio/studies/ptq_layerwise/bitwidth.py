@@ -9,7 +9,7 @@ fewer weight bits the changes grow past the noise:
                     kernels (the values use 2^b - 1 levels; the container stays 8-bit) with
                     8-bit activations, not a float simulation
   mixed_precision   bits per group (float, INT8 or a width below) chosen by
-                    mixed_precision.py's greedy walk from the float model (AIMET AMP style)
+                    compress/budget_walk.py's greedy walk from the float model (AIMET AMP style)
                     under `budget_eer`, every configuration on the way measured
 
 Sizes: `packed_bytes` is what the parameters take packed at their bit widths; the ONNX file
@@ -27,11 +27,8 @@ from typing import Any
 
 from slimaudio import papers, stats
 from slimaudio.compress import low_bit
+from slimaudio.compress.budget_walk import WalkResult, walk
 from slimaudio.speaker.uncertainty import Scored
-from slimaudio.studies.ptq_layerwise.mixed_precision import (
-    MixedPrecisionResult,
-    mixed_precision_search,
-)
 from slimaudio.studies.ptq_layerwise.rows import Bench, Row
 
 TOP_BITS = low_bit.MAX_BITS  # the study's INT8 weights as quantized (7-bit under reduce_range)
@@ -57,10 +54,10 @@ def _with_bits(bench: Bench, name: str, src: Path, node_bits: Mapping[str, int],
         path = low_bit.set_weight_bits(src, bench.models_dir / "bits" / f"{name}.onnx",
                                        node_bits)
     row = bench.evaluate(Row(name, path, "static", list(groups)))
-    row.metrics["packed_bytes"] = float(low_bit.packed_weight_bytes(path, node_bits))
+    more = {"packed_bytes": float(low_bit.packed_weight_bytes(path, node_bits))}
     if bits is not None:
-        row.metrics["weight_bits"] = float(bits)
-    return row
+        more["weight_bits"] = float(bits)
+    return row.with_metrics(more)
 
 
 def solo_rows(bench: Bench, rows: Mapping[str, Row], widths: Sequence[int]) -> dict[str, Row]:
@@ -73,13 +70,17 @@ def solo_rows(bench: Bench, rows: Mapping[str, Row], widths: Sequence[int]) -> d
     return out
 
 
-def packed_8bit(rows: Mapping[str, Row]) -> None:
-    """packed_bytes and weight_bits of the INT8 rows (every weight at 8 bits), so that the
-    columns cover every quantized row."""
-    for r in rows.values():
+def packed_8bit(rows: Mapping[str, Row]) -> dict[str, Row]:
+    """`rows`, the INT8 ones (every weight at 8 bits) with their packed_bytes and weight_bits,
+    so that the columns cover every quantized row."""
+    out = dict(rows)
+    for n, r in rows.items():
         if r.kind == "static" and "packed_bytes" not in r.metrics:
-            r.metrics["packed_bytes"] = float(low_bit.packed_weight_bytes(r.path, {}))
-            r.metrics.setdefault("weight_bits", float(TOP_BITS))
+            more = {"packed_bytes": float(low_bit.packed_weight_bytes(r.path, {}))}
+            if "weight_bits" not in r.metrics:
+                more["weight_bits"] = float(TOP_BITS)
+            out[n] = r.with_metrics(more)
+    return out
 
 
 def group_weight_counts(float_path: Path, bench: Bench) -> tuple[dict[str, int], int]:
@@ -104,7 +105,7 @@ def group_weight_counts(float_path: Path, bench: Bench) -> tuple[dict[str, int],
 
 def mixed_precision(bench: Bench, rows: Mapping[str, Row], solo: Mapping[str, Row],
                     widths: Sequence[int], max_verify: int
-                    ) -> tuple[MixedPrecisionResult, Row | None, float]:
+                    ) -> tuple[WalkResult, Row | None, float]:
     """The greedy walk from the float model: each group float, INT8 or b-bit. Returns it, the
     chosen configuration's row (None: none but the float model is within the budget) and the
     float model's size on the walk's scale. Only the chosen model's file is kept."""
@@ -133,8 +134,8 @@ def mixed_precision(bench: Bench, rows: Mapping[str, Row], solo: Mapping[str, Ro
                   for g in groups for b in widths}
     solo_delta |= {(g, TOP_BITS): rows[g].metrics["eer"] - eer0 for g in groups}
     solo_delta |= {(g, FLOAT_BITS): 0.0 for g in groups}
-    res = mixed_precision_search(groups, (FLOAT_BITS, TOP_BITS, *widths), solo_delta, size_of,
-                                 verify, bench.cfg.budget_eer, max_verify)
+    res = walk(groups, (FLOAT_BITS, TOP_BITS, *widths), solo_delta, size_of, verify,
+               bench.cfg.budget_eer, max_verify)
     chosen = res.chosen
     keep = None if chosen is None else made.get(tuple(chosen.config[g] for g in groups))
     for row in made.values():
@@ -145,9 +146,8 @@ def mixed_precision(bench: Bench, rows: Mapping[str, Row], solo: Mapping[str, Ro
     if keep is None:
         return res, None, float_size
     path = keep.path.rename(bench.models_dir / f"{MIXED}.onnx")
-    mixed = Row(MIXED, path, "static", keep.groups, dict(keep.metrics), keep.scores)
-    mixed.metrics["weight_bits"] = float(min(chosen.config.values()))
-    return res, mixed, float_size
+    mixed = Row(MIXED, path, "static", keep.groups, keep.metrics, keep.scores)
+    return res, mixed.with_metrics({"weight_bits": float(min(chosen.config.values()))}), float_size
 
 
 def ordering(level: float, scored: Mapping[str, Scored], groups: Sequence[str],
@@ -171,7 +171,7 @@ def ordering(level: float, scored: Mapping[str, Scored], groups: Sequence[str],
     return out
 
 
-def summary(res: MixedPrecisionResult | None, float_size: float, order: Mapping[str, Any],
+def summary(res: WalkResult | None, float_size: float, order: Mapping[str, Any],
             widths: Sequence[int]) -> dict[str, Any]:
     """What metrics.json records of the sub-8-bit part (sizes of the walk: parameter bytes
     packed at their bits; `float_bytes`: the float model's on that scale)."""

@@ -31,7 +31,7 @@ def metrics_summary(res: StudyResult) -> dict[str, Any]:
         "runtime_s": res.timings["total"],
         "timings_s": res.timings,
         "machine": res.info,
-        "proposed_groups": res.search.chosen,
+        "proposed_groups": res.search.groups,
         "search": res.search.as_dict(),
         "delta_eer_resolution": resolution(res),
     }

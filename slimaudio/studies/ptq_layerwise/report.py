@@ -25,6 +25,7 @@ from slimaudio.studies.ptq_layerwise.outputs import (
 )
 from slimaudio.studies.ptq_layerwise.result import COLUMNS, StudyResult
 from slimaudio.studies.ptq_layerwise.rules import STUDY
+from slimaudio.studies.ptq_layerwise.search import INT8
 from slimaudio.studies.ptq_layerwise.speed_report import (
     plot_speed,
     slow_rows,
@@ -171,7 +172,7 @@ def _table2(res: StudyResult, cfg: Config) -> list[str]:
                          ("paper_choice", "Proposed by the paper (all but blocks 2-3)",
                           "paper_choice"),
                          ("proposed", f"Ours, automatic (budget {cfg.budget_eer} points): "
-                          f"{', '.join(res.search.chosen) or 'nothing'}", None),
+                          f"{', '.join(res.search.groups) or 'nothing'}", None),
                          ("all", "All layers", None)):
         if n not in res.rows:  # paper_choice, for a model without the paper's groups
             continue
@@ -217,28 +218,23 @@ def _every_row(res: StudyResult) -> list[str]:
     return lines
 
 
-def _efficiency(e: float) -> str:
-    return "no loss" if not np.isfinite(e) else num(e / 2**20, 2) + " MiB/pt"
-
-
 def _search(res: StudyResult) -> list[str]:
-    s = res.search
-    lines = [
-        "",
-        "## How `proposed` was chosen",
-        "",
-        "Groups ranked by bytes saved per EER point lost (a group whose solo quantization did "
-        "not raise the EER first): "
-        + ", ".join(f"{g} ({_efficiency(s.efficiency[g])})" for g in s.order) + ".",
-        f"Greedy pick under the additive prediction: {', '.join(s.predicted) or 'nothing'} "
-        f"(predicted ΔEER {s.predicted_delta:+.3f}).",
-    ]
-    for st in s.steps:
-        lines.append(f"- {st['action']}: {', '.join(st['groups'])}: measured ΔEER "
-                     f"{st['measured_delta_eer']:+.3f} "
-                     f"({'within' if st['within_budget'] else 'over'} budget)")
-    lines.append(f"- final check against the rows already measured: kept the {s.source} set "
-                 f"({', '.join(s.chosen) or 'nothing'}).")
+    p, w = res.search, res.search.walk
+    lines = ["", "## How `proposed` was chosen", "",
+             "A greedy walk from the float model (slimaudio.compress.budget_walk, the one mixed "
+             "precision takes over more bit widths): each step quantizes the group with the most "
+             "bytes saved per point of its solo ΔEER (a group whose solo quantization did not "
+             "raise the EER first), and every configuration reached is measured; a step over "
+             f"the budget ({num(p.budget, 2)} points) is refused.", ""]
+    for st in w.steps:
+        moved = "start: every group float" if st.move is None else f"+ {st.move[0]}"
+        quantized = [g for g in w.groups if st.config[g] == INT8]
+        lines.append(f"- {moved}: {', '.join(quantized) or 'nothing'} quantized, measured ΔEER "
+                     f"{st.measured_delta:+.3f} ({'accepted' if st.accepted else 'refused'})")
+    if w.refused:
+        lines.append("- refused: " + ", ".join(g for g, _ in w.refused))
+    lines.append(f"- final check against the rows already measured: kept the {p.source} set "
+                 f"({', '.join(p.groups) or 'nothing'}).")
     return lines
 
 
@@ -374,7 +370,7 @@ def headline(res: StudyResult) -> str:
     return (f"ptq_layerwise: float EER {r['none']['eer']:.3f}%; all: ratio "
             f"{r['all']['size_ratio']:.3f}, dEER {r['all']['delta_eer']:+.3f}, "
             f"speedup {r['all']['speedup']:.2f}x; proposed "
-            f"[{', '.join(res.search.chosen) or 'nothing'}]: ratio "
+            f"[{', '.join(res.search.groups) or 'nothing'}]: ratio "
             f"{r['proposed']['size_ratio']:.3f}, dEER {r['proposed']['delta_eer']:+.3f}; "
             f"{res.timings['total']:.1f} s")
 
@@ -394,5 +390,5 @@ def build(res: StudyResult, cfg: Config) -> StudyReport:
                          for n, row in res.rows.items()},
         variant_tags={n: {"kind": row.kind, "groups": ",".join(row.groups) or "none"}
                       for n, row in res.rows.items()},
-        run_params={"proposed_groups": ",".join(res.search.chosen) or "none",
+        run_params={"proposed_groups": ",".join(res.search.groups) or "none",
                     "proposed_source": res.search.source})

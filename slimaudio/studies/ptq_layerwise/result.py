@@ -11,7 +11,7 @@ from slimaudio import stats
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError
 from slimaudio.studies.ptq_layerwise.groups import GROUPS
 from slimaudio.studies.ptq_layerwise.rows import Row
-from slimaudio.studies.ptq_layerwise.search import SearchResult
+from slimaudio.studies.ptq_layerwise.search import Proposal
 
 COLUMNS = ["quantized",
            *[c for n in ("eer", "delta_eer", "score_shift", "min_dcf", "delta_min_dcf")
@@ -23,7 +23,7 @@ COLUMNS = ["quantized",
 @dataclass
 class StudyResult:
     rows: dict[str, Row]
-    search: SearchResult
+    search: Proposal
     errors: list[ActivationError]
     ablation: list[dict[str, Any]]
     profile: list[dict[str, Any]]

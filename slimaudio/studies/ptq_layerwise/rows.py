@@ -7,9 +7,9 @@
                        outside the groups (the input transpose, the dense sums, the MFA concat)
   paper_choice         every group except block2 and block3 (the paper's proposal); only when
                        the model has every group the paper chose
-  proposed             the automatic choice (search.greedy_search) under budget_eer; a final
-                       check keeps instead any already-measured row (a group alone, all,
-                       paper_choice) that is within the budget and smaller
+  proposed             the automatic choice under budget_eer (search.py: the budgeted walk over
+                       float/INT8 per group); a final check keeps instead any already-measured
+                       row (a group alone, all, paper_choice) within the budget and smaller
   dynamic, float16     comparison rows: ORT dynamic quantization, float16 weights and compute
 
 Every quantized row shares one calibration, so rows differ only in which nodes are quantized.
@@ -20,24 +20,26 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from slimaudio import papers
-from slimaudio.compress import onnx_int8
+from slimaudio.compress import budget_walk, onnx_int8
 from slimaudio.metrics import file_size, verification_metrics
 from slimaudio.progress import progress_bar
 from slimaudio.speaker.onnx_eval import EvalSet
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
 from slimaudio.studies.ptq_layerwise.search import (
+    FLOAT,
+    INT8,
     Candidate,
-    SearchResult,
+    Proposal,
     final_check,
-    greedy_search,
+    int8_groups,
 )
 
 PAPER_CHOICE: tuple[str, ...] = tuple(papers.PTQ_LAYERWISE["choice_groups"])
@@ -57,14 +59,21 @@ def missing_choice(groups: Sequence[str]) -> list[str]:
 ROWS: tuple[str, ...] = row_names(GROUPS)  # the rows of the default (the paper's groups)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Row:
+    """A row as a value: each step of the study returns rows with more metrics, never changes
+    one in place."""
+
     name: str
     path: Path
     kind: str  # float | static | dynamic | float16
     groups: list[str]
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
     scores: np.ndarray | None = None  # every trial's score, for the paired intervals
+
+    def with_metrics(self, more: Mapping[str, float]) -> Row:
+        """This row with `more` metrics (a name it has already: the new value)."""
+        return replace(self, metrics={**self.metrics, **more})
 
 
 class Timer:
@@ -102,11 +111,12 @@ class Bench:
     measured: dict[tuple[str, ...], Row] = field(default_factory=dict)
 
     def evaluate(self, row: Row) -> Row:
+        """`row` scored: its trial scores, EER and minDCF, and its file size."""
         with self.timer.lap("evaluate"):
-            row.scores = self.evalset.scores(row.path, self.cfg.eval.threads, self.progress)
-            row.metrics.update(verification_metrics(row.scores, self.evalset.trials.labels))
-            row.metrics.update(file_size(row.path))
-        return row
+            scores = self.evalset.scores(row.path, self.cfg.eval.threads, self.progress)
+            metrics = {**verification_metrics(scores, self.evalset.trials.labels),
+                       **file_size(row.path)}
+        return replace(row, scores=scores).with_metrics(metrics)
 
     def static_row(self, name: str, groups: Sequence[str] | None) -> Row:
         """A static INT8 row quantizing `groups` (None: every node), scored."""
@@ -149,9 +159,9 @@ class Bench:
                 self.evaluate(Row("float16", f16, "float16", []))]
 
 
-def make_rows(bench: Bench) -> tuple[dict[str, Row], SearchResult]:
-    """Every row of row_names(the model's groups), in that order, and the search that chose
-    `proposed`."""
+def make_rows(bench: Bench) -> tuple[dict[str, Row], Proposal]:
+    """Every row of row_names(the model's groups), in that order, and how `proposed` was
+    chosen."""
 
     groups = bench.gmap.groups
     bar = progress_bar(total=len(row_names(groups)), desc="ptq rows", disable=not bench.progress)
@@ -174,31 +184,40 @@ def make_rows(bench: Bench) -> tuple[dict[str, Row], SearchResult]:
     return rows, search
 
 
-def propose(bench: Bench, rows: dict[str, Row]) -> tuple[Row, SearchResult]:
-    """`proposed`: the greedy search's pick, unless a row already measured is within the budget
-    and smaller; its file is that model's, byte for byte."""
+def propose(bench: Bench, rows: dict[str, Row]) -> tuple[Row, Proposal]:
+    """`proposed`: the budgeted walk's pick over float/INT8 per group (search.py), unless a row
+    already measured is within the budget and smaller; its file is that model's, byte for
+    byte."""
     eer0, size0 = rows["none"].metrics["eer"], rows["none"].metrics["size_bytes"]
     groups = bench.gmap.groups
-    delta = {g: rows[g].metrics["eer"] - eer0 for g in groups}
     saving = {g: size0 - rows[g].metrics["size_bytes"] for g in groups}
-    budget = bench.cfg.budget_eer
-    search = greedy_search(delta, saving, budget,
-                           lambda groups: bench.measure(groups).metrics["eer"] - eer0)
-    greedy_row = bench.measured.get(tuple(sorted(search.chosen)))
-    greedy = None if greedy_row is None else _candidate("greedy", search.chosen, greedy_row, eer0)
+    solo = {(g, INT8): rows[g].metrics["eer"] - eer0 for g in groups}
+
+    def verify(config: dict[str, int]) -> float:
+        chosen = int8_groups(config, groups)
+        return bench.measure(chosen).metrics["eer"] - eer0 if chosen else 0.0
+
+    walked = budget_walk.walk(
+        groups, (FLOAT, INT8), solo,
+        lambda config: size0 - sum(saving[g] for g in int8_groups(config, groups)), verify,
+        bench.cfg.budget_eer, max_verify=len(groups) + 1)  # every move may be measured
+    pick = [] if walked.chosen is None else int8_groups(walked.chosen.config, groups)
+    walk_row = bench.measured.get(tuple(sorted(pick))) if pick else None
+    walk_cand = None if walk_row is None else _candidate("walk", pick, walk_row, eer0)
     others = [_candidate(n, rows[n].groups, rows[n], eer0)
               for n in (*groups, "paper_choice", "all") if n in rows]
-    best = final_check(greedy, others, budget, size0)
-    search.source = best.source if best is not None else "greedy"
-    if search.source != "greedy":
-        search.chosen, search.chosen_delta = list(best.groups), best.delta_eer
-    src_row = (greedy_row if search.source == "greedy" else rows[search.source]) or rows["none"]
+    best = final_check(walk_cand, others, bench.cfg.budget_eer, size0)
+    if best is None:
+        proposal = Proposal(walked, "walk", [], None)
+    else:
+        proposal = Proposal(walked, best.source, list(best.groups), best.delta_eer)
+    src_row = (walk_row if proposal.source == "walk" else rows[proposal.source]) or rows["none"]
     prop_path = bench.models_dir / "proposed.onnx"
     shutil.copyfile(src_row.path, prop_path)  # the verified model itself, byte for byte
     bench.drop_search_models()
-    proposed = Row("proposed", prop_path, src_row.kind, list(search.chosen), dict(src_row.metrics),
-                   src_row.scores)
-    return proposed, search
+    proposed = Row("proposed", prop_path, src_row.kind, list(proposal.groups),
+                   dict(src_row.metrics), src_row.scores)
+    return proposed, proposal
 
 
 def _candidate(source: str, groups: Sequence[str], row: Row, eer0: float) -> Candidate:

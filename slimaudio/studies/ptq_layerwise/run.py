@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from slimaudio import runtime, stats
+from slimaudio.compress.budget_walk import WalkResult
 from slimaudio.compress.layer_groups import GroupMap
 from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
@@ -28,7 +29,6 @@ from slimaudio.studies.ptq_layerwise import bitwidth, groups, width_speed
 from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
-from slimaudio.studies.ptq_layerwise.mixed_precision import MixedPrecisionResult
 from slimaudio.studies.ptq_layerwise.result import StudyResult
 from slimaudio.studies.ptq_layerwise.rows import (
     PAPER_CHOICE,
@@ -63,10 +63,10 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
                                               io.layout)
     bench = Bench(cfg, float_path, gmap, cache, evalset, models_dir, timer, progress)
     rows, search = make_rows(bench)
-    mixed, float_size = add_weight_bits(bench, rows)
+    rows, mixed, float_size = add_weight_bits(bench, rows)
     with timer.lap("error_analysis"):
         err_inputs = error_inputs(evalset, cfg, io)
-        errors = analyse_errors(bench, rows, err_inputs)
+        rows, errors = analyse_errors(bench, rows, err_inputs)
     with timer.lap("ablation"):
         ablation = run_ablation(bench, rows["none"].metrics["eer"], err_inputs)
     feeds = io.feed(latency_input(corpus, cfg.latency.frames))
@@ -74,11 +74,11 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
     with timer.lap("latency"):
         timing = Timing.of(cfg.latency.warmup, cfg.latency.repeats, spread)
         lat = measure_latency(models, ablation.configs, feeds, timing, threads, seed)
-    add_relative_metrics(rows, ablation.records, lat)
+    rows = add_relative_metrics(rows, ablation.records, lat)
     with timer.lap("intervals"):
         ts = TrialStats.build(evalset.trials, evalset.speaker_of, boot.resamples, boot.level,
                               seed)
-        scored = add_intervals(rows, ablation, lat, ts, seed)
+        rows, scored = add_intervals(rows, ablation, lat, ts, seed)
         bits = bitwidth.summary(mixed, float_size, bitwidth.ordering(
             ts.resampler.level, scored, gmap.groups, cfg.weight_bits.widths),
             cfg.weight_bits.widths)
@@ -105,10 +105,10 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
 
 
 def add_weight_bits(bench: Bench, rows: dict[str, Row]
-                    ) -> tuple[MixedPrecisionResult | None, float]:
-    """The sub-8-bit rows (every group at every width, then the mixed-precision choice) added
-    to `rows`; every INT8 row gets its packed size. Returns the mixed-precision walk and the
-    float model's size on its scale."""
+                    ) -> tuple[dict[str, Row], WalkResult | None, float]:
+    """`rows` with the sub-8-bit rows after them (every group at every width, then the
+    mixed-precision choice), every INT8 row with its packed size; the mixed-precision walk and
+    the float model's size on its scale."""
     wb = bench.cfg.weight_bits
     mixed, float_size = None, float("nan")
     if wb.widths:
@@ -117,9 +117,8 @@ def add_weight_bits(bench: Bench, rows: dict[str, Row]
             mixed, row, float_size = bitwidth.mixed_precision(bench, rows, solo, wb.widths,
                                                               wb.max_verify)
             solo |= {row.name: row} if row is not None else {}
-        rows.update(solo)
-    bitwidth.packed_8bit(rows)
-    return mixed, float_size
+        rows = {**rows, **solo}
+    return bitwidth.packed_8bit(rows), mixed, float_size
 
 
 def load(model: str | os.PathLike[str], data_dir: str | os.PathLike[str], models_dir: Path,
@@ -154,54 +153,56 @@ def error_inputs(evalset: EvalSet, cfg: Config, io: ModelIO) -> list[dict[str, n
 
 
 def analyse_errors(bench: Bench, rows: dict[str, Row],
-                   inputs: Sequence[Mapping[str, np.ndarray]]) -> list[ActivationError]:
-    """Per-group activation error (each group's row has only that group quantized), and how
-    far each row's embedding moved (`emb_cos`), on the same inputs."""
+                   inputs: Sequence[Mapping[str, np.ndarray]]
+                   ) -> tuple[dict[str, Row], list[ActivationError]]:
+    """Per-group activation error (each group's row has only that group quantized), and the
+    rows with how far each one's embedding moved (`emb_cos`), on the same inputs."""
     threads = bench.cfg.eval.threads
     io = bench.evalset.io
     errors = [group_output_error(bench.float_path, rows[g].path, g, bench.gmap, inputs, io.output,
                                  threads) for g in bench.gmap.groups]
-    for row in rows.values():
-        row.metrics["emb_cos"] = embedding_cosine(bench.float_path, row.path, inputs, threads)
-    return errors
+    return {n: r.with_metrics({"emb_cos": embedding_cosine(bench.float_path, r.path, inputs,
+                                                          threads)})
+            for n, r in rows.items()}, errors
 
 
 def add_relative_metrics(rows: dict[str, Row], ablation: list[dict[str, Any]],
-                         lat: Mapping[str, Latency]) -> None:
-    """Latency into every row and variant, then ΔEER, size ratio and speed-up against `none`."""
+                         lat: Mapping[str, Latency]) -> dict[str, Row]:
+    """The rows with their latency, then ΔEER, size ratio and speed-up against `none`; the
+    ablation records get their latency, speed-up and size ratio."""
     none = rows["none"].metrics
     ref, size0, eer0 = lat["none"].median_ms, none["size_bytes"], none["eer"]
-    for n, r in rows.items():
-        r.metrics.update(lat[n].as_dict())
     for a in ablation:
         a.update(lat[a["variant"]].as_dict())
         a["speedup"] = ref / a["latency_ms"]
         a["size_ratio"] = a["size_bytes"] / size0
-    for r in rows.values():
-        m = r.metrics
-        m["delta_eer"] = m["eer"] - eer0
-        m["size_ratio"] = m["size_bytes"] / size0
-        m["speedup"] = ref / m["latency_ms"]
+    out = {}
+    for n, r in rows.items():
+        ms = lat[n].as_dict()
+        out[n] = r.with_metrics({**ms, "delta_eer": r.metrics["eer"] - eer0,
+                                 "size_ratio": r.metrics["size_bytes"] / size0,
+                                 "speedup": ref / ms["latency_ms"]})
+    return out
 
 
 def add_intervals(rows: dict[str, Row], ablation: Ablation, lat: Mapping[str, Latency],
-                  ts: TrialStats, seed: int) -> dict[str, Scored]:
-    """Speaker-bootstrap intervals of EER and minDCF, paired differences from `none`, the
-    score shift, and the speed-up's interval over timing rounds; for the ablation variants
-    whose EER is measured, the paired ΔEER interval. Returns every row scored on `ts`."""
+                  ts: TrialStats, seed: int) -> tuple[dict[str, Row], dict[str, Scored]]:
+    """The rows with speaker-bootstrap intervals of EER and minDCF, paired differences from
+    `none`, the score shift, and the speed-up's interval over timing rounds; for the ablation
+    variants whose EER is measured, the paired ΔEER interval. Also every row scored on `ts`."""
     scored = {n: ts.score(r.scores) for n, r in rows.items() if r.scores is not None}
     ref = scored["none"]
     for a in ablation.records:
         if a["variant"] in ablation.scores:
             d = ts.deltas(ref, ts.score(ablation.scores[a["variant"]]))
             a.update(delta_eer_lo=d["delta_eer_lo"], delta_eer_hi=d["delta_eer_hi"])
-    res = ts.resampler
+    res, out = ts.resampler, dict(rows)
     for n, m in scored.items():
-        rows[n].metrics.update(ts.metrics(m) | ts.deltas(ref, m))
         iv = speedup(lat["none"], lat[n], len(res.counts), runtime.rng(seed, "bootstrap"),
                      res.level)
-        rows[n].metrics.update(stats.columns("speedup", iv))
-    return scored
+        out[n] = rows[n].with_metrics(ts.metrics(m) | ts.deltas(ref, m)
+                                      | stats.columns("speedup", iv))
+    return out, scored
 
 
 def machine_info(rows: dict[str, Row], profile: list[dict[str, Any]], calibration_utterances: int,

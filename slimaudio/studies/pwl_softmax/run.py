@@ -160,8 +160,8 @@ def export_onnx(tuned: Mapping[str, EcapaTdnn], order: Sequence[str], data: Spea
 
 
 def run_study(model: EcapaTdnn, aam: AAMSoftmax, data: SpeakerData, fit_res: FitResult,
-              cfg: PwlSoftmax, base_train: TrainConfig, threads_latency: int, seed: int,
-              opset: int, boot: Bootstrap, progress: bool = True,
+              cfg: PwlSoftmax, base_train: TrainConfig, opset: int, seed: int,
+              threads_latency: int, boot: Bootstrap, progress: bool = True,
               threads_eval: int = 1, spread: Spread = SIMPLE) -> StudyResult:
     """Every method before and after fine-tuning, ONNX exports, and speed; see the module
     docstring. Fine-tuning runs on `base_train.threads` threads, embedding on `threads_eval`."""

@@ -21,7 +21,7 @@ from slimaudio.studies.tflite_quant.variants import conversions, convert_all
 
 
 def run_study(data: SoundFrames, model_path: Path, tflite_dir: Path, cfg: TfliteQuant,
-              bootstrap: Bootstrap, threads: int, seed: int, file_format: str,
+              file_format: str, seed: int, threads: int, bootstrap: Bootstrap,
               spread: Spread = SIMPLE) -> StudyResult:
     """Convert, evaluate and time every variant; .tflite files are written into tflite_dir.
     `bootstrap` (params base.bootstrap) sets every quality interval's resamples and level."""

@@ -50,7 +50,7 @@ REGRESSION_COLUMNS = ["target", "hyperparameter", "weight", "se", "lo", "hi"]
 
 
 @dataclass
-class Outcome:
+class StudyResult:
     table: pd.DataFrame                    # grid students, teacher and the final student
     regression: pd.DataFrame               # REGRESSION_COLUMNS, one row per varied factor
     chosen: str
@@ -183,7 +183,7 @@ def final_row(grid_row: Mapping[str, Any], m: Mapping[str, Any], lat: Any, tasks
 def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[str, Any],
              final_dir: Path, grid_dir: Path, teacher_info: Mapping[str, Any],
              teacher_model: Path, cfg: DistillReport, threads: int, seed: int, *,
-             data_dir: Path, boot: Bootstrap, spread: Spread = SIMPLE) -> Outcome:
+             data_dir: Path, boot: Bootstrap, spread: Spread = SIMPLE) -> StudyResult:
     """The final student beside its grid run and the teacher, with intervals, and the
     regression."""
     chosen = str(choice["student"])
@@ -218,7 +218,7 @@ def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[s
              "probe_speakers": float(read_probe_utts(data_dir)["speaker"].nunique())}
     metrics = {**summary_metrics(df, chosen, extra), "regression": weights}
     notes = [*selection.get("notes", []), f"chosen: {selection['how']}"]
-    return Outcome(df, reg, chosen, metrics, tasks, notes)
+    return StudyResult(df, reg, chosen, metrics, tasks, notes)
 
 
 INTERVAL_KEYS = ("mean_accuracy", "delta_mean_accuracy", "accuracy_retention")

@@ -1,11 +1,13 @@
-"""Mixed-precision weights: bits per layer group under an EER budget, verified by evaluation.
+"""A budgeted greedy walk over per-group options: bits per layer group under an error budget,
+every configuration it reaches measured, not predicted.
 
-In the manner of AIMET's automatic mixed precision: the sensitivity of each group at each
-candidate bit width is measured alone first (`solo_delta`), then a greedy walk goes down from
-the highest precision, and every configuration it reaches is measured, not predicted.
+In the manner of AIMET's automatic mixed precision. The options are bit widths, most precise
+first (32: the group stays float; 8: INT8; below: sub-8-bit weights); the PTQ study walks
+(32, 8) to choose which groups to quantize (`proposed`) and (32, 8, 4, 2) for mixed precision.
+The sensitivity of each group at each option is measured alone first (`solo_delta`), then:
 
-1. Start with every group at max(bit_options); verify it (its measured EER increase anchors
-   every prediction).
+1. Start with every group at the first option; verify it (its measured increase anchors every
+   prediction).
 2. Candidate moves from the current (last accepted) configuration: lower one group by one
    option. Score = size saving / max(solo increase, eps), the solo increase being
    solo_delta[(g, new)] - solo_delta[(g, old)]: a move that costs nothing by the solo
@@ -13,13 +15,13 @@ the highest precision, and every configuration it reaches is measured, not predi
 3. Take the best move and verify the new configuration. Within the budget: accept it and go
    on from it. Over: refuse that move (that group at those bits) for good, and try the next
    best from the configuration accepted before.
-   With `prune`, a move whose additive prediction (measured ΔEER of the current
+   With `prune`, a move whose additive prediction (measured increase of the current
    configuration + the solo increase) already exceeds the budget is refused unmeasured.
 4. Stop when no move is left or `max_verify` configurations have been measured.
 
 `verify` is cached by configuration (`cache` may be shared between calls, e.g. for several
 budgets). The result keeps every verified configuration, the Pareto front of size against
-measured ΔEER over them, and `chosen`: the smallest verified configuration within the budget.
+measured increase over them, and `chosen`: the smallest verified configuration within the budget.
 """
 
 from __future__ import annotations
@@ -31,15 +33,15 @@ from typing import Any
 import numpy as np
 
 from slimaudio.errors import ParamError
-from slimaudio.studies.ptq_layerwise.search import TOLERANCE
 
 EPS = 1e-12  # the solo increase a free move is scored with (saving / EPS: ranks first)
+TOLERANCE = 1e-12  # a measured increase equal to the budget is within it
 
 ConfigKey = tuple[int, ...]  # bits per group, in `groups` order
 
 
 @dataclass
-class MixedStep:
+class WalkStep:
     """One verified configuration of the walk."""
 
     config: dict[str, int]
@@ -58,22 +60,22 @@ class MixedStep:
 
 
 @dataclass
-class MixedPrecisionResult:
+class WalkResult:
     budget: float
     groups: list[str]
     bit_options: list[int]
-    steps: list[MixedStep] = field(default_factory=list)
+    steps: list[WalkStep] = field(default_factory=list)
     refused: list[tuple[str, int]] = field(default_factory=list)  # moves refused (g, bits)
     verify_calls: int = 0  # evaluations this run made (cache hits excluded)
 
     @property
-    def front(self) -> list[MixedStep]:
+    def front(self) -> list[WalkStep]:
         """Verified configurations no other one beats on both size and measured ΔEER,
         by size (a tie on both keeps the first measured)."""
         return pareto_front(self.steps)
 
     @property
-    def chosen(self) -> MixedStep | None:
+    def chosen(self) -> WalkStep | None:
         """The smallest verified configuration within the budget (None: none is)."""
         ok = [s for s in self.steps if s.measured_delta <= self.budget + TOLERANCE]
         return min(ok, key=lambda s: (s.size, s.measured_delta)) if ok else None
@@ -93,9 +95,9 @@ def _finite(x: float) -> float | str:
     return x if np.isfinite(x) else ("inf" if x > 0 else "-inf")
 
 
-def pareto_front(steps: Sequence[MixedStep]) -> list[MixedStep]:
+def pareto_front(steps: Sequence[WalkStep]) -> list[WalkStep]:
     """Non-dominated steps (smaller size and smaller measured ΔEER both better), by size."""
-    front: list[MixedStep] = []
+    front: list[WalkStep] = []
     for s in sorted(steps, key=lambda s: (s.size, s.measured_delta)):  # stable: first kept
         if not front or s.measured_delta < front[-1].measured_delta:
             front.append(s)
@@ -122,7 +124,7 @@ class _Walk:
                  solo_delta: Mapping[tuple[str, int], float],
                  size_of: Callable[[dict[str, int]], float],
                  verify: Callable[[dict[str, int]], float],
-                 cache: MutableMapping[ConfigKey, float], res: MixedPrecisionResult) -> None:
+                 cache: MutableMapping[ConfigKey, float], res: WalkResult) -> None:
         self.groups, self.options = list(groups), list(bit_options)
         self.solo, self.size_of, self.verify_fn = solo_delta, size_of, verify
         self.cache, self.res = cache, res
@@ -143,12 +145,12 @@ class _Walk:
             self.solo[(group, bits)])
 
     def measure(self, config: dict[str, int], move: tuple[str, int] | None,
-                predicted: float | None) -> MixedStep:
+                predicted: float | None) -> WalkStep:
         k = self.key(config)
         if k not in self.cache:
             self.cache[k] = float(self.verify_fn(dict(config)))
             self.res.verify_calls += 1
-        step = MixedStep(dict(config), move, predicted, self.cache[k], self.size(config),
+        step = WalkStep(dict(config), move, predicted, self.cache[k], self.size(config),
                          self.cache[k] <= self.res.budget + TOLERANCE)
         self.res.steps.append(step)
         return step
@@ -172,13 +174,11 @@ class _Walk:
         return [(s, sv, self.groups[i], b, inc) for s, sv, i, b, inc in out]
 
 
-def mixed_precision_search(groups: Sequence[str], bit_options: Sequence[int],
-                           solo_delta: Mapping[tuple[str, int], float],
-                           size_of: Callable[[dict[str, int]], float],
-                           verify: Callable[[dict[str, int]], float], budget: float,
-                           max_verify: int, prune: bool = True,
-                           cache: MutableMapping[ConfigKey, float] | None = None,
-                           ) -> MixedPrecisionResult:
+def walk(groups: Sequence[str], bit_options: Sequence[int],
+         solo_delta: Mapping[tuple[str, int], float], size_of: Callable[[dict[str, int]], float],
+         verify: Callable[[dict[str, int]], float], budget: float, max_verify: int,
+         prune: bool = True, cache: MutableMapping[ConfigKey, float] | None = None
+         ) -> WalkResult:
     """Bits per group (a config: group -> bits) by the greedy walk of the module docstring.
 
     `solo_delta[(g, b)]`: measured ΔEER of group g alone at b bits (needed for every option
@@ -187,17 +187,17 @@ def mixed_precision_search(groups: Sequence[str], bit_options: Sequence[int],
     `cache`: measured ΔEER by config key (bits in `groups` order), read and filled.
     """
     _validate(groups, bit_options, solo_delta, max_verify)
-    res = MixedPrecisionResult(budget=budget, groups=list(groups), bit_options=list(bit_options))
-    walk = _Walk(groups, bit_options, solo_delta, size_of, verify,
-                 cache if cache is not None else {}, res)
+    res = WalkResult(budget=budget, groups=list(groups), bit_options=list(bit_options))
+    state = _Walk(groups, bit_options, solo_delta, size_of, verify,
+                  cache if cache is not None else {}, res)
     current = {g: bit_options[0] for g in groups}
-    start = walk.measure(current, None, None)
+    start = state.measure(current, None, None)
     if not start.accepted:  # lowering bits will not bring a loss over budget back in
         return res
     base = start.measured_delta
     refused: set[tuple[str, int]] = set()
     while res.verify_calls < max_verify:
-        moves = walk.moves(current, refused)
+        moves = state.moves(current, refused)
         if not moves:
             break
         _, _, g, bits, inc = moves[0]
@@ -206,7 +206,7 @@ def mixed_precision_search(groups: Sequence[str], bit_options: Sequence[int],
             refused.add((g, bits))
             res.refused.append((g, bits))
             continue
-        step = walk.measure({**current, g: bits}, (g, bits), predicted)
+        step = state.measure({**current, g: bits}, (g, bits), predicted)
         if step.accepted:
             current, base = step.config, step.measured_delta
         else:
