@@ -44,7 +44,7 @@ def main() -> None:
     with tracking.stage_run("distill", "distill_report", params.flat()) as run:
         res = assemble(grid, selection, choice, Path(args.final), Path(args.models), info,
                        Path(args.teacher), build(DistillReport, params["distill_report"]),
-                       int(base["threads"]), int(base["seed"]), data_dir=Path(args.data),
+                       int(base["seed"]), int(base["threads"]), data_dir=Path(args.data),
                        boot=build(Bootstrap, base["bootstrap"]), spread=build(Spread, base["latency"]))
         report.build(res).publish(args, run)
     print("\n".join(report.describe(res)))

@@ -1,5 +1,5 @@
 """Sub-8-bit weights in QDQ models (slimaudio.compress.low_bit) and the mixed-precision search
-(slimaudio.studies.ptq_layerwise.mixed_precision).
+(slimaudio.compress.budget_walk).
 
 The ONNX tests use a tiny float graph built with onnx.helper (Conv with bias, Relu, Conv,
 ReduceMean, Gemm with transB, MatMul), calibrated on random inputs and quantized whole as the

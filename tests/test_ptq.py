@@ -450,12 +450,12 @@ def test_the_walk_may_choose_nothing() -> None:
 
 
 def test_final_check_keeps_a_smaller_measured_row_within_the_budget() -> None:
-    greedy = search.Candidate("walk", ["a", "b"], 0.05, 800.0)
+    walked = search.Candidate("walk", ["a", "b"], 0.05, 800.0)
     measured = [search.Candidate("c", ["c"], 0.2, 100.0),       # smaller, over budget
                 search.Candidate("all", ["a", "b", "c"], 0.1, 500.0),  # smaller, at the budget
                 search.Candidate("b", ["b"], 0.0, 500.0)]       # as small: the earlier one stays
-    assert search.final_check(greedy, measured, 0.1, 1000.0).source == "all"
-    assert search.final_check(greedy, measured[:1], 0.1, 1000.0) is greedy
+    assert search.final_check(walked, measured, 0.1, 1000.0).source == "all"
+    assert search.final_check(walked, measured[:1], 0.1, 1000.0) is walked
     assert search.final_check(None, measured[:1], 0.1, 1000.0) is None  # the float model
 
 
@@ -585,7 +585,12 @@ def test_study_runs_every_row(work, tmp_path) -> None:
     metrics = json.loads((rep / "metrics.json").read_text())
     assert set(metrics["ablation"]) == {"all_s8s8"} and "eer" not in metrics["ablation"]["all_s8s8"]
     assert report.run_params["proposed_source"] == res.search.source
+    walk = metrics["search"]["walk"]  # proposed: the budgeted walk over float/INT8 per group
+    assert walk["bit_options"] == [32, 8] and walk["steps"][0]["config"] == dict.fromkeys(
+        res.groups, 32)
+    assert metrics["proposed_groups"] == metrics["search"]["groups"] == res.search.groups
     md = (rep / "table.md").read_text()
+    assert "- start: every group float" in md and f"kept the {res.search.source} set" in md
     assert "Table 1" in md and "Table 2" in md and "5994" in md and "| all_s8s8 | —" in md
     assert "## Sub-8-bit weights per layer group" in md and "| block2 | " in md
     assert "Mixed precision under the EER budget" in md

@@ -46,7 +46,7 @@ class WalkStep:
 
     config: dict[str, int]
     move: tuple[str, int] | None  # (group, its new bits); None for the start
-    predicted_delta: float | None  # measured ΔEER of the config it came from + solo increase
+    predicted_delta: float | None  # measured increase of the config it came from + solo increase
     measured_delta: float
     size: float
     accepted: bool
@@ -70,7 +70,7 @@ class WalkResult:
 
     @property
     def front(self) -> list[WalkStep]:
-        """Verified configurations no other one beats on both size and measured ΔEER,
+        """Verified configurations no other one beats on both size and measured increase,
         by size (a tie on both keeps the first measured)."""
         return pareto_front(self.steps)
 
@@ -96,7 +96,7 @@ def _finite(x: float) -> float | str:
 
 
 def pareto_front(steps: Sequence[WalkStep]) -> list[WalkStep]:
-    """Non-dominated steps (smaller size and smaller measured ΔEER both better), by size."""
+    """Non-dominated steps (smaller size and smaller measured increase both better), by size."""
     front: list[WalkStep] = []
     for s in sorted(steps, key=lambda s: (s.size, s.measured_delta)):  # stable: first kept
         if not front or s.measured_delta < front[-1].measured_delta:
@@ -181,10 +181,11 @@ def walk(groups: Sequence[str], bit_options: Sequence[int],
          ) -> WalkResult:
     """Bits per group (a config: group -> bits) by the greedy walk of the module docstring.
 
-    `solo_delta[(g, b)]`: measured ΔEER of group g alone at b bits (needed for every option
+    `solo_delta[(g, b)]`: measured increase of group g alone at b bits (needed for every option
     but the first; the first, when given, is the reference the increases are taken from).
-    `size_of(config)`: bytes. `verify(config)`: measured ΔEER of a whole configuration.
-    `cache`: measured ΔEER by config key (bits in `groups` order), read and filled.
+    `size_of(config)`: bytes. `verify(config)`: measured increase of a whole configuration
+    (the PTQ study: ΔEER in points). `verify_calls` counts every call, the start included.
+    `cache`: measured increase by config key (bits in `groups` order), read and filled.
     """
     _validate(groups, bit_options, solo_delta, max_verify)
     res = WalkResult(budget=budget, groups=list(groups), bit_options=list(bit_options))

@@ -187,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as d:
         model = onnx.load(str(onnx_int8.preprocess(a.model, Path(d) / "pre.onnx")))
     inits = {i.name for i in model.graph.initializer}
+    check_names(model)
     group_of = (group_by_patterns(model, json.loads(a.groups), "--groups").group_of()
                 if a.groups else {})
     for node in model.graph.node:

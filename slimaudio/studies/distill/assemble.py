@@ -182,7 +182,7 @@ def final_row(grid_row: Mapping[str, Any], m: Mapping[str, Any], lat: Any, tasks
 
 def assemble(grid: pd.DataFrame, selection: Mapping[str, Any], choice: Mapping[str, Any],
              final_dir: Path, grid_dir: Path, teacher_info: Mapping[str, Any],
-             teacher_model: Path, cfg: DistillReport, threads: int, seed: int, *,
+             teacher_model: Path, cfg: DistillReport, seed: int, threads: int, *,
              data_dir: Path, boot: Bootstrap, spread: Spread = SIMPLE) -> StudyResult:
     """The final student beside its grid run and the teacher, with intervals, and the
     regression."""

@@ -8,12 +8,12 @@ technique itself: slimaudio.compress.onnx_int8). Stage `ptq_layerwise`, params s
 `ptq_layerwise`.
 
 Modules, in the order the study runs them (run.run_study):
-  config          the typed params section (Config), built once
-  groups          the layer groups as ONNX node sets (the paper's, or regex groups from params);
-                  the float model every row derives from
-  calibration     activation ranges from train-split utterances (one calibration for every row)
-  evaluation      the model's input and output, EER over the trial list, embedding cosine,
-                  the latency input
+  config          the params section (slimaudio/schemas/ptq_layerwise.py) resolved: the model's
+                  input, reduce_range from the CPU flags
+  groups          the paper's layer groups of our ECAPA export as ONNX node sets, or the regex
+                  groups of params (compress.layer_groups); the float model every row derives from
+  (speaker.calibration and speaker.onnx_eval: the calibration set, and scoring any ONNX
+  speaker model; shared with pwl_int8 and runtimes)
   rows            the rows (ROWS) and how each is quantized and scored; `proposed` via search
   search          the choice of groups under the EER budget (compress.budget_walk over
                   float/INT8 per group), and its final check

@@ -224,15 +224,20 @@ def _search(res: StudyResult) -> list[str]:
              "A greedy walk from the float model (slimaudio.compress.budget_walk, the one mixed "
              "precision takes over more bit widths): each step quantizes the group with the most "
              "bytes saved per point of its solo ΔEER (a group whose solo quantization did not "
-             "raise the EER first), and every configuration reached is measured; a step over "
-             f"the budget ({num(p.budget, 2)} points) is refused.", ""]
+             "raise the EER first) and is measured; a step measured over the budget "
+             f"({num(p.budget, 2)} points) is refused, and so, unmeasured, is one whose "
+             "prediction (the last accepted ΔEER plus the group's solo ΔEER) is over it.", ""]
     for st in w.steps:
-        moved = "start: every group float" if st.move is None else f"+ {st.move[0]}"
+        if st.move is None:
+            lines.append("- start: every group float (the float model, ΔEER 0)")
+            continue
         quantized = [g for g in w.groups if st.config[g] == INT8]
-        lines.append(f"- {moved}: {', '.join(quantized) or 'nothing'} quantized, measured ΔEER "
+        lines.append(f"- + {st.move[0]}: {', '.join(quantized)} quantized, measured ΔEER "
                      f"{st.measured_delta:+.3f} ({'accepted' if st.accepted else 'refused'})")
-    if w.refused:
-        lines.append("- refused: " + ", ".join(g for g, _ in w.refused))
+    measured = {st.move for st in w.steps}
+    unmeasured = [g for g, b in w.refused if (g, b) not in measured]
+    if unmeasured:
+        lines.append(f"- refused by the prediction, unmeasured: {', '.join(unmeasured)}")
     lines.append(f"- final check against the rows already measured: kept the {p.source} set "
                  f"({', '.join(p.groups) or 'nothing'}).")
     return lines
