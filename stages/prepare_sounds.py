@@ -15,7 +15,9 @@ def main() -> None:
     params = setup(args.params, SECTIONS)
     section = spec.build(PrepareSounds, params["prepare_sounds"])
     with tracking.stage_run("data", "prepare_sounds", params.flat()) as run:
-        result = prepare_sounds(section, params["base"], args.out_dir)
+        base = params["base"]
+        result = prepare_sounds(section, args.out_dir, sample_rate=int(base["sample_rate"]),
+                                seed=int(base["seed"]), on_bad_audio=str(base["on_bad_audio"]))
         atomic.write_json(args.metrics, result.metrics)
         run.log_metrics(result.metrics)
         run.log_artifact(f"{args.out_dir}/info.json")

@@ -15,7 +15,9 @@ def main() -> None:
     params = setup(args.params, SECTIONS)
     section = spec.build(PrepareSpeakers, params["prepare_speakers"])
     with tracking.stage_run("data", "prepare_speakers", params.flat()) as run:
-        result = prepare_speakers(section, params["base"], args.out_dir)
+        base = params["base"]
+        result = prepare_speakers(section, args.out_dir, sample_rate=int(base["sample_rate"]),
+                                seed=int(base["seed"]), on_bad_audio=str(base["on_bad_audio"]))
         atomic.write_json(args.metrics, result.metrics)
         run.log_metrics(result.metrics)
         run.log_artifact(f"{args.out_dir}/info.json")

@@ -67,7 +67,7 @@ def test_fsdd_through_prepare_speakers(tmp_path):
 
     section = _speaker_section("fsdd", FSDD, test_speakers=2, max_utts=6)
     section["audio"]["min_duration_s"] = 0.05
-    res = prepare_speakers(build(PrepareSpeakers, section), _base(), tmp_path / "spk", workers=1,
+    res = prepare_speakers(build(PrepareSpeakers, section), tmp_path / "spk", **_base(), workers=1,
                            progress=False)
     m = pd.read_csv(tmp_path / "spk" / "manifest.csv")
     assert len(m) == 36 and set(m.split) == {"train", "test"}
@@ -100,7 +100,7 @@ def test_librispeech_one_utterance_per_speaker_cannot_make_target_trials(tmp_pat
 
     section = _speaker_section("librispeech", LIBRI, test_speakers=3, max_speakers=8)
     with pytest.raises(DataError, match="no target or no non-target pair"):
-        prepare_speakers(build(PrepareSpeakers, section), _base(), tmp_path / "spk", workers=1,
+        prepare_speakers(build(PrepareSpeakers, section), tmp_path / "spk", **_base(), workers=1,
                          progress=False)
     assert not (tmp_path / "spk").exists()  # atomic: nothing half-written
 
@@ -216,7 +216,7 @@ def test_esc10_through_prepare_sounds(tmp_path):
     from slimaudio.prepare.sounds import prepare_sounds
 
     section = _sound_section("esc50", ESC, esc10_only=True, max_clips=4)
-    res = prepare_sounds(build(PrepareSounds, section), _base(), tmp_path / "snd", workers=1,
+    res = prepare_sounds(build(PrepareSounds, section), tmp_path / "snd", **_base(), workers=1,
                          progress=False)
     m = pd.read_csv(tmp_path / "snd" / "manifest.csv")
     frames = np.load(tmp_path / "snd" / "frames.npy", mmap_mode="r")
@@ -234,7 +234,7 @@ def test_near_silent_esc_clip_frames_are_dropped_by_threshold(tmp_path):
 
     section = _sound_section("esc50", ESC, esc10_only=True, max_clips=2)
     section["audio"]["silence_dbfs"] = -14.0   # some clock_tick frames peak below -14 dBFS
-    res = prepare_sounds(build(PrepareSounds, section), _base(), tmp_path / "snd", workers=1,
+    res = prepare_sounds(build(PrepareSounds, section), tmp_path / "snd", **_base(), workers=1,
                          progress=False)
     assert res.info["framing"]["silent_frames_dropped"] + res.info["skipped"]["by_reason"].get("silent", 0) > 0
 
@@ -285,7 +285,7 @@ def test_voxceleb_official_trials_define_the_test_split(tmp_path):
     bad = root / "wav" / "id10004" / "vidB" / "00002.wav"
     sf.write(bad, np.zeros(SR, dtype=np.float32), SR)  # all-silent: skipped, its trial dropped
     section = _speaker_section("voxceleb", root, test_speakers=1)
-    res = prepare_speakers(build(PrepareSpeakers, section), _base(), tmp_path / "spk", workers=1,
+    res = prepare_speakers(build(PrepareSpeakers, section), tmp_path / "spk", **_base(), workers=1,
                            progress=False)
     m = pd.read_csv(tmp_path / "spk" / "manifest.csv")
     assert sorted(m[m.split == "test"].speaker.unique()) == ["id10003", "id10004"]
@@ -351,7 +351,7 @@ def test_urbansound8k_files_in_other_folds_are_missing_not_unreadable(tmp_path, 
     root = _fake_us8k(tmp_path / "us8k", csv_fold=1, disk_folds=[1, 3, 1, 3])
     section = _sound_section("urbansound8k", root)
     section["split"].update(val_fraction=0.0, test_fraction=0.0)
-    res = prepare_sounds(build(PrepareSounds, section), _base(), tmp_path / "snd", workers=1,
+    res = prepare_sounds(build(PrepareSounds, section), tmp_path / "snd", **_base(), workers=1,
                          progress=False)
     assert res.info["skipped"]["by_reason"] == {"missing": 2}
     assert res.metrics["skipped_missing"] == 2 and "skipped_unreadable" not in res.metrics
@@ -385,7 +385,7 @@ def test_an_empty_split_is_never_silent(tmp_path, caplog, split, consequence):
                             test_fraction=0.5 if split == "test" else 0.0)
     section["undersample"]["cap"] = None
     message = f"prepare_sounds: the {split} split has no frames"
-    prepare_sounds(build(PrepareSounds, section), _base(), tmp_path / "snd", workers=1,
+    prepare_sounds(build(PrepareSounds, section), tmp_path / "snd", **_base(), workers=1,
                    progress=False)
     assert any(message in r.getMessage() and consequence in r.getMessage()
                for r in caplog.records if r.levelname == "WARNING")
@@ -436,7 +436,7 @@ def _params() -> dict:
 
 
 def _base() -> dict:
-    return {"seed": 123, "sample_rate": SR, "on_bad_audio": "skip", "threads": 1}
+    return {"seed": 123, "sample_rate": SR, "on_bad_audio": "skip"}
 
 
 def _speaker_section(kind: str, path: Path, test_speakers: float, max_speakers: int | None = None,

@@ -61,7 +61,7 @@ def test_evaluation_only_sides_and_the_check_that_keeps_test_audio_out(tmp_path:
     sec = _speaker_section("fsdd", FSDD, test_speakers=1, max_utts=3)
     sec["train_corpus"].update(kind="librispeech", path=str(LIBRI), max_speakers=5)
     sec["audio"]["min_duration_s"] = 0.05
-    res = prepare_speakers(build(PrepareSpeakers, sec), _base(), tmp_path / "spk", workers=1,
+    res = prepare_speakers(build(PrepareSpeakers, sec), tmp_path / "spk", **_base(), workers=1,
                            progress=False)
     m = pd.read_csv(tmp_path / "spk" / "manifest.csv")
     assert set(m[m.split == "test"].speaker) == {"george", "jackson", "lucas", "nicolas", "theo",
@@ -70,7 +70,7 @@ def test_evaluation_only_sides_and_the_check_that_keeps_test_audio_out(tmp_path:
     assert res.info["counts"]["trials"] > 0
     sec["train_corpus"].update(kind="fsdd", path=str(FSDD), max_speakers=None)
     with pytest.raises(DataError, match="in both the test corpus and prepare_speakers.train_corpus"):
-        prepare_speakers(build(PrepareSpeakers, sec), _base(), tmp_path / "spk2", workers=1,
+        prepare_speakers(build(PrepareSpeakers, sec), tmp_path / "spk2", **_base(), workers=1,
                          progress=False)
     assert not (tmp_path / "spk2").exists()
 

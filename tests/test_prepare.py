@@ -32,7 +32,7 @@ def _params() -> dict:
 
 
 def _base(on_bad_audio: str = "skip") -> dict:
-    return {"seed": 7, "sample_rate": SR, "on_bad_audio": on_bad_audio, "threads": 1}
+    return {"seed": 7, "sample_rate": SR, "on_bad_audio": on_bad_audio}
 
 
 def _tiny_speakers() -> dict:
@@ -127,7 +127,7 @@ def test_split_groups_keeps_recordings_whole():
 
 def test_prepare_speakers_synthetic_contract(tmp_path):
     out = tmp_path / "speakers"
-    res = prepare_speakers(build(PrepareSpeakers, _tiny_speakers()), _base(), out, workers=1,
+    res = prepare_speakers(build(PrepareSpeakers, _tiny_speakers()), out, **_base(), workers=1,
                            progress=False)
     assert sorted(p.name for p in out.iterdir()) == [
         "audio.npy", "feats.npy", "info.json", "manifest.csv", "trials.txt"]
@@ -166,9 +166,9 @@ def test_prepare_speakers_synthetic_contract(tmp_path):
 
 
 def test_prepare_speakers_is_deterministic(tmp_path):
-    a = prepare_speakers(build(PrepareSpeakers, _tiny_speakers()), _base(), tmp_path / "a",
+    a = prepare_speakers(build(PrepareSpeakers, _tiny_speakers()), tmp_path / "a", **_base(),
                          workers=1, progress=False)
-    b = prepare_speakers(build(PrepareSpeakers, _tiny_speakers()), _base(), tmp_path / "b",
+    b = prepare_speakers(build(PrepareSpeakers, _tiny_speakers()), tmp_path / "b", **_base(),
                          workers=1, progress=False)
     assert a.metrics == b.metrics
     for name in ("feats.npy", "audio.npy", "manifest.csv", "trials.txt"):
@@ -179,7 +179,7 @@ def test_prepare_speakers_is_deterministic(tmp_path):
 
 def test_prepare_sounds_synthetic_contract(tmp_path):
     out = tmp_path / "sounds"
-    res = prepare_sounds(build(PrepareSounds, _tiny_sounds()), _base(), out, workers=1,
+    res = prepare_sounds(build(PrepareSounds, _tiny_sounds()), out, **_base(), workers=1,
                          progress=False)
     assert sorted(p.name for p in out.iterdir()) == [
         "class_weights.json", "classes.json", "frames.npy", "info.json", "manifest.csv"]
@@ -237,7 +237,7 @@ def _folder_section(root: Path) -> PrepareSounds:
 
 def test_bad_files_are_skipped_and_counted_by_reason(tmp_path):
     bad = _bad_folder(tmp_path / "corpus")
-    res = prepare_sounds(_folder_section(tmp_path / "corpus"), _base("skip"), tmp_path / "out",
+    res = prepare_sounds(_folder_section(tmp_path / "corpus"), tmp_path / "out", **_base("skip"),
                          workers=1, progress=False)
     expected = {}
     for reason in bad.values():
@@ -258,7 +258,7 @@ def test_fail_mode_stops_on_the_first_bad_file_and_names_it(tmp_path, name):
         if other != name:
             (root / other).unlink()
     with pytest.raises(BadAudioError) as info:
-        prepare_sounds(_folder_section(root), _base("fail"), tmp_path / "out", workers=1,
+        prepare_sounds(_folder_section(root), tmp_path / "out", **_base("fail"), workers=1,
                        progress=False)
     msg = str(info.value)
     assert str(root / name) in msg and "on_bad_audio = fail" in msg and "\n" not in msg
@@ -270,8 +270,8 @@ def test_worker_pool_gives_the_same_outputs_as_inline(tmp_path, monkeypatch):
     root = tmp_path / "corpus"
     _bad_folder(root)
     sec = _folder_section(root)
-    a = prepare_sounds(sec, _base(), tmp_path / "inline", workers=1, progress=False)
-    b = prepare_sounds(sec, _base(), tmp_path / "pool", workers=2, chunk_size=3, progress=False)
+    a = prepare_sounds(sec, tmp_path / "inline", **_base(), workers=1, progress=False)
+    b = prepare_sounds(sec, tmp_path / "pool", **_base(), workers=2, chunk_size=3, progress=False)
     assert a.metrics == b.metrics and a.metrics["skipped_files"] == 7
     for name in ("frames.npy", "manifest.csv", "class_weights.json"):
         assert (tmp_path / "inline" / name).read_bytes() == (tmp_path / "pool" / name).read_bytes()
@@ -282,7 +282,7 @@ def test_fail_mode_through_the_worker_pool(tmp_path, monkeypatch):
     root = tmp_path / "corpus"
     _bad_folder(root)
     with pytest.raises(BadAudioError, match="corrupt.wav"):
-        prepare_sounds(_folder_section(root), _base("fail"), tmp_path / "out", workers=2,
+        prepare_sounds(_folder_section(root), tmp_path / "out", **_base("fail"), workers=2,
                        chunk_size=2, progress=False)
 
 
@@ -290,11 +290,11 @@ def test_speaker_corpus_errors_are_one_line(tmp_path):
     sec = _tiny_speakers()
     sec["corpus"].update(kind="librispeech", path=str(tmp_path / "missing"))
     with pytest.raises(DataError, match="missing: corpus directory for 'librispeech' not found"):
-        prepare_speakers(build(PrepareSpeakers, sec), _base(), tmp_path / "out", workers=1,
+        prepare_speakers(build(PrepareSpeakers, sec), tmp_path / "out", **_base(), workers=1,
                          progress=False)
     sec["corpus"].update(kind="fsdd", path=None)
     with pytest.raises(DataError, match="needs corpus.path"):
-        prepare_speakers(build(PrepareSpeakers, sec), _base(), tmp_path / "out", workers=1,
+        prepare_speakers(build(PrepareSpeakers, sec), tmp_path / "out", **_base(), workers=1,
                          progress=False)
 
 
@@ -313,7 +313,7 @@ def test_folder_dangling_symlink_is_counted_with_a_warning(tmp_path, caplog):
     _good_folder(root)
     link = root / "a" / "moved.wav"
     link.symlink_to(tmp_path / "elsewhere" / "moved.wav")
-    res = prepare_sounds(_folder_section(root), _base("skip"), tmp_path / "out", workers=1,
+    res = prepare_sounds(_folder_section(root), tmp_path / "out", **_base("skip"), workers=1,
                          progress=False)
     assert res.info["skipped"]["by_reason"] == {"unreadable": 1}
     assert res.metrics["skipped_unreadable"] == 1 == res.metrics["skipped_files"]
@@ -326,7 +326,7 @@ def test_folder_dangling_symlink_is_fatal_under_fail(tmp_path):
     _good_folder(root)
     (root / "a" / "moved.wav").symlink_to(tmp_path / "nowhere.wav")
     with pytest.raises(BadAudioError) as info:
-        prepare_sounds(_folder_section(root), _base("fail"), tmp_path / "out", workers=1,
+        prepare_sounds(_folder_section(root), tmp_path / "out", **_base("fail"), workers=1,
                        progress=False)
     assert str(info.value) == (f"{root / 'a' / 'moved.wav'}: dangling symlink (to "
                                f"{tmp_path / 'nowhere.wav'}) (base.on_bad_audio = fail)")
@@ -337,7 +337,7 @@ def test_folder_empty_class_folder_is_an_error(tmp_path):
     _good_folder(root)
     (root / "c").mkdir()
     with pytest.raises(DataError) as info:
-        prepare_sounds(_folder_section(root), _base("skip"), tmp_path / "out", workers=1,
+        prepare_sounds(_folder_section(root), tmp_path / "out", **_base("skip"), workers=1,
                        progress=False)
     msg = str(info.value)
     assert msg.startswith(f"{root / 'c'}: class 'c' has no files") and "\n" not in msg, msg
@@ -351,7 +351,7 @@ def test_folder_class_whose_files_are_all_bad_is_always_an_error(tmp_path, on_ba
     (root / "c" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
     (root / "c" / "quiet.wav").write_bytes(b"")
     with pytest.raises((DataError, BadAudioError)) as info:
-        prepare_sounds(_folder_section(root), _base(on_bad_audio), tmp_path / "out", workers=1,
+        prepare_sounds(_folder_section(root), tmp_path / "out", **_base(on_bad_audio), workers=1,
                        progress=False)
     msg = str(info.value)
     if on_bad_audio == "skip":
@@ -383,7 +383,7 @@ def _fsdd_section(root: Path) -> PrepareSpeakers:
 
 def test_fsdd_misnamed_files_are_counted_with_a_warning(tmp_path, caplog):
     root = _fake_fsdd(tmp_path / "fsdd", ("0_ann.wav", "take2.flac"))
-    res = prepare_speakers(_fsdd_section(root), _base("skip"), tmp_path / "out", workers=1,
+    res = prepare_speakers(_fsdd_section(root), tmp_path / "out", **_base("skip"), workers=1,
                            progress=False)
     assert res.info["skipped"]["by_reason"] == {"unrecognised_name": 2}
     assert res.metrics["skipped_unrecognised_name"] == 2 and res.metrics["utterances"] == 12
@@ -394,7 +394,7 @@ def test_fsdd_misnamed_files_are_counted_with_a_warning(tmp_path, caplog):
 def test_fsdd_misnamed_file_is_fatal_under_fail(tmp_path):
     root = _fake_fsdd(tmp_path / "fsdd", ("0_ann.wav",))
     with pytest.raises(BadAudioError) as info:
-        prepare_speakers(_fsdd_section(root), _base("fail"), tmp_path / "out", workers=1,
+        prepare_speakers(_fsdd_section(root), tmp_path / "out", **_base("fail"), workers=1,
                          progress=False)
     assert str(info.value) == (f"{root / 'recordings' / '0_ann.wav'}: name does not match "
                                "<digit>_<speaker>_<n>.wav (FSDD); not used (base.on_bad_audio = fail)")

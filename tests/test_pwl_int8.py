@@ -122,16 +122,19 @@ def _verdict_table(ref_delta: tuple[float, float, float], pwl_delta: tuple[float
 
 
 def test_verdicts_follow_the_intervals() -> None:
+    ref = {"reference": "baseline_ft_control"}  # what metrics.json records
     decided = rules.findings(_verdict_table((2.0, 1.5, 2.5), (0.0, -0.05, 0.05),
-                                            (-2.0, -2.4, -1.6)), {})
+                                            (-2.0, -2.4, -1.6)), ref)
     assert [f.verdict for f in decided] == ["holds", "holds", "holds"]
     noisy = rules.findings(_verdict_table((0.3, -0.2, 0.9), (0.0, -0.4, 0.4),
-                                          (-0.3, -0.9, 0.4)), {})
+                                          (-0.3, -0.9, 0.4)), ref)
     assert [f.verdict for f in noisy] == ["inconclusive", "inconclusive", "inconclusive"]
     worse = rules.findings(_verdict_table((0.0, -0.1, 0.1), (1.0, 0.6, 1.4),
-                                          (1.0, 0.6, 1.4)), {})
+                                          (1.0, 0.6, 1.4)), ref)
     assert [f.verdict for f in worse][1:] == ["does not hold", "does not hold"]
     assert rules.findings(None, {})[0].verdict == "not measured"
+    assert rules.findings(_verdict_table((2.0, 1.5, 2.5), (0.0, -0.05, 0.05), (-2.0, -2.4, -1.6)),
+                          {})[0].verdict == "not measured"  # no reference recorded
 
 
 def test_config_builds_from_the_composed_defaults() -> None:

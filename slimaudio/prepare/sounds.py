@@ -109,15 +109,18 @@ def _work(ctx: _Ctx, clips: list[Clip]) -> list[tuple]:
     return out
 
 
-def prepare_sounds(section: PrepareSounds, base: dict[str, Any], out_dir: str | Path, *,
-                   workers: int = 2, chunk_size: int = 16, progress: bool = True) -> PrepResult:
-    sr, seed = int(base["sample_rate"]), int(base["seed"])
+def prepare_sounds(section: PrepareSounds, out_dir: str | Path, *, sample_rate: int, seed: int,
+                   on_bad_audio: str, workers: int = 2, chunk_size: int = 16,
+                   progress: bool = True) -> PrepResult:
+    """data/sounds/ from params `section`; `sample_rate`, `seed`, `on_bad_audio`: params
+    base's."""
+    sr = sample_rate
     corpus = read_event_corpus(section.corpus, section.synthetic, sr, seed)
     ctx = _context(corpus, section, sr)
     sp = section.split
     split = split_groups(corpus.clips, sp.val_fraction, sp.test_fraction, seed)
     n_classes = len(corpus.classes)
-    skips = SkipLog(base["on_bad_audio"])
+    skips = SkipLog(on_bad_audio)
     skips.add_all(corpus.skipped)
     with atomic_dir(out_dir) as tmp:
         framed = _frame_clips(ctx, corpus, split, skips, tmp, workers, chunk_size, progress)

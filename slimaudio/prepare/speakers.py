@@ -164,14 +164,17 @@ def checks_from(audio: Audio, frontend: FrontendConfig) -> AudioChecks:
                                           frontend.min_samples / frontend.sample_rate))
 
 
-def prepare_speakers(section: PrepareSpeakers, base: dict[str, Any], out_dir: str | Path, *,
-                     workers: int = 2, chunk_size: int = 32, progress: bool = True) -> PrepResult:
-    sr, seed = int(base["sample_rate"]), int(base["seed"])
+def prepare_speakers(section: PrepareSpeakers, out_dir: str | Path, *, sample_rate: int,
+                     seed: int, on_bad_audio: str, workers: int = 2, chunk_size: int = 32,
+                     progress: bool = True) -> PrepResult:
+    """data/speakers/ from params `section`; `sample_rate`, `seed`, `on_bad_audio`: params
+    base's."""
+    sr = sample_rate
     corpus, split = read_sides(section, sr, seed)
     frontend = FrontendConfig.of(section.features, sr)
     mel = frontend.mel
     checks = checks_from(section.audio, frontend)
-    skips = SkipLog(base["on_bad_audio"])
+    skips = SkipLog(on_bad_audio)
     skips.add_all(corpus.skipped)
     ctx = _Ctx(replace(corpus, utterances=[], trials=None, skipped=[]), sr, checks, mel, frontend)
     with atomic_dir(out_dir) as tmp:

@@ -24,7 +24,9 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
     tolerance) and loses less than softmax (int8_gap below 0)."""
     if table is None or "variant" not in table:
         return [Finding("PWL pooling x INT8", "not measured", "no table.csv")]
-    ref = str(metrics.get("reference", "baseline_ft_control"))
+    ref = metrics.get("reference")  # params pwl_int8.reference, as the study recorded it
+    if ref is None:
+        return [Finding("PWL pooling x INT8", "not measured", "metrics name no reference")]
     ref_row = table_row(table, "variant", f"{ref}/all_ops")
     ref_float = table_row(table, "variant", f"{ref}/float")
     if ref_row is None or ref_float is None:
