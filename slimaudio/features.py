@@ -16,13 +16,14 @@ Waveforms are float in [-1, 1]. Output layout is [frames, n_mels] (torch: [batch
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from slimaudio.errors import ParamError
 from slimaudio.schemas.data import Mel, ShortClip
+from slimaudio.spec import values
 
 LOG_EPS = 1e-6
 
@@ -47,7 +48,7 @@ class MelConfig:
     @classmethod
     def of(cls, feats: Mel, sample_rate: int) -> MelConfig:
         """The settings params `feats` (a features section) give at `sample_rate`."""
-        return cls(sample_rate=sample_rate, **{f.name: getattr(feats, f.name) for f in fields(Mel)})
+        return cls(sample_rate=sample_rate, **values(feats, Mel))
 
     def n_frames(self, n_samples: int) -> int:
         """STFT frames for a signal of n_samples (0 when shorter than one window)."""

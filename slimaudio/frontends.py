@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, get_args
 
@@ -33,6 +33,7 @@ import numpy as np
 from slimaudio.errors import ParamError
 from slimaudio.features import MelConfig, log_mel, mel_filterbank
 from slimaudio.schemas.data import FeatureKind, KaldiWindow, SpeakerFeatures
+from slimaudio.spec import values
 
 KINDS: tuple[str, ...] = get_args(FeatureKind)
 # Kaldi reads int16 samples unscaled and WeSpeaker multiplies its [-1, 1] waveform by 1 << 15
@@ -215,8 +216,7 @@ class FrontendConfig(SpeakerFeatures):
     @classmethod
     def of(cls, feats: SpeakerFeatures, sample_rate: int) -> FrontendConfig:
         """The frontend params `feats` (prepare_speakers.features) give at `sample_rate`."""
-        return cls(**{f.name: getattr(feats, f.name) for f in fields(SpeakerFeatures)},
-                   sample_rate=sample_rate)
+        return cls(**values(feats, SpeakerFeatures), sample_rate=sample_rate)
 
     @cached_property
     def mel(self) -> MelConfig:

@@ -19,6 +19,7 @@ and nested dataclasses (a nested mapping).
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -66,12 +67,9 @@ def section(name: str, cls: type, orders: Sequence[tuple[str, str] | tuple[str, 
 SECTIONS: dict[str, type] = {}
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
+@functools.cache  # a class's fields and hints do not change; build() reads them per section
 def _params(cls: type) -> list[tuple[str, Any, _Meta]]:
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     return [(f.name, hints[f.name], f.metadata.get(_META, _Meta())) for f in fields(cls)
             if f.init and _META in f.metadata]
 
@@ -102,8 +100,7 @@ def _field(tp: Any, meta: _Meta) -> Field | dict[str, Any]:
         args = get_args(base)
         item_tp, fixed = args[0], (len(args) if Ellipsis not in args else None)  # tuple[X, X]
         item = (schema_of(item_tp) if is_dataclass(item_tp)
-                else _field(item_tp, _Meta(lo=meta.each.lo, hi=meta.each.hi,
-                                           choices=meta.each.choices) if meta.each else _Meta()))
+                else _field(item_tp, _Meta(**vars(meta.each)) if meta.each else _Meta()))
         return Field(list, item=item, nullable=nullable, min_len=fixed or meta.min_len,
                      max_len=fixed, doc=meta.doc)
     if origin in (dict, Mapping):
@@ -135,6 +132,12 @@ def _convert(tp: Any, value: Any) -> Any:
     if base is float:
         return float(value)
     return value
+
+
+def values(obj: Any, cls: type) -> dict[str, Any]:
+    """The fields of dataclass `cls` as `obj` holds them (shallow): to build a class that
+    extends a section's class with what the stage resolves beside it."""
+    return {f.name: getattr(obj, f.name) for f in fields(cls)}
 
 
 def _plain(value: Any) -> Any:

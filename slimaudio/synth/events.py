@@ -13,13 +13,14 @@ speech babble (harmonic voices), kettle whistle vs smoke alarm (narrowband tones
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
 
 from slimaudio.errors import ParamError
 from slimaudio.schemas.data import EventSynth
+from slimaudio.spec import values
 from slimaudio.synth import dsp
 
 EVENT_CLASSES: tuple[str, ...] = (
@@ -59,7 +60,7 @@ class EventCorpusConfig(EventSynth):
     def of(cls, synthetic: EventSynth, sample_rate: int, seed: int) -> EventCorpusConfig:
         """From params prepare_sounds.synthetic (classes null: all EVENT_CLASSES),
         base.sample_rate and base.seed."""
-        knobs = {f.name: getattr(synthetic, f.name) for f in fields(EventSynth)}
+        knobs = values(synthetic, EventSynth)
         classes = synthetic.classes
         return cls(**{**knobs, "classes": tuple(EVENT_CLASSES if classes is None else classes)},
                    sample_rate=int(sample_rate), seed=int(seed))

@@ -16,13 +16,14 @@ process. Speaker indices are 0-based; ids are 1-based ("spk0001" is index 0).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
 
 from slimaudio.errors import ParamError
 from slimaudio.schemas.data import SpeechSynth
+from slimaudio.spec import values
 from slimaudio.synth import dsp
 
 
@@ -57,8 +58,7 @@ class SpeechCorpusConfig(SpeechSynth):
     @classmethod
     def of(cls, synthetic: SpeechSynth, sample_rate: int, seed: int) -> SpeechCorpusConfig:
         """From params prepare_speakers.synthetic, base.sample_rate and base.seed."""
-        return cls(**{f.name: getattr(synthetic, f.name) for f in fields(SpeechSynth)},
-                   sample_rate=int(sample_rate), seed=int(seed))
+        return cls(**values(synthetic, SpeechSynth), sample_rate=int(sample_rate), seed=int(seed))
 
 
 @dataclass(frozen=True)

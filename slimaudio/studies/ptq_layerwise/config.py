@@ -11,6 +11,7 @@ from slimaudio import runtime
 from slimaudio.compress.onnx_int8 import QuantSettings
 from slimaudio.schemas.ecapa import ModelInput
 from slimaudio.schemas.ptq_layerwise import PtqLayerwise, PtqRecipe
+from slimaudio.spec import values
 from slimaudio.studies.ptq_layerwise.groups import check_patterns
 
 # The keys of section ptq_layerwise that say how a model is calibrated, quantized and scored:
@@ -38,7 +39,7 @@ class Config(PtqLayerwise, Recipe):
 
 def recipe(params: PtqRecipe, model_input: ModelInput) -> Recipe:
     """The recipe as it runs here on a model taking its features as `model_input`."""
-    return Recipe(**_values(params, PtqRecipe), **_resolve(params, model_input))
+    return Recipe(**values(params, PtqRecipe), **_resolve(params, model_input))
 
 
 def study_config(params: PtqLayerwise, model_input: ModelInput) -> Config:
@@ -48,11 +49,7 @@ def study_config(params: PtqLayerwise, model_input: ModelInput) -> Config:
         check_patterns(params.groups)
     widths = tuple(sorted(set(params.weight_bits.widths), reverse=True))
     params = replace(params, weight_bits=replace(params.weight_bits, widths=widths))
-    return Config(**_values(params, PtqLayerwise), **_resolve(params, model_input))
-
-
-def _values(params: Any, cls: type) -> dict[str, Any]:
-    return {f.name: getattr(params, f.name) for f in fields(cls)}
+    return Config(**values(params, PtqLayerwise), **_resolve(params, model_input))
 
 
 def _resolve(params: PtqRecipe, model_input: ModelInput) -> dict[str, Any]:
