@@ -53,3 +53,11 @@ FRILL = {
     "min_speedup": 10.0,
     "max_accuracy_drop": 0.05,
 }
+
+
+def ptq_sensitivity_order() -> str:
+    """The PTQ paper's two most sensitive groups by Table 1's EER: 'block3 > block2 > the
+    rest'."""
+    eer = PTQ_LAYERWISE["eer"]
+    top = sorted(PTQ_LAYERWISE["groups"], key=lambda g: eer[g], reverse=True)[:2]
+    return f"{top[0]} > {top[1]} > the rest"

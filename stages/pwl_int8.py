@@ -14,9 +14,9 @@ from slimaudio.schemas.base import Bootstrap
 from slimaudio.schemas.ecapa import EXPORT_INPUT
 from slimaudio.schemas.ptq_layerwise import PtqRecipe
 from slimaudio.schemas.pwl_int8 import PwlInt8
+from slimaudio.speaker.ptq_recipe import RECIPE_KEYS, recipe
 from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
-from slimaudio.studies.ptq_layerwise.config import RECIPE_KEYS, recipe
 from slimaudio.studies.pwl_int8 import report
 from slimaudio.studies.pwl_int8.config import Config
 from slimaudio.studies.pwl_int8.rules import STUDY

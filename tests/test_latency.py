@@ -145,7 +145,7 @@ def test_factories_are_picklable() -> None:
 
 def test_reduce_range_auto_follows_the_int8_dot_product(monkeypatch) -> None:
     from slimaudio import runtime
-    from slimaudio.studies.ptq_layerwise.config import resolve_reduce_range
+    from slimaudio.speaker.ptq_recipe import resolve_reduce_range
 
     vnni = {"simd": ["avx2", "avx512f", "avx512_vnni"]}
     avx2 = {"simd": ["avx", "avx2", "fma"]}

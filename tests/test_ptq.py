@@ -26,9 +26,10 @@ from slimaudio.schemas import ptq_layerwise as schema
 from slimaudio.schemas.base import Bootstrap
 from slimaudio.schemas.ecapa import EXPORT_INPUT
 from slimaudio.schemas.ptq_layerwise import PtqRecipe
+from slimaudio.speaker import groups, ptq_recipe
 from slimaudio.speaker.calibration import SpeakerCalibrationReader
 from slimaudio.spec import build
-from slimaudio.studies.ptq_layerwise import ablation, groups, result, run, search
+from slimaudio.studies.ptq_layerwise import ablation, result, run, search
 from slimaudio.studies.ptq_layerwise import config as study_config
 from slimaudio.studies.ptq_layerwise import report as ptq_report
 from slimaudio.studies.ptq_layerwise.error_analysis import group_output_error
@@ -42,7 +43,9 @@ REPORT_FILES = {"table": "table.csv", "rows": "rows.csv", "table_md": "table.md"
                 "metrics": "metrics.json", "errors": "error_analysis.csv",
                 "op_profile": "op_profile.csv", "ablation": "ablation.csv",
                 "sensitivity_png": "sensitivity.png", "size_png": "size_vs_eer.png",
-                "mixed_png": "mixed_precision.png", "speed": "speed.csv", "speed_png": "speed.png"}
+                "speed": "speed.csv", "speed_png": "speed.png"}
+BITS_FILES = {"table": "table.csv", "rows": "rows.csv", "table_md": "table.md",
+              "metrics": "metrics.json", "mixed_png": "mixed_precision.png"}
 
 BOOT = Bootstrap(resamples=200, level=0.95)
 
@@ -501,10 +504,10 @@ def test_the_recipe_reads_only_its_keys() -> None:
     from slimaudio.studies.runtimes import config as rt_config
 
     composed = composer.compose([])
-    for keys, cls in ((study_config.RECIPE_KEYS, PtqRecipe), (rt_config.KEYS, rt_config.Config)):
+    for keys, cls in ((ptq_recipe.RECIPE_KEYS, PtqRecipe), (rt_config.KEYS, rt_config.Config)):
         declared = config.select(composed, [f"ptq_layerwise.{k}" for k in keys])
         build(cls, declared["ptq_layerwise"])
-    recipe = study_config.recipe(build(PtqRecipe, composed["ptq_layerwise"]), EXPORT_INPUT)
+    recipe = ptq_recipe.recipe(build(PtqRecipe, composed["ptq_layerwise"]), EXPORT_INPUT)
     assert recipe.quant_settings == _typed(composed["ptq_layerwise"]).quant_settings
 
 
@@ -534,43 +537,37 @@ def _small_config() -> study_config.Config:
                            warmup=0, repeats=30, runtimes=False))
 
 
-def test_study_runs_every_row(work, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def studied(work, tmp_path_factory) -> tuple[study_config.Config, run.StudyResult, Path]:
+    """The study run once on the tiny model: its config, result and models folder."""
+    cfg = _small_config()
+    models = tmp_path_factory.mktemp("ptq") / "models"
+    return cfg, run.run_study(cfg, 0, 1, BOOT, work["raw"], work["data"], models,
+                              progress=False), models
+
+
+def test_study_runs_every_row(studied, tmp_path) -> None:
     from slimaudio.latency import onnx_session
     from slimaudio.studies.base import ROW_COLUMNS, read_rows
 
-    cfg = _small_config()
-    res = run.run_study(cfg, 0, 1, BOOT, work["raw"], work["data"], tmp_path / "models",
-                        progress=False)
+    cfg, res, models = studied
     tab = res.table()
     assert list(tab.columns) == result.COLUMNS
-    widths = cfg.weight_bits.widths  # the default's: [4, 2]
-    assert widths == (4, 2)
-    bits = [f"{g}_w{b}" for g, b in itertools.product(groups.GROUPS, widths)]
-    mixed = ["mixed_precision"] if "mixed_precision" in res.rows else []
-    assert tab["quantized"].tolist() == [*ROWS, *bits, *mixed]
-    every = [*ROWS, *bits, *mixed]
-    assert tab.drop(columns=["quantized", "weight_bits", "packed_bytes"]).notna().all().all()
+    assert tab["quantized"].tolist() == list(ROWS)
+    every = list(ROWS)
+    assert tab.drop(columns=["quantized"]).notna().all().all()
     m = {r: res.rows[r].metrics for r in every}
-    for g in groups.GROUPS:  # fewer bits pack smaller than the group's INT8 row
-        assert m[f"{g}_w4"]["weight_bits"] == 4 and m[g]["weight_bits"] == 8
-        assert (m[f"{g}_w2"]["packed_bytes"] < m[f"{g}_w4"]["packed_bytes"] < m[g]["packed_bytes"]
-                < m["none"]["size_bytes"])
-    assert len(res.bits["ordering"]["w2"]) == 2 * 5  # blocks 2, 3 against the five others
-    mp = res.bits["mixed_precision"]
-    assert mp["verify_calls"] <= cfg.weight_bits.max_verify
-    assert set(mp["steps"][0]["config"].values()) == {32}  # the walk starts from float
-    if mixed:  # the chosen model is one file that loads alone, within the budget
-        assert m["mixed_precision"]["delta_eer"] <= cfg.budget_eer + 1e-9
     assert m["none"]["delta_eer"] == 0 and m["none"]["size_ratio"] == 1
     assert m["all"]["size_ratio"] > 0 and m["float16"]["size_ratio"] < 1
     assert m["proposed"]["delta_eer"] <= cfg.budget_eer + 1e-9
     if m["paper_choice"]["delta_eer"] <= cfg.budget_eer:
         assert m["proposed"]["size_bytes"] <= m["paper_choice"]["size_bytes"]
-    for r in [*ROWS, *mixed]:  # one file per row, each loads in a fresh session
-        p = tmp_path / "models" / f"{r}.onnx"
+    for r in ROWS:  # one file per row, each loads in a fresh session
+        p = models / f"{r}.onnx"
         y = onnx_session(p).run(None, {"feats": np.zeros((1, 70, N_MELS), np.float32)})[0]
         assert y.shape == (1, EMB)
-    assert not list((tmp_path / "models").glob("search_*"))
+    assert not list(models.glob("search_*"))
+    assert set(np.load(models / "scores.npz").files) == set(ROWS)  # for ptq_bits
     assert [e.group for e in res.errors] == list(groups.GROUPS)
     assert res.info["cpu"]["cores"] and isinstance(res.info["int8_dot_product"], bool)
     report = ptq_report.build(res, cfg)
@@ -592,9 +589,6 @@ def test_study_runs_every_row(work, tmp_path) -> None:
     md = (rep / "table.md").read_text()
     assert "- start: every group float" in md and f"kept the {res.search.source} set" in md
     assert "Table 1" in md and "Table 2" in md and "5994" in md and "| all_s8s8 | —" in md
-    assert "## Sub-8-bit weights per layer group" in md and "| block2 | " in md
-    assert "Mixed precision under the EER budget" in md
-    assert metrics["weight_bits"]["widths"] == [4, 2]
     # the width table: every (width, length) has `none` at 1.0 and `all` with its interval
     sp = pd.read_csv(rep / "speed.csv")
     assert set(zip(sp["channels"], sp["seconds"], sp["variant"], strict=True)) == {
@@ -606,6 +600,73 @@ def test_study_runs_every_row(work, tmp_path) -> None:
     assert "## INT8 speed-up against width and input length" in md and "| 32 |" in md
     assert "Why these rows run at the speed they do" in md and "`dynamic` runs at" in md
     assert res.info["reduce_range_reason"]
+
+
+def _bits_config(cfg: study_config.Config, widths=(2, 4), max_verify=8):
+    from slimaudio.schemas.ptq_bits import PtqBits
+    from slimaudio.studies.ptq_bits.config import Config as BitsConfig
+
+    return BitsConfig(**vars(PtqBits(widths=widths, budget_eer=cfg.budget_eer,
+                                     max_verify=max_verify)),
+                      recipe=ptq_recipe.recipe(cfg, cfg.input), groups=cfg.groups,
+                      latency=cfg.latency)
+
+
+def test_bits_study_builds_on_the_ptq_rows(studied, work, tmp_path) -> None:
+    """ptq_bits on the per-layer study's models: every group at 4 and 2 bits, the walk, the
+    ordering test, paired with the per-layer rows (the same EER and ΔEER for INT8)."""
+    from slimaudio.studies.base import read_rows
+    from slimaudio.studies.ptq_bits import report as bits_report
+    from slimaudio.studies.ptq_bits import result as bits_result
+    from slimaudio.studies.ptq_bits import run as bits_run
+
+    cfg, ptq, models = studied
+    bcfg = _bits_config(cfg)
+    assert bcfg.widths == (4, 2)  # widest first
+    res = bits_run.run_study(bcfg, 0, 1, BOOT, models, work["data"], tmp_path / "bits",
+                             progress=False)
+    bits = [f"{g}_w{b}" for g, b in itertools.product(groups.GROUPS, (4, 2))]
+    mixed = ["mixed_precision"] if "mixed_precision" in res.rows else []
+    tab = res.table()
+    assert list(tab.columns) == bits_result.COLUMNS
+    assert tab["quantized"].tolist() == ["none", *bits, *mixed]
+    m = {n: r.metrics for n, r in res.rows.items()}
+    assert m["none"]["eer"] == ptq.rows["none"].metrics["eer"]
+    for g in groups.GROUPS:  # the INT8 rows re-scored from the saved scores: the same numbers
+        for k in ("eer", "delta_eer", "delta_eer_lo", "delta_eer_hi"):
+            assert res.int8[g].metrics[k] == pytest.approx(ptq.rows[g].metrics[k])
+        assert m[f"{g}_w4"]["weight_bits"] == 4
+        assert m[f"{g}_w2"]["packed_bytes"] < m[f"{g}_w4"]["packed_bytes"] < m["none"]["size_bytes"]
+    assert len(res.ordering["w2"]) == 2 * 5  # blocks 2, 3 against the five others
+    walk = bits_report.mixed_summary(res)
+    assert walk["verify_calls"] <= bcfg.max_verify
+    assert set(walk["steps"][0]["config"].values()) == {32}  # the walk starts from float
+    if mixed:  # the chosen model is one file that loads alone, within the budget
+        assert m["mixed_precision"]["delta_eer"] <= bcfg.budget_eer + 1e-9
+    assert {p.stem for p in (tmp_path / "bits").glob("*.onnx")} == set(bits) | set(mixed)
+    assert all(np.isfinite(m[n]["speedup"]) for n in m)
+    report = bits_report.build(res)
+    rep = tmp_path / "reports"
+    report.write({k: rep / f for k, f in BITS_FILES.items()})
+    rows = read_rows(rep / "rows.csv")
+    assert rows["variant"].tolist() == ["none", *bits, *mixed]
+    md = (rep / "table.md").read_text()
+    assert "## Each layer group at fewer weight bits" in md and "| block2 | " in md
+    assert "Mixed precision under the EER budget" in md
+    assert json.loads((rep / "metrics.json").read_text())["widths"] == [4, 2]
+
+
+def test_bits_study_names_the_missing_ptq_output(studied, work, tmp_path) -> None:
+    from slimaudio.studies.ptq_bits import run as bits_run
+
+    cfg, _, models = studied
+    partial = tmp_path / "ptq"
+    partial.mkdir()
+    for f in ("none.onnx", "calibration.json"):
+        shutil.copy(models / f, partial / f)
+    with pytest.raises(DataError, match="scores.npz: the rows' trial scores are missing"):
+        bits_run.run_study(_bits_config(cfg), 0, 1, BOOT, partial, work["data"],
+                           tmp_path / "bits", progress=False)
 
 
 def test_report_refuses_paths_that_do_not_match_its_outputs(work, tmp_path) -> None:
@@ -643,23 +704,37 @@ def test_stage_writes_every_output_and_one_mlflow_run_per_row(work, tmp_path) ->
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert all(p.is_file() for p in files.values())
-    metrics = json.loads(files["metrics"].read_text())
-    mixed = {"mixed_precision"} if metrics["weight_bits"]["mixed_precision"]["chosen"] else set()
-    bits = {f"{g}_w4" for g in groups.GROUPS}  # the tiny profile's widths: [4]
-    assert {p.stem for p in (tmp_path / "models").glob("*.onnx")} == set(ROWS) | mixed
-    assert {p.stem for p in (tmp_path / "models" / "bits").glob("*.onnx")} == bits
+    assert {p.stem for p in (tmp_path / "models").glob("*.onnx")} == set(ROWS)
 
     import mlflow
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=["ptq_layerwise"])
     children = runs[runs["tags.mlflow.parentRunId"].notna()]
-    assert sorted(children["tags.mlflow.runName"]) == sorted(set(ROWS) | bits | mixed)
+    assert sorted(children["tags.mlflow.runName"]) == sorted(ROWS)
     assert children["metrics.eer"].notna().all() and children["metrics.speedup"].notna().all()
     assert set(children["tags.kind"]) == {"float", "static", "dynamic", "float16"}
     parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
     assert parent["params.proposed_source"] and parent["metrics.eer_none"] > 0
     assert parent["metrics.ablation.all_s8s8.emb_cos"] > 0
+
+    # ptq_bits on what the stage left in models/ (the tiny profile's widths: [4])
+    bits_files = {k: tmp_path / "bits_reports" / f for k, f in BITS_FILES.items()}
+    cmd = [sys.executable, str(root / "stages" / "ptq_bits.py"), "--params",
+           str(tmp_path / "params.yaml"), "--ptq-dir", str(tmp_path / "models"), "--data",
+           str(work["data"]), "--models-dir", str(tmp_path / "bits_models")]
+    for k, p in bits_files.items():
+        cmd += [f"--{k.replace('_', '-')}", str(p)]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert all(p.is_file() for p in bits_files.values())
+    metrics = json.loads(bits_files["metrics"].read_text())
+    mixed = {"mixed_precision"} if metrics["mixed_precision"]["chosen"] else set()
+    bits = {f"{g}_w4" for g in groups.GROUPS}
+    assert {p.stem for p in (tmp_path / "bits_models").glob("*.onnx")} == bits | mixed
+    runs = mlflow.search_runs(experiment_names=["ptq_bits"])
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert sorted(children["tags.mlflow.runName"]) == sorted({"none"} | bits | mixed)
 
 
 def test_preprocess_names_a_missing_model(tmp_path) -> None:
@@ -709,8 +784,8 @@ def test_regex_groups_cover_every_weight_node_once() -> None:
 
 
 def test_sub8bit_ordering_verdict_reads_the_paired_intervals() -> None:
-    from slimaudio.studies.ptq_layerwise.bitwidth import is_bits_row, row_name
-    from slimaudio.studies.ptq_layerwise.rules import findings, ordering_verdict
+    from slimaudio.studies.ptq_bits.bitwidth import is_bits_row, row_name
+    from slimaudio.studies.ptq_bits.rules import findings, ordering_verdict
 
     assert ordering_verdict({"block2 - fc": [0.5, 0.2, 0.8], "block3 - fc": [0.4, 0.1, 0.7]}) == "holds"
     assert ordering_verdict({"block2 - fc": [0.5, 0.2, 0.8], "block3 - fc": [-0.4, -0.7, -0.1]}) \
@@ -719,6 +794,6 @@ def test_sub8bit_ordering_verdict_reads_the_paired_intervals() -> None:
     assert row_name("block2", 4) == "block2_w4" and is_bits_row("block2_w4")
     assert not is_bits_row("block2") and not is_bits_row("all_ops")
     table = pd.DataFrame({"quantized": ["none"], "eer": [5.0]})
-    metrics = {"weight_bits": {"ordering": {"w4": {"block2 - fc": [0.5, 0.2, 0.8]}}}}
+    metrics = {"ordering": {"w4": {"block2 - fc": [0.5, 0.2, 0.8]}}}
     got = [f for f in findings(table, metrics) if "4-bit" in f.claim]
     assert len(got) == 1 and got[0].verdict == "holds"

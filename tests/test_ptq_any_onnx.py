@@ -24,6 +24,7 @@ from test_ptq import (
     EMB,
     N_MELS,
     REPORT_FILES,
+    _bits_config,
     _small_config,
     _tiny_ecapa,
     _typed,
@@ -37,13 +38,14 @@ from slimaudio.compress import onnx_int8
 from slimaudio.datasets import speakers
 from slimaudio.errors import DataError, ParamError
 from slimaudio.schemas.ecapa import Init, ModelInput
-from slimaudio.schemas.ptq_layerwise import PtqLayerwise, WeightBits
-from slimaudio.speaker import onnx_eval
+from slimaudio.schemas.ptq_layerwise import PtqLayerwise
+from slimaudio.speaker import groups, onnx_eval
 from slimaudio.speaker.calibration import SpeakerCalibrationReader
 from slimaudio.spec import build
+from slimaudio.studies.ptq_bits import report as bits_report
 from slimaudio.studies.ptq_layerwise import config as study_config
-from slimaudio.studies.ptq_layerwise import groups, run
 from slimaudio.studies.ptq_layerwise import report as ptq_report
+from slimaudio.studies.ptq_layerwise import run
 from slimaudio.studies.ptq_layerwise.rows import row_names
 
 # Regex groups of the renamed export (none is a paper group name). The Gemm is renamed after
@@ -127,8 +129,7 @@ def renamed(tmp_path_factory) -> dict[str, Path]:
 
 def _bft_config() -> study_config.Config:
     return dataclasses.replace(_small_config(), groups=dict(RENAMED_GROUPS),
-                               input=ModelInput(name=None, layout="BFT"),
-                               weight_bits=WeightBits((4,), 3))
+                               input=ModelInput(name=None, layout="BFT"))
 
 
 # ----------------------------------------------------------------------------- (a) renamed, BFT
@@ -176,12 +177,10 @@ def test_study_runs_on_a_renamed_bft_export_with_regex_groups(renamed, data, tmp
     res = run.run_study(cfg, 0, 1, BOOT, renamed["raw"], data, tmp_path / "models",
                         progress=False)
     print(f"run_study on the renamed BFT export: {time.perf_counter() - t0:.1f} s")
-    rows = row_names(tuple(RENAMED_GROUPS))
-    mixed = ["mixed_precision"] if "mixed_precision" in res.rows else []
-    expected = [*rows, *(f"{g}_w4" for g in RENAMED_GROUPS), *mixed]  # sub-8-bit rows too
+    expected = list(row_names(tuple(RENAMED_GROUPS)))
     tab = res.table()
     assert tab["quantized"].tolist() == expected and "paper_choice" not in res.rows
-    assert tab.drop(columns=["quantized", "weight_bits", "packed_bytes"]).notna().all().all()
+    assert tab.drop(columns=["quantized"]).notna().all().all()
     assert res.groups == tuple(RENAMED_GROUPS)
     assert [e.group for e in res.errors] == list(RENAMED_GROUPS)
     assert "conv_in" in res.info["paper_choice_omitted"] and res.info["groups"] == RENAMED_GROUPS
@@ -189,8 +188,7 @@ def test_study_runs_on_a_renamed_bft_export_with_regex_groups(renamed, data, tmp
     assert res.rows["proposed"].metrics["delta_eer"] <= cfg.budget_eer + 1e-9
     x = np.zeros((1, N_MELS, 70), np.float32)  # every row takes BFT input of any length
     for r in expected:
-        folder = tmp_path / "models" / ("bits" if r.endswith("_w4") else "")
-        y = onnx_session(folder / f"{r}.onnx").run(None, {"mel": x})[0]
+        y = onnx_session(tmp_path / "models" / f"{r}.onnx").run(None, {"mel": x})[0]
         assert y.shape == (1, EMB)
     report = ptq_report.build(res, cfg)
     report.write({k: tmp_path / "reports" / f for k, f in REPORT_FILES.items()})
@@ -203,9 +201,20 @@ def test_study_runs_on_a_renamed_bft_export_with_regex_groups(renamed, data, tmp
     assert "embed `^/proj|^proj\\.`" in md
     metrics = json.loads((rep / "metrics.json").read_text())
     assert "eer_paper_choice" not in metrics and "eer_proposed" in metrics
-    assert metrics["weight_bits"]["ordering"] == {}  # no block2/block3: no ordering test
-    assert "The paper's ordering test needs its groups" in md
     assert pd.read_csv(rep / "error_analysis.csv")["group"].tolist() == list(RENAMED_GROUPS)
+    bits = _bits_run(cfg, tmp_path / "models", data, tmp_path / "bits")  # ptq_bits on its rows
+    assert [n for n in bits.rows if n.endswith("_w4")] == [f"{g}_w4" for g in RENAMED_GROUPS]
+    assert bits.ordering == {}  # no block2/block3: no ordering test
+    assert "The paper's ordering test needs its groups" in bits_report.table_markdown(bits)
+    y = onnx_session(tmp_path / "bits" / "stage2_w4.onnx").run(None, {"mel": x})[0]
+    assert y.shape == (1, EMB)
+
+
+def _bits_run(cfg: study_config.Config, ptq_models: Path, data: Path, out: Path):
+    from slimaudio.studies.ptq_bits import run as bits_run
+
+    return bits_run.run_study(_bits_config(cfg, widths=(4,), max_verify=3), 0, 1, BOOT,
+                              ptq_models, data, out, progress=False)
 
 
 # ----------------------------------------------------------------------------- (b) SpeechBrain

@@ -19,8 +19,8 @@ from slimaudio.errors import DataError, ParamError
 from slimaudio.schemas.ecapa import EXPORT_INPUT
 from slimaudio.schemas.ptq_layerwise import PtqRecipe
 from slimaudio.schemas.pwl_int8 import PwlInt8
+from slimaudio.speaker import ptq_recipe
 from slimaudio.spec import build
-from slimaudio.studies.ptq_layerwise import config as study_config
 from slimaudio.studies.pwl_int8 import report, rules
 from slimaudio.studies.pwl_int8.config import Config
 from slimaudio.studies.pwl_int8.run import COLUMNS, export_winner, resolve_methods, run_study
@@ -43,7 +43,7 @@ def _cfg(methods=("pwl1", "best_bench"), bench=("ibert", "consmax")) -> Config:
 
 def _config(section, ptq, bench) -> Config:
     """The config as the stage builds it."""
-    recipe = study_config.recipe(build(PtqRecipe, ptq), EXPORT_INPUT)
+    recipe = ptq_recipe.recipe(build(PtqRecipe, ptq), EXPORT_INPUT)
     return Config(**vars(build(PwlInt8, section)), bench=tuple(bench), ptq=recipe)
 
 

@@ -77,16 +77,6 @@ class Speed:
 
 
 @dataclass(frozen=True)
-class WeightBits:
-    widths: tuple[int, ...] = param(
-        "weight bit widths below 8: every group's INT8 row again with its weights at each "
-        "width (real b-bit values in the int8 kernels, 8-bit activations); [] for none",
-        each=Each(lo=2, hi=7))
-    max_verify: int = param("configurations the mixed-precision walk (bits per group under "
-                            "budget_eer) may measure; 0: no walk", lo=0, hi=1000)
-
-
-@dataclass(frozen=True)
 class PtqRecipe:
     """How a model is calibrated, quantized and scored."""
 
@@ -112,8 +102,7 @@ class PtqLayerwise(PtqRecipe):
         "layer groups: null (the paper's seven groups of our ECAPA export, by node-name "
         "prefix) or an ordered {group: regex over ONNX node names}; every weight-bearing node "
         "in exactly one group")
-    budget_eer: float = param("largest EER increase (points) of `proposed` and of the "
-                              "mixed-precision walk's every step", lo=0.0, hi=100.0)
+    budget_eer: float = param("largest EER increase (points) of `proposed`", lo=0.0, hi=100.0)
     error_analysis: ErrorAnalysis = param()
     latency: Latency = param()
     speed: Speed = param()
@@ -123,7 +112,6 @@ class PtqLayerwise(PtqRecipe):
         "variants of `all` with one setting changed (size, latency)")
     ablation_eer: tuple[Literal[tuple(ABLATIONS)], ...] = param(  # type: ignore[valid-type]
         "ablation variants whose EER is measured too (the others: embedding cosine only)")
-    weight_bits: WeightBits = param()
 
 
 section("ptq_layerwise", PtqLayerwise)

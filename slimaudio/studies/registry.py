@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from slimaudio.studies.base import Study
 from slimaudio.studies.distill import rules as distill
+from slimaudio.studies.ptq_bits import rules as ptq_bits
 from slimaudio.studies.ptq_layerwise import rules as ptq_layerwise
 from slimaudio.studies.pwl_int8 import rules as pwl_int8
 from slimaudio.studies.pwl_softmax import rules as pwl_softmax
@@ -18,7 +19,7 @@ from slimaudio.studies.runtimes import rules as runtimes
 from slimaudio.studies.tflite_quant import rules as tflite_quant
 
 STUDIES: tuple[Study, ...] = (pwl_softmax.STUDY, ptq_layerwise.STUDY, tflite_quant.STUDY,
-                              distill.STUDY, pwl_int8.STUDY, runtimes.STUDY)
+                              distill.STUDY, pwl_int8.STUDY, runtimes.STUDY, ptq_bits.STUDY)
 BY_NAME: dict[str, Study] = {s.name: s for s in STUDIES}
 
 # The stages that belong to no one study, by the MLflow experiment they log to ("checks" logs

@@ -9,12 +9,12 @@ technique itself: slimaudio.compress.onnx_int8). Stage `ptq_layerwise`, params s
 
 Modules, in the order the study runs them (run.run_study):
   config          the params section (slimaudio/schemas/ptq_layerwise.py) resolved: the model's
-                  input, reduce_range from the CPU flags
-  groups          the paper's layer groups of our ECAPA export as ONNX node sets, or the regex
-                  groups of params (compress.layer_groups); the float model every row derives from
-  (speaker.calibration and speaker.onnx_eval: the calibration set, and scoring any ONNX
-  speaker model; shared with pwl_int8 and runtimes)
-  rows            the rows (ROWS) and how each is quantized and scored; `proposed` via search
+                  input, reduce_range from the CPU flags (speaker.ptq_recipe)
+  (shared with the studies that build on this one, in slimaudio/speaker/: groups, the layer
+  groups of a speaker model as ONNX node sets; ptq_recipe, the recipe resolved; calibration
+  and onnx_eval, the calibration set and scoring; ptq_bench, rows made and scored)
+  rows            the rows (ROWS); `proposed` via search; every row's trial scores are saved
+                  beside the models (scores.npz) for ptq_bits' paired intervals
   search          the choice of groups under the EER budget (compress.budget_walk over
                   float/INT8 per group), and its final check
   error_analysis  each group's own activation error, and its rank correlation with ΔEER

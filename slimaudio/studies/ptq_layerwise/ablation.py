@@ -18,7 +18,8 @@ from slimaudio.compress.onnx_int8 import QuantSettings
 from slimaudio.metrics import file_size, verification_metrics
 from slimaudio.schemas.ptq_layerwise import ABLATIONS
 from slimaudio.speaker.onnx_eval import embedding_cosine
-from slimaudio.studies.ptq_layerwise.rows import Bench
+from slimaudio.speaker.ptq_bench import Bench
+from slimaudio.studies.ptq_layerwise.config import Config
 
 COLUMNS = ["variant", "activation_type", "quant_format", "per_channel", "reduce_range", "op_types",
            "session_config", "eer", "delta_eer", "delta_eer_lo", "delta_eer_hi", "min_dcf",
@@ -51,10 +52,9 @@ def variant_settings(base: QuantSettings, name: str
     return None if (new == base and not config) else (new, config)
 
 
-def run_ablation(bench: Bench, eer0: float, err_inputs: Sequence[Mapping[str, np.ndarray]]
-                 ) -> Ablation:
-    """Quantize and score every configured variant that differs from `all`."""
-    cfg = bench.cfg
+def run_ablation(bench: Bench, cfg: Config, eer0: float,
+                 err_inputs: Sequence[Mapping[str, np.ndarray]]) -> Ablation:
+    """Quantize and score every configured variant (cfg.ablation) that differs from `all`."""
     out = Ablation([], {}, {}, {})
     for name in cfg.ablation:
         got = variant_settings(cfg.quant_settings, name)

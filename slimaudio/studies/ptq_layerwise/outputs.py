@@ -17,7 +17,7 @@ ROW_KEYS = ("eer", "eer_lo", "eer_hi", "delta_eer", "delta_eer_lo", "delta_eer_h
             "min_dcf_lo", "min_dcf_hi", "delta_min_dcf", "delta_min_dcf_lo", "delta_min_dcf_hi",
             "min_dcf_p05", "score_shift", "score_shift_lo", "score_shift_hi", "size_bytes",
             "size_mib", "size_ratio", "latency_ms", "latency_p90_ms", "speedup", "speedup_lo",
-            "speedup_hi", "emb_cos", "weight_bits", "packed_bytes")
+            "speedup_hi", "emb_cos")
 HEADLINE_ROWS = ("all", "paper_choice", "proposed", "dynamic", "float16")  # those made
 
 
@@ -42,7 +42,6 @@ def metrics_summary(res: StudyResult) -> dict[str, Any]:
     out["ablation"] = {a["variant"]: {k: a[k] for k in ROW_KEYS
                                       if isinstance(a.get(k), float) and math.isfinite(a[k])}
                        for a in res.ablation}
-    out["weight_bits"] = res.bits
     out |= speed_finding(res.speed)
     out |= rank_correlations(res.errors, {g: row.metrics["delta_eer"] for g, row in r.items()})
     return out

@@ -10,13 +10,11 @@ import pandas as pd
 from slimaudio.formatting import interval, num
 from slimaudio.papers import PTQ_LAYERWISE as P
 from slimaudio.schemas.ptq_layerwise import ABLATIONS
+from slimaudio.speaker.groups import GROUPS
 from slimaudio.studies.base import StudyReport
 from slimaudio.studies.ptq_layerwise.ablation import COLUMNS as ABLATION_COLUMNS
-from slimaudio.studies.ptq_layerwise.bits_report import bits_section, plot_mixed_precision
-from slimaudio.studies.ptq_layerwise.bitwidth import is_bits_row
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import rank_correlations
-from slimaudio.studies.ptq_layerwise.groups import GROUPS
 from slimaudio.studies.ptq_layerwise.outputs import (
     ROW_KEYS,
     errors_table,
@@ -42,7 +40,7 @@ PROFILE_TOP = 8  # op types per model in the profile table
 
 def table_markdown(res: StudyResult, cfg: Config) -> str:
     lines = [*_setup(res, cfg), *_table1(res), *_table2(res, cfg), *_size_breakdown(res),
-             *_every_row(res), *_search(res), *bits_section(res), *_errors(res),
+             *_every_row(res), *_search(res), *_errors(res),
              *_ablation(res), *_profile(res),
              *slow_rows(res.profile, {n: r.metrics["speedup"] for n, r in res.rows.items()}),
              *speed_table_markdown(res.speed, res.info["level"])]
@@ -221,8 +219,8 @@ def _every_row(res: StudyResult) -> list[str]:
 def _search(res: StudyResult) -> list[str]:
     p, w = res.search, res.search.walk
     lines = ["", "## How `proposed` was chosen", "",
-             "A greedy walk from the float model (slimaudio.compress.budget_walk, the one mixed "
-             "precision takes over more bit widths): each step quantizes the group with the most "
+             "A greedy walk from the float model (slimaudio.compress.budget_walk, which the "
+             "ptq_bits study walks over more bit widths): each step quantizes the group with the most "
              "bytes saved per point of its solo ΔEER (a group whose solo quantization did not "
              "raise the EER first) and is measured; a step measured over the budget "
              f"({num(p.budget, 2)} points) is refused, and so, unmeasured, is one whose "
@@ -350,8 +348,6 @@ def plot_size_vs_eer(res: StudyResult) -> Any:
     eer0 = res.rows["none"].metrics["eer"]
     labels: dict[tuple[float, float], list[str]] = {}
     for n, row in res.rows.items():
-        if is_bits_row(n):  # they have their own figure (mixed_precision.png)
-            continue
         m = row.metrics
         mark = {"float": "s", "static": "o", "dynamic": "^", "float16": "D"}[row.kind]
         col = "C3" if n == "proposed" else ("C1" if n in ("all", "paper_choice") else "C0")
@@ -390,7 +386,7 @@ def build(res: StudyResult, cfg: Config) -> StudyReport:
                 "ablation": pd.DataFrame(res.ablation, columns=ABLATION_COLUMNS),
                 "speed": res.speed},
         figures={"sensitivity_png": plot_sensitivity(res), "size_png": plot_size_vs_eer(res),
-                 "mixed_png": plot_mixed_precision(res), "speed_png": plot_speed(res.speed)},
+                 "speed_png": plot_speed(res.speed)},
         variant_metrics={n: {k: row.metrics[k] for k in ROW_KEYS if k in row.metrics}
                          for n, row in res.rows.items()},
         variant_tags={n: {"kind": row.kind, "groups": ",".join(row.groups) or "none"}

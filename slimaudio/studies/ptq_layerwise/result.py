@@ -8,16 +8,15 @@ from typing import Any
 import pandas as pd
 
 from slimaudio import stats
+from slimaudio.speaker.groups import GROUPS
+from slimaudio.speaker.ptq_bench import Row
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError
-from slimaudio.studies.ptq_layerwise.groups import GROUPS
-from slimaudio.studies.ptq_layerwise.rows import Row
 from slimaudio.studies.ptq_layerwise.search import Proposal
 
 COLUMNS = ["quantized",
            *[c for n in ("eer", "delta_eer", "score_shift", "min_dcf", "delta_min_dcf")
              for c in stats.column_names(n)],
-           "size_bytes", "size_mib", "size_ratio", "latency_ms", *stats.column_names("speedup"),
-           "weight_bits", "packed_bytes"]
+           "size_bytes", "size_mib", "size_ratio", "latency_ms", *stats.column_names("speedup")]
 
 
 @dataclass
@@ -31,7 +30,6 @@ class StudyResult:
     n_nodes: dict[str, int]
     info: dict[str, Any]
     groups: tuple[str, ...] = GROUPS  # the layer groups (GroupMap.groups), in order
-    bits: dict[str, Any] = field(default_factory=dict)  # sub-8-bit part (bitwidth.summary)
     speed: pd.DataFrame = field(default_factory=pd.DataFrame)  # width_speed.speed_table
 
     def table(self) -> pd.DataFrame:

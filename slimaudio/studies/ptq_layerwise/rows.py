@@ -17,22 +17,15 @@ Every quantized row shares one calibration, so rows differ only in which nodes a
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-
-import numpy as np
+from collections.abc import Sequence
 
 from slimaudio import papers
 from slimaudio.compress import budget_walk, onnx_int8
-from slimaudio.metrics import file_size, verification_metrics
 from slimaudio.progress import progress_bar
-from slimaudio.speaker.onnx_eval import EvalSet
+from slimaudio.speaker.groups import GROUPS
+from slimaudio.speaker.ptq_bench import Bench, Row
 from slimaudio.studies.ptq_layerwise.config import Config
-from slimaudio.studies.ptq_layerwise.groups import GROUPS, GroupMap
 from slimaudio.studies.ptq_layerwise.search import (
     FLOAT,
     INT8,
@@ -59,109 +52,21 @@ def missing_choice(groups: Sequence[str]) -> list[str]:
 ROWS: tuple[str, ...] = row_names(GROUPS)  # the rows of the default (the paper's groups)
 
 
-@dataclass(frozen=True)
-class Row:
-    """A row as a value: each step of the study returns rows with more metrics, never changes
-    one in place."""
-
-    name: str
-    path: Path
-    kind: str  # float | static | dynamic | float16
-    groups: list[str]
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    scores: np.ndarray | None = None  # every trial's score, for the paired intervals
-
-    def with_metrics(self, more: Mapping[str, float]) -> Row:
-        """This row with `more` metrics (a name it has already: the new value)."""
-        return replace(self, metrics={**self.metrics, **more})
+def comparison_rows(bench: Bench, per_channel: bool) -> list[Row]:
+    """ORT dynamic quantization and float16, scored."""
+    with bench.timer.lap("quantize"):
+        dyn = onnx_int8.quantize_dynamic_model(
+            bench.float_path, bench.models_dir / "dynamic.onnx", per_channel=per_channel)
+        f16 = onnx_int8.convert_float16(bench.float_path, bench.models_dir / "float16.onnx")
+        for p in (dyn, f16):
+            onnx_int8.compact_names(p, bench.float_path)
+    return [bench.evaluate(Row("dynamic", dyn, "dynamic", [])),
+            bench.evaluate(Row("float16", f16, "float16", []))]
 
 
-class Timer:
-    """Seconds spent per named step, summed over its laps."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def lap(self, key: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
-
-    def with_total(self) -> dict[str, float]:
-        return {**self.seconds, "total": time.perf_counter() - self.start}
-
-
-@dataclass
-class Bench:
-    """What every row is made and scored with, and the static rows made so far by their
-    (sorted) set of groups, so that no set is quantized and scored twice."""
-
-    cfg: Config
-    float_path: Path
-    gmap: GroupMap
-    cache: Path
-    evalset: EvalSet
-    models_dir: Path
-    timer: Timer
-    progress: bool
-    measured: dict[tuple[str, ...], Row] = field(default_factory=dict)
-
-    def evaluate(self, row: Row) -> Row:
-        """`row` scored: its trial scores, EER and minDCF, and its file size."""
-        with self.timer.lap("evaluate"):
-            scores = self.evalset.scores(row.path, self.cfg.eval.threads, self.progress)
-            metrics = {**verification_metrics(scores, self.evalset.trials.labels),
-                       **file_size(row.path)}
-        return replace(row, scores=scores).with_metrics(metrics)
-
-    def static_row(self, name: str, groups: Sequence[str] | None) -> Row:
-        """A static INT8 row quantizing `groups` (None: every node), scored."""
-        with self.timer.lap("quantize"):
-            nodes = None if groups is None else self.gmap.union(groups)
-            path = onnx_int8.quantize_static_nodes(
-                self.float_path, self.models_dir / f"{name}.onnx", self.cache, nodes,
-                self.cfg.quant_settings)
-            onnx_int8.compact_names(path, self.float_path)
-        return self.evaluate(Row(name, path, "static",
-                                 list(self.gmap.groups) if groups is None else list(groups)))
-
-    def remember(self, row: Row) -> Row:
-        self.measured[tuple(sorted(row.groups))] = row
-        return row
-
-    def measure(self, groups: Sequence[str]) -> Row:
-        """The row of a set of groups, made (as a search-only model) when not measured yet."""
-        key = tuple(sorted(groups))
-        if key not in self.measured:
-            self.measured[key] = self.static_row(f"search_{len(self.measured)}", groups)
-        return self.measured[key]
-
-    def drop_search_models(self) -> None:
-        """Search-only models are not rows: their files go."""
-        for key, row in list(self.measured.items()):
-            if row.name.startswith("search_"):
-                row.path.unlink(missing_ok=True)
-                del self.measured[key]
-
-    def comparison_rows(self) -> list[Row]:
-        """ORT dynamic quantization and float16, scored."""
-        with self.timer.lap("quantize"):
-            dyn = onnx_int8.quantize_dynamic_model(
-                self.float_path, self.models_dir / "dynamic.onnx", per_channel=self.cfg.per_channel)
-            f16 = onnx_int8.convert_float16(self.float_path, self.models_dir / "float16.onnx")
-            for p in (dyn, f16):
-                onnx_int8.compact_names(p, self.float_path)
-        return [self.evaluate(Row("dynamic", dyn, "dynamic", [])),
-                self.evaluate(Row("float16", f16, "float16", []))]
-
-
-def make_rows(bench: Bench) -> tuple[dict[str, Row], Proposal]:
+def make_rows(bench: Bench, cfg: Config) -> tuple[dict[str, Row], Proposal]:
     """Every row of row_names(the model's groups), in that order, and how `proposed` was
-    chosen."""
+    chosen (under cfg.budget_eer)."""
 
     groups = bench.gmap.groups
     bar = progress_bar(total=len(row_names(groups)), desc="ptq rows", disable=not bench.progress)
@@ -175,16 +80,16 @@ def make_rows(bench: Bench) -> tuple[dict[str, Row], Proposal]:
     if not missing_choice(groups):
         rows["paper_choice"] = bench.remember(bench.static_row("paper_choice", PAPER_CHOICE))
         bar.update()
-    rows["proposed"], search = propose(bench, rows)
+    rows["proposed"], search = propose(bench, rows, cfg.budget_eer)
     bar.update()
-    for row in bench.comparison_rows():
+    for row in comparison_rows(bench, cfg.per_channel):
         rows[row.name] = row
         bar.update()
     bar.close()
     return rows, search
 
 
-def propose(bench: Bench, rows: dict[str, Row]) -> tuple[Row, Proposal]:
+def propose(bench: Bench, rows: dict[str, Row], budget: float) -> tuple[Row, Proposal]:
     """`proposed`: the budgeted walk's pick over float/INT8 per group (search.py), unless a row
     already measured is within the budget and smaller; its file is that model's, byte for
     byte."""
@@ -200,13 +105,13 @@ def propose(bench: Bench, rows: dict[str, Row]) -> tuple[Row, Proposal]:
     walked = budget_walk.walk(
         groups, (FLOAT, INT8), solo,
         lambda config: size0 - sum(saving[g] for g in int8_groups(config, groups)), verify,
-        bench.cfg.budget_eer, max_verify=len(groups) + 1)  # every move may be measured
+        budget, max_verify=len(groups) + 1)  # every move may be measured
     pick = [] if walked.chosen is None else int8_groups(walked.chosen.config, groups)
     walk_row = bench.measured.get(tuple(sorted(pick))) if pick else None
     walk_cand = None if walk_row is None else _candidate("walk", pick, walk_row, eer0)
     others = [_candidate(n, rows[n].groups, rows[n], eer0)
               for n in (*groups, "paper_choice", "all") if n in rows]
-    best = final_check(walk_cand, others, bench.cfg.budget_eer, size0)
+    best = final_check(walk_cand, others, budget, size0)
     if best is None:
         proposal = Proposal(walked, "walk", [], None)
     else:

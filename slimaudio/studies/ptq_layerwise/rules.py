@@ -3,7 +3,7 @@ the paper's numbers from slimaudio.papers)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -11,6 +11,7 @@ import pandas as pd
 from slimaudio import stats
 from slimaudio.formatting import interval
 from slimaudio.papers import PTQ_LAYERWISE as PAPER
+from slimaudio.papers import ptq_sensitivity_order
 from slimaudio.stats import number
 from slimaudio.studies.base import Finding, Study, judge, table_row
 
@@ -22,15 +23,6 @@ FASTER = 1.0           # full INT8 is faster: the whole speed-up interval above 
 
 def _row(df: pd.DataFrame, value: str) -> pd.Series | None:
     return table_row(df, "quantized", value)
-
-
-
-
-def _paper_order() -> str:
-    """The paper's two most sensitive groups: 'block3 > block2 > the rest'."""
-    eer = PAPER["eer"]
-    top = sorted(PAPER["groups"], key=lambda g: eer[g], reverse=True)[:2]
-    return f"{top[0]} > {top[1]} > the rest"
 
 
 def _paper_choice() -> str:
@@ -58,7 +50,6 @@ def findings(table: pd.DataFrame | None, metrics: Mapping[str, Any]) -> list[Fin
             f"cost (paper: {_paper_choice()})", verdict,
             f"size ratio {number(pc['size_ratio']):.2f} (at most {HALF_SIZE_RATIO}), ΔEER "
             f"{interval(*_iv(pc, 'delta_eer'), 3, sign=True)} points (at most {SMALL_EER_COST})"))
-    out += _bits_ordering(metrics)
     allq = _row(df, "all")
     if allq is not None and "speedup" in df:
         out.append(Finding(
@@ -83,30 +74,6 @@ def _speed_at_width(metrics: Mapping[str, Any]) -> list[Finding]:
                     "model of the paper's proportions)", judge(lo, hi, FASTER, "above"),
                     f"speed-up {interval(v, lo, hi, 2)}x; the width table in the PTQ report "
                     "has every width and length")]
-
-
-def ordering_verdict(pairs: Mapping[str, Sequence[float]]) -> str:
-    """'focus group more sensitive than every other', from paired differences [v, lo, hi]
-    (focus minus other): holds when every interval is above 0, does not hold when some
-    interval is wholly below 0, inconclusive otherwise."""
-    if not pairs:
-        return "not measured"
-    if all(lo > 0 for _, lo, _ in pairs.values()):
-        return "holds"
-    return "does not hold" if any(hi < 0 for _, _, hi in pairs.values()) else "inconclusive"
-
-
-def _bits_ordering(metrics: Mapping[str, Any]) -> list[Finding]:
-    """The paper's ordering tested where sub-8-bit weights make the effects larger."""
-    order = (metrics.get("weight_bits") or {}).get("ordering") or {}
-    out = []
-    for w, pairs in order.items():
-        out.append(Finding(
-            f"Blocks 2 and 3 are more sensitive than every other group with {w.removeprefix('w')}"
-            f"-bit weights (paper: {_paper_order()} at INT8)", ordering_verdict(pairs),
-            "paired EER differences " + ", ".join(
-                f"{k} {interval(*v, 2, sign=True)}" for k, v in pairs.items()) + " points"))
-    return out
 
 
 def _iv(row: pd.Series, col: str, scale: float = 1.0) -> tuple[float, float, float]:
@@ -135,7 +102,7 @@ def _sensitivity(df: pd.DataFrame, col: str, label: str, digits: int,
         verdict = "inconclusive"
     return [Finding(
         f"The SE-Res2Blocks are the layers most sensitive to INT8, by {label} "
-        f"(paper, by ΔEER: {_paper_order()})", verdict,
+        f"(paper, by ΔEER: {ptq_sensitivity_order()})", verdict,
         ", ".join(f"{g} {interval(*iv[g], digits, sign=col.startswith('delta'))}"
                   for g in groups))]
 
@@ -148,4 +115,4 @@ STUDY = Study(name="ptq_layerwise",
               findings=findings, stages=("ptq_layerwise",), sections=("ptq_layerwise",),
               key_metrics=("eer", "delta_eer", "min_dcf", "size_mib", "latency_ms", "speedup"),
               extra_roles=("errors", "op_profile", "ablation", "sensitivity_png", "size_png",
-                           "mixed_png", "speed", "speed_png"))
+                           "speed", "speed_png"))

@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 
 from slimaudio import runtime, stats
-from slimaudio.compress.budget_walk import WalkResult
 from slimaudio.compress.layer_groups import GroupMap
 from slimaudio.datasets import speakers
 from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.latency import SIMPLE, Latency, Spread, Timing, speedup
 from slimaudio.schemas.base import Bootstrap
-from slimaudio.speaker import calibration
+from slimaudio.speaker import calibration, groups
 from slimaudio.speaker.onnx_eval import (
     EvalSet,
     ModelIO,
@@ -24,20 +23,14 @@ from slimaudio.speaker.onnx_eval import (
     latency_input,
     model_io,
 )
-from slimaudio.speaker.uncertainty import Scored, TrialStats
-from slimaudio.studies.ptq_layerwise import bitwidth, groups, width_speed
+from slimaudio.speaker.ptq_bench import SCORES_FILE, Bench, Row, Timer, save_scores
+from slimaudio.speaker.uncertainty import TrialStats
+from slimaudio.studies.ptq_layerwise import width_speed
 from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
 from slimaudio.studies.ptq_layerwise.result import StudyResult
-from slimaudio.studies.ptq_layerwise.rows import (
-    PAPER_CHOICE,
-    Bench,
-    Row,
-    Timer,
-    make_rows,
-    missing_choice,
-)
+from slimaudio.studies.ptq_layerwise.rows import PAPER_CHOICE, make_rows, missing_choice
 from slimaudio.studies.ptq_layerwise.timing import (
     float_convs,
     measure_latency,
@@ -61,14 +54,15 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
         reader, cache = calibration.calibrate(float_path, corpus, cfg.calibration, seed,
                                               models_dir / "calibration.json", io.input,
                                               io.layout)
-    bench = Bench(cfg, float_path, gmap, cache, evalset, models_dir, timer, progress)
-    rows, search = make_rows(bench)
-    rows, mixed, float_size = add_weight_bits(bench, rows)
+    bench = Bench(float_path, gmap, cache, cfg.quant_settings, evalset, cfg.eval.threads,
+                  models_dir, timer, progress)
+    rows, search = make_rows(bench, cfg)
+    save_scores(rows, models_dir / SCORES_FILE)  # the sub-8-bit study pairs its rows with these
     with timer.lap("error_analysis"):
         err_inputs = error_inputs(evalset, cfg, io)
         rows, errors = analyse_errors(bench, rows, err_inputs)
     with timer.lap("ablation"):
-        ablation = run_ablation(bench, rows["none"].metrics["eer"], err_inputs)
+        ablation = run_ablation(bench, cfg, rows["none"].metrics["eer"], err_inputs)
     feeds = io.feed(latency_input(corpus, cfg.latency.frames))
     models = {n: r.path for n, r in rows.items()} | ablation.paths
     with timer.lap("latency"):
@@ -78,10 +72,7 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
     with timer.lap("intervals"):
         ts = TrialStats.build(evalset.trials, evalset.speaker_of, boot.resamples, boot.level,
                               seed)
-        rows, scored = add_intervals(rows, ablation, lat, ts, seed)
-        bits = bitwidth.summary(mixed, float_size, bitwidth.ordering(
-            ts.resampler.level, scored, gmap.groups, cfg.weight_bits.widths),
-            cfg.weight_bits.widths)
+        rows = add_intervals(rows, ablation, lat, ts, seed)
     with timer.lap("speed"):
         speed = width_speed.speed_table(
             cfg.speed, corpus, calibration.SpeakerCalibrationReader(
@@ -101,24 +92,7 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
                        | {"level": boot.level, "reduce_range": cfg.quant_settings.reduce_range,
                           "reduce_range_reason": cfg.reduce_range_reason}
                        | group_info(cfg, gmap),
-                       groups=gmap.groups, bits=bits, speed=speed)
-
-
-def add_weight_bits(bench: Bench, rows: dict[str, Row]
-                    ) -> tuple[dict[str, Row], WalkResult | None, float]:
-    """`rows` with the sub-8-bit rows after them (every group at every width, then the
-    mixed-precision choice), every INT8 row with its packed size; the mixed-precision walk and
-    the float model's size on its scale."""
-    wb = bench.cfg.weight_bits
-    mixed, float_size = None, float("nan")
-    if wb.widths:
-        solo = bitwidth.solo_rows(bench, rows, wb.widths)
-        if wb.max_verify:
-            mixed, row, float_size = bitwidth.mixed_precision(bench, rows, solo, wb.widths,
-                                                              wb.max_verify)
-            solo |= {row.name: row} if row is not None else {}
-        rows = {**rows, **solo}
-    return bitwidth.packed_8bit(rows), mixed, float_size
+                       groups=gmap.groups, speed=speed)
 
 
 def load(model: str | os.PathLike[str], data_dir: str | os.PathLike[str], models_dir: Path,
@@ -157,7 +131,7 @@ def analyse_errors(bench: Bench, rows: dict[str, Row],
                    ) -> tuple[dict[str, Row], list[ActivationError]]:
     """Per-group activation error (each group's row has only that group quantized), and the
     rows with how far each one's embedding moved (`emb_cos`), on the same inputs."""
-    threads = bench.cfg.eval.threads
+    threads = bench.threads
     io = bench.evalset.io
     errors = [group_output_error(bench.float_path, rows[g].path, g, bench.gmap, inputs, io.output,
                                  threads) for g in bench.gmap.groups]
@@ -186,10 +160,10 @@ def add_relative_metrics(rows: dict[str, Row], ablation: list[dict[str, Any]],
 
 
 def add_intervals(rows: dict[str, Row], ablation: Ablation, lat: Mapping[str, Latency],
-                  ts: TrialStats, seed: int) -> tuple[dict[str, Row], dict[str, Scored]]:
+                  ts: TrialStats, seed: int) -> dict[str, Row]:
     """The rows with speaker-bootstrap intervals of EER and minDCF, paired differences from
     `none`, the score shift, and the speed-up's interval over timing rounds; for the ablation
-    variants whose EER is measured, the paired ΔEER interval. Also every row scored on `ts`."""
+    variants whose EER is measured, the paired ΔEER interval."""
     scored = {n: ts.score(r.scores) for n, r in rows.items() if r.scores is not None}
     ref = scored["none"]
     for a in ablation.records:
@@ -202,7 +176,7 @@ def add_intervals(rows: dict[str, Row], ablation: Ablation, lat: Mapping[str, La
                      res.level)
         out[n] = rows[n].with_metrics(ts.metrics(m) | ts.deltas(ref, m)
                                       | stats.columns("speedup", iv))
-    return out, scored
+    return out
 
 
 def machine_info(rows: dict[str, Row], profile: list[dict[str, Any]], calibration_utterances: int,

@@ -24,9 +24,9 @@ import numpy as np
 from slimaudio.compress.onnx_int8 import QuantSettings
 from slimaudio.schemas.ecapa import EXPORT_INPUT
 from slimaudio.schemas.ptq_layerwise import PtqRecipe
+from slimaudio.speaker.groups import prepare
+from slimaudio.speaker.ptq_recipe import recipe
 from slimaudio.spec import build
-from slimaudio.studies.ptq_layerwise.config import recipe
-from slimaudio.studies.ptq_layerwise.groups import prepare
 from slimaudio.studies.ptq_layerwise.rules import STUDY
 
 

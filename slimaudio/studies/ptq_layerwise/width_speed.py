@@ -25,7 +25,7 @@ from slimaudio.datasets.speakers import SpeakerData
 from slimaudio.metrics import file_size
 from slimaudio.schemas.ptq_layerwise import SPEED_VARIANTS, Speed
 from slimaudio.speaker.calibration import SpeakerCalibrationReader
-from slimaudio.studies.ptq_layerwise.groups import group_nodes, prepare
+from slimaudio.speaker.groups import group_nodes, prepare
 
 COLUMNS = ["channels", "params_m", "seconds", "frames", "variant", "latency_ms", "speedup",
            "speedup_lo", "speedup_hi", "size_mib"]

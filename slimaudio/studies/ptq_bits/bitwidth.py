@@ -2,7 +2,8 @@
 
 At INT8 every group's EER change is within a trial or two at the default scale, so the
 per-group ordering (the paper: blocks 2 and 3 most sensitive) cannot be resolved there. With
-fewer weight bits the changes grow past the noise:
+fewer weight bits the changes grow past the noise. The rows build on the per-layer study's
+(models/ptq: the float model, each group's INT8 row, the calibration):
 
   <group>_w<b>      the group's INT8 row with its weights requantized to b bits
                     (slimaudio.compress.low_bit): real b-bit integer arithmetic in ORT's int8
@@ -10,7 +11,7 @@ fewer weight bits the changes grow past the noise:
                     8-bit activations, not a float simulation
   mixed_precision   bits per group (float, INT8 or a width below) chosen by
                     compress/budget_walk.py's greedy walk from the float model (AIMET AMP style)
-                    under `budget_eer`, every configuration on the way measured
+                    under ptq_bits.budget_eer, every configuration on the way measured
 
 Sizes: `packed_bytes` is what the parameters take packed at their bit widths; the ONNX file
 (size_bytes) keeps 8-bit containers.
@@ -28,10 +29,10 @@ from typing import Any
 from slimaudio import papers, stats
 from slimaudio.compress import low_bit
 from slimaudio.compress.budget_walk import WalkResult, walk
+from slimaudio.speaker.ptq_bench import Bench, Row
 from slimaudio.speaker.uncertainty import Scored
-from slimaudio.studies.ptq_layerwise.rows import Bench, Row
 
-TOP_BITS = low_bit.MAX_BITS  # the study's INT8 weights as quantized (7-bit under reduce_range)
+TOP_BITS = low_bit.MAX_BITS  # the INT8 rows' weights as quantized (7-bit under reduce_range)
 FLOAT_BITS = 32              # a group left in float, in the mixed-precision walk
 MIXED = "mixed_precision"
 # The paper's most sensitive groups: those its choice leaves in float (blocks 2 and 3).
@@ -51,8 +52,7 @@ def _with_bits(bench: Bench, name: str, src: Path, node_bits: Mapping[str, int],
                groups: Sequence[str], bits: int | None) -> Row:
     """A scored row of `src` with the named nodes' weights at their bits."""
     with bench.timer.lap("weight_bits"):
-        path = low_bit.set_weight_bits(src, bench.models_dir / "bits" / f"{name}.onnx",
-                                       node_bits)
+        path = low_bit.set_weight_bits(src, bench.models_dir / f"{name}.onnx", node_bits)
     row = bench.evaluate(Row(name, path, "static", list(groups)))
     more = {"packed_bytes": float(low_bit.packed_weight_bytes(path, node_bits))}
     if bits is not None:
@@ -67,19 +67,6 @@ def solo_rows(bench: Bench, rows: Mapping[str, Row], widths: Sequence[int]) -> d
         nodes = low_bit.quantized_weight_nodes(rows[g].path)
         out[row_name(g, b)] = _with_bits(bench, row_name(g, b), rows[g].path,
                                          {n: b for n in nodes}, [g], b)
-    return out
-
-
-def packed_8bit(rows: Mapping[str, Row]) -> dict[str, Row]:
-    """`rows`, the INT8 ones (every weight at 8 bits) with their packed_bytes and weight_bits,
-    so that the columns cover every quantized row."""
-    out = dict(rows)
-    for n, r in rows.items():
-        if r.kind == "static" and "packed_bytes" not in r.metrics:
-            more = {"packed_bytes": float(low_bit.packed_weight_bytes(r.path, {}))}
-            if "weight_bits" not in r.metrics:
-                more["weight_bits"] = float(TOP_BITS)
-            out[n] = r.with_metrics(more)
     return out
 
 
@@ -104,9 +91,10 @@ def group_weight_counts(float_path: Path, bench: Bench) -> tuple[dict[str, int],
 
 
 def mixed_precision(bench: Bench, rows: Mapping[str, Row], solo: Mapping[str, Row],
-                    widths: Sequence[int], max_verify: int
+                    widths: Sequence[int], budget: float, max_verify: int
                     ) -> tuple[WalkResult, Row | None, float]:
-    """The greedy walk from the float model: each group float, INT8 or b-bit. Returns it, the
+    """The greedy walk from the float model: each group float, INT8 or b-bit; `rows`: `none` and
+    each group's INT8 row, `solo`: each group at each width. Returns the walk, the
     chosen configuration's row (None: none but the float model is within the budget) and the
     float model's size on the walk's scale. Only the chosen model's file is kept."""
     eer0, groups = rows["none"].metrics["eer"], bench.gmap.groups
@@ -135,7 +123,7 @@ def mixed_precision(bench: Bench, rows: Mapping[str, Row], solo: Mapping[str, Ro
     solo_delta |= {(g, TOP_BITS): rows[g].metrics["eer"] - eer0 for g in groups}
     solo_delta |= {(g, FLOAT_BITS): 0.0 for g in groups}
     res = walk(groups, (FLOAT_BITS, TOP_BITS, *widths), solo_delta, size_of, verify,
-               bench.cfg.budget_eer, max_verify)
+               budget, max_verify)
     chosen = res.chosen
     keep = None if chosen is None else made.get(tuple(chosen.config[g] for g in groups))
     for row in made.values():
