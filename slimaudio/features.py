@@ -30,13 +30,16 @@ LOG_EPS = 1e-6
 
 @dataclass(frozen=True)
 class MelConfig:
-    sample_rate: int = 16000
-    n_mels: int = 80
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
-    f_min: float = 20.0
-    f_max: float = 7600.0
+    """Log-mel settings. No defaults: the pipeline's come from params (`of`), a stored
+    corpus's from its info.json."""
+
+    sample_rate: int
+    n_mels: int
+    n_fft: int
+    win_length: int
+    hop_length: int
+    f_min: float
+    f_max: float
 
     def __post_init__(self) -> None:
         if self.win_length > self.n_fft:
@@ -149,9 +152,9 @@ def _torch_module() -> type:
         ONNX (opset >= 11) and TFLite without an STFT operator. Same numbers as `log_mel`.
         """
 
-        def __init__(self, cfg: MelConfig | None = None, **kwargs: Any) -> None:
+        def __init__(self, cfg: MelConfig) -> None:
             super().__init__()
-            self.cfg = cfg or MelConfig(**kwargs)
+            self.cfg = cfg
             c = self.cfg
             n_bins = c.n_fft // 2 + 1
             t = np.arange(c.win_length)[None, :]

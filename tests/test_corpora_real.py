@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import mel_configs
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ import soundfile as sf
 from slimaudio.audio import AudioChecks
 from slimaudio.corpora import events, speakers
 from slimaudio.errors import DataError
-from slimaudio.features import MelConfig, frame_signal, log_mel, n_windows
+from slimaudio.features import frame_signal, log_mel, n_windows
 from slimaudio.schemas.data import PrepareSounds, PrepareSpeakers
 from slimaudio.spec import build
 
@@ -28,8 +29,8 @@ FSDD = SHARED / "fsdd"
 LIBRI = SHARED / "librispeech-train-clean-100-1utt"
 ESC = SHARED / "esc10"
 SR = 16000
-SPK_MEL = MelConfig()
-SND_MEL = MelConfig(n_mels=64, n_fft=1024, win_length=640, hop_length=320, f_min=20.0, f_max=8000.0)
+SPK_MEL = mel_configs.SPEAKER
+SND_MEL = mel_configs.SOUND
 WINDOW, STRIDE = 2 * SR, int(1.6 * SR)
 
 

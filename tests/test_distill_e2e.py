@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import mel_configs
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ import yaml
 
 from slimaudio import compose as composer
 from slimaudio.audio import to_int16
-from slimaudio.features import MelConfig, log_mel
+from slimaudio.features import log_mel
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -27,7 +28,7 @@ def make_speakers(root: Path, n_train: int = 4, n_test: int = 4, per_spk: int = 
                   seed: int = 0) -> Path:
     """A data/speakers folder: each speaker a harmonic voice at its own pitch, with noise."""
     rng = np.random.default_rng(seed)
-    mel = MelConfig(n_mels=80)
+    mel = mel_configs.speaker(n_mels=80)
     rows, audio, feats = [], [], []
     a_off = f_off = 0
     for s in range(n_train + n_test):
@@ -88,7 +89,7 @@ def make_teacher(path: Path, n_mels: int = 80, dim: int = 12) -> Path:
 def test_batch_log_mel_equals_the_features_definition() -> None:
     from slimaudio.studies.distill.targets import batch_log_mel
 
-    mel = MelConfig(n_mels=64)
+    mel = mel_configs.speaker(n_mels=64)
     x = np.random.default_rng(0).standard_normal((3, 15600)) * 0.1
     np.testing.assert_allclose(batch_log_mel(x, mel), np.stack([log_mel(v, mel) for v in x]),
                                atol=1e-5)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import mel_configs
 import numpy as np
 import pytest
 
-from slimaudio.features import MelConfig, log_mel
+from slimaudio.features import log_mel
 from slimaudio.schemas.distill import Student
 
 tf = pytest.importorskip("tensorflow")
@@ -13,7 +14,7 @@ keras = pytest.importorskip("keras")
 
 from slimaudio.models import mobilenet_students as ms  # noqa: E402
 
-MEL = MelConfig(n_mels=64)
+MEL = mel_configs.speaker(n_mels=64)
 FRAMES = 96
 
 

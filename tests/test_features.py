@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mel_configs
 import numpy as np
 import pytest
 
@@ -16,8 +17,8 @@ from slimaudio.features import (
     n_windows,
 )
 
-SPK = MelConfig()  # 16 kHz, 80 mels, n_fft 512, 25 ms / 10 ms
-SND = MelConfig(n_mels=64, n_fft=1024, win_length=640, hop_length=320, f_min=20.0, f_max=8000.0)
+SPK = mel_configs.SPEAKER  # 16 kHz, 80 mels, n_fft 512, 25 ms / 10 ms
+SND = mel_configs.SOUND  # 64 mels, n_fft 1024, 40 ms / 20 ms
 
 
 def _signal(n: int, seed: int = 0) -> np.ndarray:
@@ -82,9 +83,9 @@ def test_mel_scale_round_trip_and_filters_cover_bins():
         assert fb.shape == (cfg.n_mels, cfg.n_fft // 2 + 1)
         assert (fb.sum(axis=1) > 0).all()
     with pytest.raises(ParamError, match="fall between FFT bins"):
-        mel_filterbank(MelConfig(n_mels=200, n_fft=256, win_length=256, hop_length=128))
+        mel_filterbank(mel_configs.speaker(n_mels=200, n_fft=256, win_length=256, hop_length=128))
     with pytest.raises(ParamError, match="win_length"):
-        MelConfig(win_length=600, n_fft=512)
+        mel_configs.speaker(win_length=600, n_fft=512)
 
 
 @pytest.mark.parametrize("freq", [250.0, 1000.0, 3000.0, 6000.0])
@@ -143,13 +144,11 @@ def test_logmel_is_picklable_and_importable_by_name():
     assert type(back) is feats.LogMel and back.cfg == SND
 
 
-def test_default_mel_config_is_the_speaker_corpus_features() -> None:
-    """MelConfig()'s defaults (used without params, e.g. by models built in tests) are those of
-    prepare_speakers.features in conf/config.yaml, ECAPA-TDNN's input."""
-    from slimaudio.compose import compose
-    from slimaudio.schemas.data import SpeakerFeatures
-    from slimaudio.spec import build
+def test_mel_config_has_no_code_defaults() -> None:
+    """Every setting comes from params (or a stored corpus's info.json), never a default."""
+    import dataclasses
 
-    params = compose([])
-    assert MelConfig() == MelConfig.of(build(SpeakerFeatures, params["prepare_speakers"]["features"]),
-                                       params["base"]["sample_rate"])
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(MelConfig))
+    with pytest.raises(TypeError):
+        MelConfig()  # type: ignore[call-arg]
+

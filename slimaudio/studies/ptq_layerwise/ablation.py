@@ -28,9 +28,10 @@ COLUMNS = ["variant", "activation_type", "quant_format", "per_channel", "reduce_
            "float_conv_kernels"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ablation:
-    """The variants' records (COLUMNS), model files and ORT session config entries by name."""
+    """The variants' records (COLUMNS), model files and ORT session config entries by name; a
+    step that adds columns returns a new Ablation with new records."""
 
     records: list[dict[str, Any]]
     paths: dict[str, Path]

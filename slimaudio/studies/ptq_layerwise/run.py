@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,11 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
     with timer.lap("latency"):
         timing = Timing.of(cfg.latency.warmup, cfg.latency.repeats, spread)
         lat = measure_latency(models, ablation.configs, feeds, timing, threads, seed)
-    rows = add_relative_metrics(rows, ablation.records, lat)
+    rows, ablation = add_relative_metrics(rows, ablation, lat)
     with timer.lap("intervals"):
         ts = TrialStats.build(evalset.trials, evalset.speaker_of, boot.resamples, boot.level,
                               seed)
-        rows = add_intervals(rows, ablation, lat, ts, seed)
+        rows, ablation = add_intervals(rows, ablation, lat, ts, seed)
     with timer.lap("speed"):
         speed = width_speed.speed_table(
             cfg.speed, corpus, calibration.SpeakerCalibrationReader(
@@ -83,8 +84,9 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
         profiled = ("none", "all", *(n for n in PROFILED_ROWS if n in models), *ablation.paths)
         profile = profile_ops({n: models[n] for n in profiled}, ablation.configs, feeds,
                               cfg.profile_runs, threads)
-        for a in ablation.records:
-            a["float_conv_kernels"] = float_convs(profile, a["variant"])
+        ablation = replace(ablation, records=[
+            a | {"float_conv_kernels": float_convs(profile, a["variant"])}
+            for a in ablation.records])
     return StudyResult(rows=rows, search=search, errors=errors, ablation=ablation.records,
                        profile=profile, timings=timer.with_total(),
                        n_nodes={g: len(v) for g, v in gmap.nodes.items()},
@@ -140,43 +142,46 @@ def analyse_errors(bench: Bench, rows: dict[str, Row],
             for n, r in rows.items()}, errors
 
 
-def add_relative_metrics(rows: dict[str, Row], ablation: list[dict[str, Any]],
-                         lat: Mapping[str, Latency]) -> dict[str, Row]:
+def add_relative_metrics(rows: dict[str, Row], ablation: Ablation, lat: Mapping[str, Latency]
+                         ) -> tuple[dict[str, Row], Ablation]:
     """The rows with their latency, then ΔEER, size ratio and speed-up against `none`; the
     ablation records get their latency, speed-up and size ratio."""
     none = rows["none"].metrics
     ref, size0, eer0 = lat["none"].median_ms, none["size_bytes"], none["eer"]
-    for a in ablation:
-        a.update(lat[a["variant"]].as_dict())
-        a["speedup"] = ref / a["latency_ms"]
-        a["size_ratio"] = a["size_bytes"] / size0
+    records = []
+    for a in ablation.records:
+        ms = lat[a["variant"]].as_dict()
+        records.append(a | ms | {"speedup": ref / ms["latency_ms"],
+                                 "size_ratio": a["size_bytes"] / size0})
     out = {}
     for n, r in rows.items():
         ms = lat[n].as_dict()
         out[n] = r.with_metrics({**ms, "delta_eer": r.metrics["eer"] - eer0,
                                  "size_ratio": r.metrics["size_bytes"] / size0,
                                  "speedup": ref / ms["latency_ms"]})
-    return out
+    return out, replace(ablation, records=records)
 
 
 def add_intervals(rows: dict[str, Row], ablation: Ablation, lat: Mapping[str, Latency],
-                  ts: TrialStats, seed: int) -> dict[str, Row]:
+                  ts: TrialStats, seed: int) -> tuple[dict[str, Row], Ablation]:
     """The rows with speaker-bootstrap intervals of EER and minDCF, paired differences from
     `none`, the score shift, and the speed-up's interval over timing rounds; for the ablation
     variants whose EER is measured, the paired ΔEER interval."""
     scored = {n: ts.score(r.scores) for n, r in rows.items() if r.scores is not None}
     ref = scored["none"]
+    records = []
     for a in ablation.records:
         if a["variant"] in ablation.scores:
             d = ts.deltas(ref, ts.score(ablation.scores[a["variant"]]))
-            a.update(delta_eer_lo=d["delta_eer_lo"], delta_eer_hi=d["delta_eer_hi"])
+            a = a | {"delta_eer_lo": d["delta_eer_lo"], "delta_eer_hi": d["delta_eer_hi"]}
+        records.append(a)
     res, out = ts.resampler, dict(rows)
     for n, m in scored.items():
         iv = speedup(lat["none"], lat[n], len(res.counts), runtime.rng(seed, "bootstrap"),
                      res.level)
         out[n] = rows[n].with_metrics(ts.metrics(m) | ts.deltas(ref, m)
                                       | stats.columns("speedup", iv))
-    return out
+    return out, replace(ablation, records=records)
 
 
 def machine_info(rows: dict[str, Row], profile: list[dict[str, Any]], calibration_utterances: int,
