@@ -169,9 +169,9 @@ def headline(res: StudyResult) -> str:
     """One line for the stage's console."""
     if MIXED not in res.rows:
         return f"ptq_bits: no mixed-precision choice; {res.timings['total']:.1f} s"
-    m = res.rows[MIXED].metrics
-    return (f"ptq_bits: mixed precision dEER {m['delta_eer']:+.3f}, packed "
-            f"{m['packed_bytes'] / res.float_bytes:.3f} of float; {res.timings['total']:.1f} s")
+    m, chosen = res.rows[MIXED].metrics, res.walk.chosen
+    return (f"ptq_bits: mixed precision dEER {m['delta_eer']:+.3f}, parameters "
+            f"{chosen.size / res.float_bytes:.3f} of float; {res.timings['total']:.1f} s")
 
 
 def build(res: StudyResult) -> StudyReport:
