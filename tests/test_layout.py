@@ -128,6 +128,23 @@ def test_no_import_cycle_in_the_library() -> None:
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
+def test_a_study_imports_no_other_study_but_its_rules() -> None:
+    """What two studies share lives outside both (speaker/, compress/); a study may read
+    another's verdict rules (pwl_int8 and runtimes judge "keeps its EER" by pwl_softmax's
+    tolerance), never its steps."""
+    crossing = []
+    for mod, targets in _import_graph().items():
+        parts = mod.split(".")
+        if len(parts) < 4 or parts[1] != "studies" or parts[2] not in STUDIES:
+            continue
+        for t in targets:
+            tp = t.split(".")
+            if (len(tp) >= 3 and tp[1] == "studies" and tp[2] in STUDIES and tp[2] != parts[2]
+                    and tp[3:] != ["rules"]):
+                crossing.append(f"{mod} -> {t}")
+    assert not crossing, "; ".join(crossing)
+
+
 @pytest.mark.parametrize("study", STUDIES)
 def test_every_study_ends_through_its_report_build(study: str) -> None:
     """One way to end a study: report.build(...) -> StudyReport, then publish(args, run)."""
