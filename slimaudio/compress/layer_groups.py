@@ -77,6 +77,7 @@ def group_by_patterns(model: Any, patterns: Mapping[str, str], source: str) -> G
     inits = {i.name for i in model.graph.initializer}
     weighty = [n for n in model.graph.node if onnx_int8.is_weight_node(n, inits)]
     aliases = {n.name: w for n in weighty if (w := weight_name(n, inits))}
+    _check_weightless(model, compiled, weighty, aliases, source)
     weights = match_patterns([n.name for n in weighty], patterns, source, aliases)
     group = {n: g for g, names in weights.items() for n in names}
     nodes: dict[str, list[str]] = {g: [] for g in (*patterns, OTHER)}
@@ -90,6 +91,24 @@ def group_by_patterns(model: Any, patterns: Mapping[str, str], source: str) -> G
             grp = hits[0] if hits else OTHER
         nodes[grp].append(node.name)
     return GroupMap(nodes=nodes, weight_nodes=weights)
+
+
+def _check_weightless(model: Any, compiled: Mapping[str, re.Pattern[str]], weighty: Sequence[Any],
+                      aliases: Mapping[str, str], source: str) -> None:
+    """A pattern that matches nodes, none of them weight-bearing: a ParamError naming what it
+    matched and why those nodes do not count (match_patterns names a pattern matching none)."""
+    for g, rx in compiled.items():
+        if any(rx.search(n.name) or (n.name in aliases and rx.search(aliases[n.name]))
+               for n in weighty):
+            continue
+        hit = [n for n in model.graph.node if rx.search(n.name)]
+        if hit:
+            shown = ", ".join(f"{n.name!r} ({n.op_type})" for n in hit[:3])
+            more = f" and {len(hit) - 3} more" if len(hit) > 3 else ""
+            raise ParamError(
+                f"params: {source}.{g}: the pattern matches {shown}{more}, none of which holds "
+                f"a weight (a weight node is one of {', '.join(sorted(onnx_int8.WEIGHT_OPS))} "
+                "with an initializer weight)")
 
 
 def boundary_outputs(model: Any, gmap: GroupMap, group: str) -> list[tuple[str, str | None, int]]:

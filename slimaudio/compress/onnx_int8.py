@@ -6,12 +6,14 @@
   quantizing one group never quantizes a weight another group reads.
 - `calibrate` + `quantize_static_nodes`: one calibration (tensor ranges cached as JSON), then
   any number of static QDQ (or QOperator) models that quantize only the named nodes.
+- `quantize_nodes`: the named nodes by the method ORT has for each: static for convolutions
+  and matmuls, dynamic for LSTM (`quantize_dynamic_nodes`), none for GRU and RNN (`Methods`).
 - `quantize_dynamic_model`, `convert_float16`: dynamic INT8 and float16 conversions.
 - `compact_names`, `size_breakdown`: short names for converter-added tensors; what a file holds.
 - `float_weight_nodes`, `with_outputs`, `weight_sqnr`: inspecting a quantized graph.
 - `op_profiles`: ORT's per-operator profile (where the time goes in a quantized graph).
 
-The per-layer study built from these is slimaudio.studies.ptq_layerwise.
+The PTQ studies built from these are slimaudio.studies.ptq_layerwise and ptq_bits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -31,9 +34,11 @@ import numpy as np
 from slimaudio import runtime
 from slimaudio.errors import DataError, ParamError
 
+# Recurrent layers: their weights (W, R, B) are initializer inputs like a Conv's.
+RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
 # Operators whose parameters are weights (what the size of a model is made of).
 WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization",
-                        "InstanceNormalization", "LayerNormalization"})
+                        "InstanceNormalization", "LayerNormalization", *RECURRENT_OPS})
 MAIN_WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 ACTIVATION_TYPES = ("uint8", "int8")
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
@@ -181,6 +186,81 @@ def quantize_static_nodes(model: str | os.PathLike[str], out: str | os.PathLike[
             op_types_to_quantize=list(settings.op_types) if settings.op_types else None,
             extra_options={"WeightSymmetric": True},
         )
+    return Path(out)
+
+
+@dataclass(frozen=True)
+class Methods:
+    """How the nodes of a quantized row are quantized: ORT has static (QDQ/QOperator) kernels
+    for convolutions and matmuls, only a dynamic one for LSTM (DynamicQuantizeLSTM) and no
+    integer kernel for GRU or RNN, which stay float."""
+
+    static: list[str] | None  # nodes given to static quantization (None: every node; []: none)
+    dynamic: list[str]        # recurrent nodes quantized dynamically
+    float_only: list[str]     # recurrent nodes ORT cannot quantize
+
+    @property
+    def label(self) -> str:
+        """static, dynamic, static+dynamic, or float (nothing ORT can quantize)."""
+        parts = [m for m, on in (("static", self.static is None or bool(self.static)),
+                                 ("dynamic", bool(self.dynamic))) if on]
+        return "+".join(parts) or "float"
+
+
+def dynamic_only_ops() -> frozenset[str]:
+    """The recurrent ops ORT quantizes, all only dynamically (today: LSTM)."""
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    return frozenset(op for op in RECURRENT_OPS if op in IntegerOpsRegistry)
+
+
+def quantization_methods(model: Any, nodes: Sequence[str] | None) -> Methods:
+    """Which of `nodes` (None: every node) each method takes."""
+    recurrent = {n.name: n.op_type for n in model.graph.node if n.op_type in RECURRENT_OPS}
+    chosen = set(recurrent) if nodes is None else set(nodes) & set(recurrent)
+    dyn = dynamic_only_ops()
+    dynamic = sorted(n for n in chosen if recurrent[n] in dyn)
+    float_only = sorted(n for n in chosen if recurrent[n] not in dyn)
+    static = None if nodes is None else [n for n in nodes if n not in recurrent]
+    inits = {i.name for i in model.graph.initializer}
+    weighty = {n.name for n in model.graph.node if is_weight_node(n, inits)}
+    if static is not None and not weighty & set(static):
+        static = []  # no static weight node among them: nothing worth a static pass
+    return Methods(static, dynamic, float_only)
+
+
+def quantize_nodes(model: str | os.PathLike[str], out: str | os.PathLike[str],
+                   cache: str | os.PathLike[str], nodes: Sequence[str] | None,
+                   settings: QuantSettings) -> tuple[Path, Methods]:
+    """`nodes` (None: every node) quantized by the method ORT has for each: static from the
+    cached ranges (quantize_static_nodes), then ORT's dynamic quantization for LSTM nodes;
+    GRU and RNN nodes stay float. Returns the file and the methods used."""
+    import onnx
+
+    methods = quantization_methods(onnx.load(str(model), load_external_data=False), nodes)
+    out = Path(out)
+    if methods.static is None or methods.static:
+        quantize_static_nodes(model, out, cache, methods.static, settings)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model, out)
+    if methods.dynamic:
+        quantize_dynamic_nodes(out, out, methods.dynamic, settings.per_channel)
+    return out, methods
+
+
+def quantize_dynamic_nodes(model: str | os.PathLike[str], out: str | os.PathLike[str],
+                           nodes: Sequence[str], per_channel: bool) -> Path:
+    """ORT dynamic quantization of the named nodes only (INT8 weights, activation ranges at
+    run time); `out` may be `model`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="slimaudio-dyn.") as tmp, quiet_ort_quantization():
+        dst = Path(tmp) / "q.onnx"
+        quantize_dynamic(str(model), str(dst), weight_type=QuantType.QInt8,
+                         per_channel=per_channel, nodes_to_quantize=list(nodes),
+                         op_types_to_quantize=sorted(dynamic_only_ops()))
+        shutil.move(dst, out)
     return Path(out)
 
 

@@ -33,7 +33,7 @@ class Row:
 
     name: str
     path: Path
-    kind: str  # float | static | dynamic | float16
+    kind: str  # float | static | dynamic | static+dynamic | float16 (how it is quantized)
     groups: list[str]
     metrics: Mapping[str, float] = field(default_factory=dict)
     scores: np.ndarray | None = None  # every trial's score, for the paired intervals
@@ -91,14 +91,16 @@ class Bench:
         return replace(row, scores=scores).with_metrics(metrics)
 
     def static_row(self, name: str, groups: Sequence[str] | None) -> Row:
-        """A static INT8 row quantizing `groups` (None: every node), scored."""
+        """An INT8 row quantizing `groups` (None: every node), scored: static INT8 from the
+        calibration, and ORT's dynamic quantization for the recurrent nodes it has no static
+        kernel for; the row's kind says which (onnx_int8.Methods.label)."""
         with self.timer.lap("quantize"):
             nodes = None if groups is None else self.gmap.union(groups)
-            path = onnx_int8.quantize_static_nodes(
+            path, methods = onnx_int8.quantize_nodes(
                 self.float_path, self.models_dir / f"{name}.onnx", self.cache, nodes,
                 self.settings)
             onnx_int8.compact_names(path, self.float_path)
-        return self.evaluate(Row(name, path, "static",
+        return self.evaluate(Row(name, path, methods.label,
                                  list(self.gmap.groups) if groups is None else list(groups)))
 
     def remember(self, row: Row) -> Row:

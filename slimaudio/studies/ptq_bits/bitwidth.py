@@ -60,10 +60,17 @@ def _with_bits(bench: Bench, name: str, src: Path, node_bits: Mapping[str, int],
     return row.with_metrics(more)
 
 
-def solo_rows(bench: Bench, rows: Mapping[str, Row], widths: Sequence[int]) -> dict[str, Row]:
-    """Every group's INT8 row at every width: the group's weight nodes at b bits."""
+def bit_groups(rows: Mapping[str, Row], groups: Sequence[str]) -> list[str]:
+    """The groups whose INT8 row has static QDQ weights to requantize (a group of LSTMs,
+    quantized dynamically, or of GRUs, left float, has none)."""
+    return [g for g in groups if low_bit.quantized_weight_nodes(rows[g].path)]
+
+
+def solo_rows(bench: Bench, rows: Mapping[str, Row], groups: Sequence[str],
+              widths: Sequence[int]) -> dict[str, Row]:
+    """Each of `groups`' INT8 row at every width: the group's weight nodes at b bits."""
     out = {}
-    for g, b in itertools.product(bench.gmap.groups, widths):
+    for g, b in itertools.product(groups, widths):
         nodes = low_bit.quantized_weight_nodes(rows[g].path)
         out[row_name(g, b)] = _with_bits(bench, row_name(g, b), rows[g].path,
                                          {n: b for n in nodes}, [g], b)
@@ -91,15 +98,17 @@ def group_weight_counts(float_path: Path, bench: Bench) -> tuple[dict[str, int],
 
 
 def mixed_precision(bench: Bench, rows: Mapping[str, Row], solo: Mapping[str, Row],
-                    widths: Sequence[int], budget: float, max_verify: int
-                    ) -> tuple[WalkResult, Row | None, float]:
-    """The greedy walk from the float model: each group float, INT8 or b-bit; `rows`: `none` and
-    each group's INT8 row, `solo`: each group at each width. Returns the walk, the
-    chosen configuration's row (None: none but the float model is within the budget) and the
-    float model's size on the walk's scale. Only the chosen model's file is kept."""
-    eer0, groups = rows["none"].metrics["eer"], bench.gmap.groups
+                    groups: Sequence[str], widths: Sequence[int], budget: float,
+                    max_verify: int) -> tuple[WalkResult, Row | None, float]:
+    """The greedy walk from the float model: each of `groups` float, INT8 or b-bit (any other
+    group stays float); `rows`: `none` and each group's INT8 row, `solo`: each group at each
+    width. Returns the walk, the chosen configuration's row (None: none but the float model
+    is within the budget) and the float model's size on the walk's scale. Only the chosen
+    model's file is kept."""
+    eer0, groups = rows["none"].metrics["eer"], list(groups)
     group_of = bench.gmap.group_of()
     counts, other = group_weight_counts(bench.float_path, bench)
+    other += sum(counts[g] * FLOAT_BITS / 8 for g in bench.gmap.groups if g not in groups)
 
     def size_of(config: Mapping[str, int]) -> float:
         """Parameter bytes with each group's weights packed at its bits (float: 4 bytes)."""

@@ -64,11 +64,16 @@ def bits_section(res: StudyResult) -> list[str]:
              "| group | " + " | ".join(f"ΔEER at {b} bits" for b in (TOP_BITS, *widths))
              + " | packed size at the lowest width (x float) |",
              "|---|" + "---|" * (len(widths) + 2)]
-    for g in res.groups:
+    for g in res.bit_groups:
         cells = [_delta(res.int8[g].metrics)] + [_delta(r[row_name(g, b)].metrics)
                                                   for b in widths]
         low = r[row_name(g, widths[-1])].metrics
         lines.append(f"| {g} | {' | '.join(cells)} | {low['packed_bytes'] / packed0:.3f} |")
+    skipped = [g for g in res.groups if g not in res.bit_groups]
+    if skipped:
+        lines += ["", f"No b-bit form for {', '.join(skipped)}: its INT8 row has no static "
+                  "QDQ weights (recurrent layers are quantized dynamically, or left float, by "
+                  "ORT); the walk keeps it float."]
     return lines
 
 
@@ -153,7 +158,7 @@ def plot_mixed_precision(res: StudyResult) -> Any:
                 [float(s["measured_delta_eer"]) for s in front], "C0-", lw=1, label="front")
         ax.axhline(mp["budget"], color="k", ls="--", lw=1, label="budget")
     for b in res.widths:
-        pts = [res.rows[row_name(g, b)].metrics for g in res.groups]
+        pts = [res.rows[row_name(g, b)].metrics for g in res.bit_groups]
         ax.scatter([p["packed_bytes"] / packed0 for p in pts], [p["delta_eer"] for p in pts],
                    marker="x", label=f"one group at {b} bits")
     ax.set_xlabel("packed size (x float model)")

@@ -23,6 +23,7 @@ class StudyResult:
     rows: dict[str, Row]            # none, every <group>_w<bits>, then mixed_precision if chosen
     int8: dict[str, Row]            # each group's INT8 row (the per-layer study's), re-scored
     groups: tuple[str, ...]         # the layer groups, in network order
+    bit_groups: tuple[str, ...]     # those with static weights to requantize (bitwidth.bit_groups)
     widths: tuple[int, ...]         # the weight widths below 8, widest first
     walk: WalkResult | None         # the mixed-precision walk (None: max_verify 0)
     float_bytes: float              # the float model's parameter bytes on the walk's scale

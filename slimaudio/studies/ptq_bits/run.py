@@ -35,11 +35,12 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
     with timer.lap("load"):
         bench, int8, feeds = load(cfg, Path(ptq_dir), data_dir, models_dir, timer, progress)
     rows = {"none": int8.pop("none").with_metrics({"weight_bits": float(bitwidth.FLOAT_BITS)})}
-    rows |= bitwidth.solo_rows(bench, int8, cfg.widths)
+    groups = bitwidth.bit_groups(int8, bench.gmap.groups)
+    rows |= bitwidth.solo_rows(bench, int8, groups, cfg.widths)
     walk, float_bytes = None, float("nan")
-    if cfg.max_verify:
+    if cfg.max_verify and groups:
         walk, mixed, float_bytes = bitwidth.mixed_precision(
-            bench, {"none": rows["none"], **int8}, rows, cfg.widths, cfg.budget_eer,
+            bench, {"none": rows["none"], **int8}, rows, groups, cfg.widths, cfg.budget_eer,
             cfg.max_verify)
         rows |= {mixed.name: mixed} if mixed is not None else {}
     with timer.lap("latency"):
@@ -59,7 +60,8 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
     info = {"cpu": cpu, "int8_dot_product": runtime.has_int8_dot_product(cpu),
             "level": boot.level, "reduce_range": cfg.recipe.quant_settings.reduce_range,
             "trials": len(bench.evalset.trials)}
-    return StudyResult(rows=out, int8=int8, groups=bench.gmap.groups, widths=cfg.widths,
+    return StudyResult(rows=out, int8=int8, groups=bench.gmap.groups,
+                       bit_groups=tuple(groups), widths=cfg.widths,
                        walk=walk, float_bytes=float_bytes, ordering=order, info=info,
                        timings=timer.with_total())
 
@@ -87,7 +89,7 @@ def load(cfg: Config, ptq_dir: Path, data_dir: str | os.PathLike[str], models_di
         path = ptq_dir / f"{g}.onnx"
         if not path.is_file():
             raise DataError(f"{path}: group {g}'s INT8 row is missing (run stage ptq_layerwise)")
-        rows[g] = bench.remember(bench.scored(Row(g, path, "static", [g]), scores[g])
+        rows[g] = bench.remember(bench.scored(Row(g, path, "int8", [g]), scores[g])
                                  .with_metrics({"weight_bits": float(bitwidth.TOP_BITS)}))
     return bench, rows, io.feed(latency_input(corpus, cfg.latency.frames))
 

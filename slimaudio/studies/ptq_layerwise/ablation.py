@@ -63,9 +63,9 @@ def run_ablation(bench: Bench, cfg: Config, eer0: float,
             continue
         st, config = got
         variant = variant_name(name)
-        p = onnx_int8.quantize_static_nodes(bench.float_path,
-                                            bench.models_dir / "ablation" / f"{variant}.onnx",
-                                            bench.cache, None, st)
+        p, _ = onnx_int8.quantize_nodes(bench.float_path,
+                                        bench.models_dir / "ablation" / f"{variant}.onnx",
+                                        bench.cache, None, st)
         onnx_int8.compact_names(p, bench.float_path)
         ev = {"eer": float("nan"), "min_dcf": float("nan")}
         if name in cfg.ablation_eer:

@@ -86,7 +86,7 @@ def _setup(res: StudyResult, cfg: Config) -> list[str]:
         f"{P['classifier_speakers']} VoxCeleb2 training speakers; ours is the size of the ONNX "
         "file of the embedding extractor alone (no classifier head), so compare ratios, not "
         "megabytes.",
-        *_groups_note(info),
+        *_groups_note(info), *_methods_note(res),
     ]
 
 
@@ -96,6 +96,20 @@ def _groups_note(info: dict[str, Any]) -> list[str]:
         return []
     return ["", "Layer groups (params ptq_layerwise.groups, regex over ONNX node names): "
             + ", ".join(f"{g} `{p}`" for g, p in info["groups"].items()) + "."]
+
+
+def _methods_note(res: StudyResult) -> list[str]:
+    """Which groups are not quantized statically, and why (nothing for a model without
+    recurrent layers, so the default's report stays as it was)."""
+    other = {g: res.rows[g].kind for g in res.groups if res.rows[g].kind != "static"}
+    if not other:
+        return []
+    why = {"dynamic": "ORT's dynamic quantization (its only integer LSTM kernel, "
+                      "DynamicQuantizeLSTM)",
+           "static+dynamic": "static for the convolutions and matmuls, dynamic for the LSTMs",
+           "float": "left float: ORT has no integer GRU or RNN kernel"}
+    return ["", "Not every group is quantized statically (the table's `method` column): "
+            + "; ".join(f"{g}: {why.get(k, k)}" for g, k in other.items()) + "."]
 
 
 def _paper_rows(res: StudyResult) -> bool:
@@ -211,8 +225,8 @@ def _every_row(res: StudyResult) -> list[str]:
              "|" + "---|" * len(COLUMNS)]
     for _, row in res.table().iterrows():
         lines.append("| " + " | ".join(
-            [str(row["quantized"])] + [num(row[c], 0 if c == "size_bytes" else 3)
-                                       for c in COLUMNS[1:]]) + " |")
+            [str(row["quantized"]), str(row["method"])]
+            + [num(row[c], 0 if c == "size_bytes" else 3) for c in COLUMNS[2:]]) + " |")
     return lines
 
 
@@ -349,7 +363,7 @@ def plot_size_vs_eer(res: StudyResult) -> Any:
     labels: dict[tuple[float, float], list[str]] = {}
     for n, row in res.rows.items():
         m = row.metrics
-        mark = {"float": "s", "static": "o", "dynamic": "^", "float16": "D"}[row.kind]
+        mark = {"float": "s", "dynamic": "^", "float16": "D"}.get(row.kind, "o")
         col = "C3" if n == "proposed" else ("C1" if n in ("all", "paper_choice") else "C0")
         ax.scatter(m["size_mib"], m["eer"], marker=mark, color=col, zorder=3)
         labels.setdefault((round(m["size_mib"], 4), round(m["eer"], 4)), []).append(n)

@@ -13,7 +13,7 @@ from slimaudio.speaker.ptq_bench import Row
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError
 from slimaudio.studies.ptq_layerwise.search import Proposal
 
-COLUMNS = ["quantized",
+COLUMNS = ["quantized", "method",  # method: float, static, dynamic, static+dynamic, float16
            *[c for n in ("eer", "delta_eer", "score_shift", "min_dcf", "delta_min_dcf")
              for c in stats.column_names(n)],
            "size_bytes", "size_mib", "size_ratio", "latency_ms", *stats.column_names("speedup")]
@@ -33,6 +33,7 @@ class StudyResult:
     speed: pd.DataFrame = field(default_factory=pd.DataFrame)  # width_speed.speed_table
 
     def table(self) -> pd.DataFrame:
-        recs = [{"quantized": r.name, **{c: r.metrics.get(c) for c in COLUMNS[1:]}}
+        recs = [{"quantized": r.name, "method": r.kind,
+                 **{c: r.metrics.get(c) for c in COLUMNS[2:]}}
                 for r in self.rows.values()]
         return pd.DataFrame(recs, columns=COLUMNS)
