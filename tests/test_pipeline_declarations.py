@@ -98,6 +98,29 @@ def test_stage_declares_what_it_reads(stage) -> None:
             f"{stage.addressing}: out {out} is not passed to the script"
 
 
+# Folders a stage may declare whole although it imports only some of their modules: the
+# params schemas (config loads every one), a study's own package, the summary (the report stage).
+WHOLE_FOLDERS = ("slimaudio/schemas", "slimaudio/studies/", "slimaudio/summary")
+
+
+@pytest.mark.parametrize("stage", _stages(), ids=lambda s: s.addressing)
+def test_a_library_folder_is_a_dep_only_where_its_modules_are_read(stage) -> None:
+    """A shared folder as a dep reruns the stage when any module in it changes: editing the
+    PTQ rows' module (speaker/ptq_bench.py) must not retrain ECAPA-TDNN. Such a folder is
+    listed module by module, unless the stage reads every module of it."""
+    argv = shlex.split(stage.cmd if isinstance(stage.cmd, str) else stage.cmd[0])
+    imported = {str(p) for p in closure(REPO / argv[1])}
+    for dep in sorted(_paths(stage, "deps")):
+        folder = REPO / dep
+        if not dep.startswith("slimaudio/") or not folder.is_dir() or \
+                dep.startswith(WHOLE_FOLDERS):
+            continue
+        unread = sorted(str(p.relative_to(REPO)) for p in folder.rglob("*.py")
+                        if p.name != "__init__.py" and str(p.relative_to(REPO)) not in imported)
+        assert not unread, (f"{stage.addressing}: declares {dep} whole but never reads "
+                            f"{unread}: list the modules it reads instead")
+
+
 def test_no_hard_coded_output_paths_in_stage_scripts() -> None:
     for script in sorted((REPO / "stages").glob("*.py")):
         text = script.read_text()
