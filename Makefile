@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-compile -e ".[dev]"
 	# the reference extra, without its dependencies (see pyproject.toml)
 	$(PY) -m pip install -q --no-compile --no-deps speechbrain==1.1.2 hyperpyyaml==1.2.3 kaldi-native-fbank==1.23.0
+	$(PY) -m pip install -q --no-compile librosa==0.11.0
 	# Bytecode for every installed module, on all cores (~30 s on 2). Where the environment
 	# sets PYTHONDONTWRITEBYTECODE (common in containers) nothing is ever cached, and every
 	# stage and timing worker would recompile TensorFlow, torch and MLflow: 7 s more per

@@ -70,9 +70,16 @@ def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
 
 
 def mel_filterbank(cfg: MelConfig) -> np.ndarray:
-    """[n_mels, n_fft // 2 + 1] triangular filters; every filter covers at least one bin."""
-    freqs = np.linspace(0.0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
+    """[n_mels, n_fft // 2 + 1] triangular filters on the HTK mel scale; every filter covers at
+    least one bin."""
     pts = mel_to_hz(np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2))
+    return triangles(pts, cfg.sample_rate, cfg.n_fft)
+
+
+def triangles(pts: np.ndarray, sample_rate: int, n_fft: int) -> np.ndarray:
+    """[len(pts) - 2, n_fft // 2 + 1] triangles with feet and peaks at `pts` (Hz), evaluated at
+    the DFT bins' frequencies, peak 1; refused when a filter covers no bin."""
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
     lo, mid, hi = pts[:-2, None], pts[1:-1, None], pts[2:, None]
     up = (freqs[None, :] - lo) / (mid - lo)
     down = (hi - freqs[None, :]) / (hi - mid)
@@ -80,7 +87,7 @@ def mel_filterbank(cfg: MelConfig) -> np.ndarray:
     empty = np.flatnonzero(fb.sum(axis=1) == 0)
     if empty.size:
         raise ParamError(f"features: {empty.size} mel filter(s) fall between FFT bins; use fewer "
-                         f"n_mels or a larger n_fft (n_mels={cfg.n_mels}, n_fft={cfg.n_fft})")
+                         f"n_mels or a larger n_fft (n_mels={len(pts) - 2}, n_fft={n_fft})")
     return fb
 
 

@@ -13,7 +13,10 @@ from slimaudio.spec import build
 _PARAMS = compose([])
 _RATE = _PARAMS["base"]["sample_rate"]
 # prepare_speakers.features: 80 bands, 25 ms / 10 ms at 16 kHz (ECAPA-TDNN's input)
-SPEAKER = MelConfig.of(build(SpeakerFeatures, _PARAMS["prepare_speakers"]["features"]), _RATE)
+SPEAKER_FEATURES = build(SpeakerFeatures, _PARAMS["prepare_speakers"]["features"])
+SPEAKER = MelConfig.of(SPEAKER_FEATURES, _RATE)
+# prepare_speakers.features.custom: the general frontend's settings beyond the STFT and mel
+CUSTOM = SPEAKER_FEATURES.custom
 # prepare_sounds.features: 64 bands, 40 ms / 20 ms
 SOUND = MelConfig.of(build(Mel, _PARAMS["prepare_sounds"]["features"]), _RATE)
 

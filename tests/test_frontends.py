@@ -62,7 +62,7 @@ def _cfg(kind: str, sample_rate: int, mean_norm: bool = False, kaldi_scale: floa
     return fe.FrontendConfig(n_mels=N_MELS, n_fft=512, win_length=400, hop_length=160, f_min=20.0,
                              f_max=min(7600.0, sample_rate / 2), kind=kind, mean_norm=mean_norm,
                              kaldi_scale=kaldi_scale, kaldi_window=kaldi_window,
-                             sample_rate=sample_rate)
+                             custom=mel_configs.CUSTOM, sample_rate=sample_rate)
 
 
 def _figures(ours: np.ndarray, ref: np.ndarray, loud: np.ndarray) -> tuple[float, float, float]:
@@ -173,12 +173,12 @@ def test_bad_kind_is_a_one_line_param_error() -> None:
     assert "\n" not in str(info.value)
 
 
-def test_every_frontend_kind_the_params_offer_is_computed_and_described() -> None:
+def test_every_frontend_kind_the_params_offer_is_resolved() -> None:
     from slimaudio import config
-    from slimaudio.prepare import speakers
+    from slimaudio.frontends.config import _RESOLVE
 
     config.validate(composer.compose([]))  # the default (log_mel) validates
-    assert set(fe._COMPUTE) == set(speakers._FEATURES) == set(fe.KINDS)
+    assert set(_RESOLVE) == set(fe.KINDS)
     assert "kind" not in config.SCHEMAS["prepare_sounds"]["features"]
     with pytest.raises(ParamError, match=r"prepare_speakers\.features\.kind = 'mfcc'") as info:
         composer.compose(["prepare_speakers.features.kind=mfcc"])
@@ -188,3 +188,49 @@ def test_every_frontend_kind_the_params_offer_is_computed_and_described() -> Non
 def test_speechbrain_fbank_refuses_rates_above_16k() -> None:
     with pytest.raises(ParamError, match="sample_rate <= 16000"):
         _cfg("speechbrain_fbank", 22050)
+
+
+def test_custom_with_conf_values_is_log_mel_exactly() -> None:
+    """conf's `custom` section describes log_mel: the kind custom with it changes nothing."""
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, 16000 + 77).astype(np.float32)
+    custom, preset = _cfg("custom", 16000), _cfg("log_mel", 16000)
+    assert custom.spectral == preset.spectral
+    assert fe.compute(x, custom).tobytes() == fe.compute(x, preset).tobytes()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n_fft": 300}, "win_length 400 > n_fft 300"),
+    ({"compression": "log", "log_offset": 0.0, "floor": 0.0}, "needs log_offset > 0 or floor > 0"),
+    ({"compression": "db", "floor": 0.0}, "db needs floor"),
+    ({"filters": "kaldi", "filter_norm": "slaney"}, "applies to htk and slaney filters"),
+    ({"var_norm": True}, "var_norm needs mean_norm"),
+])
+def test_impossible_frontend_settings_are_one_line_param_errors(change, message) -> None:
+    from dataclasses import replace
+
+    shape = {k: v for k, v in change.items() if k != "n_fft"}
+    with pytest.raises(ParamError, match=message) as info:
+        replace(_cfg("custom", 16000), custom=replace(mel_configs.CUSTOM, **shape),
+                n_fft=change.get("n_fft", 512)).filterbank()
+    assert "\n" not in str(info.value)
+
+
+def test_any_n_fft_at_or_above_the_window_is_accepted() -> None:
+    from dataclasses import replace
+
+    from slimaudio import config
+
+    config.validate(composer.compose(["prepare_speakers.features.kind=custom",
+                                      "prepare_speakers.features.n_fft=400"]))
+    cfg = replace(_cfg("custom", 16000), n_fft=400)
+    assert fe.compute(np.full(1600, 0.01), cfg).shape == (8, N_MELS)
+
+
+@pytest.mark.parametrize("compression, dtype", [("log", np.float16), ("db", np.float16),
+                                                ("log1p", np.float16), ("none", np.float32)])
+def test_storage_type_follows_the_compression(compression: str, dtype) -> None:
+    from dataclasses import replace
+
+    cfg = replace(_cfg("custom", 16000),
+                  custom=replace(mel_configs.CUSTOM, compression=compression, floor=1e-10))
+    assert cfg.spectral.storage_dtype is dtype

@@ -1,9 +1,10 @@
 """The one reader and validator of data/speakers/ (written by the prepare_speakers stage).
 
 Layout (docs/architecture.md): manifest.csv (one row per utterance: utt_id, speaker, split,
-feat_offset, feat_frames, and audio_offset, audio_samples, group, ...), feats.npy float16
-[frames, n_mels] (log-mel, uncentred STFT frames), audio.npy int16 [samples], trials.txt,
-info.json (sample_rate and the STFT settings). Every study that reads speakers reads them here;
+feat_offset, feat_frames, and audio_offset, audio_samples, group, ...), feats.npy [frames,
+n_mels] (float16 for compressed features, float32 for raw spectra: info.json's features.dtype),
+audio.npy int16 [samples], trials.txt, info.json (sample_rate, the STFT settings, `center`, and
+every frontend setting under `frontend`). Every study that reads speakers reads them here;
 the arrays are memory-mapped, so opening the corpus costs only the manifest.
 """
 
@@ -60,7 +61,7 @@ class SpeakerInfo:
 class SpeakerData:
     root: Path
     manifest: pd.DataFrame
-    feats: np.ndarray          # float16 [total_frames, n_mels] (memory-mapped)
+    feats: np.ndarray          # float16 or float32 [total_frames, n_mels] (memory-mapped)
     trials: Trials
     info: SpeakerInfo
     _audio: np.ndarray | None = field(default=None, repr=False)
@@ -139,7 +140,8 @@ def _require_columns(path: Path, df: pd.DataFrame, columns: tuple[str, ...]) -> 
 
 def _load_audio(root: Path, m: pd.DataFrame, info: SpeakerInfo) -> np.ndarray:
     """audio.npy, checked against the manifest and aligned with the features: a feature frame
-    f of an utterance covers its samples [f * hop, f * hop + win) (uncentred STFT)."""
+    f of an utterance covers its samples [f * hop, f * hop + win) (uncentred STFT), or is
+    centred on sample f * hop (centred: info.json's `center`)."""
     path = root / "audio.npy"
     if not path.exists():
         raise DataError(f"{path}: missing (run the prepare_speakers stage)")
@@ -150,9 +152,12 @@ def _load_audio(root: Path, m: pd.DataFrame, info: SpeakerInfo) -> np.ndarray:
         raise DataError(f"{path}: expected [samples], got shape {audio.shape}")
     if (m["audio_offset"] + m["audio_samples"]).max() > audio.shape[0]:
         raise DataError(f"{root / 'manifest.csv'}: audio rows beyond the end of audio.npy")
-    win, hop = int(stft["win_length"]), int(stft["hop_length"])
-    expect = 1 + (m["audio_samples"] - win) // hop
+    win, hop, n_fft = int(stft["win_length"]), int(stft["hop_length"]), int(stft["n_fft"])
+    centred = bool(info.raw.get("center", False))
+    span = n_fft - 2 * (n_fft // 2) if centred else win  # samples the first frame needs
+    expect = 1 + (m["audio_samples"] - span) // hop
     if not (expect == m["feat_frames"]).all():
-        raise DataError(f"{root}: feat_frames disagree with audio_samples for uncentred STFT "
-                        f"frames (win {win}, hop {hop}); features and audio are misaligned")
+        raise DataError(f"{root}: feat_frames disagree with audio_samples for "
+                        f"{'centred' if centred else 'uncentred'} STFT frames (win {win}, hop "
+                        f"{hop}); features and audio are misaligned")
     return audio

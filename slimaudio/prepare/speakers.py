@@ -26,7 +26,6 @@ from slimaudio.corpora.speakers import (
     trial_speakers,
 )
 from slimaudio.errors import DataError, ParamError
-from slimaudio.features import MelConfig
 from slimaudio.frontends import FrontendConfig, compute
 from slimaudio.prepare.common import (
     NpyAppender,
@@ -134,8 +133,7 @@ class _Ctx:
     corpus: SpeakerCorpus   # without its utterance list (pickled once per chunk)
     sample_rate: int
     checks: AudioChecks
-    mel: MelConfig
-    frontend: FrontendConfig  # features.kind; its .mel is `mel`
+    frontend: FrontendConfig  # features.kind and its settings
 
 
 def _work(ctx: _Ctx, utts: list[Utterance]) -> list[tuple]:
@@ -148,9 +146,8 @@ def _work(ctx: _Ctx, utts: list[Utterance]) -> list[tuple]:
             out.append(("bad", exc.reason, str(exc)))
             continue
         pcm = to_int16(audio)
-        # featurise the stored int16 waveform, so LogMel(audio.npy) reproduces feats.npy
-        # (log_mel kind; the others through slimaudio.frontends.compute)
-        feats = compute(from_int16(pcm), ctx.frontend, fb).astype(np.float16)
+        # featurise the stored int16 waveform, so that the features are those of audio.npy
+        feats = compute(from_int16(pcm), ctx.frontend, fb).astype(ctx.frontend.spectral.storage_dtype)
         out.append(("ok", pcm, feats))
     return out
 
@@ -172,11 +169,10 @@ def prepare_speakers(section: PrepareSpeakers, out_dir: str | Path, *, sample_ra
     sr = sample_rate
     corpus, split = read_sides(section, sr, seed)
     frontend = FrontendConfig.of(section.features, sr)
-    mel = frontend.mel
     checks = checks_from(section.audio, frontend)
     skips = SkipLog(on_bad_audio)
     skips.add_all(corpus.skipped)
-    ctx = _Ctx(replace(corpus, utterances=[], trials=None, skipped=[]), sr, checks, mel, frontend)
+    ctx = _Ctx(replace(corpus, utterances=[], trials=None, skipped=[]), sr, checks, frontend)
     with atomic_dir(out_dir) as tmp:
         rows = _featurise(ctx, corpus.utterances, split, skips, tmp, workers, chunk_size, progress)
         import pandas as pd  # here, not at the top: worker processes never need it
@@ -223,11 +219,13 @@ def assign_splits(corpus: SpeakerCorpus, test_speakers: float, seed: int) -> dic
 def _featurise(ctx: _Ctx, utterances: list[Utterance], split: dict[str, str], skips: SkipLog,
                tmp: Path, workers: int, chunk_size: int, progress: bool) -> list[dict[str, Any]]:
     """Load, validate and featurise every utterance in the worker pool, appending int16 audio
-    to tmp/audio.npy and float16 log-mels to tmp/feats.npy; the manifest rows of those kept."""
+    to tmp/audio.npy and features to tmp/feats.npy (the frontend's storage type); the manifest
+    rows of those kept."""
     sr = ctx.sample_rate
     rows: list[dict[str, Any]] = []
     audio_w = NpyAppender(tmp / "audio.npy", np.int16)
-    feats_w = NpyAppender(tmp / "feats.npy", np.float16, (ctx.mel.n_mels,))
+    spec = ctx.frontend.spectral
+    feats_w = NpyAppender(tmp / "feats.npy", spec.storage_dtype, (spec.n_mels,))
     results = run_chunks(_work, ctx, utterances, workers=workers,
                          chunk_size=chunk_size, desc="speakers", progress=progress)
     for u, res in zip(utterances, results, strict=True):
@@ -263,16 +261,6 @@ def _trials(corpus: SpeakerCorpus, test: Any, sizes: TrialCounts,
     return trials, corpus.trial_source, len(corpus.trials) - len(tr)
 
 
-# What each frontend's values are (slimaudio.frontends has the definitions); its keys are
-# frontends.KINDS (a test checks).
-_FEATURES = {
-    "log_mel": {"log_eps": 1e-6, "window": "hann (periodic)", "mel_scale": "htk"},
-    "speechbrain_fbank": {"log": "10*log10(max(x, 1e-10)), top_db 80", "window": "hamming",
-                          "mel_scale": "htk"},
-    "kaldi_fbank": {"log": "ln(max(x, float eps))", "mel_scale": "kaldi"},  # window: kaldi_window
-}
-
-
 def _info(corpus: SpeakerCorpus, m: Any, trials: Trials, trials_from: str | None,
           dropped: int, frontend: FrontendConfig, skips: SkipLog, section: PrepareSpeakers) -> dict[str, Any]:
     lo, hi = float(m.duration_s.min()), float(m.duration_s.max())
@@ -292,9 +280,7 @@ def _info(corpus: SpeakerCorpus, m: Any, trials: Trials, trials_from: str | None
         **frontend.describe(),
         "corpus": {"kind": corpus.kind, "path": corpus.root, "options": asdict(section.corpus),
                    "trials": trials_from},
-        "features": {"dtype": "float16", "layout": "[total_frames, n_mels]", **_FEATURES[frontend.kind],
-                     **({"window": frontend.kaldi_window} if frontend.kind == "kaldi_fbank" else {}),
-                     "normalisation": "utterance mean" if frontend.mean_norm else "none"},
+        "features": _storage(frontend),
         "audio": {"dtype": "int16", "scale": 32767, "silence_dbfs": section.audio.silence_dbfs,
                   "min_duration_s": section.audio.min_duration_s},
         "counts": {"utterances": int(len(m)), "speakers": int(m.speaker.nunique()),
@@ -306,6 +292,16 @@ def _info(corpus: SpeakerCorpus, m: Any, trials: Trials, trials_from: str | None
         "splits": per_split,
         "skipped": skips.as_dict(),
     }
+
+
+def _storage(frontend: FrontendConfig) -> dict[str, Any]:
+    """How feats.npy holds the features, and why that type (slimaudio.frontends.spectral)."""
+    s = frontend.spectral
+    why = ("compressed features: float16 keeps them to 1e-3 relative" if s.storage_dtype == np.float16
+           else "uncompressed spectra span many decades and overflow float16")
+    norm = "utterance mean and variance" if s.var_norm else "utterance mean" if s.mean_norm else "none"
+    return {"dtype": np.dtype(s.storage_dtype).name, "why": why,
+            "layout": "[total_frames, n_mels]", "compression": s.compression, "normalisation": norm}
 
 
 def _metrics(info: dict[str, Any]) -> dict[str, float]:

@@ -15,8 +15,13 @@ from slimaudio.errors import ParamError
 from slimaudio.spec import param, section
 
 # The choices other modules dispatch on (slimaudio.frontends, slimaudio.corpora, features).
-FeatureKind = Literal["log_mel", "speechbrain_fbank", "kaldi_fbank"]
+FeatureKind = Literal["log_mel", "speechbrain_fbank", "kaldi_fbank", "custom"]
 KaldiWindow = Literal["povey", "hamming"]
+Window = Literal["hann", "hamming", "povey", "rectangular"]
+PadMode = Literal["constant", "reflect"]
+MelFilters = Literal["htk", "slaney", "speechbrain", "kaldi"]
+FilterNorm = Literal["none", "slaney"]
+Compression = Literal["none", "log", "log10", "db", "log1p"]
 SpeakerCorpusKind = Literal["synthetic", "voxceleb", "librispeech", "fsdd"]
 SoundCorpusKind = Literal["synthetic", "esc50", "urbansound8k", "folder"]
 ShortClip = Literal["pad", "drop"]
@@ -38,16 +43,16 @@ class Mel:
 
     n_mels: int = param("log-mel bands (80 for ECAPA-TDNN, 64 for the ResNet50 sound model); "
                         "the filterbank size for every speaker frontend kind", lo=8, hi=256)
-    n_fft: int = param("DFT points (prepare_speakers: its log_mel kind only)",
-                       choices=[128, 256, 512, 1024, 2048, 4096])
+    n_fft: int = param("DFT points, any number >= win_length (prepare_speakers: its log_mel "
+                       "and custom kinds only)", lo=16, hi=16384)
     win_length: int = param("STFT window in samples (<= n_fft; prepare_speakers: its log_mel "
-                            "kind only)", lo=16, hi=4096)
-    hop_length: int = param("STFT hop in samples (prepare_speakers: its log_mel kind only)",
-                            lo=1, hi=4096)
-    f_min: float = param("lowest mel filter edge (Hz; prepare_speakers: its log_mel kind only)",
-                         lo=0.0)
+                            "and custom kinds only)", lo=16, hi=16384)
+    hop_length: int = param("STFT hop in samples (prepare_speakers: its log_mel and custom kinds "
+                            "only)", lo=1, hi=16384)
+    f_min: float = param("lowest mel filter edge (Hz; prepare_speakers: its log_mel and custom "
+                         "kinds only)", lo=0.0)
     f_max: float = param("highest mel filter edge (Hz, <= sample_rate / 2; prepare_speakers: "
-                         "its log_mel kind only)", lo=100.0)
+                         "its log_mel and custom kinds only)", lo=100.0)
 
 
 @dataclass(frozen=True)
@@ -129,19 +134,55 @@ class SpeechSynth:
 
 
 @dataclass(frozen=True)
+class SpectralShape:
+    """The frontend beyond the STFT and mel settings (slimaudio.frontends.spectral). The values
+    in conf/ describe log_mel, so kind custom with them computes log_mel's features exactly."""
+
+    window: Window = param("analysis window (povey: Kaldi's, a Hann window to the power 0.85)")
+    periodic: bool = param("window denominator N (periodic: torch, librosa, SpeechBrain) or "
+                           "N - 1 (symmetric: Kaldi)")
+    center: bool = param(
+        "true: the signal padded by n_fft // 2 each side and frame t centred on sample t * hop "
+        "(torch.stft, librosa); false: frames of win_length samples from sample 0 (Kaldi's "
+        "snip_edges; librosa's center=False starts each frame (n_fft - win_length) // 2 later)")
+    pad_mode: PadMode = param("padding of centred frames (librosa >= 0.10: constant)")
+    scale: float = param("waveform scale ([-1, 1] times this)", lo=1e-6, hi=1e6)
+    remove_dc: bool = param("subtract each frame's mean before the window (Kaldi)")
+    preemphasis: float = param("pre-emphasis within each frame, x[t] - c x[t - 1] (Kaldi: 0.97; "
+                               "0: none)", lo=0.0, hi=0.999)
+    power: float = param("1: magnitude spectrum, 2: power spectrum", choices=[1.0, 2.0])
+    filters: MelFilters = param(
+        "mel filter design: htk (HTK mel scale, torchaudio's default), slaney (librosa's "
+        "default scale), speechbrain or kaldi (those toolkits' own designs)")
+    filter_norm: FilterNorm = param("slaney: each triangle scaled to unit area in Hz (librosa's "
+                                    "norm='slaney'); htk and slaney filters only")
+    compression: Compression = param(
+        "none (float32 storage), log (natural), log10, db (10 log10, librosa's power_to_db with "
+        "ref 1) or log1p")
+    log_offset: float = param("log, log10: added to the mel energy before the log", lo=0.0)
+    floor: float = param("log, log10: clamp after the offset; db: amin", lo=0.0)
+    top_db: float | None = param("db: floor at the utterance's maximum minus this (null: none)",
+                                 lo=0.0)
+    var_norm: bool = param("also divide each band by its standard deviation over the utterance "
+                           "(needs mean_norm)")
+
+
+@dataclass(frozen=True)
 class SpeakerFeatures(Mel):
     """Mel plus the frontend choice (slimaudio.frontends)."""
 
     kind: FeatureKind = param(
-        "frontend: log_mel (the project's), speechbrain_fbank (SpeechBrain's Fbank, in dB) or "
-        "kaldi_fbank (Kaldi fbank of WeSpeaker / 3D-Speaker, int16 scale); the pretrained kinds "
-        "use only n_mels of the STFT and mel settings")
+        "frontend: log_mel (the project's), speechbrain_fbank (SpeechBrain's Fbank, in dB), "
+        "kaldi_fbank (Kaldi fbank of WeSpeaker / 3D-Speaker, int16 scale), each a preset of the "
+        "general frontend, or custom (the STFT and mel settings here and `custom`); the "
+        "SpeechBrain and Kaldi kinds use only n_mels of the STFT and mel settings")
     mean_norm: bool = param("subtract each utterance's mean over frames (the sentence mean norm "
                             "/ CMN the pretrained recipes apply)")
     kaldi_window: KaldiWindow = param(
         "kaldi_fbank: window (WeSpeaker: hamming; Kaldi, 3D-Speaker: povey)")
     kaldi_scale: float = param("kaldi_fbank: waveform scale ([-1, 1] times this; WeSpeaker and "
                                "Kaldi: 32768, 3D-Speaker: 1)", lo=1e-6, hi=1e6)
+    custom: SpectralShape = param()
 
 
 @dataclass(frozen=True)
