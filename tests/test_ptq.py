@@ -532,7 +532,7 @@ def _small_config() -> study_config.Config:
         eval=schema.Eval(threads=1, max_frames=60),
         error_analysis=schema.ErrorAnalysis(utterances=2),
         latency=schema.Latency(frames=60, warmup=0, repeats=30), profile_runs=1,
-        ablation=("s8s8",), ablation_eer=(),
+        ablation=("s8s8", "all_ops"), ablation_eer=(), op_probe=True,
         speed=schema.Speed(widths=(16, 32), seconds=(0.5, 1.0), variants=("all",),
                            warmup=0, repeats=30, runtimes=False))
 
@@ -580,7 +580,8 @@ def test_study_runs_every_row(studied, tmp_path) -> None:
     assert (rows["study"] == "ptq_layerwise").all() and rows["relative_quality"].iat[0] == 1.0
     assert set(report.variant_metrics) == set(every) and report.variant_tags["all"]["kind"] == "static"
     metrics = json.loads((rep / "metrics.json").read_text())
-    assert set(metrics["ablation"]) == {"all_s8s8"} and "eer" not in metrics["ablation"]["all_s8s8"]
+    assert set(metrics["ablation"]) == {"all_s8s8", "all_ops"}
+    assert "eer" not in metrics["ablation"]["all_s8s8"]
     assert report.run_params["proposed_source"] == res.search.source
     walk = metrics["search"]["walk"]  # proposed: the budgeted walk over float/INT8 per group
     assert walk["bit_options"] == [32, 8] and walk["steps"][0]["config"] == dict.fromkeys(
@@ -598,6 +599,12 @@ def test_study_runs_every_row(studied, tmp_path) -> None:
     assert ((a["speedup_lo"] <= a["speedup"]) & (a["speedup"] <= a["speedup_hi"])).all()
     assert metrics["speedup_all_widest_channels"] == 32 and "speedup_all_c16_0.5s" in metrics
     assert "## INT8 speed-up against width and input length" in md and "| 32 |" in md
+    # the op probe: one row per op type all_ops adds to `all`, and the sentence that blames one
+    added = {r["op_type"] for r in res.op_probe}
+    assert added and not added & set(cfg.quant_settings.op_types)
+    assert all(r["nodes"] > 0 and -1 <= r["emb_cos"] <= 1 for r in res.op_probe)
+    assert "### Which op type all_ops's loss comes from" in md
+    assert all(f"| {op} |" in md for op in added)
     assert "Why these rows run at the speed they do" in md and "`dynamic` runs at" in md
     assert res.info["reduce_range_reason"]
 
@@ -797,3 +804,16 @@ def test_sub8bit_ordering_verdict_reads_the_paired_intervals() -> None:
     metrics = {"ordering": {"w4": {"block2 - fc": [0.5, 0.2, 0.8]}}}
     got = [f for f in findings(table, metrics) if "4-bit" in f.claim]
     assert len(got) == 1 and got[0].verdict == "holds"
+
+
+def test_op_probe_blames_the_type_that_alone_drifts_as_far() -> None:
+    from slimaudio.studies.ptq_layerwise.op_probe import finding
+
+    probe = [{"op_type": "Softmax", "nodes": 1, "emb_cos": 0.90},
+             {"op_type": "Mul", "nodes": 12, "emb_cos": 0.995}]
+    text = finding(probe, all_cos=0.999, all_ops_cos=0.89)
+    assert "comes from quantizing Softmax (1 nodes: 91% of the loss alone)" in text
+    assert "Mul" not in text
+    spread = [{"op_type": t, "nodes": 2, "emb_cos": 0.97} for t in ("Mul", "Sigmoid")]
+    assert finding(spread, 0.999, 0.90).startswith("No single added op type explains")
+    assert "no op type to blame" in finding(probe, 0.99, 0.995)

@@ -11,7 +11,7 @@ import numpy as np
 
 from slimaudio.errors import ParamError
 from slimaudio.features import MelConfig
-from slimaudio.frontends import presets
+from slimaudio.frontends.presets import kaldi_fbank, log_mel, speechbrain_fbank
 from slimaudio.frontends.spectral import Spectral
 from slimaudio.frontends.spectral import compute as compute_spectral
 from slimaudio.schemas.data import FeatureKind, KaldiWindow, Mel, SpeakerFeatures, SpectralShape
@@ -73,9 +73,9 @@ class FrontendConfig(SpeakerFeatures):
 
 # Each kind's settings; its keys are KINDS (a test checks).
 _RESOLVE: dict[str, Callable[[FrontendConfig], Spectral]] = {
-    "log_mel": lambda c: presets.log_mel(c.mel, c.mean_norm),
-    "speechbrain_fbank": lambda c: presets.speechbrain_fbank(c.sample_rate, c.n_mels, c.mean_norm),
-    "kaldi_fbank": lambda c: presets.kaldi_fbank(c.sample_rate, c.n_mels, c.mean_norm,
+    "log_mel": lambda c: log_mel(c.mel, c.mean_norm),
+    "speechbrain_fbank": lambda c: speechbrain_fbank(c.sample_rate, c.n_mels, c.mean_norm),
+    "kaldi_fbank": lambda c: kaldi_fbank(c.sample_rate, c.n_mels, c.mean_norm,
                                                  c.kaldi_window, c.kaldi_scale),
     "custom": lambda c: Spectral(**values(c, Mel), **values(c.custom, SpectralShape),
                                  sample_rate=c.sample_rate, mean_norm=c.mean_norm),

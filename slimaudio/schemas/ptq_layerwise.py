@@ -112,6 +112,10 @@ class PtqLayerwise(PtqRecipe):
         "variants of `all` with one setting changed (size, latency)")
     ablation_eer: tuple[Literal[tuple(ABLATIONS)], ...] = param(  # type: ignore[valid-type]
         "ablation variants whose EER is measured too (the others: embedding cosine only)")
+    op_probe: bool = param(
+        "with the all_ops ablation: quantize `all` plus each op type all_ops adds, alone, to "
+        "find which op's quantization all_ops's embedding drift comes from (one quantization "
+        "per type, no trial scoring)")
 
 
 section("ptq_layerwise", PtqLayerwise)

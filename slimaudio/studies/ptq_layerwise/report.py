@@ -12,6 +12,7 @@ from slimaudio.papers import PTQ_LAYERWISE as P
 from slimaudio.schemas.ptq_layerwise import ABLATIONS
 from slimaudio.speaker.groups import GROUPS
 from slimaudio.studies.base import StudyReport
+from slimaudio.studies.ptq_layerwise import op_probe
 from slimaudio.studies.ptq_layerwise.ablation import COLUMNS as ABLATION_COLUMNS
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import rank_correlations
@@ -300,7 +301,22 @@ def _ablation(res: StudyResult) -> list[str]:
         lines.append(f"| {a['variant']} | {num(a['eer'])} | {_delta(a)} "
                      f"| {a['size_ratio']:.3f} | {a['emb_cos']:.5f} | {a['latency_ms']:.2f} "
                      f"| {a['speedup']:.2f} | {num(a['float_conv_kernels'], 0)} |")
-    return lines
+    return lines + _op_probe(res)
+
+
+def _op_probe(res: StudyResult) -> list[str]:
+    """Which op type all_ops's drift comes from (ptq_layerwise.op_probe)."""
+    all_ops = next((a for a in res.ablation if a["variant"] == "all_ops"), None)
+    if not res.op_probe or all_ops is None:
+        return []
+    all_cos = res.rows["all"].metrics["emb_cos"]
+    lines = ["", "### Which op type all_ops's loss comes from", "",
+             "`all` plus one op type that all_ops adds, each alone (embedding cosine to the "
+             "float model on the error-analysis inputs; not timed).", "",
+             "| op type added to all | nodes | embedding cosine |", "|---|---|---|"]
+    lines += [f"| {r['op_type']} | {r['nodes']} | {r['emb_cos']:.5f} |"
+              for r in sorted(res.op_probe, key=lambda r: r["emb_cos"])]
+    return lines + ["", op_probe.finding(res.op_probe, all_cos, all_ops["emb_cos"])]
 
 
 def _profile(res: StudyResult) -> list[str]:

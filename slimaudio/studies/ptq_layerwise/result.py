@@ -31,6 +31,7 @@ class StudyResult:
     info: dict[str, Any]
     groups: tuple[str, ...] = GROUPS  # the layer groups (GroupMap.groups), in order
     speed: pd.DataFrame = field(default_factory=pd.DataFrame)  # width_speed.speed_table
+    op_probe: list[dict[str, Any]] = field(default_factory=list)  # op_probe.run_op_probe
 
     def table(self) -> pd.DataFrame:
         recs = [{"quantized": r.name, "method": r.kind,

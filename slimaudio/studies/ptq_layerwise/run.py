@@ -30,6 +30,7 @@ from slimaudio.studies.ptq_layerwise import width_speed
 from slimaudio.studies.ptq_layerwise.ablation import Ablation, run_ablation
 from slimaudio.studies.ptq_layerwise.config import Config
 from slimaudio.studies.ptq_layerwise.error_analysis import ActivationError, group_output_error
+from slimaudio.studies.ptq_layerwise.op_probe import run_op_probe
 from slimaudio.studies.ptq_layerwise.result import StudyResult
 from slimaudio.studies.ptq_layerwise.rows import PAPER_CHOICE, make_rows, missing_choice
 from slimaudio.studies.ptq_layerwise.timing import (
@@ -64,6 +65,9 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
         rows, errors = analyse_errors(bench, rows, err_inputs)
     with timer.lap("ablation"):
         ablation = run_ablation(bench, cfg, rows["none"].metrics["eer"], err_inputs)
+    with timer.lap("op_probe"):
+        probe = run_op_probe(bench, cfg, err_inputs) if (
+            cfg.op_probe and "all_ops" in ablation.paths) else []
     feeds = io.feed(latency_input(corpus, cfg.latency.frames))
     models = {n: r.path for n, r in rows.items()} | ablation.paths
     with timer.lap("latency"):
@@ -94,7 +98,7 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
                        | {"level": boot.level, "reduce_range": cfg.quant_settings.reduce_range,
                           "reduce_range_reason": cfg.reduce_range_reason}
                        | group_info(cfg, gmap),
-                       groups=gmap.groups, speed=speed)
+                       groups=gmap.groups, speed=speed, op_probe=probe)
 
 
 def load(model: str | os.PathLike[str], data_dir: str | os.PathLike[str], models_dir: Path,
