@@ -10,7 +10,7 @@ from slimaudio.schemas.ecapa import Init
 from slimaudio.schemas.ptq_bits import PtqBits
 from slimaudio.schemas.ptq_layerwise import Latency, PtqRecipe
 from slimaudio.speaker.ptq_recipe import RECIPE_KEYS, recipe
-from slimaudio.spec import build, values
+from slimaudio.spec import build
 from slimaudio.stage import cli, parse_args, setup
 from slimaudio.studies.ptq_bits import report
 from slimaudio.studies.ptq_bits.config import LAYERWISE_KEYS, Config
@@ -25,11 +25,11 @@ def main() -> None:
     args = parse_args(__doc__, ["ptq_dir", "data", "models_dir", *STUDY.roles])
     params = setup(args.params, SECTIONS)
     layerwise = params["ptq_layerwise"]
-    cfg = Config(**values(build(PtqBits, params["ptq_bits"]), PtqBits),
-                 recipe=recipe(build(PtqRecipe, layerwise),
-                               build(Init, params["ecapa"]["init"]).model_input),
-                 groups=None if layerwise["groups"] is None else dict(layerwise["groups"]),
-                 latency=build(Latency, layerwise["latency"]))
+    cfg = Config.of(build(PtqBits, params["ptq_bits"]),
+                    recipe(build(PtqRecipe, layerwise),
+                           build(Init, params["ecapa"]["init"]).model_input),
+                    None if layerwise["groups"] is None else dict(layerwise["groups"]),
+                    build(Latency, layerwise["latency"]))
     base = params["base"]
     with tracking.stage_run("ptq_bits", "ptq_bits", params.flat()) as run:
         with atomic.atomic_dir(args.models_dir) as tmp:

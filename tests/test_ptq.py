@@ -613,10 +613,9 @@ def _bits_config(cfg: study_config.Config, widths=(2, 4), max_verify=8):
     from slimaudio.schemas.ptq_bits import PtqBits
     from slimaudio.studies.ptq_bits.config import Config as BitsConfig
 
-    return BitsConfig(**vars(PtqBits(widths=widths, budget_eer=cfg.budget_eer,
-                                     max_verify=max_verify)),
-                      recipe=ptq_recipe.recipe(cfg, cfg.input), groups=cfg.groups,
-                      latency=cfg.latency)
+    return BitsConfig.of(PtqBits(widths=widths, budget_eer=cfg.budget_eer,
+                                 max_verify=max_verify),
+                         ptq_recipe.recipe(cfg, cfg.input), cfg.groups, cfg.latency)
 
 
 def test_bits_study_builds_on_the_ptq_rows(studied, work, tmp_path) -> None:

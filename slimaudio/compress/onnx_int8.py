@@ -157,12 +157,13 @@ class QuantSettings:
 
 def quantize_static_nodes(model: str | os.PathLike[str], out: str | os.PathLike[str],
                           cache: str | os.PathLike[str], nodes: Sequence[str] | None,
-                          settings: QuantSettings) -> Path:
+                          settings: QuantSettings, graph: Any | None = None) -> Path:
     """Static INT8 model quantizing only `nodes` (None: every node), from cached ranges.
 
     Of those nodes, only the op types in `settings.op_types` are quantized. Weights: symmetric
     INT8 (per channel when asked). Activations: 8-bit, uint8 asymmetric (what ORT's x86
-    integer kernels take: U8S8) or int8 when asked.
+    integer kernels take: U8S8) or int8 when asked. `graph`: the model's ModelProto when the
+    caller has it loaded (its nodes only are read).
     """
     import onnx
     from onnxruntime.quantization import QuantFormat, quantize_static
@@ -182,7 +183,8 @@ def quantize_static_nodes(model: str | os.PathLike[str], out: str | os.PathLike[
             reduce_range=settings.reduce_range,
             activation_type=_qtype(settings.activation_type), weight_type=_qtype("int8"),
             nodes_to_quantize=list(nodes) if nodes is not None else None,
-            nodes_to_exclude=sorted(shape_only_nodes(onnx.load(str(model)))),
+            nodes_to_exclude=sorted(shape_only_nodes(graph or onnx.load(
+                str(model), load_external_data=False))),
             op_types_to_quantize=list(settings.op_types) if settings.op_types else None,
             extra_options={"WeightSymmetric": True},
         )
@@ -237,29 +239,35 @@ def quantize_nodes(model: str | os.PathLike[str], out: str | os.PathLike[str],
     GRU and RNN nodes stay float. Returns the file and the methods used."""
     import onnx
 
-    methods = quantization_methods(onnx.load(str(model), load_external_data=False), nodes)
+    graph = onnx.load(str(model), load_external_data=False)
+    methods = quantization_methods(graph, nodes)
     out = Path(out)
     if methods.static is None or methods.static:
-        quantize_static_nodes(model, out, cache, methods.static, settings)
+        quantize_static_nodes(model, out, cache, methods.static, settings, graph)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(model, out)
     if methods.dynamic:
-        quantize_dynamic_nodes(out, out, methods.dynamic, settings.per_channel)
+        quantize_dynamic_nodes(out, out, methods.dynamic, settings.per_channel,
+                               sorted(dynamic_only_ops()))
     return out, methods
 
 
 def quantize_dynamic_nodes(model: str | os.PathLike[str], out: str | os.PathLike[str],
-                           nodes: Sequence[str], per_channel: bool) -> Path:
-    """ORT dynamic quantization of the named nodes only (INT8 weights, activation ranges at
-    run time); `out` may be `model`."""
+                           nodes: Sequence[str] | None, per_channel: bool,
+                           op_types: Sequence[str] | None) -> Path:
+    """ORT dynamic quantization (INT8 weights, activation ranges at run time) of `nodes` (None:
+    every node) of `op_types` (None: every type ORT quantizes dynamically); `out` may be
+    `model`."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="slimaudio-dyn.") as tmp, quiet_ort_quantization():
         dst = Path(tmp) / "q.onnx"
         quantize_dynamic(str(model), str(dst), weight_type=QuantType.QInt8,
-                         per_channel=per_channel, nodes_to_quantize=list(nodes),
-                         op_types_to_quantize=sorted(dynamic_only_ops()))
+                         per_channel=per_channel,
+                         nodes_to_quantize=list(nodes) if nodes is not None else None,
+                         op_types_to_quantize=list(op_types) if op_types is not None else None)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(dst, out)
     return Path(out)
 
@@ -324,13 +332,9 @@ def compact_names(path: str | os.PathLike[str], reference: str | os.PathLike[str
 
 def quantize_dynamic_model(model: str | os.PathLike[str], out: str | os.PathLike[str],
                            per_channel: bool = True) -> Path:
-    """ORT dynamic quantization: INT8 weights, activation ranges computed at run time."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with quiet_ort_quantization():
-        quantize_dynamic(str(model), str(out), weight_type=QuantType.QInt8,
-                         per_channel=per_channel)
-    return Path(out)
+    """ORT dynamic quantization of the whole model: INT8 weights, activation ranges computed at
+    run time."""
+    return quantize_dynamic_nodes(model, out, None, per_channel, None)
 
 
 def shape_only_nodes(model: Any) -> set[str]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from slimaudio.schemas.ptq_bits import PtqBits
 from slimaudio.schemas.ptq_layerwise import Latency
 from slimaudio.speaker.ptq_recipe import Recipe
+from slimaudio.spec import values
 
 # The keys of section ptq_layerwise this study reads beside the recipe (dvc.yaml declares them).
 LAYERWISE_KEYS = ("groups", "latency")
@@ -22,5 +23,11 @@ class Config(PtqBits):
     groups: dict[str, str] | None    # ptq_layerwise.groups: the layer groups of the model
     latency: Latency                 # ptq_layerwise.latency: how every row is timed
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "widths", tuple(sorted(set(self.widths), reverse=True)))
+    @classmethod
+    def of(cls, section: PtqBits, recipe: Recipe, groups: dict[str, str] | None,
+           latency: Latency) -> Config:
+        """The section with its widths deduplicated, widest first, and what it reads of
+        ptq_layerwise."""
+        return cls(**{**values(section, PtqBits),
+                      "widths": tuple(sorted(set(section.widths), reverse=True))},
+                   recipe=recipe, groups=groups, latency=latency)
