@@ -808,11 +808,14 @@ def test_sub8bit_ordering_verdict_reads_the_paired_intervals() -> None:
 def test_op_probe_blames_the_type_that_alone_drifts_as_far() -> None:
     from slimaudio.studies.ptq_layerwise.op_probe import finding
 
-    probe = [{"op_type": "Softmax", "nodes": 1, "emb_cos": 0.90},
-             {"op_type": "Mul", "nodes": 12, "emb_cos": 0.995}]
+    probe = [{"op_type": "Softmax", "types": 1, "nodes": 1, "emb_cos": 0.90},
+             {"op_type": "Mul", "types": 1, "nodes": 12, "emb_cos": 0.995}]
     text = finding(probe, all_cos=0.999, all_ops_cos=0.89)
     assert "comes from quantizing Softmax (1 nodes: 91% of the loss alone)" in text
     assert "Mul" not in text
-    spread = [{"op_type": t, "nodes": 2, "emb_cos": 0.97} for t in ("Mul", "Sigmoid")]
-    assert finding(spread, 0.999, 0.90).startswith("No single added op type explains")
+    spread = [{"op_type": t, "types": 1, "nodes": 2, "emb_cos": 0.97} for t in ("Mul", "Sigmoid")]
+    assert finding(spread, 0.999, 0.90).endswith("the types add up.")
+    both = [*spread, {"op_type": "Mul+Sigmoid", "types": 2, "nodes": 4, "emb_cos": 0.91}]
+    assert "together Mul and Sigmoid (4 nodes) give cosine 0.91000, 90% of the loss" in finding(
+        both, 0.999, 0.90)
     assert "no op type to blame" in finding(probe, 0.99, 0.995)

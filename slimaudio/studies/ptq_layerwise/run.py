@@ -66,7 +66,8 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
     with timer.lap("ablation"):
         ablation = run_ablation(bench, cfg, rows["none"].metrics["eer"], err_inputs)
     with timer.lap("op_probe"):
-        probe = run_op_probe(bench, cfg, err_inputs) if (
+        probe = run_op_probe(bench, cfg, err_inputs, rows["all"].metrics["emb_cos"],
+                             _all_ops_cos(ablation)) if (
             cfg.op_probe and "all_ops" in ablation.paths) else []
     feeds = io.feed(latency_input(corpus, cfg.latency.frames))
     models = {n: r.path for n, r in rows.items()} | ablation.paths
@@ -99,6 +100,10 @@ def run_study(cfg: Config, seed: int, threads: int, boot: Bootstrap,
                           "reduce_range_reason": cfg.reduce_range_reason}
                        | group_info(cfg, gmap),
                        groups=gmap.groups, speed=speed, op_probe=probe)
+
+
+def _all_ops_cos(ablation: Ablation) -> float:
+    return next(a["emb_cos"] for a in ablation.records if a["variant"] == "all_ops")
 
 
 def load(model: str | os.PathLike[str], data_dir: str | os.PathLike[str], models_dir: Path,
