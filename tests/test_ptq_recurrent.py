@@ -155,19 +155,31 @@ def test_a_recurrent_encoder_embeds_long_utterances(enc, seconds) -> None:
 @pytest.mark.slow
 @pytest.mark.e2e_full
 def test_a_recurrent_encoder_through_the_pipeline(tmp_path) -> None:
-    """A user's LSTM encoder as `ecapa.init.kind: onnx`: imported, evaluated and studied by
-    `dvc repro eval_ecapa ptq_layerwise`, with its LSTM groups in the PTQ table."""
+    """A user's LSTM encoder as `ecapa.init.kind: onnx`, with its own frontend (librosa's default
+    mel power spectrogram: 40 Slaney bands with area norm, centred frames, no log) described by
+    `kind: custom`: prepared, imported, evaluated and studied by `dvc repro eval_ecapa
+    ptq_layerwise`, with its LSTM groups in the PTQ table."""
     import json
 
     import pandas as pd
     from pipeline_copy import make_copy
 
     proj = make_copy(tmp_path / "proj", profile="tiny")
-    model = export_encoder(tmp_path / "lstm.onnx", "lstm", n_mels=80)  # the tiny corpus's mels
+    model = export_encoder(tmp_path / "lstm.onnx", "lstm", n_mels=40)
+    feats = "prepare_speakers.features"
     proj.set_params(**{"ecapa.init.kind": "onnx", "ecapa.init.path": str(model),
-                       "ptq_layerwise.groups": RNN_GROUPS})
+                       "ptq_layerwise.groups": RNN_GROUPS, f"{feats}.kind": "custom",
+                       f"{feats}.n_mels": 40, f"{feats}.n_fft": 400, f"{feats}.win_length": 400,
+                       f"{feats}.f_min": 0.0, f"{feats}.f_max": 8000.0,
+                       f"{feats}.custom.center": True, f"{feats}.custom.filters": "slaney",
+                       f"{feats}.custom.filter_norm": "slaney",
+                       f"{feats}.custom.compression": "none"})
     proc = proj.dvc("repro", "eval_ecapa", "ptq_layerwise", timeout=900)
     assert "ONNX model" in proc.stdout and "trained on" not in proc.stdout
+    data = proj.root / "data" / "speakers"
+    info = json.loads((data / "info.json").read_text())
+    assert info["features"]["dtype"] == "float32" and info["frontend"]["filters"] == "slaney"
+    assert np.load(data / "feats.npy", mmap_mode="r").dtype == np.float32
     reports = proj.root / "reports"
     assert json.loads((reports / "ecapa" / "metrics.json").read_text())["eer"] >= 0
     table = pd.read_csv(reports / "ptq_layerwise" / "table.csv").set_index("quantized")

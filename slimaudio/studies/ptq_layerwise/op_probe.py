@@ -23,6 +23,7 @@ from slimaudio.studies.ptq_layerwise.config import Config
 
 # a type explains the drift when `all` plus it alone loses this share of all_ops's cosine loss
 MAJOR_SHARE = 0.5
+NOTABLE_SHARE = 0.05  # smaller single losses are not listed
 
 
 def added_op_types(model: Any, op_types: Sequence[str] | None) -> Counter[str]:
@@ -96,7 +97,7 @@ def finding(probe: Sequence[Mapping[str, Any]], all_cos: float, all_ops_cos: flo
         return (f"{drift} comes from quantizing {blamed}; the other added types each lose "
                 f"less than {100 * MAJOR_SHARE:.0f}%.")
     alone = ", ".join(f"{r['op_type']} loses {100 * _share(r, all_cos, loss):.0f}%"
-                      for r in single[:3])
+                      for r in single[:3] if _share(r, all_cos, loss) >= NOTABLE_SHARE)
     combined = [r for r in probe if r["types"] > 1]
     if not combined:
         return f"No single added op type explains {drift}: alone, {alone}; the types add up."

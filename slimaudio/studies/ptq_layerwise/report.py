@@ -311,8 +311,9 @@ def _op_probe(res: StudyResult) -> list[str]:
         return []
     all_cos = res.rows["all"].metrics["emb_cos"]
     lines = ["", "### Which op type all_ops's loss comes from", "",
-             "`all` plus one op type that all_ops adds, each alone (embedding cosine to the "
-             "float model on the error-analysis inputs; not timed).", "",
+             "`all` plus one op type that all_ops adds, each alone, and, when none alone "
+             "accounts for half of all_ops's loss, the worst few together (embedding cosine to "
+             "the float model on the error-analysis inputs; not timed).", "",
              "| op type added to all | nodes | embedding cosine |", "|---|---|---|"]
     lines += [f"| {r['op_type']} | {r['nodes']} | {r['emb_cos']:.5f} |"
               for r in sorted(res.op_probe, key=lambda r: r["emb_cos"])]
