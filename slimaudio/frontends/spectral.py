@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 
 from slimaudio.errors import ParamError
+from slimaudio.features import MelConfig
 from slimaudio.frontends.filters import mel_filters, window
 from slimaudio.schemas.data import Mel, SpectralShape
+from slimaudio.spec import values
 
 CHUNK = 4096  # frames per FFT batch: bounded memory on long files
 STD_FLOOR = 1e-5  # var_norm: a band constant over the utterance is divided by this, not 0
@@ -48,11 +50,7 @@ class Spectral(SpectralShape, Mel):
     mean_norm: bool
 
     def __post_init__(self) -> None:
-        if self.win_length > self.n_fft:
-            raise ParamError(f"features: win_length {self.win_length} > n_fft {self.n_fft}")
-        if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
-            raise ParamError(f"features: need 0 <= f_min < f_max <= sample_rate/2 "
-                             f"(got {self.f_min}, {self.f_max} at {self.sample_rate} Hz)")
+        MelConfig(**values(self, MelConfig))  # checks the STFT and mel settings
         if self.compression in ("log", "log10") and self.log_offset <= 0 and self.floor <= 0:
             raise ParamError(f"features: compression {self.compression} needs log_offset > 0 or "
                              "floor > 0 (the log of a silent band is -inf)")
